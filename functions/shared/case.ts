@@ -1,0 +1,82 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+/** `i-` and 8 or 17 hex digits: the only instance ids EC2 issues. */
+export const instanceIdPattern = /^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
+export const accountIdPattern = /^\d{12}$/;
+export const regionPattern = /^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$/;
+/** `20261127T201003Z-i-0123456789abcdef0-3fa9`: sortable, unique, and safe in keys, tags and ARNs. */
+export const caseIdPattern = /^\d{8}T\d{6}Z-i-(?:[0-9a-f]{8}|[0-9a-f]{17})-[0-9a-f]{4}$/;
+
+export const instanceIdSchema = z.string().regex(instanceIdPattern, 'not an EC2 instance id');
+export const accountIdSchema = z.string().regex(accountIdPattern, 'not a 12-digit account id');
+export const regionSchema = z.string().regex(regionPattern, 'not an AWS region');
+export const caseIdSchema = z.string().regex(caseIdPattern, 'not a Cordon case id');
+
+/** Free text from outside (a reason, a principal): printable, one line, bounded. */
+export const safeTextSchema = z
+  .string()
+  .max(512)
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  .refine((s) => !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s), 'contains control characters');
+
+export const ipSchema = z.union([z.ipv4(), z.ipv6()]);
+
+export const triggerSchema = z.object({
+  source: z.enum(['guardduty', 'securityhub', 'manual', 'ids']),
+  shape: z.enum([
+    'eventbridge-guardduty',
+    'guardduty-detail',
+    'guardduty-api',
+    'asff',
+    'securityhub-custom-action',
+    'securityhub-imported',
+    'manual',
+  ]),
+  findingId: safeTextSchema.optional(),
+  findingType: safeTextSchema.optional(),
+  severity: z.number().min(0).max(100).optional(),
+  count: z.number().int().min(0).optional(),
+  sample: z.boolean(),
+  remoteIps: z.array(ipSchema).max(50),
+  requestedBy: safeTextSchema,
+  reason: safeTextSchema,
+  receivedAt: z.string(),
+});
+export type Trigger = z.infer<typeof triggerSchema>;
+
+export const caseSchema = z.object({
+  caseId: caseIdSchema,
+  instanceId: instanceIdSchema,
+  accountId: accountIdSchema,
+  region: regionSchema,
+  partition: z.enum(['aws', 'aws-cn', 'aws-us-gov']),
+  openedAt: z.string(),
+  executionArn: z.string().max(2048).optional(),
+  trigger: triggerSchema,
+});
+export type Case = z.infer<typeof caseSchema>;
+
+/** What every step after Intake receives: the workflow state, of which each step reads its part. */
+export const caseStateSchema = z.object({ case: caseSchema }).passthrough();
+
+export type Outcome = 'completed' | 'partial' | 'failed' | 'rejected' | 'duplicate';
+
+export function newCaseId(instanceId: string, now: Date = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return `${stamp}-${instanceId}-${randomBytes(2).toString('hex')}`;
+}
+
+export function partitionOf(region: string): Case['partition'] {
+  if (region.startsWith('cn-')) return 'aws-cn';
+  if (region.startsWith('us-gov-')) return 'aws-us-gov';
+  return 'aws';
+}
+
+/** The tag keys Cordon writes on what it touches; one place so that release and doctor agree. */
+export const tagKeys = {
+  caseId: 'cordon:case-id',
+  status: 'cordon:status',
+  managed: 'cordon:managed',
+  purpose: 'cordon:purpose',
+} as const;

@@ -1,0 +1,285 @@
+import { randomBytes } from 'node:crypto';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { Case, Outcome } from './case.js';
+import { describeError, oneLine } from './errors.js';
+
+/**
+ * The Cases table, one item per kind:
+ *   pk CASE#<caseId>       sk CASE                  the case (status, outcome, what containment changed)
+ *   pk CASE#<caseId>       sk T#<iso time>#<rand>   one timeline event
+ *   pk INSTANCE#<acct>#<region>#<instance> sk OPEN  the lock that keeps one open case per instance
+ * and the index `byInstance` (instanceKey, openedAt) over case items.
+ */
+export type CaseStatus = 'open' | 'contained' | 'partial' | 'failed' | 'released';
+
+export interface CaseRecord extends Case {
+  status: CaseStatus;
+  outcome?: Outcome;
+  updatedAt: string;
+  findingIds: string[];
+  /** What each step changed, keyed by step, for Release to restore and for the CLI to show. */
+  changes?: Record<string, unknown>;
+}
+
+export interface TimelineEvent {
+  at: string;
+  step: string;
+  action: string;
+  status: 'ok' | 'failed' | 'skipped' | 'info';
+  target?: string;
+  requestId?: string;
+  detail?: string;
+}
+
+export type OpenResult = { opened: true } | { opened: false; existingCaseId: string };
+
+const caseKey = (caseId: string) => ({ pk: `CASE#${caseId}`, sk: 'CASE' });
+export const instanceKey = (c: Pick<Case, 'accountId' | 'region' | 'instanceId'>) =>
+  `INSTANCE#${c.accountId}#${c.region}#${c.instanceId}`;
+
+export class CaseStore {
+  constructor(
+    private readonly ddb: DynamoDBDocumentClient,
+    private readonly table: string,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /**
+   * Opens a case unless the instance already has one: the lock item and the case item are written in
+   * one transaction conditioned on the lock's absence, so two findings racing on one instance cannot
+   * both start a response.
+   */
+  async open(c: Case): Promise<OpenResult> {
+    const lock = { pk: instanceKey(c), sk: 'OPEN' };
+    const at = this.now().toISOString();
+    try {
+      await this.ddb.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.table,
+                Item: { ...lock, caseId: c.caseId, openedAt: c.openedAt },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+            {
+              Put: {
+                TableName: this.table,
+                Item: {
+                  ...caseKey(c.caseId),
+                  ...c,
+                  instanceKey: lock.pk,
+                  status: 'open',
+                  updatedAt: at,
+                  findingIds: c.trigger.findingId ? [c.trigger.findingId] : [],
+                },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+          ],
+        }),
+      );
+      return { opened: true };
+    } catch (error) {
+      if ((error as { name?: string }).name !== 'TransactionCanceledException') throw error;
+      const held = await this.ddb.send(new GetCommand({ TableName: this.table, Key: lock, ConsistentRead: true }));
+      const existingCaseId = held.Item?.caseId;
+      if (typeof existingCaseId !== 'string') throw error;
+      return { opened: false, existingCaseId };
+    }
+  }
+
+  async get(caseId: string): Promise<CaseRecord | undefined> {
+    const out = await this.ddb.send(
+      new GetCommand({ TableName: this.table, Key: caseKey(caseId), ConsistentRead: true }),
+    );
+    if (!out.Item) return undefined;
+    const { pk: _pk, sk: _sk, instanceKey: _ik, ...record } = out.Item;
+    return record as CaseRecord;
+  }
+
+  /** Records that a further finding (or an update of the same one) joined an open case. */
+  async join(caseId: string, findingId: string | undefined): Promise<void> {
+    if (!findingId) return;
+    await this.ddb.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: caseKey(caseId),
+        UpdateExpression: 'SET findingIds = list_append(if_not_exists(findingIds, :empty), :f), updatedAt = :at',
+        ConditionExpression: 'attribute_exists(pk) AND NOT contains(findingIds, :fid)',
+        ExpressionAttributeValues: {
+          ':f': [findingId],
+          ':fid': findingId,
+          ':empty': [],
+          ':at': this.now().toISOString(),
+        },
+      }),
+    ).catch((error: unknown) => {
+      // The finding is already listed: an update of the same finding, nothing to add.
+      if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
+    });
+  }
+
+  /** Saves what a step changed, so that Release can restore it even if later steps fail. */
+  async saveChanges(caseId: string, step: string, changes: unknown): Promise<void> {
+    await this.ddb.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: caseKey(caseId),
+        UpdateExpression: 'SET changes = if_not_exists(changes, :empty), updatedAt = :at',
+        ExpressionAttributeValues: { ':empty': {}, ':at': this.now().toISOString() },
+      }),
+    );
+    await this.ddb.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: caseKey(caseId),
+        UpdateExpression: 'SET changes.#step = :c',
+        ExpressionAttributeNames: { '#step': step },
+        ExpressionAttributeValues: { ':c': changes },
+      }),
+    );
+  }
+
+  async setStatus(caseId: string, status: CaseStatus, outcome?: Outcome): Promise<void> {
+    await this.ddb.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: caseKey(caseId),
+        UpdateExpression: outcome
+          ? 'SET #s = :s, outcome = :o, updatedAt = :at'
+          : 'SET #s = :s, updatedAt = :at',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: { ':s': status, ':at': this.now().toISOString(), ...(outcome ? { ':o': outcome } : {}) },
+      }),
+    );
+  }
+
+  /** Frees the instance for a new case (after release, or after a case that failed outright). */
+  async unlock(c: Pick<Case, 'accountId' | 'region' | 'instanceId' | 'caseId'>): Promise<void> {
+    await this.ddb
+      .send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Delete: {
+                TableName: this.table,
+                Key: { pk: instanceKey(c), sk: 'OPEN' },
+                ConditionExpression: 'caseId = :c',
+                ExpressionAttributeValues: { ':c': c.caseId },
+              },
+            },
+          ],
+        }),
+      )
+      .catch((error: unknown) => {
+        // Already unlocked, or locked by a later case: either way not ours to remove.
+        if ((error as { name?: string }).name !== 'TransactionCanceledException') throw error;
+      });
+  }
+
+  async record(caseId: string, event: Omit<TimelineEvent, 'at'> & { at?: string }): Promise<void> {
+    const at = event.at ?? this.now().toISOString();
+    await this.ddb.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: {
+          pk: `CASE#${caseId}`,
+          sk: `T#${at}#${randomBytes(4).toString('hex')}`,
+          ...event,
+          at,
+          ...(event.detail ? { detail: oneLine(event.detail, 1000) } : {}),
+        },
+      }),
+    );
+  }
+
+  async timeline(caseId: string): Promise<TimelineEvent[]> {
+    const events: TimelineEvent[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.ddb.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :t)',
+          ExpressionAttributeValues: { ':pk': `CASE#${caseId}`, ':t': 'T#' },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        const { pk: _pk, sk: _sk, ...event } = item;
+        events.push(event as TimelineEvent);
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return events;
+  }
+
+  async byInstance(key: string): Promise<CaseRecord[]> {
+    const out = await this.ddb.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: 'byInstance',
+        KeyConditionExpression: 'instanceKey = :k',
+        ExpressionAttributeValues: { ':k': key },
+        ScanIndexForward: false,
+      }),
+    );
+    return (out.Items ?? []) as CaseRecord[];
+  }
+}
+
+/**
+ * A step's record of its own actions. `run` performs one AWS call and writes to the timeline what was
+ * attempted, on what, whether it worked and AWS's request id; failures are recorded, then rethrown.
+ */
+export class Recorder {
+  constructor(
+    private readonly store: Pick<CaseStore, 'record'>,
+    readonly caseId: string,
+    readonly step: string,
+  ) {}
+
+  async run<T extends { $metadata?: { requestId?: string } }>(
+    action: string,
+    target: string | undefined,
+    call: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      const out = await call();
+      await this.note(action, 'ok', { target, requestId: out.$metadata?.requestId });
+      return out;
+    } catch (error) {
+      const e = describeError(error);
+      const requestId = (error as { $metadata?: { requestId?: string } }).$metadata?.requestId;
+      await this.note(action, 'failed', { target, requestId, detail: `${e.name}: ${e.message}` }).catch(() => {
+        // The timeline is best effort when AWS is already failing; the error itself still propagates.
+      });
+      throw error;
+    }
+  }
+
+  async note(
+    action: string,
+    status: TimelineEvent['status'],
+    extra: { target?: string | undefined; requestId?: string | undefined; detail?: string | undefined } = {},
+  ): Promise<void> {
+    await this.store.record(this.caseId, {
+      step: this.step,
+      action,
+      status,
+      ...(extra.target ? { target: extra.target } : {}),
+      ...(extra.requestId ? { requestId: extra.requestId } : {}),
+      ...(extra.detail ? { detail: extra.detail } : {}),
+    });
+  }
+}

@@ -1,0 +1,135 @@
+import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { ElasticLoadBalancingClient } from '@aws-sdk/client-elastic-load-balancing';
+import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { IAMClient } from '@aws-sdk/client-iam';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+import { partitionOf } from './case.js';
+import { AssumeRoleError } from './errors.js';
+
+/** Clients that act on the instance, in the account and region where it lives. */
+export interface MemberClients {
+  ec2: EC2Client;
+  ssm: SSMClient;
+  iam: IAMClient;
+  autoscaling: AutoScalingClient;
+  elbv2: ElasticLoadBalancingV2Client;
+  elb: ElasticLoadBalancingClient;
+}
+
+/** Clients for Cordon's own resources (evidence bucket, cases table, topic, signing key). */
+export interface HomeClients {
+  s3: S3Client;
+  ddb: DynamoDBDocumentClient;
+  sns: SNSClient;
+  kms: KMSClient;
+  sts: STSClient;
+}
+
+export interface ClientSettings {
+  homeAccountId: string;
+  homeRegion: string;
+  memberRoleName: string;
+  /** The SDK's own attempts per call (standard mode: exponential backoff with full jitter). */
+  maxAttempts?: number;
+  /** A non-AWS endpoint (the emulator): S3 then needs path-style addressing. */
+  endpoint?: string;
+}
+
+export type ClientsFor = (target: { accountId: string; region: string; caseId?: string }) => MemberClients;
+
+function common(settings: ClientSettings, region: string) {
+  return {
+    region,
+    maxAttempts: settings.maxAttempts ?? 4,
+    retryMode: 'standard' as const,
+    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+  };
+}
+
+export function homeClients(settings: ClientSettings): HomeClients {
+  const base = common(settings, settings.homeRegion);
+  return {
+    s3: new S3Client({ ...base, forcePathStyle: Boolean(settings.endpoint) }),
+    ddb: DynamoDBDocumentClient.from(new DynamoDBClient(base), {
+      marshallOptions: { removeUndefinedValues: true },
+    }),
+    sns: new SNSClient(base),
+    kms: new KMSClient(base),
+    sts: new STSClient(base),
+  };
+}
+
+/**
+ * Credentials for a member account: the member role assumed from the home account, refreshed five
+ * minutes before they expire. The session is named after the case so that CloudTrail in the member
+ * account shows which case made each call.
+ */
+function assumedCredentials(
+  sts: STSClient,
+  roleArn: string,
+  sessionName: string,
+): AwsCredentialIdentityProvider {
+  let current: AwsCredentialIdentity | undefined;
+  return async () => {
+    const expiring = current?.expiration && current.expiration.getTime() - Date.now() < 300_000;
+    if (current && !expiring) return current;
+    try {
+      const out = await sts.send(
+        new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: sessionName, DurationSeconds: 3600 }),
+      );
+      const c = out.Credentials;
+      if (!c?.AccessKeyId || !c.SecretAccessKey) throw new Error('AssumeRole returned no credentials');
+      current = {
+        accessKeyId: c.AccessKeyId,
+        secretAccessKey: c.SecretAccessKey,
+        sessionToken: c.SessionToken,
+        expiration: c.Expiration,
+      };
+      return current;
+    } catch (error) {
+      throw new AssumeRoleError(`Cannot assume ${roleArn}`, { cause: error });
+    }
+  };
+}
+
+/**
+ * The one way steps get clients for an instance's account: Cordon's own credentials at home, the
+ * member role elsewhere. Clients are cached per account, region and case for the life of the process.
+ */
+export function clientsFactory(settings: ClientSettings, sts: STSClient): ClientsFor {
+  const cache = new Map<string, MemberClients>();
+  return ({ accountId, region, caseId }) => {
+    const key = `${accountId}/${region}/${caseId ?? ''}`;
+    const hit = cache.get(key);
+    if (hit) return hit;
+    const base = common(settings, region);
+    const credentials =
+      accountId === settings.homeAccountId
+        ? {}
+        : {
+            credentials: assumedCredentials(
+              sts,
+              `arn:${partitionOf(region)}:iam::${accountId}:role/${settings.memberRoleName}`,
+              `cordon-${caseId ?? 'session'}`.slice(0, 64),
+            ),
+          };
+    const clients: MemberClients = {
+      ec2: new EC2Client({ ...base, ...credentials }),
+      ssm: new SSMClient({ ...base, ...credentials }),
+      iam: new IAMClient({ ...base, ...credentials }),
+      autoscaling: new AutoScalingClient({ ...base, ...credentials }),
+      elbv2: new ElasticLoadBalancingV2Client({ ...base, ...credentials }),
+      elb: new ElasticLoadBalancingClient({ ...base, ...credentials }),
+    };
+    cache.set(key, clients);
+    return clients;
+  };
+}

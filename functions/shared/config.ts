@@ -1,0 +1,63 @@
+import { z } from 'zod';
+import { ConfigurationError } from './errors.js';
+
+const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
+const seconds = z.coerce.number().int().min(0).max(86_400);
+
+const schema = z.object({
+  CORDON_STAGE: z.string().regex(/^[a-z0-9-]{1,16}$/),
+  CORDON_ACCOUNT_ID: z.string().regex(/^\d{12}$/),
+  AWS_REGION: z.string().min(1),
+  EVIDENCE_BUCKET: z.string().min(3),
+  CASES_TABLE: z.string().min(1),
+  ALERT_TOPIC_ARN: z.string().startsWith('arn:'),
+  SIGNING_KEY_ID: z.string().min(1),
+  MEMBER_ROLE_NAME: z.string().regex(/^[\w+=,.@/-]{1,64}$/),
+  OBJECT_LOCK_MODE: z.enum(['COMPLIANCE', 'GOVERNANCE']),
+  OBJECT_LOCK_DAYS: z.coerce.number().int().min(1).max(36_500),
+  MIN_SEVERITY: z.coerce.number().min(0).max(10),
+  ACCEPT_SAMPLE_FINDINGS: flag,
+  ACCEPT_SECURITYHUB_IMPORTED: flag,
+  SECURITYHUB_ACTION_ID: z.string().regex(/^[A-Za-z0-9]{1,20}$/),
+  FORENSIC_CIDR: z.union([z.literal(''), z.cidrv4(), z.cidrv6()]),
+  ASG_MODE: z.enum(['standby', 'detach']),
+  CONNTRACK_WAIT_SECONDS: seconds,
+  REVOKE_SCOPE: z.enum(['instance', 'role']),
+  REQUIRE_IMDSV2: flag,
+  BLOCK_REMOTE_IPS: flag,
+  QUARANTINE_PROFILE_NAME: z.string().regex(/^[\w+=,.@-]{1,128}$/),
+  SNAPSHOT_LOCK_DAYS: z.coerce.number().int().min(0).max(36_500),
+  SNAPSHOT_COPY_ACCOUNT_ID: z.union([z.literal(''), z.string().regex(/^\d{12}$/)]),
+  SNAPSHOT_COPY_KMS_KEY_ARN: z.union([z.literal(''), z.string().startsWith('arn:')]),
+  SNAPSHOT_BUDGET_SECONDS: seconds,
+  MEMORY_BUDGET_SECONDS: seconds,
+  MEMORY_DOCUMENT_LINUX: z.string().regex(/^[\w.-]{3,128}$/),
+  MEMORY_DOCUMENT_WINDOWS: z.string().regex(/^[\w.-]{3,128}$/),
+  TOOLS_BUCKET: z.string().min(3),
+  TOOLS_PREFIX: z.string().regex(/^[\w./-]{0,200}$/),
+  AVML_SHA256: z.string().regex(/^[0-9a-f]{64}$/),
+  WINPMEM_SHA256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+export type Config = z.infer<typeof schema>;
+
+/** Reads and checks the whole configuration; a missing or malformed variable names itself. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+  throw new ConfigurationError(`Cordon is misconfigured: ${problems}`);
+}
+
+let cached: Config | undefined;
+/** The configuration of this process, read once. */
+export function config(): Config {
+  cached ??= loadConfig();
+  return cached;
+}
+/** For tests and the local runner, which change the environment between cases. */
+export function resetConfig(): void {
+  cached = undefined;
+}
+
+export const configKeys = Object.keys(schema.shape) as (keyof Config)[];

@@ -1,0 +1,101 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import type { z } from 'zod';
+import { CaseStore, Recorder } from './cases.js';
+import { type ClientsFor, clientsFactory, type HomeClients, homeClients } from './clients.js';
+import { type Config, config } from './config.js';
+import { CordonError, InvalidStepInputError, normaliseError, oneLine } from './errors.js';
+import { EvidenceStore } from './evidence.js';
+
+/** Everything a step's logic may use, built once per Lambda process. */
+export interface StepContext {
+  config: Config;
+  log: Logger;
+  home: HomeClients;
+  clientsFor: ClientsFor;
+  cases: CaseStore;
+  evidence: EvidenceStore;
+  recorder: (caseId: string, step: string) => Recorder;
+  now: () => Date;
+}
+
+export const logger = new Logger({ serviceName: 'cordon' });
+
+let shared: StepContext | undefined;
+
+/** Builds the process's context from the configuration; a bad configuration fails here, by name. */
+export function stepContext(): StepContext {
+  if (shared) return shared;
+  const cfg = config();
+  const settings = {
+    homeAccountId: cfg.CORDON_ACCOUNT_ID,
+    homeRegion: cfg.AWS_REGION,
+    memberRoleName: cfg.MEMBER_ROLE_NAME,
+    endpoint: process.env.AWS_ENDPOINT_URL || undefined,
+  };
+  const home = homeClients(settings);
+  const cases = new CaseStore(home.ddb, cfg.CASES_TABLE);
+  shared = {
+    config: cfg,
+    log: logger,
+    home,
+    clientsFor: clientsFactory(settings, home.sts),
+    cases,
+    evidence: new EvidenceStore(home.s3, cfg.EVIDENCE_BUCKET, { mode: cfg.OBJECT_LOCK_MODE, days: cfg.OBJECT_LOCK_DAYS }),
+    recorder: (caseId, step) => new Recorder(cases, caseId, step),
+    now: () => new Date(),
+  };
+  return shared;
+}
+
+/** For tests and the local runner, which change the configuration between runs. */
+export function resetStepContext(): void {
+  shared = undefined;
+}
+
+/** Summarises why input failed its schema by path and rule only: the values may be hostile. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.join('.') || '(input)'}: ${oneLine(i.message, 80)}`)
+    .join('; ');
+}
+
+/**
+ * The one middy wrapper every Cordon Lambda uses: Lambda context in every log line, the input checked
+ * against the step's schema before any logic runs, and every error turned into a named `CordonError`
+ * whose name the ASL's Retry and Catch match.
+ */
+export function stepHandler<S extends z.ZodType, O>(
+  name: string,
+  schema: S,
+  logic: (input: z.infer<S>, ctx: StepContext) => Promise<O>,
+) {
+  return middy<unknown, O, Error, Context>()
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .handler(async (event) => {
+      const started = Date.now();
+      try {
+        const parsed = schema.safeParse(event);
+        if (!parsed.success) {
+          throw new InvalidStepInputError(`${name} received input it cannot use: ${describeIssues(parsed.error)}`);
+        }
+        const ctx = stepContext();
+        const out = await logic(parsed.data, ctx);
+        logger.info('step finished', { step: name, ms: Date.now() - started });
+        return out;
+      } catch (error) {
+        const named = normaliseError(error);
+        logger.error('step failed', {
+          step: name,
+          ms: Date.now() - started,
+          error: { name: named.name, message: oneLine(named.message, 500) },
+        });
+        throw named;
+      }
+    });
+}
+
+export { CordonError };

@@ -1,0 +1,33 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    setupFiles: ['test/support/setup.ts'],
+    restoreMocks: true,
+    projects: [
+      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      { extends: true, test: { name: 'workflow', include: ['test/workflow/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          globalSetup: ['test/support/moto-global.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          // One emulated account, reset between files: files run one at a time.
+          fileParallelism: false,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'template',
+          include: ['test/template/**/*.test.ts'],
+          globalSetup: ['test/support/package-global.ts'],
+          testTimeout: 60_000,
+        },
+      },
+    ],
+  },
+});
