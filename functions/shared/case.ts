@@ -63,7 +63,10 @@ export const caseStateSchema = z.object({ case: caseSchema }).passthrough();
 export type Outcome = 'completed' | 'partial' | 'failed' | 'rejected' | 'duplicate';
 
 export function newCaseId(instanceId: string, now: Date = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
   return `${stamp}-${instanceId}-${randomBytes(2).toString('hex')}`;
 }
 

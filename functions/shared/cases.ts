@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { Case, Outcome } from './case.js';
 import { describeError, oneLine } from './errors.js';
+import type { Artifact } from './evidence.js';
 
 /**
  * The Cases table, one item per kind:
@@ -36,6 +37,8 @@ export interface TimelineEvent {
   target?: string;
   requestId?: string;
   detail?: string;
+  /** Set on the event that stored a piece of evidence: Archive builds the manifest from these. */
+  artifact?: Artifact;
 }
 
 export type OpenResult = { opened: true } | { opened: false; existingCaseId: string };
@@ -90,7 +93,9 @@ export class CaseStore {
       return { opened: true };
     } catch (error) {
       if ((error as { name?: string }).name !== 'TransactionCanceledException') throw error;
-      const held = await this.ddb.send(new GetCommand({ TableName: this.table, Key: lock, ConsistentRead: true }));
+      const held = await this.ddb.send(
+        new GetCommand({ TableName: this.table, Key: lock, ConsistentRead: true }),
+      );
       const existingCaseId = held.Item?.caseId;
       if (typeof existingCaseId !== 'string') throw error;
       return { opened: false, existingCaseId };
@@ -109,23 +114,26 @@ export class CaseStore {
   /** Records that a further finding (or an update of the same one) joined an open case. */
   async join(caseId: string, findingId: string | undefined): Promise<void> {
     if (!findingId) return;
-    await this.ddb.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: caseKey(caseId),
-        UpdateExpression: 'SET findingIds = list_append(if_not_exists(findingIds, :empty), :f), updatedAt = :at',
-        ConditionExpression: 'attribute_exists(pk) AND NOT contains(findingIds, :fid)',
-        ExpressionAttributeValues: {
-          ':f': [findingId],
-          ':fid': findingId,
-          ':empty': [],
-          ':at': this.now().toISOString(),
-        },
-      }),
-    ).catch((error: unknown) => {
-      // The finding is already listed: an update of the same finding, nothing to add.
-      if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
-    });
+    await this.ddb
+      .send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: caseKey(caseId),
+          UpdateExpression:
+            'SET findingIds = list_append(if_not_exists(findingIds, :empty), :f), updatedAt = :at',
+          ConditionExpression: 'attribute_exists(pk) AND NOT contains(findingIds, :fid)',
+          ExpressionAttributeValues: {
+            ':f': [findingId],
+            ':fid': findingId,
+            ':empty': [],
+            ':at': this.now().toISOString(),
+          },
+        }),
+      )
+      .catch((error: unknown) => {
+        // The finding is already listed: an update of the same finding, nothing to add.
+        if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
+      });
   }
 
   /** Saves what a step changed, so that Release can restore it even if later steps fail. */
@@ -158,7 +166,11 @@ export class CaseStore {
           ? 'SET #s = :s, outcome = :o, updatedAt = :at'
           : 'SET #s = :s, updatedAt = :at',
         ExpressionAttributeNames: { '#s': 'status' },
-        ExpressionAttributeValues: { ':s': status, ':at': this.now().toISOString(), ...(outcome ? { ':o': outcome } : {}) },
+        ExpressionAttributeValues: {
+          ':s': status,
+          ':at': this.now().toISOString(),
+          ...(outcome ? { ':o': outcome } : {}),
+        },
       }),
     );
   }
@@ -261,9 +273,11 @@ export class Recorder {
     } catch (error) {
       const e = describeError(error);
       const requestId = (error as { $metadata?: { requestId?: string } }).$metadata?.requestId;
-      await this.note(action, 'failed', { target, requestId, detail: `${e.name}: ${e.message}` }).catch(() => {
-        // The timeline is best effort when AWS is already failing; the error itself still propagates.
-      });
+      await this.note(action, 'failed', { target, requestId, detail: `${e.name}: ${e.message}` }).catch(
+        () => {
+          // The timeline is best effort when AWS is already failing; the error itself still propagates.
+        },
+      );
       throw error;
     }
   }
@@ -271,7 +285,12 @@ export class Recorder {
   async note(
     action: string,
     status: TimelineEvent['status'],
-    extra: { target?: string | undefined; requestId?: string | undefined; detail?: string | undefined } = {},
+    extra: {
+      target?: string | undefined;
+      requestId?: string | undefined;
+      detail?: string | undefined;
+      artifact?: Artifact | undefined;
+    } = {},
   ): Promise<void> {
     await this.store.record(this.caseId, {
       step: this.step,
@@ -280,6 +299,7 @@ export class Recorder {
       ...(extra.target ? { target: extra.target } : {}),
       ...(extra.requestId ? { requestId: extra.requestId } : {}),
       ...(extra.detail ? { detail: extra.detail } : {}),
+      ...(extra.artifact ? { artifact: extra.artifact } : {}),
     });
   }
 }

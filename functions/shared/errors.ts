@@ -137,7 +137,8 @@ export function normaliseError(error: unknown): CordonError {
   if (error instanceof CordonError) return error;
   const code = awsErrorCode(error) ?? 'UnknownError';
   const message = error instanceof Error ? error.message : String(error);
-  if (isThrottling(error)) return new AwsThrottlingError(`AWS throttled the call (${code})`, { cause: error });
+  if (isThrottling(error))
+    return new AwsThrottlingError(`AWS throttled the call (${code})`, { cause: error });
   if (accessDeniedCodes.has(code)) return new AwsAccessDeniedError(`${code}: ${message}`, { cause: error });
   return new AwsServiceError(`${code}: ${message}`, { cause: error });
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { awsErrorCode, EvidenceConflictError, EvidenceIntegrityError } from './errors.js';
 import type { Recorder } from './cases.js';
+import { awsErrorCode, describeError, EvidenceConflictError, EvidenceIntegrityError } from './errors.js';
 
 export interface Artifact {
   key: string;
@@ -41,7 +41,8 @@ export class EvidenceStore {
   ) {}
 
   key(caseId: string, name: string): string {
-    if (!artifactNamePattern.test(name)) throw new EvidenceIntegrityError(`Refusing artifact name ${JSON.stringify(name)}`);
+    if (!artifactNamePattern.test(name))
+      throw new EvidenceIntegrityError(`Refusing artifact name ${JSON.stringify(name)}`);
     return `${caseFolder(caseId)}${name}`;
   }
 
@@ -55,36 +56,49 @@ export class EvidenceStore {
     const hash = sha256(body);
     const bytes = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
     const retainUntil = new Date(this.now().getTime() + this.lock.days * 86_400_000);
+    let artifact: Artifact;
+    let requestId: string | undefined;
     try {
-      const out = await recorder.run('s3:PutObject', key, () =>
-        this.s3.send(
-          new PutObjectCommand({
-            Bucket: this.bucket,
-            Key: key,
-            Body: body,
-            ContentType: options.contentType,
-            ChecksumSHA256: hash.base64,
-            IfNoneMatch: '*',
-            ObjectLockMode: this.lock.mode,
-            ObjectLockRetainUntilDate: retainUntil,
-            ...(options.legalHold ? { ObjectLockLegalHoldStatus: 'ON' as const } : {}),
-            Metadata: { 'sha256-hex': hash.hex },
-          }),
-        ),
+      const out = await this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          ContentType: options.contentType,
+          ChecksumAlgorithm: 'SHA256',
+          ChecksumSHA256: hash.base64,
+          IfNoneMatch: '*',
+          ObjectLockMode: this.lock.mode,
+          ObjectLockRetainUntilDate: retainUntil,
+          ...(options.legalHold ? { ObjectLockLegalHoldStatus: 'ON' as const } : {}),
+          Metadata: { 'sha256-hex': hash.hex },
+        }),
       );
-      if (!out.VersionId) throw new EvidenceIntegrityError(`${key} was stored without a version: is versioning on?`);
-      return { key, versionId: out.VersionId, bytes, sha256: hash.hex, contentType: options.contentType };
+      if (!out.VersionId)
+        throw new EvidenceIntegrityError(`${key} was stored without a version: is versioning on?`);
+      requestId = out.$metadata.requestId;
+      artifact = { key, versionId: out.VersionId, bytes, sha256: hash.hex, contentType: options.contentType };
     } catch (error) {
       const code = awsErrorCode(error);
       const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-      if (code !== 'PreconditionFailed' && status !== 412) throw error;
-      return this.existing(key, hash.hex, bytes, options.contentType);
+      if (code !== 'PreconditionFailed' && status !== 412) {
+        const e = describeError(error);
+        await recorder
+          .note('s3:PutObject', 'failed', { target: key, detail: `${e.name}: ${e.message}` })
+          .catch(() => undefined);
+        throw error;
+      }
+      artifact = await this.existing(key, hash.hex, bytes, options.contentType);
     }
+    await recorder.note('s3:PutObject', 'ok', { target: key, requestId, artifact });
+    return artifact;
   }
 
   /** The artifact already stored under `key`, if it holds exactly the bytes we meant to write. */
   private async existing(key: string, hex: string, bytes: number, contentType: string): Promise<Artifact> {
-    const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: 'ENABLED' }));
+    const head = await this.s3.send(
+      new HeadObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: 'ENABLED' }),
+    );
     const stored = head.Metadata?.['sha256-hex'];
     if (stored !== hex || head.ContentLength !== bytes || !head.VersionId) {
       throw new EvidenceConflictError(`${key} already holds different evidence; it was not replaced`);

@@ -43,7 +43,10 @@ export function stepContext(): StepContext {
     home,
     clientsFor: clientsFactory(settings, home.sts),
     cases,
-    evidence: new EvidenceStore(home.s3, cfg.EVIDENCE_BUCKET, { mode: cfg.OBJECT_LOCK_MODE, days: cfg.OBJECT_LOCK_DAYS }),
+    evidence: new EvidenceStore(home.s3, cfg.EVIDENCE_BUCKET, {
+      mode: cfg.OBJECT_LOCK_MODE,
+      days: cfg.OBJECT_LOCK_DAYS,
+    }),
     recorder: (caseId, step) => new Recorder(cases, caseId, step),
     now: () => new Date(),
   };
@@ -80,7 +83,9 @@ export function stepHandler<S extends z.ZodType, O>(
       try {
         const parsed = schema.safeParse(event);
         if (!parsed.success) {
-          throw new InvalidStepInputError(`${name} received input it cannot use: ${describeIssues(parsed.error)}`);
+          throw new InvalidStepInputError(
+            `${name} received input it cannot use: ${describeIssues(parsed.error)}`,
+          );
         }
         const ctx = stepContext();
         const out = await logic(parsed.data, ctx);

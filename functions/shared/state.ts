@@ -65,6 +65,14 @@ export interface TriageResult {
     targetGroups: { arn: string; port?: number; id: string }[];
     classicLoadBalancers: string[];
     memoryGiB?: number;
+    /** VPC endpoints in the instance's VPC: what SSM and S3 traffic can still reach once isolated. */
+    vpcEndpoints: {
+      id: string;
+      serviceName: string;
+      type: 'Interface' | 'Gateway' | string;
+      groups: string[];
+      prefixListId?: string;
+    }[];
   };
   /** APIs that the account (or the emulator) did not answer: recorded, not fatal. */
   unavailable: { api: string; reason: string }[];

@@ -13,7 +13,9 @@ async function freePort(): Promise<number> {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -55,7 +57,9 @@ export async function startMoto(python = process.env.CORDON_PYTHON ?? 'python3')
   child.stderr?.on('data', keep);
   const spawned = new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
-    child.once('error', (error) => reject(new Error(`cannot start ${python} -m moto.server: ${error.message}`)));
+    child.once('error', (error) =>
+      reject(new Error(`cannot start ${python} -m moto.server: ${error.message}`)),
+    );
   });
   await spawned;
   await waitUntilUp(endpoint, child, () => log);

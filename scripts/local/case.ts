@@ -1,0 +1,160 @@
+import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { resetConfig } from '../../functions/shared/config.js';
+import type { Artifact } from '../../functions/shared/evidence.js';
+import { resetStepContext } from '../../functions/shared/handler.js';
+import { runEmulatedSsmAgent } from './emulated-ssm-agent.js';
+import { type Mapping, mapEvent } from './map-event.js';
+import { type Moto, startMoto } from './moto.js';
+import { realHandlers, runStateMachine, type StepRecord } from './runner.js';
+import { type SeededAccount, seedAccount } from './seed.js';
+import { deployLocalStack, type LocalStack, localAccountId, localRegion } from './stack.js';
+
+export interface CaseReport {
+  caseId: string | null;
+  outcome: 'completed' | 'partial' | 'failed' | 'rejected' | 'duplicate';
+  reason: string;
+  instanceId: string | null;
+  accountId: string | null;
+  region: string | null;
+  bucket: string;
+  evidence: Pick<Artifact, 'key' | 'versionId' | 'bytes' | 'sha256'>[];
+  steps: StepRecord[];
+  revokedRoles: string[];
+  endpoint: string;
+}
+
+export interface LocalCase {
+  report: CaseReport;
+  mapping: Mapping;
+  seeded: SeededAccount;
+  stack: LocalStack;
+  notification?: { subject?: string; body: string };
+  output: unknown;
+}
+
+export interface LocalCaseOptions {
+  /** An emulator already running; its state is left in place afterwards for inspection. */
+  endpoint?: string;
+  stage?: string;
+  vpcEndpoints?: boolean;
+  log?: (line: string) => void;
+}
+
+interface FinalState {
+  intake?: { decision: string; reason: string; caseId?: string };
+  case?: { caseId: string; instanceId: string; accountId: string; region: string };
+  triage?: { plan?: { reason?: string } };
+  response?: { contain?: { revoke?: { revokedRoles?: string[] } } };
+  archive?: {
+    outcome: CaseReport['outcome'];
+    manifest: Artifact;
+    signature: Artifact;
+    artifacts: Artifact[];
+  };
+  notify?: { outcome: CaseReport['outcome']; steps?: { name: string; reason?: string }[] };
+  error?: { Error?: string; Cause?: string };
+}
+
+async function readNotification(stack: LocalStack, endpoint: string) {
+  const sqs = new SQSClient({
+    endpoint,
+    region: localRegion,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
+  const out = await sqs.send(
+    new ReceiveMessageCommand({ QueueUrl: stack.alertQueueUrl, MaxNumberOfMessages: 1 }),
+  );
+  const raw = out.Messages?.[0]?.Body;
+  if (!raw) return undefined;
+  const envelope = JSON.parse(raw) as { Subject?: string; Message?: string };
+  return { ...(envelope.Subject ? { subject: envelope.Subject } : {}), body: envelope.Message ?? raw };
+}
+
+/**
+ * One case, end to end, on the emulated account: start moto (unless given one), create the stack's
+ * resources, seed a compromised instance, map the finding onto it, and run the real forensic ASL with
+ * every Task bound to the real handler. The emulated SSM agent plays the instance's part of memory
+ * capture, because moto's SSM runs nothing.
+ */
+export async function runLocalCase(event: unknown, options: LocalCaseOptions = {}): Promise<LocalCase> {
+  const log = options.log ?? (() => undefined);
+  const moto: Moto | undefined = options.endpoint ? undefined : await startMoto();
+  const endpoint = options.endpoint ?? (moto as Moto).endpoint;
+  try {
+    log(`emulated AWS account at ${endpoint}${moto ? ' (started for this run)' : ''}`);
+    const stack = await deployLocalStack(endpoint, options.stage ?? 'dev');
+    const seeded = await seedAccount(endpoint, { vpcEndpoints: options.vpcEndpoints ?? true });
+    log(
+      `seeded instance ${seeded.instanceId} with ${seeded.networkInterfaceIds.length} ENIs and ${seeded.volumeIds.length} volumes`,
+    );
+    const { event: mapped, mapping } = mapEvent(event, {
+      instanceId: seeded.instanceId,
+      accountId: localAccountId,
+      region: localRegion,
+    });
+    Object.assign(process.env, stack.env);
+    resetConfig();
+    resetStepContext();
+    const handlers = await realHandlers();
+    const execution = await runStateMachine('statemachines/forensics.asl.yml', mapped, {
+      handlers,
+      afterTask: async (state, output) => {
+        if (state !== 'Capture Memory' || (output as { status?: string }).status !== 'running') return;
+        await runEmulatedSsmAgent({ endpoint, region: localRegion, instanceId: seeded.instanceId, log });
+      },
+    });
+    const state = (execution.output ?? {}) as FinalState;
+    const notification = await readNotification(stack, endpoint);
+    const report = toReport(state, execution, stack, endpoint);
+    return {
+      report,
+      mapping,
+      seeded,
+      stack,
+      ...(notification ? { notification } : {}),
+      output: execution.output,
+    };
+  } finally {
+    await moto?.stop();
+  }
+}
+
+function toReport(
+  state: FinalState,
+  execution: Awaited<ReturnType<typeof runStateMachine>>,
+  stack: LocalStack,
+  endpoint: string,
+): CaseReport {
+  const c = state.case;
+  const decision = state.intake?.decision;
+  let outcome: CaseReport['outcome'];
+  let reason: string;
+  if (decision === 'rejected' || decision === 'duplicate') {
+    outcome = decision;
+    reason = state.intake?.reason ?? '';
+  } else if (state.notify) {
+    outcome = state.notify.outcome;
+    const problems = (state.notify.steps ?? []).filter((s) => s.reason).map((s) => `${s.name}: ${s.reason}`);
+    reason = problems.length ? problems.join('; ') : (state.triage?.plan?.reason ?? 'contained');
+  } else {
+    outcome = 'failed';
+    reason = execution.error
+      ? `${execution.error.name}: ${execution.error.message}`
+      : 'the workflow ended early';
+  }
+  const archive = state.archive;
+  const evidence = archive ? [...archive.artifacts, archive.manifest, archive.signature] : [];
+  return {
+    caseId: c?.caseId ?? state.intake?.caseId ?? null,
+    outcome,
+    reason,
+    instanceId: c?.instanceId ?? null,
+    accountId: c?.accountId ?? null,
+    region: c?.region ?? null,
+    bucket: stack.bucket,
+    evidence: evidence.map(({ key, versionId, bytes, sha256 }) => ({ key, versionId, bytes, sha256 })),
+    steps: execution.steps,
+    revokedRoles: state.response?.contain?.revoke?.revokedRoles ?? [],
+    endpoint,
+  };
+}

@@ -1,0 +1,182 @@
+import './polyfills.js';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { StateMachine } from 'aws-local-stepfunctions';
+import { parse } from 'yaml';
+
+/** What a Task state invokes: a function key from serverless.yml bound to an in-process handler. */
+export type TaskHandler = (input: unknown) => Promise<unknown>;
+
+export interface StepRecord {
+  name: string;
+  status: 'succeeded' | 'failed' | 'skipped';
+  ms: number;
+  reason?: string;
+}
+
+export interface Execution {
+  status: 'SUCCEEDED' | 'FAILED';
+  output?: unknown;
+  error?: { name: string; message: string };
+  steps: StepRecord[];
+  executionArn: string;
+}
+
+export interface RunSettings {
+  handlers: Record<string, TaskHandler>;
+  executionArn?: string;
+  /** Called after a Task's handler returned, before the workflow moves on (the emulated SSM agent). */
+  afterTask?: (stateName: string, output: unknown) => Promise<void>;
+  /** Milliseconds for every Wait state and retry interval; 0 runs the loops at once. */
+  waitMs?: number;
+}
+
+type Json = Record<string, unknown>;
+
+export const repoRoot = resolve(import.meta.dirname, '..', '..');
+
+/**
+ * Loads an ASL file exactly as deployed and replaces each Task's `Fn::GetAtt: [function, Arn]` with a
+ * local ARN, returning the function each Task state calls, Parallel branches included.
+ */
+export function loadDefinition(file: string): {
+  definition: Json;
+  tasks: Map<string, string>;
+  waits: string[];
+} {
+  const definition = parse(readFileSync(resolve(repoRoot, file), 'utf8'), { merge: true }) as Json;
+  const tasks = new Map<string, string>();
+  const waits: string[] = [];
+  const visit = (states: Record<string, Json>) => {
+    for (const [name, state] of Object.entries(states)) {
+      if (state.Type === 'Task') {
+        const getAtt = (state.Resource as { 'Fn::GetAtt'?: [string, string] } | undefined)?.['Fn::GetAtt'];
+        if (!getAtt) throw new Error(`Task ${name} does not call a Cordon function`);
+        tasks.set(name, getAtt[0]);
+        state.Resource = `arn:aws:lambda:us-east-1:000000000000:function:cordon-local-${getAtt[0]}`;
+      }
+      if (state.Type === 'Wait') waits.push(name);
+      for (const branch of (state.Branches as { States: Record<string, Json> }[] | undefined) ?? []) {
+        visit(branch.States);
+      }
+    }
+  };
+  visit(definition.States as Record<string, Json>);
+  return { definition, tasks, waits };
+}
+
+function stepStatus(output: unknown): { status: StepRecord['status']; reason?: string } {
+  const o = output as { status?: unknown; reason?: unknown } | null;
+  if (o && o.status === 'skipped') return { status: 'skipped', reason: String(o.reason ?? '') };
+  return { status: 'succeeded' };
+}
+
+/**
+ * Runs the real ASL with aws-local-stepfunctions, every Task bound to its handler in this process,
+ * and returns the outcome with one record per Task run (name, status, milliseconds, reason).
+ */
+export async function runStateMachine(
+  file: string,
+  input: unknown,
+  settings: RunSettings,
+): Promise<Execution> {
+  const { definition, tasks, waits } = loadDefinition(file);
+  const executionArn =
+    settings.executionArn ?? `arn:aws:states:us-east-1:000000000000:execution:cordon-local:${randomUUID()}`;
+  const steps: StepRecord[] = [];
+  const local: Record<string, (input: unknown) => Promise<unknown>> = {};
+  for (const [stateName, fn] of tasks) {
+    const handler = settings.handlers[fn];
+    if (!handler) throw new Error(`No local handler for function ${fn} (state ${stateName})`);
+    local[stateName] = async (taskInput) => {
+      const started = performance.now();
+      try {
+        const output = await handler(taskInput);
+        steps.push({ name: stateName, ...stepStatus(output), ms: Math.round(performance.now() - started) });
+        await settings.afterTask?.(stateName, output);
+        return output;
+      } catch (error) {
+        const e = error as Error;
+        steps.push({
+          name: stateName,
+          status: 'failed',
+          ms: Math.round(performance.now() - started),
+          reason: `${e.name}: ${e.message}`,
+        });
+        throw error;
+      }
+    };
+  }
+  const waitMs = settings.waitMs ?? 0;
+  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
+  const run = machine.run(input as never, {
+    overrides: {
+      taskResourceLocalHandlers: local as never,
+      waitTimeOverrides: Object.fromEntries(waits.map((w) => [w, waitMs])),
+      retryIntervalOverrides: Object.fromEntries([...tasks.keys()].map((t) => [t, waitMs])),
+    },
+    context: {
+      Execution: {
+        Id: executionArn,
+        Name: executionArn.split(':').pop(),
+        StartTime: new Date().toISOString(),
+      },
+    } as never,
+  });
+  try {
+    const output = await run.result;
+    return { status: 'SUCCEEDED', output, steps, executionArn };
+  } catch (error) {
+    const e = error as Error & { cause?: unknown };
+    return { status: 'FAILED', error: { name: e.name, message: e.message }, steps, executionArn };
+  }
+}
+
+/** The deployed functions, each as Lambda would call it: `handler(event, context)`. */
+export const functionKeys = [
+  'intake-finding',
+  'triage-instance',
+  'protect-instance',
+  'isolate-instance',
+  'revoke-credentials',
+  'snapshot-volumes',
+  'check-snapshots',
+  'capture-memory',
+  'check-memory',
+  'verify-memory',
+  'archive-evidence',
+  'notify-outcome',
+  'release-instance',
+] as const;
+
+function lambdaContext(fn: string) {
+  const deadline = Date.now() + 300_000;
+  return {
+    functionName: `cordon-local-${fn}`,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:cordon-local-${fn}`,
+    memoryLimitInMB: '256',
+    awsRequestId: randomUUID(),
+    logGroupName: `/aws/lambda/cordon-local-${fn}`,
+    logStreamName: 'local',
+    callbackWaitsForEmptyEventLoop: true,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+/** Imports every real handler (after the environment is configured) and binds it for the runner. */
+export async function realHandlers(): Promise<Record<string, TaskHandler>> {
+  const entries = await Promise.all(
+    functionKeys.map(async (fn) => {
+      const mod = (await import(`../../functions/${fn}/handler.ts`)) as {
+        handler: (event: unknown, context: unknown) => Promise<unknown>;
+      };
+      return [fn, (input: unknown) => mod.handler(input, lambdaContext(fn))] as const;
+    }),
+  );
+  return Object.fromEntries(entries);
+}

@@ -1,0 +1,234 @@
+import {
+  AttachInstancesCommand,
+  AutoScalingClient,
+  CreateAutoScalingGroupCommand,
+} from '@aws-sdk/client-auto-scaling';
+import {
+  AllocateAddressCommand,
+  AssociateAddressCommand,
+  AuthorizeSecurityGroupIngressCommand,
+  CreateLaunchTemplateCommand,
+  CreateSecurityGroupCommand,
+  CreateSubnetCommand,
+  CreateVpcCommand,
+  CreateVpcEndpointCommand,
+  DescribeRouteTablesCommand,
+  EC2Client,
+  RunInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import {
+  CreateTargetGroupCommand,
+  ElasticLoadBalancingV2Client,
+  RegisterTargetsCommand,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
+import {
+  AddRoleToInstanceProfileCommand,
+  AttachRolePolicyCommand,
+  CreateInstanceProfileCommand,
+  CreatePolicyCommand,
+  CreateRoleCommand,
+  IAMClient,
+} from '@aws-sdk/client-iam';
+import { localRegion } from './stack.js';
+
+export interface SeededAccount {
+  vpcId: string;
+  subnetIds: [string, string];
+  instanceId: string;
+  networkInterfaceIds: string[];
+  volumeIds: string[];
+  roleName: string;
+  instanceProfileName: string;
+  autoScalingGroupName: string;
+  targetGroupArn: string;
+  securityGroupId: string;
+  elasticIp: string;
+}
+
+export interface SeedOptions {
+  /** Interface endpoints for SSM and a gateway endpoint for S3: SSM then survives isolation. */
+  vpcEndpoints?: boolean;
+}
+
+/**
+ * A compromised web server as a team would have it: a VPC with two subnets, an instance with two ENIs
+ * and two volumes, an Elastic IP, an instance profile whose role carries a managed policy, and an
+ * Auto Scaling group and a target group that both hold the instance.
+ */
+export async function seedAccount(endpoint: string, options: SeedOptions = {}): Promise<SeededAccount> {
+  const base = {
+    endpoint,
+    region: localRegion,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  };
+  const ec2 = new EC2Client(base);
+  const iam = new IAMClient(base);
+  const autoscaling = new AutoScalingClient(base);
+  const elbv2 = new ElasticLoadBalancingV2Client(base);
+
+  const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: '10.40.0.0/16' }));
+  const vpcId = vpc.Vpc?.VpcId as string;
+  const subnetA = await ec2.send(
+    new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: '10.40.1.0/24', AvailabilityZone: `${localRegion}a` }),
+  );
+  const subnetB = await ec2.send(
+    new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: '10.40.2.0/24', AvailabilityZone: `${localRegion}a` }),
+  );
+  const subnetIds: [string, string] = [
+    subnetA.Subnet?.SubnetId as string,
+    subnetB.Subnet?.SubnetId as string,
+  ];
+  const web = await ec2.send(
+    new CreateSecurityGroupCommand({ GroupName: 'web-server', Description: 'web server', VpcId: vpcId }),
+  );
+  const securityGroupId = web.GroupId as string;
+  await ec2.send(
+    new AuthorizeSecurityGroupIngressCommand({
+      GroupId: securityGroupId,
+      IpPermissions: [
+        { IpProtocol: 'tcp', FromPort: 443, ToPort: 443, IpRanges: [{ CidrIp: '0.0.0.0/0' }] },
+        { IpProtocol: 'tcp', FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: '0.0.0.0/0' }] },
+      ],
+    }),
+  );
+
+  if (options.vpcEndpoints) {
+    const endpointGroup = await ec2.send(
+      new CreateSecurityGroupCommand({
+        GroupName: 'vpc-endpoints',
+        Description: 'VPC endpoints',
+        VpcId: vpcId,
+      }),
+    );
+    for (const service of ['ssm', 'ssmmessages', 'ec2messages']) {
+      await ec2.send(
+        new CreateVpcEndpointCommand({
+          VpcId: vpcId,
+          ServiceName: `com.amazonaws.${localRegion}.${service}`,
+          VpcEndpointType: 'Interface',
+          SubnetIds: [subnetIds[0]],
+          SecurityGroupIds: [endpointGroup.GroupId as string],
+          PrivateDnsEnabled: true,
+        }),
+      );
+    }
+    const routes = await ec2.send(
+      new DescribeRouteTablesCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }] }),
+    );
+    await ec2.send(
+      new CreateVpcEndpointCommand({
+        VpcId: vpcId,
+        ServiceName: `com.amazonaws.${localRegion}.s3`,
+        VpcEndpointType: 'Gateway',
+        RouteTableIds: (routes.RouteTables ?? []).map((r) => r.RouteTableId as string),
+      }),
+    );
+  }
+
+  const roleName = 'web-server-role';
+  await iam.send(
+    new CreateRoleCommand({
+      RoleName: roleName,
+      AssumeRolePolicyDocument: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [
+          { Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' },
+        ],
+      }),
+    }),
+  );
+  const policy = await iam.send(
+    new CreatePolicyCommand({
+      PolicyName: 'web-server-data',
+      PolicyDocument: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Action: ['s3:GetObject'], Resource: 'arn:aws:s3:::web-assets/*' }],
+      }),
+    }),
+  );
+  await iam.send(new AttachRolePolicyCommand({ RoleName: roleName, PolicyArn: policy.Policy?.Arn }));
+  const instanceProfileName = 'web-server-profile';
+  await iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: instanceProfileName }));
+  await iam.send(
+    new AddRoleToInstanceProfileCommand({ InstanceProfileName: instanceProfileName, RoleName: roleName }),
+  );
+
+  const run = await ec2.send(
+    new RunInstancesCommand({
+      ImageId: 'ami-12c6146b',
+      InstanceType: 't3.large',
+      MinCount: 1,
+      MaxCount: 1,
+      IamInstanceProfile: { Name: instanceProfileName },
+      NetworkInterfaces: [
+        { DeviceIndex: 0, SubnetId: subnetIds[0], Groups: [securityGroupId] },
+        { DeviceIndex: 1, SubnetId: subnetIds[1], Groups: [securityGroupId] },
+      ],
+      BlockDeviceMappings: [
+        { DeviceName: '/dev/xvda', Ebs: { VolumeSize: 8, DeleteOnTermination: true } },
+        { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: true } },
+      ],
+      TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'Name', Value: 'web-1' }] }],
+    }),
+  );
+  const instance = run.Instances?.[0];
+  const instanceId = instance?.InstanceId as string;
+  const networkInterfaceIds = (instance?.NetworkInterfaces ?? []).map((n) => n.NetworkInterfaceId as string);
+  const volumeIds = (instance?.BlockDeviceMappings ?? []).map((b) => b.Ebs?.VolumeId as string);
+
+  const eip = await ec2.send(new AllocateAddressCommand({ Domain: 'vpc' }));
+  await ec2.send(
+    new AssociateAddressCommand({
+      AllocationId: eip.AllocationId,
+      NetworkInterfaceId: networkInterfaceIds[0],
+    }),
+  );
+
+  const template = await ec2.send(
+    new CreateLaunchTemplateCommand({
+      LaunchTemplateName: 'web-server',
+      LaunchTemplateData: { ImageId: 'ami-12c6146b', InstanceType: 't3.large' },
+    }),
+  );
+  const autoScalingGroupName = 'web-asg';
+  await autoscaling.send(
+    new CreateAutoScalingGroupCommand({
+      AutoScalingGroupName: autoScalingGroupName,
+      LaunchTemplate: { LaunchTemplateId: template.LaunchTemplate?.LaunchTemplateId, Version: '$Latest' },
+      MinSize: 0,
+      MaxSize: 3,
+      DesiredCapacity: 0,
+      VPCZoneIdentifier: subnetIds[0],
+    }),
+  );
+  await autoscaling.send(
+    new AttachInstancesCommand({ AutoScalingGroupName: autoScalingGroupName, InstanceIds: [instanceId] }),
+  );
+  const tg = await elbv2.send(
+    new CreateTargetGroupCommand({
+      Name: 'web-tg',
+      Protocol: 'HTTPS',
+      Port: 443,
+      VpcId: vpcId,
+      TargetType: 'instance',
+    }),
+  );
+  const targetGroupArn = tg.TargetGroups?.[0]?.TargetGroupArn as string;
+  await elbv2.send(
+    new RegisterTargetsCommand({ TargetGroupArn: targetGroupArn, Targets: [{ Id: instanceId, Port: 443 }] }),
+  );
+
+  return {
+    vpcId,
+    subnetIds,
+    instanceId,
+    networkInterfaceIds,
+    volumeIds,
+    roleName,
+    instanceProfileName,
+    autoScalingGroupName,
+    targetGroupArn,
+    securityGroupId,
+    elasticIp: eip.PublicIp as string,
+  };
+}

@@ -1,0 +1,262 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  AddRoleToInstanceProfileCommand,
+  CreateInstanceProfileCommand,
+  CreateRoleCommand,
+  IAMClient,
+  PutRolePolicyCommand,
+} from '@aws-sdk/client-iam';
+import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import {
+  CreateBucketCommand,
+  PutBucketEncryptionCommand,
+  PutBucketVersioningCommand,
+  PutObjectLockConfigurationCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { CreateDocumentCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { parse } from 'yaml';
+import { repoRoot } from './runner.js';
+
+/** moto's one account, and the region the local runs use. */
+export const localAccountId = '123456789012';
+export const localRegion = 'us-east-1';
+
+export interface LocalStack {
+  env: Record<string, string>;
+  bucket: string;
+  table: string;
+  topicArn: string;
+  /** The SQS queue subscribed to the topic: where the local run reads its notifications. */
+  alertQueueUrl: string;
+  signingKeyId: string;
+  toolsBucket: string;
+}
+
+/** The stage's parameters as serverless.yml declares them: `params.default` overlaid by the stage's. */
+export function stageParams(stage: string): Record<string, string> {
+  const doc = parse(readFileSync(resolve(repoRoot, 'serverless.yml'), 'utf8'), { logLevel: 'error' }) as {
+    params: Record<string, Record<string, unknown>>;
+  };
+  const merged = { ...doc.params.default, ...(doc.params[stage] ?? {}) };
+  return Object.fromEntries(Object.entries(merged).map(([k, v]) => [k, String(v ?? '')]));
+}
+
+/** The SSM documents as the stack defines them in resources/memory-capture.yml. */
+function ssmDocuments(): { logicalId: string; content: unknown; format: string }[] {
+  const file = resolve(repoRoot, 'resources/memory-capture.yml');
+  const doc = parse(readFileSync(file, 'utf8'), { logLevel: 'error' }) as {
+    Resources: Record<string, { Type: string; Properties: { Content: unknown; DocumentFormat?: string } }>;
+  };
+  return Object.entries(doc.Resources)
+    .filter(([, r]) => r.Type === 'AWS::SSM::Document')
+    .map(([logicalId, r]) => ({
+      logicalId,
+      content: r.Properties.Content,
+      format: r.Properties.DocumentFormat ?? 'YAML',
+    }));
+}
+
+/**
+ * Creates in the emulated account what `serverless deploy` creates on AWS and the functions need at
+ * run time: the Object Lock evidence bucket, the Cases table, the topic (with a queue to read it), the
+ * keys, the quarantine profile, the tools bucket and the SSM documents. Returns the functions'
+ * environment, built from the same stage parameters as serverless.yml.
+ */
+export async function deployLocalStack(endpoint: string, stage = 'dev'): Promise<LocalStack> {
+  const params = stageParams(stage);
+  const base = {
+    endpoint,
+    region: localRegion,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  };
+  const s3 = new S3Client({ ...base, forcePathStyle: true });
+  const kms = new KMSClient(base);
+  const ddb = new DynamoDBClient(base);
+  const sns = new SNSClient(base);
+  const sqs = new SQSClient(base);
+  const iam = new IAMClient(base);
+  const ssm = new SSMClient(base);
+
+  const evidenceKey = await kms.send(new CreateKeyCommand({ Description: 'Cordon evidence (local)' }));
+  const signingKey = await kms.send(
+    new CreateKeyCommand({
+      Description: 'Cordon manifest signing (local)',
+      KeySpec: 'ECC_NIST_P256',
+      KeyUsage: 'SIGN_VERIFY',
+    }),
+  );
+  const bucket = `cordon-evidence-${stage}-${localAccountId}-${localRegion}`;
+  await s3.send(new CreateBucketCommand({ Bucket: bucket, ObjectLockEnabledForBucket: true }));
+  await s3.send(
+    new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }),
+  );
+  await s3.send(
+    new PutObjectLockConfigurationCommand({
+      Bucket: bucket,
+      ObjectLockConfiguration: {
+        ObjectLockEnabled: 'Enabled',
+        Rule: {
+          DefaultRetention: {
+            Mode: params.objectLockMode as 'COMPLIANCE' | 'GOVERNANCE',
+            Days: Number(params.objectLockDays),
+          },
+        },
+      },
+    }),
+  );
+  await s3.send(
+    new PutBucketEncryptionCommand({
+      Bucket: bucket,
+      ServerSideEncryptionConfiguration: {
+        Rules: [
+          {
+            ApplyServerSideEncryptionByDefault: {
+              SSEAlgorithm: 'aws:kms',
+              KMSMasterKeyID: evidenceKey.KeyMetadata?.Arn,
+            },
+            BucketKeyEnabled: true,
+          },
+        ],
+      },
+    }),
+  );
+  const toolsBucket = `cordon-tools-${stage}-${localAccountId}-${localRegion}`;
+  await s3.send(new CreateBucketCommand({ Bucket: toolsBucket }));
+  await s3.send(
+    new PutBucketVersioningCommand({ Bucket: toolsBucket, VersioningConfiguration: { Status: 'Enabled' } }),
+  );
+
+  const table = `cordon-cases-${stage}`;
+  await ddb.send(
+    new CreateTableCommand({
+      TableName: table,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'sk', AttributeType: 'S' },
+        { AttributeName: 'instanceKey', AttributeType: 'S' },
+        { AttributeName: 'openedAt', AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: 'byInstance',
+          KeySchema: [
+            { AttributeName: 'instanceKey', KeyType: 'HASH' },
+            { AttributeName: 'openedAt', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+      ],
+    }),
+  );
+
+  const topic = await sns.send(new CreateTopicCommand({ Name: `cordon-alerts-${stage}` }));
+  const queue = await sqs.send(new CreateQueueCommand({ QueueName: `cordon-alerts-${stage}-inbox` }));
+  const queueArn = (
+    await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.QueueUrl, AttributeNames: ['QueueArn'] }))
+  ).Attributes?.QueueArn;
+  await sns.send(new SubscribeCommand({ TopicArn: topic.TopicArn, Protocol: 'sqs', Endpoint: queueArn }));
+
+  const quarantine = `cordon-quarantine-${stage}`;
+  await iam.send(
+    new CreateRoleCommand({
+      RoleName: quarantine,
+      AssumeRolePolicyDocument: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [
+          { Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' },
+        ],
+      }),
+    }),
+  );
+  await iam.send(
+    new PutRolePolicyCommand({
+      RoleName: quarantine,
+      PolicyName: 'ssm-agent-only',
+      PolicyDocument: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Effect: 'Allow',
+            Action: ['ssm:UpdateInstanceInformation', 'ssmmessages:*', 'ec2messages:*'],
+            Resource: '*',
+          },
+        ],
+      }),
+    }),
+  );
+  await iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: quarantine }));
+  await iam.send(
+    new AddRoleToInstanceProfileCommand({ InstanceProfileName: quarantine, RoleName: quarantine }),
+  );
+
+  const documents: Record<string, string> = {};
+  for (const d of ssmDocuments()) {
+    const name = `cordon-${stage}-${d.logicalId}`;
+    await ssm.send(
+      new CreateDocumentCommand({
+        Name: name,
+        DocumentType: 'Command',
+        DocumentFormat: 'JSON',
+        Content: JSON.stringify(d.content),
+      }),
+    );
+    documents[d.logicalId] = name;
+  }
+
+  const env: Record<string, string> = {
+    CORDON_STAGE: stage,
+    CORDON_ACCOUNT_ID: localAccountId,
+    AWS_REGION: localRegion,
+    EVIDENCE_BUCKET: bucket,
+    CASES_TABLE: table,
+    ALERT_TOPIC_ARN: topic.TopicArn as string,
+    SIGNING_KEY_ID: signingKey.KeyMetadata?.Arn as string,
+    MEMBER_ROLE_NAME: params.memberRoleName as string,
+    OBJECT_LOCK_MODE: params.objectLockMode as string,
+    OBJECT_LOCK_DAYS: params.objectLockDays as string,
+    MIN_SEVERITY: params.minSeverity as string,
+    ACCEPT_SAMPLE_FINDINGS: params.acceptSampleFindings as string,
+    ACCEPT_SECURITYHUB_IMPORTED: params.acceptSecurityHubImported as string,
+    SECURITYHUB_ACTION_ID: params.securityHubActionId as string,
+    FORENSIC_CIDR: params.forensicCidr as string,
+    ASG_MODE: params.asgMode as string,
+    CONNTRACK_WAIT_SECONDS: '0',
+    REVOKE_SCOPE: params.revokeScope as string,
+    REQUIRE_IMDSV2: params.requireImdsv2 as string,
+    BLOCK_REMOTE_IPS: params.blockRemoteIps as string,
+    QUARANTINE_PROFILE_NAME: quarantine,
+    SNAPSHOT_LOCK_DAYS: params.snapshotLockDays as string,
+    SNAPSHOT_COPY_ACCOUNT_ID: params.snapshotCopyAccountId as string,
+    SNAPSHOT_COPY_KMS_KEY_ARN: params.snapshotCopyKmsKeyArn as string,
+    SNAPSHOT_BUDGET_SECONDS: params.snapshotBudgetSeconds as string,
+    MEMORY_BUDGET_SECONDS: params.memoryBudgetSeconds as string,
+    MEMORY_DOCUMENT_LINUX: documents.MemoryCaptureLinuxDocument ?? 'missing-linux-document',
+    MEMORY_DOCUMENT_WINDOWS: documents.MemoryCaptureWindowsDocument ?? 'missing-windows-document',
+    TOOLS_BUCKET: toolsBucket,
+    TOOLS_PREFIX: 'tools/',
+    AVML_SHA256: params.avmlSha256 as string,
+    WINPMEM_SHA256: params.winpmemSha256 as string,
+    AWS_ENDPOINT_URL: endpoint,
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+  };
+  return {
+    env,
+    bucket,
+    table,
+    topicArn: topic.TopicArn as string,
+    alertQueueUrl: queue.QueueUrl as string,
+    signingKeyId: signingKey.KeyMetadata?.Arn as string,
+    toolsBucket,
+  };
+}
