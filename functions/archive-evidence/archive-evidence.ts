@@ -5,6 +5,7 @@ import { caseSchema } from '../shared/case.js';
 import type { CaseStore, Recorder, TimelineEvent } from '../shared/cases.js';
 import { EvidenceIntegrityError, SigningError } from '../shared/errors.js';
 import { type Artifact, type EvidenceStore, evidenceJson, sha256 } from '../shared/evidence.js';
+import { manifestSchemaVersion, signingAlgorithm, signingStatement } from '../shared/manifest.js';
 import { type OutcomeState, summarise } from '../shared/outcome.js';
 import type { ArchiveResult } from '../shared/state.js';
 
@@ -24,17 +25,6 @@ export interface ArchiveDeps {
   evidence: Pick<EvidenceStore, 'put'>;
   recorder: Recorder;
   now: () => Date;
-}
-
-export const manifestSchemaVersion = 'cordon.manifest/1';
-export const signingAlgorithm = 'ECDSA_SHA_256';
-
-/**
- * The statement that is signed. KMS signs at most 4 KB of raw message, and a manifest can be larger,
- * so the signature covers this short statement, which names the manifest by its SHA-256.
- */
-export function signingStatement(caseId: string, manifestSha256: string): string {
-  return `${manifestSchemaVersion}\ncase ${caseId}\nmanifest.json sha256 ${manifestSha256}\n`;
 }
 
 /** Every artifact the case stored, once each, in the order it was stored. */

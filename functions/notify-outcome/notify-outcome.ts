@@ -95,7 +95,7 @@ export function composeMessage(input: NotifyInput): Message {
   if (input.archive) {
     lines.push(
       '',
-      `Manifest: s3://${input.archive.manifest.key} (version ${input.archive.manifest.versionId})`,
+      `Manifest: ${input.archive.manifest.key} (version ${input.archive.manifest.versionId})`,
     );
     lines.push(`Artifacts: ${input.archive.artifacts.length}`);
   }
