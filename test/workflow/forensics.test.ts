@@ -1,0 +1,204 @@
+import { describe, expect, it } from 'vitest';
+import { runStateMachine, type TaskHandler } from '../../scripts/local/runner.js';
+
+/**
+ * The real statemachines/forensics.asl.yml, executed locally with each Task bound to a small double:
+ * these tests are about the workflow's routing, retries and catches, not about the steps' logic.
+ */
+const asl = 'statemachines/forensics.asl.yml';
+
+function named(name: string, message = name): Error {
+  const e = new Error(message);
+  e.name = name;
+  return e;
+}
+
+function doubles(
+  overrides: Partial<Record<string, TaskHandler>> = {},
+  order: 'contain-first' | 'capture-first' = 'contain-first',
+) {
+  let snapshotChecks = 0;
+  let memoryChecks = 0;
+  const base: Record<string, TaskHandler> = {
+    'intake-finding': async () => ({
+      intake: { decision: 'accepted', reason: 'GuardDuty finding', caseId: 'case-1' },
+      case: { caseId: 'case-1', instanceId: 'i-0123456789abcdef0' },
+    }),
+    'triage-instance': async () => ({ plan: { order, memory: 'capture', reason: 'test plan' } }),
+    'protect-instance': async () => ({ protected: true }),
+    'isolate-instance': async () => ({ isolated: ['eni-1', 'eni-2'] }),
+    'revoke-credentials': async () => ({ revokedRoles: ['web-role'] }),
+    'snapshot-volumes': async () => ({ waitSeconds: 15, done: false }),
+    'check-snapshots': async () => ({ waitSeconds: 30, done: ++snapshotChecks >= 3 }),
+    'capture-memory': async () => ({ status: 'running', waitSeconds: 30 }),
+    'check-memory': async () => ({ status: ++memoryChecks >= 2 ? 'uploaded' : 'running', waitSeconds: 60 }),
+    'verify-memory': async () => ({ status: 'verified' }),
+    'archive-evidence': async (state) => ({ outcome: 'completed', sawKeys: Object.keys(state as object) }),
+    'notify-outcome': async (state) => {
+      const s = state as {
+        archive?: { outcome: string };
+        error?: unknown;
+        response?: { contain?: { status: string } };
+      };
+      if (s.response?.contain?.status === 'failed' || !s.archive) return { outcome: 'failed' };
+      return { outcome: s.archive.outcome };
+    },
+    'release-instance': async () => ({}),
+  };
+  return { ...base, ...overrides } as Record<string, TaskHandler>;
+}
+
+const names = (steps: { name: string }[]) => steps.map((s) => s.name);
+
+describe('forensic workflow', () => {
+  it('ends without touching anything when Intake rejects the trigger', async () => {
+    const handlers = doubles({
+      'intake-finding': async () => ({
+        intake: { decision: 'rejected', reason: 'RESOURCE_NOT_INSTANCE: AccessKey' },
+      }),
+    });
+    const run = await runStateMachine(asl, { any: 'event' }, { handlers });
+    expect(run.status).toBe('SUCCEEDED');
+    expect(names(run.steps)).toEqual(['Intake Finding']);
+  });
+
+  it('ends without a second response when the finding joins an open case', async () => {
+    const handlers = doubles({
+      'intake-finding': async () => ({
+        intake: { decision: 'duplicate', reason: 'joined', caseId: 'case-0' },
+      }),
+    });
+    const run = await runStateMachine(asl, {}, { handlers });
+    expect(names(run.steps)).toEqual(['Intake Finding']);
+  });
+
+  it('hands Intake the execution ARN along with the event', async () => {
+    let seen: unknown;
+    const handlers = doubles({
+      'intake-finding': async (input) => {
+        seen = input;
+        return { intake: { decision: 'rejected', reason: 'X: y' } };
+      },
+    });
+    await runStateMachine(
+      asl,
+      { detail: { id: 'f' } },
+      { handlers, executionArn: 'arn:aws:states:us-east-1:1:execution:m:e' },
+    );
+    expect(seen).toEqual({
+      event: { detail: { id: 'f' } },
+      executionArn: 'arn:aws:states:us-east-1:1:execution:m:e',
+    });
+  });
+
+  it('contains before capturing memory when SSM survives isolation', async () => {
+    const run = await runStateMachine(asl, {}, { handlers: doubles() });
+    const steps = names(run.steps);
+    expect(run.status).toBe('SUCCEEDED');
+    expect(steps.indexOf('Revoke Credentials')).toBeLessThan(steps.indexOf('Capture Memory'));
+    expect(steps.filter((s) => s === 'Check Snapshots')).toHaveLength(3);
+    expect(steps.slice(-2)).toEqual(['Archive Evidence', 'Notify Outcome']);
+  });
+
+  it('captures memory before isolating when isolation would cut SSM off', async () => {
+    const run = await runStateMachine(asl, {}, { handlers: doubles({}, 'capture-first') });
+    const steps = names(run.steps);
+    expect(run.status).toBe('SUCCEEDED');
+    expect(steps.indexOf('Verify Memory')).toBeLessThan(steps.indexOf('Isolate Instance'));
+    expect(steps.filter((s) => s === 'Capture Memory')).toHaveLength(1);
+    expect(steps.slice(-2)).toEqual(['Archive Evidence', 'Notify Outcome']);
+  });
+
+  it('still contains the instance when memory capture fails first in the capture-first plan', async () => {
+    const handlers = doubles(
+      { 'capture-memory': async () => Promise.reject(named('SsmUnavailableError')) },
+      'capture-first',
+    );
+    const run = await runStateMachine(asl, {}, { handlers });
+    const output = run.output as { memory: unknown; response: { contain: { status: string } } };
+    expect(names(run.steps)).toContain('Revoke Credentials');
+    expect(output.memory).toEqual({
+      status: 'failed',
+      error: { Error: 'SsmUnavailableError', Cause: 'SsmUnavailableError' },
+    });
+    expect(output.response.contain.status).toBe('succeeded');
+  });
+
+  it('skips the memory loop when Capture Memory reports a skip', async () => {
+    const handlers = doubles({
+      'capture-memory': async () => ({ status: 'skipped', reason: 'not managed by SSM' }),
+    });
+    const run = await runStateMachine(asl, {}, { handlers });
+    expect(names(run.steps)).not.toContain('Check Memory');
+    expect(run.steps.find((s) => s.name === 'Capture Memory')).toMatchObject({
+      status: 'skipped',
+      reason: 'not managed by SSM',
+    });
+  });
+
+  it('archives and notifies, then fails the execution, when containment fails', async () => {
+    const handlers = doubles({
+      'revoke-credentials': async () => Promise.reject(named('RevocationError', 'PutRolePolicy denied')),
+    });
+    const run = await runStateMachine(asl, {}, { handlers });
+    expect(run.status).toBe('FAILED');
+    expect(names(run.steps).slice(-2)).toEqual(['Archive Evidence', 'Notify Outcome']);
+    expect(run.steps.filter((s) => s.name === 'Revoke Credentials')).toHaveLength(1);
+  });
+
+  it('keeps snapshot failures inside the disk branch so containment still completes', async () => {
+    const handlers = doubles({
+      'check-snapshots': async () => Promise.reject(named('SnapshotTimeoutError')),
+    });
+    const run = await runStateMachine(asl, {}, { handlers });
+    const output = run.output as { response: { contain: { status: string }; disk: { status: string } } };
+    expect(output.response).toMatchObject({ contain: { status: 'succeeded' }, disk: { status: 'failed' } });
+  });
+
+  it('retries a throttled step and goes on when it succeeds', async () => {
+    let calls = 0;
+    const handlers = doubles({
+      'isolate-instance': async () => {
+        calls += 1;
+        if (calls < 3) throw named('AwsThrottlingError');
+        return { isolated: ['eni-1'] };
+      },
+    });
+    const run = await runStateMachine(asl, {}, { handlers });
+    expect(run.status).toBe('SUCCEEDED');
+    expect(calls).toBe(3);
+  });
+
+  it('notifies with the error and fails the execution when triage fails', async () => {
+    let notified: unknown;
+    const handlers = doubles({
+      'triage-instance': async () =>
+        Promise.reject(named('InstanceNotFoundError', 'i-0123456789abcdef0 is gone')),
+      'notify-outcome': async (state) => {
+        notified = state;
+        return { outcome: 'failed' };
+      },
+    });
+    const run = await runStateMachine(asl, {}, { handlers });
+    expect(run.status).toBe('FAILED');
+    expect(names(run.steps)).toEqual(['Intake Finding', 'Triage Instance', 'Notify Outcome']);
+    expect(notified).toMatchObject({
+      error: { Error: 'InstanceNotFoundError', Cause: 'i-0123456789abcdef0 is gone' },
+    });
+  });
+
+  it('notifies even when Intake itself fails', async () => {
+    const handlers = doubles({
+      'intake-finding': async () => Promise.reject(named('AwsServiceError', 'DynamoDB down')),
+    });
+    const run = await runStateMachine(asl, {}, { handlers });
+    expect(names(run.steps).filter((n) => n !== 'Intake Finding')).toEqual(['Notify Outcome']);
+    expect(run.status).toBe('FAILED');
+  });
+
+  it('fails the execution loudly when the notification itself cannot be sent', async () => {
+    const handlers = doubles({ 'notify-outcome': async () => Promise.reject(named('NotificationError')) });
+    const run = await runStateMachine(asl, {}, { handlers });
+    expect(run.status).toBe('FAILED');
+  });
+});
