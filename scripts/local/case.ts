@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { resetConfig } from '../../functions/shared/config.js';
 import type { Artifact } from '../../functions/shared/evidence.js';
@@ -71,6 +72,40 @@ async function readNotification(stack: LocalStack, endpoint: string) {
 }
 
 /**
+ * Runs one of the stack's state machines in this process against the emulated account, exactly as
+ * deployed: the real ASL, every Task bound to the real handler with the stack's environment. After
+ * "Capture Memory" starts a capture, the emulated SSM agent plays the instance's part, because moto's
+ * SSM runs nothing.
+ */
+export async function runWorkflowLocally(
+  stack: LocalStack,
+  machine: 'forensics' | 'release',
+  input: unknown,
+  options: { log?: (line: string) => void; onStep?: (step: StepRecord) => void } = {},
+): Promise<Awaited<ReturnType<typeof runStateMachine>>> {
+  const endpoint = stack.env.AWS_ENDPOINT_URL as string;
+  Object.assign(process.env, stack.env);
+  resetConfig();
+  resetStepContext();
+  const handlers = await realHandlers();
+  return runStateMachine(`statemachines/${machine}.asl.yml`, input, {
+    handlers,
+    executionArn: `${(machine === 'forensics' ? stack.forensicsStateMachineArn : stack.releaseStateMachineArn).replace(':stateMachine:', ':execution:')}:${randomUUID()}`,
+    ...(options.onStep ? { onStep: options.onStep } : {}),
+    afterTask: async (state, output, taskInput) => {
+      if (state !== 'Capture Memory' || (output as { status?: string }).status !== 'running') return;
+      const instanceId = (taskInput as { case: { instanceId: string } }).case.instanceId;
+      await runEmulatedSsmAgent({
+        endpoint,
+        region: localRegion,
+        instanceId,
+        ...(options.log ? { log: options.log } : {}),
+      });
+    },
+  });
+}
+
+/**
  * One case, end to end, on the emulated account: start moto (unless given one), create the stack's
  * resources, seed a compromised instance, map the finding onto it, and run the real forensic ASL with
  * every Task bound to the real handler. The emulated SSM agent plays the instance's part of memory
@@ -92,17 +127,7 @@ export async function runLocalCase(event: unknown, options: LocalCaseOptions = {
       accountId: localAccountId,
       region: localRegion,
     });
-    Object.assign(process.env, stack.env);
-    resetConfig();
-    resetStepContext();
-    const handlers = await realHandlers();
-    const execution = await runStateMachine('statemachines/forensics.asl.yml', mapped, {
-      handlers,
-      afterTask: async (state, output) => {
-        if (state !== 'Capture Memory' || (output as { status?: string }).status !== 'running') return;
-        await runEmulatedSsmAgent({ endpoint, region: localRegion, instanceId: seeded.instanceId, log });
-      },
-    });
+    const execution = await runWorkflowLocally(stack, 'forensics', mapped, { log });
     const state = (execution.output ?? {}) as FinalState;
     const notification = await readNotification(stack, endpoint);
     const report = toReport(state, execution, stack, endpoint);

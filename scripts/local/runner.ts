@@ -27,7 +27,9 @@ export interface RunSettings {
   handlers: Record<string, TaskHandler>;
   executionArn?: string;
   /** Called after a Task's handler returned, before the workflow moves on (the emulated SSM agent). */
-  afterTask?: (stateName: string, output: unknown) => Promise<void>;
+  afterTask?: (stateName: string, output: unknown, input: unknown) => Promise<void>;
+  /** Called as each Task finishes, for a live account of the run. */
+  onStep?: (step: StepRecord) => void;
   /** Milliseconds for every Wait state and retry interval; 0 runs the loops at once. */
   waitMs?: number;
 }
@@ -93,17 +95,21 @@ export async function runStateMachine(
       const started = performance.now();
       try {
         const output = await handler(taskInput);
-        steps.push({ name: stateName, ...stepStatus(output), ms: Math.round(performance.now() - started) });
-        await settings.afterTask?.(stateName, output);
+        const step = { name: stateName, ...stepStatus(output), ms: Math.round(performance.now() - started) };
+        steps.push(step);
+        settings.onStep?.(step);
+        await settings.afterTask?.(stateName, output, taskInput);
         return output;
       } catch (error) {
         const e = error as Error;
-        steps.push({
+        const step: StepRecord = {
           name: stateName,
           status: 'failed',
           ms: Math.round(performance.now() - started),
           reason: `${e.name}: ${e.message}`,
-        });
+        };
+        steps.push(step);
+        settings.onStep?.(step);
         throw error;
       }
     };

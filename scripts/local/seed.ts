@@ -56,6 +56,8 @@ export interface SeedOptions {
  * Auto Scaling group and a target group that both hold the instance.
  */
 export async function seedAccount(endpoint: string, options: SeedOptions = {}): Promise<SeededAccount> {
+  // Names carry a suffix so that several cases can be seeded into one long-running emulator.
+  const suffix = Math.random().toString(16).slice(2, 8);
   const base = {
     endpoint,
     region: localRegion,
@@ -79,7 +81,11 @@ export async function seedAccount(endpoint: string, options: SeedOptions = {}): 
     subnetB.Subnet?.SubnetId as string,
   ];
   const web = await ec2.send(
-    new CreateSecurityGroupCommand({ GroupName: 'web-server', Description: 'web server', VpcId: vpcId }),
+    new CreateSecurityGroupCommand({
+      GroupName: `web-server-${suffix}`,
+      Description: 'web server',
+      VpcId: vpcId,
+    }),
   );
   const securityGroupId = web.GroupId as string;
   await ec2.send(
@@ -95,7 +101,7 @@ export async function seedAccount(endpoint: string, options: SeedOptions = {}): 
   if (options.vpcEndpoints) {
     const endpointGroup = await ec2.send(
       new CreateSecurityGroupCommand({
-        GroupName: 'vpc-endpoints',
+        GroupName: `vpc-endpoints-${suffix}`,
         Description: 'VPC endpoints',
         VpcId: vpcId,
       }),
@@ -125,7 +131,7 @@ export async function seedAccount(endpoint: string, options: SeedOptions = {}): 
     );
   }
 
-  const roleName = 'web-server-role';
+  const roleName = `web-server-role-${suffix}`;
   await iam.send(
     new CreateRoleCommand({
       RoleName: roleName,
@@ -139,7 +145,7 @@ export async function seedAccount(endpoint: string, options: SeedOptions = {}): 
   );
   const policy = await iam.send(
     new CreatePolicyCommand({
-      PolicyName: 'web-server-data',
+      PolicyName: `web-server-data-${suffix}`,
       PolicyDocument: JSON.stringify({
         Version: '2012-10-17',
         Statement: [{ Effect: 'Allow', Action: ['s3:GetObject'], Resource: 'arn:aws:s3:::web-assets/*' }],
@@ -147,7 +153,7 @@ export async function seedAccount(endpoint: string, options: SeedOptions = {}): 
     }),
   );
   await iam.send(new AttachRolePolicyCommand({ RoleName: roleName, PolicyArn: policy.Policy?.Arn }));
-  const instanceProfileName = 'web-server-profile';
+  const instanceProfileName = `web-server-profile-${suffix}`;
   await iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: instanceProfileName }));
   await iam.send(
     new AddRoleToInstanceProfileCommand({ InstanceProfileName: instanceProfileName, RoleName: roleName }),
@@ -186,11 +192,11 @@ export async function seedAccount(endpoint: string, options: SeedOptions = {}): 
 
   const template = await ec2.send(
     new CreateLaunchTemplateCommand({
-      LaunchTemplateName: 'web-server',
+      LaunchTemplateName: `web-server-${suffix}`,
       LaunchTemplateData: { ImageId: 'ami-12c6146b', InstanceType: 't3.large' },
     }),
   );
-  const autoScalingGroupName = 'web-asg';
+  const autoScalingGroupName = `web-asg-${suffix}`;
   await autoscaling.send(
     new CreateAutoScalingGroupCommand({
       AutoScalingGroupName: autoScalingGroupName,
@@ -206,7 +212,7 @@ export async function seedAccount(endpoint: string, options: SeedOptions = {}): 
   );
   const tg = await elbv2.send(
     new CreateTargetGroupCommand({
-      Name: 'web-tg',
+      Name: `web-tg-${suffix}`,
       Protocol: 'HTTPS',
       Port: 443,
       VpcId: vpcId,

@@ -1,5 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import {
+  CloudFormationClient,
+  CreateStackCommand,
+  DescribeStacksCommand,
+} from '@aws-sdk/client-cloudformation';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   AddRoleToInstanceProfileCommand,
@@ -16,17 +21,19 @@ import {
   PutObjectLockConfigurationCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { CreateDocumentCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { parse } from 'yaml';
-import { repoRoot } from './runner.js';
+import { loadDefinition, repoRoot } from './runner.js';
 
 /** moto's one account, and the region the local runs use. */
 export const localAccountId = '123456789012';
 export const localRegion = 'us-east-1';
 
 export interface LocalStack {
+  stackName: string;
   env: Record<string, string>;
   bucket: string;
   table: string;
@@ -35,6 +42,8 @@ export interface LocalStack {
   alertQueueUrl: string;
   signingKeyId: string;
   toolsBucket: string;
+  forensicsStateMachineArn: string;
+  releaseStateMachineArn: string;
 }
 
 /** The stage's parameters as serverless.yml declares them: `params.default` overlaid by the stage's. */
@@ -213,6 +222,22 @@ export async function deployLocalStack(endpoint: string, stage = 'dev'): Promise
     documents[d.logicalId] = name;
   }
 
+  const sfn = new SFNClient(base);
+  const machines: Record<string, string> = {};
+  for (const [name, file] of [
+    ['forensics', 'statemachines/forensics.asl.yml'],
+    ['release', 'statemachines/release.asl.yml'],
+  ] as const) {
+    const created = await sfn.send(
+      new CreateStateMachineCommand({
+        name: `cordon-${name}-${stage}`,
+        definition: JSON.stringify(loadDefinition(file).definition),
+        roleArn: `arn:aws:iam::${localAccountId}:role/cordon-${stage}-states`,
+      }),
+    );
+    machines[name] = created.stateMachineArn as string;
+  }
+
   const env: Record<string, string> = {
     CORDON_STAGE: stage,
     CORDON_ACCOUNT_ID: localAccountId,
@@ -251,6 +276,9 @@ export async function deployLocalStack(endpoint: string, stage = 'dev'): Promise
     AWS_SECRET_ACCESS_KEY: 'test',
   };
   return {
+    stackName: `cordon-${stage}`,
+    forensicsStateMachineArn: machines.forensics as string,
+    releaseStateMachineArn: machines.release as string,
     env,
     bucket,
     table,
