@@ -43,6 +43,30 @@ export interface ClientSettings {
   endpoint?: string;
 }
 
+/** Anything with a middleware stack: every AWS SDK v3 client. */
+export interface PluggableClient {
+  middlewareStack: { add: (...args: never[]) => void };
+}
+type ClientPlugin = (client: PluggableClient) => void;
+const plugins: ClientPlugin[] = [];
+
+/**
+ * Adds a plugin applied to every client Cordon creates from now on (tracing, metering, fault
+ * injection in benchmarks). Production code registers none.
+ */
+export function useClientPlugin(plugin: ClientPlugin): () => void {
+  plugins.push(plugin);
+  return () => {
+    const at = plugins.indexOf(plugin);
+    if (at >= 0) plugins.splice(at, 1);
+  };
+}
+
+function plugged<T extends PluggableClient>(client: T): T {
+  for (const plugin of plugins) plugin(client);
+  return client;
+}
+
 export type ClientsFor = (target: { accountId: string; region: string; caseId?: string }) => MemberClients;
 
 function common(settings: ClientSettings, region: string) {
@@ -57,13 +81,13 @@ function common(settings: ClientSettings, region: string) {
 export function homeClients(settings: ClientSettings): HomeClients {
   const base = common(settings, settings.homeRegion);
   return {
-    s3: new S3Client({ ...base, forcePathStyle: Boolean(settings.endpoint) }),
-    ddb: DynamoDBDocumentClient.from(new DynamoDBClient(base), {
+    s3: plugged(new S3Client({ ...base, forcePathStyle: Boolean(settings.endpoint) })),
+    ddb: DynamoDBDocumentClient.from(plugged(new DynamoDBClient(base)), {
       marshallOptions: { removeUndefinedValues: true },
     }),
-    sns: new SNSClient(base),
-    kms: new KMSClient(base),
-    sts: new STSClient(base),
+    sns: plugged(new SNSClient(base)),
+    kms: plugged(new KMSClient(base)),
+    sts: plugged(new STSClient(base)),
   };
 }
 
@@ -122,12 +146,12 @@ export function clientsFactory(settings: ClientSettings, sts: STSClient): Client
             ),
           };
     const clients: MemberClients = {
-      ec2: new EC2Client({ ...base, ...credentials }),
-      ssm: new SSMClient({ ...base, ...credentials }),
-      iam: new IAMClient({ ...base, ...credentials }),
-      autoscaling: new AutoScalingClient({ ...base, ...credentials }),
-      elbv2: new ElasticLoadBalancingV2Client({ ...base, ...credentials }),
-      elb: new ElasticLoadBalancingClient({ ...base, ...credentials }),
+      ec2: plugged(new EC2Client({ ...base, ...credentials })),
+      ssm: plugged(new SSMClient({ ...base, ...credentials })),
+      iam: plugged(new IAMClient({ ...base, ...credentials })),
+      autoscaling: plugged(new AutoScalingClient({ ...base, ...credentials })),
+      elbv2: plugged(new ElasticLoadBalancingV2Client({ ...base, ...credentials })),
+      elb: plugged(new ElasticLoadBalancingClient({ ...base, ...credentials })),
     };
     cache.set(key, clients);
     return clients;

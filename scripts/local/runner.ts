@@ -1,4 +1,5 @@
 import './polyfills.js';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -35,6 +36,9 @@ export interface RunSettings {
 }
 
 type Json = Record<string, unknown>;
+
+/** The Task state (and execution) whose handler is running: lets meters attribute AWS calls to steps. */
+export const taskScope = new AsyncLocalStorage<{ stateName: string; executionArn: string }>();
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
 
@@ -94,7 +98,7 @@ export async function runStateMachine(
     local[stateName] = async (taskInput) => {
       const started = performance.now();
       try {
-        const output = await handler(taskInput);
+        const output = await taskScope.run({ stateName, executionArn }, () => handler(taskInput));
         const step = { name: stateName, ...stepStatus(output), ms: Math.round(performance.now() - started) };
         steps.push(step);
         settings.onStep?.(step);

@@ -48,6 +48,10 @@ export interface SeededAccount {
 export interface SeedOptions {
   /** Interface endpoints for SSM and a gateway endpoint for S3: SSM then survives isolation. */
   vpcEndpoints?: boolean;
+  /** ENIs on the instance (default 2), alternating between the two subnets. */
+  enis?: number;
+  /** EBS volumes on the instance (default 2): the root volume and data volumes. */
+  volumes?: number;
 }
 
 /**
@@ -166,14 +170,15 @@ export async function seedAccount(endpoint: string, options: SeedOptions = {}): 
       MinCount: 1,
       MaxCount: 1,
       IamInstanceProfile: { Name: instanceProfileName },
-      NetworkInterfaces: [
-        { DeviceIndex: 0, SubnetId: subnetIds[0], Groups: [securityGroupId] },
-        { DeviceIndex: 1, SubnetId: subnetIds[1], Groups: [securityGroupId] },
-      ],
-      BlockDeviceMappings: [
-        { DeviceName: '/dev/xvda', Ebs: { VolumeSize: 8, DeleteOnTermination: true } },
-        { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 20, DeleteOnTermination: true } },
-      ],
+      NetworkInterfaces: Array.from({ length: options.enis ?? 2 }, (_, i) => ({
+        DeviceIndex: i,
+        SubnetId: subnetIds[i % 2],
+        Groups: [securityGroupId],
+      })),
+      BlockDeviceMappings: Array.from({ length: options.volumes ?? 2 }, (_, i) => ({
+        DeviceName: i === 0 ? '/dev/xvda' : `/dev/sd${String.fromCharCode(102 + i - 1)}`,
+        Ebs: { VolumeSize: i === 0 ? 8 : 20, DeleteOnTermination: true },
+      })),
       TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'Name', Value: 'web-1' }] }],
     }),
   );
