@@ -34,12 +34,13 @@ interface InstanceArn {
 }
 
 /**
- * Reads an `AwsEc2Instance` resource id. It must be an instance ARN; the partition, region and account
- * fields may be empty, because GuardDuty's findings in Security Hub have been published with
- * `arn:aws::guardduty:…`-style ARNs, and an empty field there says nothing rather than something wrong.
+ * Reads an `AwsEc2Instance` resource id. It must be an instance ARN, read tolerantly: GuardDuty
+ * findings in Security Hub have been published with `arn:aws::ec2:…` (an extra empty field), and an
+ * empty partition, region or account says nothing rather than something wrong.
  */
 function readInstanceArn(id: unknown): InstanceArn {
-  const match = typeof id === 'string' ? /^arn:([^:]*):ec2:([^:]*):([^:]*):instance\/(.*)$/.exec(id) : null;
+  // `::?` accepts the published typo `arn:aws::ec2:…`, an empty field before the service.
+  const match = typeof id === 'string' ? /^arn:([^:]*)::?ec2:([^:]*):([^:]*):instance\/(.*)$/.exec(id) : null;
   if (!match) refuse('MALFORMED', 'the AwsEc2Instance resource id is not an instance ARN');
   const [, partition = '', region = '', account = '', instanceId = ''] = match;
   if (!instanceIdPattern.test(instanceId)) {
@@ -64,9 +65,16 @@ function readInstanceArn(id: unknown): InstanceArn {
 function severityOf(finding: Record<string, unknown>): number {
   const severity = finding.Severity;
   if (!isRecord(severity)) refuse('MALFORMED', 'the finding has no severity');
-  const fromGuardDuty = typeof finding.ProductArn === 'string' && finding.ProductArn.endsWith('/product/aws/guardduty');
+  const fromGuardDuty =
+    typeof finding.ProductArn === 'string' && finding.ProductArn.endsWith(':product/aws/guardduty');
   const product = severity.Product;
-  if (fromGuardDuty && typeof product === 'number' && Number.isFinite(product) && product >= 0 && product <= 10) {
+  if (
+    fromGuardDuty &&
+    typeof product === 'number' &&
+    Number.isFinite(product) &&
+    product >= 0 &&
+    product <= 10
+  ) {
     return product;
   }
   const normalized = severity.Normalized;
@@ -116,20 +124,28 @@ function remoteIpsOf(finding: Record<string, unknown>, fields: Record<string, un
 export function readAsffFinding(finding: unknown, envelope: Envelope, home: Home): FindingFacts {
   if (!isRecord(finding)) refuse('MALFORMED', 'the Security Hub finding is not an object');
   const resources = finding.Resources;
-  if (!Array.isArray(resources) || resources.length === 0) refuse('MALFORMED', 'the finding lists no resources');
-  const instances = resources.filter((r): r is Record<string, unknown> => isRecord(r) && r.Type === 'AwsEc2Instance');
+  if (!Array.isArray(resources) || resources.length === 0)
+    refuse('MALFORMED', 'the finding lists no resources');
+  const instances = resources.filter(
+    (r): r is Record<string, unknown> => isRecord(r) && r.Type === 'AwsEc2Instance',
+  );
   if (instances.length === 0) {
     const first: unknown = resources[0];
     const quoted = quotableType(isRecord(first) ? first.Type : undefined);
     refuse(
       'RESOURCE_NOT_INSTANCE',
-      quoted ? `the finding is about a resource of type ${quoted}, not an EC2 instance` : 'the finding is not about an EC2 instance',
+      quoted
+        ? `the finding is about a resource of type ${quoted}, not an EC2 instance`
+        : 'the finding is not about an EC2 instance',
     );
   }
   const arns = instances.map((r) => ({ resource: r, arn: readInstanceArn(r.Id) }));
   const named = new Set(arns.map(({ arn }) => `${arn.account ?? ''}/${arn.region ?? ''}/${arn.instanceId}`));
   if (named.size > 1) {
-    refuse('MULTIPLE_INSTANCES', `the finding names ${named.size} instances; Cordon contains one instance per case`);
+    refuse(
+      'MULTIPLE_INSTANCES',
+      `the finding names ${named.size} instances; Cordon contains one instance per case`,
+    );
   }
   const [chosen] = arns;
   if (!chosen) return refuse('MALFORMED', 'the finding names no instance');

@@ -35,7 +35,9 @@ export function readGuardDutyFinding(finding: unknown, envelope: Envelope, home:
     const quoted = quotableType(resourceType);
     refuse(
       'RESOURCE_NOT_INSTANCE',
-      quoted ? `the finding is about a resource of type ${quoted}, not an EC2 instance` : 'the finding is not about an EC2 instance',
+      quoted
+        ? `the finding is about a resource of type ${quoted}, not an EC2 instance`
+        : 'the finding is not about an EC2 instance',
     );
   }
   const details = field(resource, 'instanceDetails');

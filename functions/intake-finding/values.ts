@@ -106,7 +106,11 @@ const loneSurrogates = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  */
 export function cleanText(value: unknown, max = maxText): string | undefined {
   if (typeof value !== 'string') return undefined;
-  const clean = value.replace(loneSurrogates, '\uFFFD').replace(unsafeRuns, ' ').replace(/ {2,}/g, ' ').trim();
+  const clean = value
+    .replace(loneSurrogates, '\uFFFD')
+    .replace(unsafeRuns, ' ')
+    .replace(/ {2,}/g, ' ')
+    .trim();
   if (clean === '') return undefined;
   if (clean.length <= max) return clean;
   let cut = clean.slice(0, max - 1);

@@ -1,0 +1,135 @@
+import { z } from 'zod';
+import { type Case, caseSchema, newCaseId } from '../shared/case.js';
+import type { CaseStore, Recorder } from '../shared/cases.js';
+import { type EvidenceStore, evidenceJson } from '../shared/evidence.js';
+import type { IntakeResult } from '../shared/state.js';
+import { type IntakeConfig, intakeSettings, normaliseTrigger } from './normalise.js';
+
+export const intakeStep = 'intake-finding';
+
+/**
+ * What the "Intake Finding" state passes: the execution input as it came (`event`, any JSON at all:
+ * judging it is this step's job) and the execution's ARN.
+ */
+export const intakeInputSchema = z.object({
+  event: z.unknown(),
+  executionArn: z.string().min(1).max(2048).optional(),
+});
+export type IntakeInput = z.infer<typeof intakeInputSchema>;
+
+export interface IntakeDeps {
+  cases: Pick<CaseStore, 'open' | 'join' | 'get'>;
+  evidence: Pick<EvidenceStore, 'put'>;
+  recorder: (caseId: string, step: string) => Recorder;
+  config: IntakeConfig;
+  now: () => Date;
+}
+
+/**
+ * Turns the trigger into a case, or refuses it without a single AWS call. An instance that already has
+ * an open case gets no second one: the trigger joins the open case and is recorded on its timeline.
+ */
+export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promise<IntakeResult> {
+  const now = deps.now();
+  const normalised = normaliseTrigger(input.event, intakeSettings(deps.config), now);
+  if ('rejected' in normalised) return { intake: { decision: 'rejected', reason: normalised.rejected } };
+
+  const candidate: Case = {
+    caseId: newCaseId(normalised.ok.instanceId, now),
+    ...normalised.ok,
+    ...(input.executionArn ? { executionArn: input.executionArn } : {}),
+  };
+  const opened = await deps.cases.open(candidate);
+  if (opened.opened) {
+    const recorder = deps.recorder(candidate.caseId, intakeStep);
+    await recorder.note('case opened', 'info', { target: candidate.instanceId, detail: summary(candidate) });
+    await storeTrigger(deps, recorder, input.event);
+    return {
+      intake: {
+        decision: 'accepted',
+        reason: `ACCEPTED: case ${candidate.caseId} opened for ${candidate.instanceId} in ${candidate.accountId} ${candidate.region}`,
+        caseId: candidate.caseId,
+      },
+      case: candidate,
+    };
+  }
+
+  const own = await ownEarlierCase(deps, opened.existingCaseId, input.executionArn);
+  if (own) {
+    // Step Functions retried this step after the case was opened (a later write failed): finish the
+    // same case instead of reporting the execution's own case as a duplicate and stopping.
+    const recorder = deps.recorder(own.caseId, intakeStep);
+    await recorder.note('intake retried', 'info', {
+      target: own.instanceId,
+      detail: 'same execution; trigger.json checked',
+    });
+    await storeTrigger(deps, recorder, input.event);
+    return {
+      intake: {
+        decision: 'accepted',
+        reason: `ACCEPTED: case ${own.caseId} was opened by an earlier attempt of this execution`,
+        caseId: own.caseId,
+      },
+      case: own,
+    };
+  }
+
+  await deps.cases.join(opened.existingCaseId, candidate.trigger.findingId);
+  await deps.recorder(opened.existingCaseId, intakeStep).note('finding joined', 'info', {
+    target: candidate.instanceId,
+    detail: joinDetail(candidate),
+  });
+  return {
+    intake: {
+      decision: 'duplicate',
+      reason: `DUPLICATE: ${candidate.instanceId} already has the open case ${opened.existingCaseId}; this trigger joined it`,
+      caseId: opened.existingCaseId,
+    },
+  };
+}
+
+/** The trigger as received, before any normalisation: the first artifact of the chain of custody. */
+async function storeTrigger(deps: IntakeDeps, recorder: Recorder, event: unknown): Promise<void> {
+  await deps.evidence.put(recorder, 'trigger.json', evidenceJson(event), { contentType: 'application/json' });
+}
+
+async function ownEarlierCase(
+  deps: IntakeDeps,
+  existingCaseId: string,
+  executionArn: string | undefined,
+): Promise<Case | undefined> {
+  if (!executionArn) return undefined;
+  const existing = await deps.cases.get(existingCaseId);
+  if (existing?.executionArn !== executionArn) return undefined;
+  const parsed = caseSchema.safeParse(existing);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** Short fields first: the timeline caps a detail at 1,000 characters and finding text can be long. */
+function summary(c: Case): string {
+  const t = c.trigger;
+  return [
+    `${t.shape} from ${t.requestedBy}`,
+    t.severity === undefined ? undefined : `severity ${t.severity}`,
+    t.count === undefined ? undefined : `count ${t.count}`,
+    t.sample ? 'sample finding' : undefined,
+    `${t.remoteIps.length} remote IP(s)`,
+    t.findingType ? `type ${t.findingType}` : undefined,
+    t.findingId ? `finding ${t.findingId}` : undefined,
+  ]
+    .filter((part) => part !== undefined)
+    .join('; ');
+}
+
+function joinDetail(c: Case): string {
+  const t = c.trigger;
+  return [
+    `${t.shape} from ${t.requestedBy}`,
+    t.count === undefined ? undefined : `count ${t.count}`,
+    t.severity === undefined ? undefined : `severity ${t.severity}`,
+    t.findingType ? `type ${t.findingType}` : undefined,
+    `finding ${t.findingId ?? '(none)'}`,
+  ]
+    .filter((part) => part !== undefined)
+    .join('; ');
+}
