@@ -27,10 +27,12 @@ const triage = artifact('triage.json', '{"b":2}');
 
 function setup(events: TimelineEvent[]) {
   const written = new Map<string, string>();
-  const put = vi.fn(async (_r: unknown, name: string, body: Uint8Array | string) => {
-    written.set(name, String(body));
-    return artifact(name, String(body));
-  });
+  const put = vi.fn(
+    async (_r: unknown, name: string, body: Uint8Array | string, _options?: { legalHold?: boolean }) => {
+      written.set(name, String(body));
+      return artifact(name, String(body));
+    },
+  );
   // S3 as the archive step finds it: every object stored so far, locked, at its recorded size.
   s3.on(HeadObjectCommand).callsFake((input: { Key: string }) => {
     const known = [trigger, triage].find((x) => x.key === input.Key);

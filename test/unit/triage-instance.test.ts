@@ -83,7 +83,7 @@ function stored(name: string): Artifact {
 }
 
 function deps(timeline = new MemoryTimeline()) {
-  const put = vi.fn(async (_r: unknown, name: string) => stored(name));
+  const put = vi.fn(async (_r: unknown, name: string, _body?: Uint8Array | string) => stored(name));
   return {
     timeline,
     put,
