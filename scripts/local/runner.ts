@@ -22,6 +22,8 @@ export interface Execution {
   error?: { name: string; message: string };
   steps: StepRecord[];
   executionArn: string;
+  /** States entered, as Step Functions bills them (one transition per state entered). */
+  transitions: number;
 }
 
 export interface RunSettings {
@@ -134,12 +136,25 @@ export async function runStateMachine(
       },
     } as never,
   });
+  let transitions = 0;
+  const counting = (async () => {
+    for await (const event of run.eventLogs) if (event.type === 'StateEntered') transitions += 1;
+  })();
   try {
     const output = await run.result;
-    return { status: 'SUCCEEDED', output, steps, executionArn };
+    await counting;
+    return { status: 'SUCCEEDED', output, steps, executionArn, transitions };
   } catch (error) {
+    // The event log may stay open after a failed run: count what was seen, do not wait on it.
+    counting.catch(() => undefined);
     const e = error as Error & { cause?: unknown };
-    return { status: 'FAILED', error: { name: e.name, message: e.message }, steps, executionArn };
+    return {
+      status: 'FAILED',
+      error: { name: e.name, message: e.message },
+      steps,
+      executionArn,
+      transitions,
+    };
   }
 }
 
