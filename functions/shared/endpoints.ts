@@ -5,7 +5,8 @@ type Endpoint = TriageResult['instance']['vpcEndpoints'][number];
 /** The interface endpoints the SSM agent needs to keep receiving commands without internet access. */
 export const ssmEndpointServices = ['ssm', 'ssmmessages', 'ec2messages'] as const;
 
-function serviceOf(endpoint: Endpoint, region: string): string | undefined {
+/** The service an endpoint serves (`ssm`, `s3`…), or undefined for another region's or an unknown name. */
+export function serviceOf(endpoint: Endpoint, region: string): string | undefined {
   // com.amazonaws.<region>.<service>; some partitions use another prefix, so match on the suffix.
   const suffix = `.${region}.`;
   const at = endpoint.serviceName.indexOf(suffix);
