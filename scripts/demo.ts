@@ -102,7 +102,8 @@ async function main(): Promise<void> {
   const json = args.json === true;
   // Logs, the functions' included, go to stderr so that --json leaves stdout to the report alone.
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  if (json || !process.env.POWERTOOLS_LOG_LEVEL) process.env.POWERTOOLS_LOG_LEVEL = json ? 'WARN' : 'ERROR';
+  // The functions' JSON logs: `npm run demo` sets POWERTOOLS_LOG_LEVEL=WARN, so only warnings and
+  // errors appear, and those go to stderr.
   console.log = console.error;
   console.info = console.error;
   const run = await runLocalCase(event, {
