@@ -4,6 +4,8 @@ export default defineConfig({
   test: {
     setupFiles: ['test/support/setup.ts'],
     restoreMocks: true,
+    // The functions' JSON logs would drown the test report; no test reads them.
+    env: { POWERTOOLS_LOG_LEVEL: 'SILENT' },
     projects: [
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
       { extends: true, test: { name: 'workflow', include: ['test/workflow/**/*.test.ts'] } },
