@@ -38,6 +38,12 @@ export interface LocalCaseOptions {
   endpoint?: string;
   stage?: string;
   vpcEndpoints?: boolean;
+  /** The seeded instance's size (default 2 ENIs, 2 volumes). */
+  enis?: number;
+  volumes?: number;
+  /** Bytes of the synthetic memory image the emulated SSM agent captures. */
+  imageBytes?: number;
+  onStep?: (step: StepRecord) => void;
   log?: (line: string) => void;
 }
 
@@ -81,7 +87,7 @@ export async function runWorkflowLocally(
   stack: LocalStack,
   machine: 'forensics' | 'release',
   input: unknown,
-  options: { log?: (line: string) => void; onStep?: (step: StepRecord) => void } = {},
+  options: { log?: (line: string) => void; onStep?: (step: StepRecord) => void; imageBytes?: number } = {},
 ): Promise<Awaited<ReturnType<typeof runStateMachine>>> {
   const endpoint = stack.env.AWS_ENDPOINT_URL as string;
   Object.assign(process.env, stack.env);
@@ -99,6 +105,7 @@ export async function runWorkflowLocally(
         endpoint,
         region: localRegion,
         instanceId,
+        ...(options.imageBytes ? { imageBytes: options.imageBytes } : {}),
         ...(options.log ? { log: options.log } : {}),
       });
     },
@@ -118,7 +125,11 @@ export async function runLocalCase(event: unknown, options: LocalCaseOptions = {
   try {
     log(`emulated AWS account at ${endpoint}${moto ? ' (started for this run)' : ''}`);
     const stack = await deployLocalStack(endpoint, options.stage ?? 'dev');
-    const seeded = await seedAccount(endpoint, { vpcEndpoints: options.vpcEndpoints ?? true });
+    const seeded = await seedAccount(endpoint, {
+      vpcEndpoints: options.vpcEndpoints ?? true,
+      ...(options.enis ? { enis: options.enis } : {}),
+      ...(options.volumes ? { volumes: options.volumes } : {}),
+    });
     log(
       `seeded instance ${seeded.instanceId} with ${seeded.networkInterfaceIds.length} ENIs and ${seeded.volumeIds.length} volumes`,
     );
@@ -127,7 +138,11 @@ export async function runLocalCase(event: unknown, options: LocalCaseOptions = {
       accountId: localAccountId,
       region: localRegion,
     });
-    const execution = await runWorkflowLocally(stack, 'forensics', mapped, { log });
+    const execution = await runWorkflowLocally(stack, 'forensics', mapped, {
+      log,
+      ...(options.onStep ? { onStep: options.onStep } : {}),
+      ...(options.imageBytes ? { imageBytes: options.imageBytes } : {}),
+    });
     const state = (execution.output ?? {}) as FinalState;
     const notification = await readNotification(stack, endpoint);
     const report = toReport(state, execution, stack, endpoint);

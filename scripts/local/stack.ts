@@ -77,12 +77,60 @@ function ssmDocuments(): { logicalId: string; content: unknown; format: string }
  * environment, built from the same stage parameters as serverless.yml.
  */
 export async function deployLocalStack(endpoint: string, stage = 'dev'): Promise<LocalStack> {
-  const params = stageParams(stage);
   const base = {
     endpoint,
     region: localRegion,
     credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
   };
+  const stackName = `cordon-${stage}`;
+  const cfn = new CloudFormationClient(base);
+  const existing = await cfn.send(new DescribeStacksCommand({ StackName: stackName })).catch(() => undefined);
+  const saved = existing?.Stacks?.[0]?.Outputs?.find((o) => o.OutputKey === 'LocalStackJson')?.OutputValue;
+  if (saved) return JSON.parse(saved) as LocalStack;
+  const created = await createLocalStack(stage, base);
+  await cfn.send(
+    new CreateStackCommand({
+      StackName: stackName,
+      TemplateBody: JSON.stringify(stackOutputsTemplate(created)),
+    }),
+  );
+  return created;
+}
+
+/**
+ * The names a deployed stack publishes as CloudFormation outputs (resources/outputs.yml), published
+ * the same way in the emulator so that the CLI finds them by one code path. The local run's whole
+ * description rides along as one more output, so that a later run on the same emulator reuses it.
+ */
+function stackOutputsTemplate(stack: LocalStack) {
+  const outputs: Record<string, string> = {
+    EvidenceBucketName: stack.bucket,
+    CasesTableName: stack.table,
+    AlertTopicArn: stack.topicArn,
+    SigningKeyArn: stack.signingKeyId,
+    ToolsBucketName: stack.toolsBucket,
+    ForensicsStateMachineArn: stack.forensicsStateMachineArn,
+    ReleaseStateMachineArn: stack.releaseStateMachineArn,
+    LocalStackJson: JSON.stringify(stack),
+  };
+  return {
+    AWSTemplateFormatVersion: '2010-09-09',
+    Resources: {
+      Marker: {
+        Type: 'AWS::SSM::Parameter',
+        Properties: { Type: 'String', Value: stack.stackName, Name: `/${stack.stackName}/marker` },
+      },
+    },
+    Outputs: Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, { Value: v }])),
+  };
+}
+
+async function createLocalStack(
+  stage: string,
+  base: { endpoint: string; region: string; credentials: { accessKeyId: string; secretAccessKey: string } },
+): Promise<LocalStack> {
+  const params = stageParams(stage);
+  const endpoint = base.endpoint;
   const s3 = new S3Client({ ...base, forcePathStyle: true });
   const kms = new KMSClient(base);
   const ddb = new DynamoDBClient(base);
