@@ -1,0 +1,88 @@
+import { regionSchema } from '../../../functions/shared/case.js';
+import { type CommandSpec, stringValue } from '../context.js';
+import type { Check, DoctorDeps } from '../doctor.js';
+import { explain, UsageError } from '../errors.js';
+import { jsonDocument, safe } from '../output.js';
+
+const label = { pass: 'PASS', fail: 'FAIL', unknown: 'UNKNOWN' } as const;
+
+export function renderChecks(checks: Check[]): string {
+  const width = Math.max(...checks.map((c) => c.check.length));
+  const lines: string[] = [];
+  for (const c of checks) {
+    lines.push(
+      `${label[c.status].padEnd(8)} ${c.check.padEnd(width)}  ${safe(c.scope, 80)}: ${safe(c.detail, 400)}`,
+    );
+    if (c.status !== 'pass' && c.fix) lines.push(`${' '.repeat(9 + width + 2)}fix: ${safe(c.fix, 400)}`);
+  }
+  const count = (s: Check['status']) => checks.filter((c) => c.status === s).length;
+  lines.push(
+    '',
+    `${count('pass')} passed, ${count('fail')} failed, ${count('unknown')} could not be checked.`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+export const doctorCommand: CommandSpec = {
+  path: ['doctor'],
+  summary: 'readiness before an incident: each check with pass/fail and how to fix it',
+  positionals: [],
+  options: { region: { type: 'string' }, 'all-regions': { type: 'boolean' } },
+  help: `usage: cordon doctor [--region REGION | --all-regions]
+
+Checks that Cordon can do its job when an incident comes:
+  - CloudTrail: a multi-region trail that is logging
+  - GuardDuty: an enabled detector in each region checked
+  - SSM: which instances SSM manages (and reaches) and which it does not
+  - VPC endpoints: ssm, ssmmessages, ec2messages and s3 in each VPC with instances
+  - the evidence bucket: versioning, Object Lock and a default retention
+  - the signing key: ECC_NIST_P256, SIGN_VERIFY, enabled
+  - the memory tools (tools/avml, tools/winpmem.exe) uploaded with the SHA-256 the stack pins
+  - the root user: no access keys, MFA on
+Each check prints PASS, FAIL or UNKNOWN (could not be checked, e.g. a missing permission or an API the
+emulator lacks), a one-line detail and, for gaps, how to fix them. Exits 1 if any check fails.
+
+  --region REGION   check this region (default: the stack's region)
+  --all-regions     check every region enabled for the account`,
+  async run(ctx, values) {
+    const only = stringValue(values, 'region');
+    if (only !== undefined && values['all-regions'] === true)
+      throw new UsageError('pass --region or --all-regions, not both');
+    if (only !== undefined && !regionSchema.safeParse(only).success)
+      throw new UsageError('--region is not an AWS region');
+    const { enabledRegions, pinnedToolsFromTemplate, runDoctor } = await import('../doctor.js');
+    const homeRegion = await ctx.aws.region();
+    const regions =
+      values['all-regions'] === true ? await enabledRegions(await ctx.aws.ec2()) : [only ?? homeRegion];
+
+    let stack: DoctorDeps['stack'];
+    try {
+      const info = await ctx.stack();
+      const tools = info.local
+        ? {
+            prefix: info.local.env.TOOLS_PREFIX ?? 'tools/',
+            avmlSha256: info.local.env.AVML_SHA256 ?? '',
+            winpmemSha256: info.local.env.WINPMEM_SHA256 ?? '',
+          }
+        : await pinnedToolsFromTemplate(
+            await ctx.aws.cloudformation(),
+            info.stackName,
+            `cordon-${ctx.stage}-capture-memory`,
+          );
+      stack = { info, s3: await ctx.aws.s3(), kms: await ctx.aws.kms(), tools };
+    } catch (error) {
+      const e = explain(error, ctx.aws.endpoint ? { endpoint: ctx.aws.endpoint } : {});
+      stack = { error: e.message, fix: e.hint ?? '' };
+    }
+    const checks = await runDoctor({
+      homeRegion,
+      regions,
+      regional: (region) => ctx.aws.regional(region),
+      iam: await ctx.aws.iam(),
+      stack,
+    });
+    if (ctx.json) ctx.io.out(jsonDocument({ ok: checks.every((c) => c.status !== 'fail'), checks }));
+    else ctx.io.out(renderChecks(checks));
+    return checks.some((c) => c.status === 'fail') ? 1 : 0;
+  },
+};

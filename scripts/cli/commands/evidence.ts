@@ -1,0 +1,217 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { type CommandSpec, parseCaseId, stringValue } from '../context.js';
+import type { DownloadOutcome } from '../download.js';
+import { CliError, UsageError } from '../errors.js';
+import type { EvidenceEntry } from '../evidence.js';
+import { jsonDocument, ProgressBar, safe, table } from '../output.js';
+import type { Verdict } from '../verify.js';
+
+function entryRows(entries: EvidenceEntry[]) {
+  return entries.map((e) => [
+    e.name,
+    e.bytes,
+    e.sha256 || '-',
+    e.lock.missing ? 'MISSING' : (e.lock.mode ?? '-'),
+    e.lock.retainUntil ?? '-',
+    e.lock.legalHold ?? '-',
+    e.versionId,
+  ]);
+}
+
+export const evidenceLsCommand: CommandSpec = {
+  path: ['evidence', 'ls'],
+  summary: "a case's artifacts with sizes, hashes, lock mode and retention",
+  positionals: ['CASE'],
+  options: {},
+  help: `usage: cordon evidence ls CASE
+
+Lists the artifacts the case's signed manifest names (then the manifest and its signature), each with
+its size, SHA-256, the Object Lock mode and retain-until date S3 holds it under now, its legal hold and
+its version id. A case not sealed yet lists what its folder holds, with the hashes their writers recorded.`,
+  async run(ctx, _values, positionals) {
+    const caseId = parseCaseId(positionals[0]);
+    const stack = await ctx.stack();
+    const s3 = await ctx.aws.s3();
+    const { listEvidence, listUnsealed, readSealedCase } = await import('../evidence.js');
+    let entries: EvidenceEntry[];
+    let sealed = true;
+    try {
+      entries = await listEvidence(s3, await readSealedCase(s3, stack.evidenceBucket, caseId), ctx.now());
+    } catch (error) {
+      if (!(error instanceof CliError) || error.exitCode !== 1) throw error;
+      sealed = false;
+      entries = await listUnsealed(s3, stack.evidenceBucket, caseId, ctx.now());
+    }
+    if (ctx.json) {
+      ctx.io.out(jsonDocument({ caseId, bucket: stack.evidenceBucket, sealed, artifacts: entries }));
+      return 0;
+    }
+    ctx.io.out(
+      `Case ${caseId} in s3://${stack.evidenceBucket}/cases/${caseId}/${sealed ? '' : ' (NOT SEALED: no manifest.sig)'}\n`,
+    );
+    ctx.io.out(
+      table(['NAME', 'BYTES', 'SHA256', 'LOCK', 'RETAIN UNTIL', 'HOLD', 'VERSION'], entryRows(entries), 120),
+    );
+    return 0;
+  },
+};
+
+export const evidenceGetCommand: CommandSpec = {
+  path: ['evidence', 'get'],
+  summary: 'download every artifact, checked against the manifest, resumable',
+  positionals: ['CASE'],
+  options: { out: { type: 'string' } },
+  help: `usage: cordon evidence get CASE [--out DIR]
+
+Downloads manifest.json, manifest.sig and every artifact the manifest names, by the version ids it
+records, into DIR (default ./CASE). Large objects come in 8 MiB ranged parts, a few at a time, into
+NAME.part with a NAME.part.json progress file: run the same command again after an interruption and it
+resumes from the parts already on disk. Each file is hashed while it downloads and gets its final name
+only if its SHA-256 and size are the manifest's; otherwise it is deleted and the command fails, naming
+it. A file already present with other content is never overwritten. Then run
+cordon evidence verify CASE --dir DIR.`,
+  async run(ctx, values, positionals) {
+    const caseId = parseCaseId(positionals[0]);
+    const dir = resolve(stringValue(values, 'out') ?? caseId);
+    const stack = await ctx.stack();
+    const s3 = await ctx.aws.s3();
+    const { readSealedCase } = await import('../evidence.js');
+    const { downloadCase, targetsOf } = await import('../download.js');
+    const sealed = await readSealedCase(s3, stack.evidenceBucket, caseId);
+    const total =
+      targetsOf(sealed).reduce((sum, t) => sum + t.bytes, 0) +
+      sealed.manifestBytes.byteLength +
+      sealed.signatureBytes.byteLength;
+    const bar = new ProgressBar(ctx.io, total, caseId.slice(-6));
+    let done = 0;
+    const resumeHint = `Interrupted: run the same command again to resume from the parts already in ${dir}.\n`;
+    // Ctrl-C: the progress files on disk are consistent (each is replaced whole), so just say how to resume.
+    const onInterrupt = () => {
+      bar.finish();
+      ctx.io.err(`\n${resumeHint}`);
+      process.exit(130);
+    };
+    process.once('SIGINT', onInterrupt);
+    let outcomes: DownloadOutcome[];
+    try {
+      outcomes = await downloadCase(s3, sealed, dir, {
+        onProgress: (bytes) => {
+          done += bytes;
+          bar.update(done);
+        },
+      });
+    } catch (error) {
+      bar.finish();
+      ctx.io.err(resumeHint);
+      throw error;
+    } finally {
+      process.off('SIGINT', onInterrupt);
+    }
+    bar.finish();
+    const failed = outcomes.filter((o) => o.status === 'failed');
+    if (ctx.json) {
+      ctx.io.out(jsonDocument({ caseId, dir, ok: failed.length === 0, files: outcomes }));
+    } else {
+      ctx.io.out(
+        table(
+          ['NAME', 'BYTES', 'SHA256', 'RESULT'],
+          outcomes.map((o) => [
+            o.name,
+            o.bytes,
+            o.sha256,
+            o.status === 'failed' ? `FAILED: ${o.reason}` : o.status,
+          ]),
+          200,
+        ),
+      );
+      ctx.io.out(
+        failed.length
+          ? `${failed.length} file(s) did not match the manifest and were not kept: ${failed.map((f) => safe(f.name)).join(', ')}\n`
+          : `All ${outcomes.length} files are in ${dir} and match the manifest. Check the signature: cordon evidence verify ${caseId} --dir ${dir}\n`,
+      );
+    }
+    return failed.length ? 1 : 0;
+  },
+};
+
+const mark = (v: Verdict) => ({ pass: 'PASS', fail: 'FAIL', unchecked: 'NOT CHECKED' })[v.status];
+
+export const evidenceVerifyCommand: CommandSpec = {
+  path: ['evidence', 'verify'],
+  summary: "prove a case's evidence intact: signature, hashes, locks",
+  positionals: ['CASE'],
+  options: { dir: { type: 'string' }, 'public-key': { type: 'string' }, offline: { type: 'boolean' } },
+  help: `usage: cordon evidence verify CASE [--dir DIR] [--public-key FILE] [--offline]
+
+Checks, and prints a verdict for each:
+  - the manifest's signature, offline with the signing key's public key (from KMS GetPublicKey on the
+    stack's key, or from --public-key), and with KMS Verify where KMS is reachable; the public key is
+    never taken from the signature file itself;
+  - that the signed statement names this manifest (its SHA-256) and the manifest this case;
+  - every artifact's SHA-256 and size: the objects in the bucket by the manifest's version ids, or the
+    files in DIR;
+  - that each object is still under Object Lock (a retention not yet expired, or a legal hold).
+Exits 1 if any check fails.
+
+  --dir DIR          verify a folder written by cordon evidence get instead of the bucket's objects
+  --public-key FILE  the signing key's public key (PEM or DER) kept by the investigator
+  --offline          with --dir and --public-key: make no AWS call at all (locks are then not checked)`,
+  async run(ctx, values, positionals) {
+    const caseId = parseCaseId(positionals[0]);
+    const dir = stringValue(values, 'dir');
+    const keyFile = stringValue(values, 'public-key');
+    const offline = values.offline === true;
+    if (offline && (!dir || !keyFile)) throw new UsageError('--offline needs --dir and --public-key');
+    const { publicKeyFromFile, verifyCase } = await import('../verify.js');
+    let publicKeyDer: Uint8Array | undefined;
+    if (keyFile) {
+      const bytes = await readFile(keyFile).catch(() => {
+        throw new UsageError(`cannot read ${keyFile}`);
+      });
+      publicKeyDer = publicKeyFromFile(bytes);
+    }
+    const online = offline
+      ? {}
+      : await (async () => {
+          const stack = await ctx.stack();
+          return {
+            s3: await ctx.aws.s3(),
+            kms: await ctx.aws.kms(),
+            bucket: stack.evidenceBucket,
+            signingKeyArn: stack.signingKeyArn,
+          };
+        })();
+    const report = await verifyCase(caseId, {
+      ...online,
+      ...(publicKeyDer ? { publicKeyDer } : {}),
+      ...(dir ? { dir: resolve(dir) } : {}),
+      now: ctx.now(),
+    });
+    if (ctx.json) {
+      ctx.io.out(jsonDocument(report));
+      return report.ok ? 0 : 1;
+    }
+    const out = ctx.io.out;
+    out(
+      `Case ${caseId}: ${report.source === 'folder' ? `folder ${resolve(dir as string)}` : 'objects in the evidence bucket'}\n`,
+    );
+    for (const v of [...report.signature, ...report.manifest]) {
+      out(`  ${mark(v).padEnd(11)} ${v.check.padEnd(20)} ${safe(v.detail, 400)}\n`);
+    }
+    out('\n');
+    for (const a of report.artifacts) {
+      const verdict = a.ok ? 'PASS' : 'FAIL';
+      out(`  ${verdict.padEnd(11)} ${safe(a.name, 80)}\n`);
+      out(`              ${mark(a.hash).padEnd(11)} ${a.hash.check.padEnd(7)} ${safe(a.hash.detail, 400)}\n`);
+      out(`              ${mark(a.lock).padEnd(11)} ${a.lock.check.padEnd(7)} ${safe(a.lock.detail, 400)}\n`);
+    }
+    const bad = report.artifacts.filter((a) => !a.ok).map((a) => safe(a.name, 80));
+    out(
+      report.ok
+        ? `\nVERIFIED: the signature is valid and all ${report.artifacts.length} objects match the manifest${report.artifacts.every((a) => a.lock.status === 'pass') ? ' and are locked' : ''}.\n`
+        : `\nFAILED${bad.length ? `: ${bad.join(', ')}` : ''}${[...report.signature, ...report.manifest].some((v) => v.status === 'fail') ? `${bad.length ? ';' : ':'} the manifest or its signature did not check out` : ''}.\n`,
+    );
+    return report.ok ? 0 : 1;
+  },
+};

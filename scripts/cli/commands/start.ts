@@ -1,0 +1,194 @@
+import { readFile } from 'node:fs/promises';
+import {
+  type CommandContext,
+  type CommandSpec,
+  requireLocalRunner,
+  stringValue,
+  type Values,
+} from '../context.js';
+import { UsageError } from '../errors.js';
+import { jsonDocument, safe } from '../output.js';
+import type { ManualStart, RunResult, StepLine } from '../workflow.js';
+
+// The AWS clients' packages take seconds to load: commands load their logic when they run, so that
+// --help and a mistyped option answer at once.
+const workflow = () => import('../workflow.js');
+
+export function stepLine(step: StepLine): string {
+  const seconds = step.seconds === undefined ? '' : `${step.seconds.toFixed(1).padStart(7)} s`;
+  return `  ${step.status.padEnd(9)} ${safe(step.name, 40).padEnd(24)} ${seconds}${step.reason ? `  ${safe(step.reason, 300)}` : ''}\n`;
+}
+
+export function printRun(ctx: CommandContext, result: RunResult, label: string): void {
+  if (ctx.json) {
+    ctx.io.out(jsonDocument(result));
+    return;
+  }
+  ctx.io.out(
+    `${label} ${result.caseId ? `${result.caseId}: ` : ''}${result.outcome.toUpperCase()}${result.reason ? ` - ${safe(result.reason, 500)}` : ''}\n`,
+  );
+}
+
+async function readFinding(file: string): Promise<unknown> {
+  const { maxTriggerBytes } = await workflow();
+  let text: Buffer;
+  try {
+    text = await readFile(file);
+  } catch (error) {
+    throw new UsageError(`cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (text.byteLength > maxTriggerBytes) {
+    throw new UsageError(`${file} is ${text.byteLength} bytes; a trigger is at most ${maxTriggerBytes}`);
+  }
+  try {
+    return JSON.parse(text.toString('utf8'));
+  } catch {
+    throw new UsageError(`${file} is not JSON`);
+  }
+}
+
+/** The execution input, checked before any AWS call: a manual start or a finding file as it is. */
+async function triggerFrom(
+  ctx: CommandContext,
+  values: Values,
+): Promise<{ input: unknown; manual?: ManualStart }> {
+  const finding = stringValue(values, 'finding');
+  const instance = stringValue(values, 'instance');
+  if (finding && instance) throw new UsageError('pass either --instance or --finding, not both');
+  if (finding) {
+    for (const name of ['account', 'region', 'reason']) {
+      if (values[name] !== undefined)
+        throw new UsageError(`--${name} goes with --instance; a finding names its own`);
+    }
+    return { input: await readFinding(finding) };
+  }
+  if (!instance) throw new UsageError('pass --instance i-… with --reason "…", or --finding FILE');
+  const reason = stringValue(values, 'reason');
+  if (reason === undefined)
+    throw new UsageError('--reason is required with --instance: say why, it is recorded');
+  const fields = {
+    instanceId: instance,
+    accountId: stringValue(values, 'account'),
+    region: stringValue(values, 'region'),
+    reason,
+  };
+  const { manualStartInput } = await workflow();
+  manualStartInput({ ...fields, requestedBy: 'checking' });
+  const requestedBy = (await ctx.aws.identity()).arn;
+  const manual = manualStartInput({ ...fields, requestedBy });
+  return { input: manual, manual };
+}
+
+async function caseOfManualStart(
+  ctx: CommandContext,
+  manual: ManualStart,
+  since: Date,
+): Promise<string | undefined> {
+  const stack = await ctx.stack();
+  const { listCases } = await import('../cases.js');
+  const rows = await listCases(await ctx.aws.ddb(), stack.casesTable, {
+    instance: {
+      instanceId: manual.instanceId,
+      accountId: manual.accountId ?? stack.local?.env.CORDON_ACCOUNT_ID ?? (await ctx.aws.identity()).account,
+      region: manual.region ?? stack.region,
+    },
+  });
+  return rows.find((r) => String(r.openedAt) >= since.toISOString().slice(0, 19))?.caseId;
+}
+
+export const startCommand: CommandSpec = {
+  path: ['start'],
+  summary: 'start a case by hand, for an instance or from a finding file',
+  positionals: [],
+  options: {
+    instance: { type: 'string' },
+    account: { type: 'string' },
+    region: { type: 'string' },
+    reason: { type: 'string' },
+    finding: { type: 'string' },
+    wait: { type: 'boolean' },
+  },
+  help: `usage: cordon start --instance i-… [--account ID] [--region REGION] --reason "…" [--wait]
+       cordon start --finding FILE [--wait]
+
+Starts the forensic workflow on one instance: contain it, preserve its evidence, seal the manifest.
+
+  --instance ID     the instance to contain
+  --account ID      its account (default: the stack's own account)
+  --region REGION   its region (default: the stack's region)
+  --reason TEXT     why, in a sentence; recorded on the case with who asked
+  --finding FILE    a finding or trigger as JSON, in any shape Intake accepts (a GuardDuty finding or
+                    event, a Security Hub finding or custom action, a manual start)
+  --wait            follow the case live, one line per step as it finishes, ending with the outcome
+
+Against AWS the workflow runs in Step Functions: start waits for Intake's decision, prints the case id
+and returns, or with --wait follows the execution to its end. With --endpoint the emulator's Step
+Functions stores workflows but does not run them, so the same workflow (the real ASL and handlers)
+runs in this process, and start always follows it to the end.`,
+  async run(ctx, values) {
+    const trigger = await triggerFrom(ctx, values);
+    const { followExecution, forensicOutcome, manualExecutionName, runLocally, startExecution } =
+      await workflow();
+    const stack = await ctx.stack();
+    requireLocalRunner(ctx, stack);
+    const wait = values.wait === true;
+    const onStep = (step: StepLine) => {
+      if (!ctx.json) ctx.io.out(stepLine(step));
+    };
+    const started = ctx.now();
+    let result: RunResult;
+    if (stack.local) {
+      if (!ctx.json)
+        ctx.io.out(`Running the forensic workflow in this process against ${ctx.aws.endpoint}\n`);
+      const run = await runLocally(stack.local, 'forensics', trigger.input, onStep, { debug: ctx.debug });
+      const outcome = forensicOutcome(run.status, run.output, run.error, run.steps);
+      const caseId =
+        outcome.caseId ??
+        (trigger.manual ? await caseOfManualStart(ctx, trigger.manual, started) : undefined);
+      result = { status: run.status, ...outcome, ...(caseId ? { caseId } : {}), steps: run.steps };
+    } else {
+      const sfn = await ctx.aws.sfn();
+      const name = trigger.manual ? manualExecutionName(trigger.manual.instanceId, started) : undefined;
+      const executionArn = await startExecution(sfn, stack.forensicsStateMachineArn, trigger.input, name);
+      if (!ctx.json) ctx.io.out(`Started ${executionArn}\n`);
+      // A failed Intake attempt is retried; only a finished one has decided.
+      const intakeDecided = (steps: readonly StepLine[]) => steps.some((s) => s.decision !== undefined);
+      const run = await followExecution(sfn, executionArn, {
+        onStep,
+        ...(wait ? {} : { until: intakeDecided }),
+        sleep: (ms) => ctx.sleep(ms),
+      });
+      const intake = run.steps.find((s) => s.decision);
+      if (run.status === 'RUNNING' && intake && intake.decision !== 'accepted') {
+        // Rejected or joined to an open case: the execution ends without doing anything more.
+        result = {
+          status: run.status,
+          ...(intake.caseId ? { caseId: intake.caseId } : {}),
+          outcome: intake.decision ?? 'rejected',
+          reason: intake.reason ?? '',
+          steps: run.steps,
+          executionArn,
+        };
+      } else if (run.status === 'RUNNING') {
+        const caseId = intake?.caseId;
+        result = {
+          status: run.status,
+          ...(caseId ? { caseId } : {}),
+          outcome: 'running',
+          reason: caseId ? `follow it with: cordon status ${caseId}` : 'Intake has not decided yet',
+          steps: run.steps,
+          executionArn,
+        };
+      } else {
+        result = {
+          status: run.status,
+          ...forensicOutcome(run.status, run.output, run.error, run.steps),
+          steps: run.steps,
+          executionArn,
+        };
+      }
+    }
+    printRun(ctx, result, 'Case');
+    return result.outcome === 'failed' || result.outcome === 'rejected' ? 1 : 0;
+  },
+};

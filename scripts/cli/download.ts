@@ -1,0 +1,348 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { type FileHandle, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { z } from 'zod';
+import { EvidenceIntegrityError } from '../../functions/shared/errors.js';
+import { MiB } from '../../functions/shared/memory.js';
+import { CliError } from './errors.js';
+import { manifestName, mapLimit, nameInCase, type SealedCase, signatureName } from './evidence.js';
+
+/** One object to fetch: where it is, and what the manifest says it must be. */
+export interface DownloadTarget {
+  name: string;
+  key: string;
+  versionId: string;
+  bytes: number;
+  sha256: string;
+}
+
+export interface DownloadOptions {
+  /** Bytes per ranged GET: large objects come in parts, a few at a time, and resume by part. */
+  partSize?: number;
+  partConcurrency?: number;
+  fileConcurrency?: number;
+  /** Bytes newly on disk (resumed parts are reported once, at the start). */
+  onProgress?: (bytes: number) => void;
+  /** Called after each part is stored and recorded: where a test injects an interruption. */
+  onPart?: (target: DownloadTarget, index: number) => void | Promise<void>;
+}
+
+export interface DownloadOutcome {
+  name: string;
+  path: string;
+  bytes: number;
+  sha256: string;
+  status: 'downloaded' | 'resumed' | 'already-complete' | 'failed';
+  /** For `failed`: why the file was not called complete. */
+  reason?: string;
+}
+
+export const defaultPartSize = 8 * MiB;
+
+const progressSchema = z.object({
+  schema: z.literal('cordon.download/1'),
+  key: z.string(),
+  versionId: z.string(),
+  bytes: z.number(),
+  sha256: z.string(),
+  partSize: z.number(),
+  done: z.array(z.number().int().min(0)),
+});
+type Progress = z.infer<typeof progressSchema>;
+
+/** The file's place under `dir`, refusing anything that would land outside it. */
+export function pathInside(dir: string, name: string): string {
+  const root = resolve(dir);
+  const path = resolve(root, name);
+  const rel = relative(root, path);
+  if (!rel || rel.startsWith('..') || isAbsolute(rel))
+    throw new CliError(`Refusing to write ${name} outside ${root}.`);
+  return path;
+}
+
+export async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of createReadStream(path)) {
+    hash.update(chunk as Buffer);
+    bytes += (chunk as Buffer).byteLength;
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function readProgress(
+  path: string,
+  target: DownloadTarget,
+  partSize: number,
+): Promise<Progress | undefined> {
+  try {
+    const parsed = progressSchema.safeParse(JSON.parse(await readFile(path, 'utf8')));
+    if (!parsed.success) return undefined;
+    const p = parsed.data;
+    const same =
+      p.key === target.key &&
+      p.versionId === target.versionId &&
+      p.bytes === target.bytes &&
+      p.sha256 === target.sha256 &&
+      p.partSize === partSize;
+    return same ? p : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeAtomically(path: string, body: string | Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp`;
+  await writeFile(tmp, body);
+  await rename(tmp, path);
+}
+
+/** Where a file would go if its name is already taken by different content: never overwrite evidence. */
+async function alreadyThere(
+  path: string,
+  target: DownloadTarget,
+): Promise<'complete' | 'different' | 'absent'> {
+  if (!(await exists(path))) return 'absent';
+  const found = await hashFile(path);
+  return found.sha256 === target.sha256 && found.bytes === target.bytes ? 'complete' : 'different';
+}
+
+/**
+ * Downloads one object version into `<dir>/<name>`. Parts go into `<name>.part` at their offsets, with
+ * `<name>.part.json` recording the parts already stored, so an interrupted download resumes from
+ * there. The file is hashed while it downloads, in order, from the bytes on disk; it gets its final
+ * name only if its SHA-256 and size are the manifest's. A mismatch deletes the partial file and is
+ * reported as `failed`; an interruption (a network error, Ctrl-C) leaves it to resume.
+ */
+export async function downloadArtifact(
+  s3: S3Client,
+  bucket: string,
+  target: DownloadTarget,
+  dir: string,
+  options: DownloadOptions = {},
+): Promise<DownloadOutcome> {
+  const partSize = options.partSize ?? defaultPartSize;
+  const finalPath = pathInside(dir, target.name);
+  const base = { name: target.name, path: finalPath, bytes: target.bytes, sha256: target.sha256 };
+  const present = await alreadyThere(finalPath, target);
+  if (present === 'complete') {
+    options.onProgress?.(target.bytes);
+    return { ...base, status: 'already-complete' };
+  }
+  if (present === 'different') {
+    return {
+      ...base,
+      status: 'failed',
+      reason: `${finalPath} already exists with other content; it was left as it is (move it away and run again)`,
+    };
+  }
+  await mkdir(dirname(finalPath), { recursive: true });
+  const partPath = `${finalPath}.part`;
+  const progressPath = `${finalPath}.part.json`;
+  const parts = target.bytes === 0 ? 0 : Math.ceil(target.bytes / partSize);
+
+  let progress = await readProgress(progressPath, target, partSize);
+  if (
+    progress &&
+    (await stat(partPath).then(
+      (s) => s.size,
+      () => -1,
+    )) !== target.bytes
+  )
+    progress = undefined;
+  const resumed = (progress?.done.length ?? 0) > 0;
+  const done = new Set((progress?.done ?? []).filter((i) => i < parts));
+  if (!progress) {
+    const fresh = await open(partPath, 'w');
+    await fresh.truncate(target.bytes);
+    await fresh.close();
+  }
+  const state: Progress = {
+    schema: 'cordon.download/1',
+    key: target.key,
+    versionId: target.versionId,
+    bytes: target.bytes,
+    sha256: target.sha256,
+    partSize,
+    done: [...done],
+  };
+  let saving = Promise.resolve();
+  const save = () => {
+    const snapshot = JSON.stringify({ ...state, done: [...done].sort((a, b) => a - b) });
+    saving = saving.then(() => writeAtomically(progressPath, snapshot));
+    return saving;
+  };
+  await save();
+
+  const partLength = (i: number) => Math.min(partSize, target.bytes - i * partSize);
+  for (const i of done) options.onProgress?.(partLength(i));
+
+  const file: FileHandle = await open(partPath, 'r+');
+  const hash = createHash('sha256');
+  let hashedParts = 0;
+  let hashing = Promise.resolve();
+  let hashFailure: { error: unknown } | undefined;
+  // Hashes the parts that are on disk and contiguous from the start; called as each part lands. The
+  // chain never rejects (a failure is kept and rethrown below), so no rejection goes unhandled.
+  const advance = () => {
+    hashing = hashing
+      .then(async () => {
+        while (!hashFailure && hashedParts < parts && done.has(hashedParts)) {
+          const length = partLength(hashedParts);
+          const buffer = Buffer.alloc(length);
+          const { bytesRead } = await file.read(buffer, 0, length, hashedParts * partSize);
+          if (bytesRead !== length) {
+            throw new EvidenceIntegrityError(`${target.name}: part ${hashedParts} is short on disk`);
+          }
+          hash.update(buffer);
+          hashedParts += 1;
+        }
+      })
+      .catch((error: unknown) => {
+        hashFailure ??= { error };
+      });
+    return hashing;
+  };
+
+  try {
+    await advance();
+    const todo = Array.from({ length: parts }, (_, i) => i).filter((i) => !done.has(i));
+    await mapLimit(todo, options.partConcurrency ?? 4, async (i) => {
+      const start = i * partSize;
+      const end = start + partLength(i) - 1;
+      const out = await s3.send(
+        new GetObjectCommand({
+          Bucket: bucket,
+          Key: target.key,
+          VersionId: target.versionId,
+          Range: `bytes=${start}-${end}`,
+        }),
+      );
+      const total = /\/(\d+)$/.exec(out.ContentRange ?? '')?.[1];
+      if (total !== undefined && Number(total) !== target.bytes) {
+        throw new EvidenceIntegrityError(
+          `${target.name}: S3 holds ${total} bytes, the manifest says ${target.bytes}`,
+        );
+      }
+      let offset = start;
+      for await (const chunk of out.Body as AsyncIterable<Uint8Array>) {
+        if (offset + chunk.byteLength > end + 1) {
+          throw new EvidenceIntegrityError(`${target.name}: part ${i} is longer than requested`);
+        }
+        await file.write(chunk, 0, chunk.byteLength, offset);
+        offset += chunk.byteLength;
+      }
+      if (offset !== end + 1) {
+        throw new EvidenceIntegrityError(
+          `${target.name}: part ${i} ended after ${offset - start} of ${end - start + 1} bytes`,
+        );
+      }
+      done.add(i);
+      await save();
+      options.onProgress?.(end - start + 1);
+      void advance();
+      await options.onPart?.(target, i);
+    });
+    await advance();
+    if (hashFailure) throw hashFailure.error;
+  } catch (error) {
+    await hashing;
+    await saving.catch(() => undefined);
+    await file.close();
+    // The object is not what the manifest says: resuming cannot fix that, so nothing is kept.
+    if (!(error instanceof EvidenceIntegrityError)) throw error;
+    await rm(partPath, { force: true });
+    await rm(progressPath, { force: true });
+    return { ...base, status: 'failed', reason: error.message };
+  }
+  await hashing;
+  await saving.catch(() => undefined);
+  await file.close();
+
+  const digest = hash.digest('hex');
+  const size = (await stat(partPath)).size;
+  if (digest !== target.sha256 || size !== target.bytes) {
+    await rm(partPath, { force: true });
+    await rm(progressPath, { force: true });
+    return {
+      ...base,
+      status: 'failed',
+      reason:
+        size !== target.bytes
+          ? `downloaded ${size} bytes, the manifest says ${target.bytes}`
+          : `SHA-256 ${digest} differs from the manifest's ${target.sha256}`,
+    };
+  }
+  await rename(partPath, finalPath);
+  await rm(progressPath, { force: true });
+  return { ...base, status: resumed ? 'resumed' : 'downloaded' };
+}
+
+/** The objects a case download fetches: every artifact the manifest lists. */
+export function targetsOf(sealed: SealedCase): DownloadTarget[] {
+  return sealed.manifest.artifacts.map((a) => ({
+    name: nameInCase(sealed.caseId, a.key),
+    key: a.key,
+    versionId: a.versionId,
+    bytes: a.bytes,
+    sha256: a.sha256,
+  }));
+}
+
+/**
+ * Downloads a sealed case into `dir`: `manifest.json` and `manifest.sig` exactly as read (the signed
+ * version), then every artifact, a few at a time, each checked against the manifest.
+ */
+export async function downloadCase(
+  s3: S3Client,
+  sealed: SealedCase,
+  dir: string,
+  options: DownloadOptions = {},
+): Promise<DownloadOutcome[]> {
+  await mkdir(resolve(dir), { recursive: true });
+  // Written as read, with the hash of the bytes themselves: `evidence verify --dir` judges them.
+  const documents: [string, Buffer][] = [
+    [manifestName, sealed.manifestBytes],
+    [signatureName, sealed.signatureBytes],
+  ];
+  const outcomes: DownloadOutcome[] = [];
+  for (const [name, body] of documents) {
+    const sha = createHash('sha256').update(body).digest('hex');
+    const path = pathInside(dir, name);
+    const target = { name, key: '', versionId: '', bytes: body.byteLength, sha256: sha };
+    const present = await alreadyThere(path, target);
+    if (present === 'different') {
+      outcomes.push({
+        name,
+        path,
+        bytes: body.byteLength,
+        sha256: sha,
+        status: 'failed',
+        reason: `${path} already exists with other content; it was left as it is`,
+      });
+      continue;
+    }
+    if (present === 'absent') await writeAtomically(path, body);
+    options.onProgress?.(body.byteLength);
+    outcomes.push({
+      name,
+      path,
+      bytes: body.byteLength,
+      sha256: sha,
+      status: present === 'complete' ? 'already-complete' : 'downloaded',
+    });
+  }
+  const artifacts = await mapLimit(targetsOf(sealed), options.fileConcurrency ?? 2, (t) =>
+    downloadArtifact(s3, sealed.bucket, t, dir, options),
+  );
+  return [...artifacts, ...outcomes];
+}

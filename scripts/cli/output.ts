@@ -1,0 +1,113 @@
+import { createInterface } from 'node:readline/promises';
+import { oneLine } from '../../functions/shared/errors.js';
+
+/**
+ * Where the CLI writes and reads. Commands never touch `process.stdout` directly, so that tests run
+ * them in-process and read exactly what a person would have seen.
+ */
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+  /** Whether stderr is a terminal: the progress bar is drawn only then. */
+  readonly errIsTty: boolean;
+  /** Whether stdin is a terminal: a confirmation is asked only then. */
+  readonly inIsTty: boolean;
+  ask(question: string): Promise<string>;
+}
+
+export function processIo(): Io {
+  return {
+    out: (text) => process.stdout.write(text),
+    err: (text) => process.stderr.write(text),
+    errIsTty: process.stderr.isTTY === true,
+    inIsTty: process.stdin.isTTY === true,
+    ask: async (question) => {
+      const rl = createInterface({ input: process.stdin, output: process.stderr });
+      try {
+        return await rl.question(question);
+      } finally {
+        rl.close();
+      }
+    },
+  };
+}
+
+// Bidirectional overrides reorder what a terminal shows without being control characters.
+const bidi = /[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * A value from AWS, a finding or an evidence file, made safe for a terminal: one line, no ANSI escape
+ * or other control character, no bidirectional override, bounded length.
+ */
+export function safe(value: unknown, max = 200): string {
+  if (value === undefined || value === null) return '';
+  return oneLine(String(value).replace(bidi, ' '), max);
+}
+
+/** Columns padded to their widest cell; every cell goes through `safe` first. */
+export function table(headers: string[], rows: unknown[][], max = 200): string {
+  const cells = rows.map((row) => row.map((cell) => safe(cell, max)));
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((row) => (row[i] ?? '').length)));
+  const line = (row: string[]) =>
+    row
+      .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return `${[line(headers), ...cells.map(line)].join('\n')}\n`;
+}
+
+/**
+ * One JSON document for scripts. JSON.stringify escapes C0 controls but not C1 controls (U+0080–U+009F,
+ * which some terminals honour as escapes) nor the line separators: escape those too.
+ */
+export function jsonDocument(value: unknown): string {
+  const text = JSON.stringify(value, null, 2).replace(
+    /[\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  return `${text}\n`;
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** A one-line progress bar on stderr, redrawn in place; silent unless stderr is a terminal. */
+export class ProgressBar {
+  private last = 0;
+  private drawn = false;
+
+  constructor(
+    private readonly io: Io,
+    private readonly total: number,
+    private readonly label: string,
+  ) {}
+
+  update(done: number, note = ''): void {
+    if (!this.io.errIsTty) return;
+    const now = Date.now();
+    if (now - this.last < 100 && done < this.total) return;
+    this.last = now;
+    const width = 30;
+    const ratio = this.total > 0 ? Math.min(1, done / this.total) : 1;
+    const filled = Math.round(ratio * width);
+    const bar = `${'#'.repeat(filled)}${'-'.repeat(width - filled)}`;
+    const pct = `${Math.floor(ratio * 100)}`.padStart(3);
+    this.io.err(
+      `\r${this.label} [${bar}] ${pct}% ${formatBytes(done)} of ${formatBytes(this.total)} ${safe(note, 40)}\u001b[K`,
+    );
+    this.drawn = true;
+  }
+
+  finish(): void {
+    if (this.drawn) this.io.err('\n');
+    this.drawn = false;
+  }
+}

@@ -1,0 +1,105 @@
+import { type CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { z } from 'zod';
+import { awsErrorCode } from '../../functions/shared/errors.js';
+import type { LocalStack } from '../local/stack.js';
+import { CliError, StackNotFoundError } from './errors.js';
+
+/** What the CLI needs to know about a deployed Cordon: the outputs of resources/outputs.yml. */
+export interface StackInfo {
+  stackName: string;
+  stage: string;
+  region: string;
+  evidenceBucket: string;
+  casesTable: string;
+  alertTopicArn: string;
+  signingKeyArn: string;
+  toolsBucket: string;
+  forensicsStateMachineArn: string;
+  releaseStateMachineArn: string;
+  /** Only on the emulator: the whole local stack, to run the workflows in this process. */
+  local?: LocalStack;
+}
+
+const outputNames = {
+  evidenceBucket: 'EvidenceBucketName',
+  casesTable: 'CasesTableName',
+  alertTopicArn: 'AlertTopicArn',
+  signingKeyArn: 'SigningKeyArn',
+  toolsBucket: 'ToolsBucketName',
+  forensicsStateMachineArn: 'ForensicsStateMachineArn',
+  releaseStateMachineArn: 'ReleaseStateMachineArn',
+} as const;
+
+const localStackSchema = z.looseObject({
+  stackName: z.string(),
+  env: z.record(z.string(), z.string()),
+  bucket: z.string(),
+  table: z.string(),
+  topicArn: z.string(),
+  alertQueueUrl: z.string(),
+  signingKeyId: z.string(),
+  toolsBucket: z.string(),
+  forensicsStateMachineArn: z.string(),
+  releaseStateMachineArn: z.string(),
+});
+
+export const stackNameOf = (stage: string) => `cordon-${stage}`;
+
+/**
+ * Finds the stack `cordon-<stage>` and reads its outputs. The emulated stack publishes the same
+ * outputs plus `LocalStackJson`, which lets the CLI run the workflows in-process.
+ */
+export async function discoverStack(
+  cfn: CloudFormationClient,
+  stage: string,
+  region: string,
+  options: { endpoint?: string } = {},
+): Promise<StackInfo> {
+  const stackName = stackNameOf(stage);
+  let outputs: Map<string, string>;
+  try {
+    const out = await cfn.send(new DescribeStacksCommand({ StackName: stackName }));
+    const stack = out.Stacks?.[0];
+    if (!stack) throw Object.assign(new Error('no stack'), { name: 'ValidationError' });
+    outputs = new Map((stack.Outputs ?? []).map((o) => [o.OutputKey ?? '', o.OutputValue ?? '']));
+  } catch (error) {
+    if (awsErrorCode(error) === 'ValidationError' && /does not exist|no stack/i.test(String(error))) {
+      throw new StackNotFoundError(
+        `No Cordon stack ${stackName} in ${region}${options.endpoint ? ` at ${options.endpoint}` : ''}.`,
+        options.endpoint
+          ? 'Deploy the emulated stack first (npm run demo -- --endpoint URL), or pass --stage.'
+          : `Deploy it (npx osls deploy --stage ${stage} --region ${region}), or pass --stage / --stack-region for the stack you mean.`,
+      );
+    }
+    throw error;
+  }
+  const read = (name: string): string => {
+    const value = outputs.get(name);
+    if (!value) {
+      throw new CliError(
+        `The stack ${stackName} has no output ${name}.`,
+        'It was deployed from an older version of Cordon: deploy it again.',
+      );
+    }
+    return value;
+  };
+  const info: StackInfo = {
+    stackName,
+    stage,
+    region,
+    evidenceBucket: read(outputNames.evidenceBucket),
+    casesTable: read(outputNames.casesTable),
+    alertTopicArn: read(outputNames.alertTopicArn),
+    signingKeyArn: read(outputNames.signingKeyArn),
+    toolsBucket: read(outputNames.toolsBucket),
+    forensicsStateMachineArn: read(outputNames.forensicsStateMachineArn),
+    releaseStateMachineArn: read(outputNames.releaseStateMachineArn),
+  };
+  const localJson = outputs.get('LocalStackJson');
+  if (localJson) {
+    const parsed = localStackSchema.safeParse(JSON.parse(localJson));
+    if (!parsed.success) throw new CliError(`The stack ${stackName} publishes a malformed LocalStackJson.`);
+    info.local = parsed.data as LocalStack;
+  }
+  return info;
+}

@@ -1,0 +1,131 @@
+import {
+  DescribeExecutionCommand,
+  GetExecutionHistoryCommand,
+  type HistoryEvent,
+  SFNClient,
+} from '@aws-sdk/client-sfn';
+import { DynamoDBDocumentClient, GetCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { cordonOnAws, mockDeployedStack } from '../support/cli-mocks.js';
+import { sampleCase } from '../support/core-fakes.js';
+
+const ddb = mockClient(DynamoDBDocumentClient);
+const sfn = mockClient(SFNClient);
+
+const record = (caseId: string, openedAt: string, status = 'contained') => ({
+  pk: `CASE#${caseId}`,
+  sk: 'CASE',
+  ...sampleCase,
+  caseId,
+  openedAt,
+  status,
+  updatedAt: openedAt,
+  findingIds: [],
+  instanceKey: `INSTANCE#${sampleCase.accountId}#${sampleCase.region}#${sampleCase.instanceId}`,
+});
+const older = record('20261120T100000Z-i-0123456789abcdef0-0001', '2026-11-20T10:00:00.000Z', 'released');
+const newer = record('20261127T201003Z-i-0123456789abcdef0-3fa9', '2026-11-27T20:10:03.000Z');
+const lock = { pk: newer.instanceKey, sk: 'OPEN', caseId: newer.caseId, openedAt: newer.openedAt };
+
+beforeEach(() => {
+  ddb.reset();
+  sfn.reset();
+  mockDeployedStack();
+});
+
+describe('cordon cases', () => {
+  it('scans case items and instance locks together, across pages, newest first', async () => {
+    ddb
+      .on(ScanCommand)
+      .resolvesOnce({ Items: [older], LastEvaluatedKey: { pk: older.pk, sk: 'CASE' } })
+      .resolves({ Items: [lock, newer] });
+
+    const { code, stdout } = await cordonOnAws(['cases', '--json']);
+
+    expect(code).toBe(0);
+    expect(ddb).toHaveReceivedCommandWith(ScanCommand, {
+      TableName: 'cordon-cases-dev',
+      FilterExpression: 'sk IN (:case, :open)',
+      ExpressionAttributeValues: { ':case': 'CASE', ':open': 'OPEN' },
+    });
+    expect(ddb).toHaveReceivedCommandWith(ScanCommand, { ExclusiveStartKey: { pk: older.pk, sk: 'CASE' } });
+    const rows = JSON.parse(stdout) as { caseId: string; holdsInstance: boolean; pk?: string }[];
+    expect(rows.map((r) => [r.caseId, r.holdsInstance])).toEqual([
+      [newer.caseId, true],
+      [older.caseId, false],
+    ]);
+    expect(rows[0]?.pk).toBeUndefined();
+  });
+
+  it('keeps only the cases that still hold their instance with --open', async () => {
+    ddb.on(ScanCommand).resolves({ Items: [older, lock, newer] });
+
+    const { stdout } = await cordonOnAws(['cases', '--open', '--json']);
+
+    expect((JSON.parse(stdout) as { caseId: string }[]).map((r) => r.caseId)).toEqual([newer.caseId]);
+  });
+
+  it("queries the instance's index key, for the caller's account and the stack's region, without a scan", async () => {
+    ddb.on(QueryCommand).resolves({ Items: [newer, older] });
+    ddb.on(GetCommand).resolves({ Item: lock });
+
+    const { code } = await cordonOnAws(['cases', '--instance', sampleCase.instanceId, '--json']);
+
+    expect(code).toBe(0);
+    expect(ddb).toHaveReceivedCommandWith(QueryCommand, {
+      IndexName: 'byInstance',
+      ExpressionAttributeValues: { ':k': `INSTANCE#111122223333#us-east-1#${sampleCase.instanceId}` },
+    });
+    expect(ddb).toHaveReceivedCommandTimes(ScanCommand, 0);
+  });
+});
+
+describe('cordon status', () => {
+  it("shows the execution's steps from its Step Functions history", async () => {
+    ddb.on(GetCommand).resolves({ Item: newer });
+    ddb.on(QueryCommand).resolves({
+      Items: [
+        {
+          pk: newer.pk,
+          sk: 'T#1',
+          at: '2026-11-27T20:10:04.000Z',
+          step: 'intake-finding',
+          action: 'case opened',
+          status: 'info',
+        },
+      ],
+    });
+    sfn
+      .on(DescribeExecutionCommand)
+      .resolves({ status: 'SUCCEEDED', startDate: new Date('2026-11-27T20:10:03Z') } as never);
+    sfn.on(GetExecutionHistoryCommand).resolves({
+      events: [
+        {
+          id: 1,
+          previousEventId: 0,
+          type: 'TaskStateEntered',
+          timestamp: new Date(0),
+          stateEnteredEventDetails: { name: 'Triage Instance' },
+        },
+        {
+          id: 2,
+          previousEventId: 1,
+          type: 'LambdaFunctionSucceeded',
+          timestamp: new Date(1500),
+          lambdaFunctionSucceededEventDetails: { output: '{}' },
+        },
+      ] as HistoryEvent[],
+    });
+
+    const { code, stdout } = await cordonOnAws(['status', newer.caseId]);
+
+    expect(code).toBe(0);
+    expect(sfn).toHaveReceivedCommandWith(DescribeExecutionCommand, {
+      executionArn: sampleCase.executionArn,
+    });
+    expect(stdout).toMatch(/^Execution SUCCEEDED started 2026-11-27T20:10:03\.000Z$/m);
+    expect(stdout).toMatch(/^\s+succeeded\s+Triage Instance\s+1\.5 s$/m);
+    expect(stdout).toMatch(/intake-finding\s+case opened\s+info/);
+  });
+});

@@ -1,0 +1,142 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { GetPublicKeyCommand, KMSClient, VerifyCommand } from '@aws-sdk/client-kms';
+import { S3Client } from '@aws-sdk/client-s3';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { verifyCase } from '../../scripts/cli/verify.js';
+import { sealedCase, serveObjects } from '../support/cli-mocks.js';
+
+const s3 = mockClient(S3Client);
+const kms = mockClient(KMSClient);
+const caseId = '20261127T201003Z-i-0123456789abcdef0-3fa9';
+const bucket = 'cordon-evidence-dev';
+const keyArn = 'arn:aws:kms:us-east-1:111122223333:key/sign-1';
+const now = new Date('2026-11-27T21:00:00Z');
+const locked = {
+  ObjectLockMode: 'COMPLIANCE' as const,
+  ObjectLockRetainUntilDate: new Date('2027-11-27T21:00:00Z'),
+  ObjectLockLegalHoldStatus: 'OFF' as const,
+};
+const deps = () => ({ s3: new S3Client({}), kms: new KMSClient({}), bucket, signingKeyArn: keyArn, now });
+
+beforeEach(() => {
+  s3.reset();
+  kms.reset();
+});
+
+describe('verifyCase against the bucket', () => {
+  it('passes a case whose signature, hashes and locks all check out', async () => {
+    const sealed = sealedCase({ caseId, bucket, keyId: keyArn, artifacts: { 'triage.json': '{"a":1}' } });
+    serveObjects(s3, sealed.objects, locked);
+    kms.on(GetPublicKeyCommand).resolves({ PublicKey: sealed.publicKeyDer });
+    kms.on(VerifyCommand).resolves({ SignatureValid: true });
+
+    const report = await verifyCase(caseId, deps());
+
+    expect(report.ok).toBe(true);
+    expect(kms).toHaveReceivedCommandWith(VerifyCommand, {
+      KeyId: keyArn,
+      Message: Buffer.from(sealed.statement),
+      MessageType: 'RAW',
+      SigningAlgorithm: 'ECDSA_SHA_256',
+    });
+  });
+
+  it('never trusts the public key the signature file carries', async () => {
+    // Someone rewrote the evidence and re-signed it with a key of their own, embedding its public key.
+    const forger = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const genuine = sealedCase({ caseId, bucket, keyId: keyArn, artifacts: { 'triage.json': '{"a":1}' } });
+    const forged = sealedCase({
+      caseId,
+      bucket,
+      keyId: keyArn,
+      artifacts: { 'triage.json': '{"a":2}' },
+      signer: forger.privateKey,
+      embeddedPublicKey: forger.publicKey,
+    });
+    serveObjects(s3, forged.objects, locked);
+    kms.on(GetPublicKeyCommand).resolves({ PublicKey: genuine.publicKeyDer });
+    kms.on(VerifyCommand).resolves({ SignatureValid: false });
+
+    const report = await verifyCase(caseId, deps());
+
+    expect(report.ok).toBe(false);
+    expect(report.signature).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ check: 'signature (offline)', status: 'fail' }),
+        expect.objectContaining({ check: 'signature (KMS)', status: 'fail' }),
+      ]),
+    );
+  });
+
+  it('still verifies offline when KMS cannot be reached, and says KMS was not checked', async () => {
+    const sealed = sealedCase({ caseId, bucket, keyId: keyArn, artifacts: { 'triage.json': '{"a":1}' } });
+    serveObjects(s3, sealed.objects, locked);
+    kms.on(GetPublicKeyCommand).resolves({ PublicKey: sealed.publicKeyDer });
+    kms.on(VerifyCommand).rejects(Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' }));
+
+    const report = await verifyCase(caseId, deps());
+
+    expect(report.ok).toBe(true);
+    expect(report.signature).toContainEqual(
+      expect.objectContaining({
+        check: 'signature (KMS)',
+        status: 'unchecked',
+        detail: expect.stringContaining('Cannot reach AWS'),
+      }),
+    );
+  });
+
+  it('fails a case signed under another key than the stack names', async () => {
+    const sealed = sealedCase({
+      caseId,
+      bucket,
+      keyId: 'arn:aws:kms:us-east-1:999999999999:key/other',
+      artifacts: { 'a.json': '{}' },
+    });
+    serveObjects(s3, sealed.objects, locked);
+    kms.on(GetPublicKeyCommand).resolves({ PublicKey: sealed.publicKeyDer });
+    kms.on(VerifyCommand).resolves({ SignatureValid: true });
+
+    const report = await verifyCase(caseId, deps());
+
+    expect(report.ok).toBe(false);
+    expect(report.signature).toContainEqual(
+      expect.objectContaining({ check: 'signing key', status: 'fail' }),
+    );
+  });
+
+  it('fails an artifact that is no longer under Object Lock, naming it', async () => {
+    const sealed = sealedCase({ caseId, bucket, keyId: keyArn, artifacts: { 'triage.json': '{"a":1}' } });
+    serveObjects(s3, sealed.objects, {
+      ObjectLockMode: 'GOVERNANCE',
+      ObjectLockRetainUntilDate: new Date('2026-11-01T00:00:00Z'),
+    });
+    kms.on(GetPublicKeyCommand).resolves({ PublicKey: sealed.publicKeyDer });
+    kms.on(VerifyCommand).resolves({ SignatureValid: true });
+
+    const report = await verifyCase(caseId, deps());
+
+    expect(report.ok).toBe(false);
+    expect(report.artifacts.find((a) => a.name === 'triage.json')).toMatchObject({
+      ok: false,
+      lock: { status: 'fail', detail: expect.stringContaining('not locked: GOVERNANCE until 2026-11-01') },
+    });
+  });
+
+  it('fails when there is no public key at all rather than calling the signature good', async () => {
+    const sealed = sealedCase({ caseId, bucket, keyId: keyArn, artifacts: { 'a.json': '{}' } });
+    serveObjects(s3, sealed.objects, locked);
+
+    const report = await verifyCase(caseId, { s3: new S3Client({}), bucket, now });
+
+    expect(report.ok).toBe(false);
+    expect(report.signature).toContainEqual(
+      expect.objectContaining({
+        check: 'signature (offline)',
+        status: 'fail',
+        detail: expect.stringContaining('no public key'),
+      }),
+    );
+  });
+});
