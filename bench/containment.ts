@@ -40,7 +40,10 @@ export interface ContainmentRun {
   enis: number;
   volumes: number;
   ms: number;
-  calls: number;
+  /** AWS calls on the path to containment. */
+  pathCalls: number;
+  /** Every AWS call the case made. */
+  calls: CallRecord[];
   sequential: number;
   outcome: string;
   transitions: number;
@@ -90,7 +93,8 @@ export async function timeToContainment(
     return {
       ...shape,
       ms: elapsed,
-      calls: onPath.length,
+      pathCalls: onPath.length,
+      calls: mine,
       sequential: sequentialRounds(onPath),
       outcome: run.report.outcome,
       transitions: (run.output as { transitions?: number } | undefined)?.transitions ?? Number.NaN,
@@ -105,7 +109,7 @@ export async function timeToContainment(
 export function summariseRuns(runs: ContainmentRun[]) {
   return {
     medianMs: Math.round(median(runs.map((r) => r.ms))),
-    calls: median(runs.map((r) => r.calls)),
+    calls: median(runs.map((r) => r.pathCalls)),
     sequential: median(runs.map((r) => r.sequential)),
     outcomes: [...new Set(runs.map((r) => r.outcome))].join(','),
   };

@@ -1,0 +1,88 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { runWorkflowLocally } from '../scripts/local/case.js';
+import { mapEvent } from '../scripts/local/map-event.js';
+import { type SeededAccount, seedAccount } from '../scripts/local/seed.js';
+import { deployLocalStack, localAccountId, localRegion } from '../scripts/local/stack.js';
+import { bundledEvent } from './containment.js';
+import { installMeter, median, percentile } from './meter.js';
+
+export interface BurstResult {
+  cases: number;
+  contained: number;
+  outcomes: Record<string, number>;
+  p50Ms: number;
+  p95Ms: number;
+  wallMs: number;
+  callsPerCase: number;
+  retriesPerCase: number;
+  throttleRate: number;
+  latencyMs: number;
+}
+
+/**
+ * A worm hits `cases` instances at once: every case starts together on the emulated account, with
+ * `latencyMs` on every AWS call and `throttleRate` of the calls answered with ThrottlingException.
+ */
+export async function burst(
+  endpoint: string,
+  cases: number,
+  latencyMs: number,
+  throttleRate: number,
+): Promise<BurstResult> {
+  const stack = await deployLocalStack(endpoint);
+  const seeded: SeededAccount[] = [];
+  for (let i = 0; i < cases; i += 10) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(10, cases - i) }, () =>
+        seedAccount(endpoint, { enis: 1, volumes: 1, vpcEndpoints: true }),
+      ),
+    );
+    seeded.push(...batch);
+  }
+  const meter = installMeter({ latencyMs, throttleRate, seed: 7 });
+  const started = performance.now();
+  try {
+    const runs = await Promise.all(
+      seeded.map(async (s, i) => {
+        // A burst still arrives over a few seconds, not in one microsecond: spread the starts over 2 s.
+        await sleep((i * 2000) / cases);
+        const t0 = performance.now();
+        let contained = Number.NaN;
+        const { event } = mapEvent(bundledEvent(), {
+          instanceId: s.instanceId,
+          accountId: localAccountId,
+          region: localRegion,
+        });
+        const execution = await runWorkflowLocally(stack, 'forensics', event, {
+          imageBytes: 256 * 1024,
+          onStep: (step) => {
+            if (step.name === 'Revoke Credentials' && step.status === 'succeeded')
+              contained = performance.now() - t0;
+          },
+        });
+        const outcome =
+          (execution.output as { notify?: { outcome?: string } } | undefined)?.notify?.outcome ?? 'failed';
+        return { contained, outcome, executionArn: execution.executionArn };
+      }),
+    );
+    const wallMs = performance.now() - started;
+    const times = runs.map((r) => r.contained).filter((t) => Number.isFinite(t));
+    const outcomes: Record<string, number> = {};
+    for (const r of runs) outcomes[r.outcome] = (outcomes[r.outcome] ?? 0) + 1;
+    const perCase = runs.map((r) => meter.calls.filter((c) => c.executionArn === r.executionArn));
+    return {
+      cases,
+      contained: times.length,
+      outcomes,
+      p50Ms: Math.round(percentile(times, 50)),
+      p95Ms: Math.round(percentile(times, 95)),
+      wallMs: Math.round(wallMs),
+      callsPerCase: median(perCase.map((c) => c.length)),
+      retriesPerCase: median(perCase.map((c) => c.filter((x) => x.throttled).length)),
+      throttleRate,
+      latencyMs,
+    };
+  } finally {
+    meter.uninstall();
+  }
+}

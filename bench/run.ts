@@ -1,0 +1,145 @@
+/**
+ * `npm run bench [-- --quick] [--latency MS]`: speed, cost and scale of Cordon on the emulated
+ * account. Prints a table and writes bench/results.json. Reports; never fails on a time.
+ */
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startMoto } from '../scripts/local/moto.js';
+import { repoRoot } from '../scripts/local/runner.js';
+import { burst } from './burst.js';
+import { measureColdStarts } from './cold-start.js';
+import { type ContainmentRun, summariseRuns, timeToContainment } from './containment.js';
+import { caseCost, prices } from './cost.js';
+import { evidenceIo } from './evidence-io.js';
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    latency: { type: 'string', default: '50' },
+  },
+});
+const quick = values.quick === true;
+const latencyMs = Number(values.latency);
+const repeats = quick ? 1 : 3;
+const out = (line = '') => process.stdout.write(`${line}\n`);
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
+const moto = await startMoto();
+const results: Record<string, unknown> = {
+  measuredAt: new Date().toISOString(),
+  machine: {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+  },
+  latencyMs,
+};
+try {
+  // 1. Time to containment.
+  log('time to containment…');
+  const shapes = [
+    { enis: 1, volumes: 1 },
+    { enis: 3, volumes: 1 },
+    { enis: 1, volumes: 8 },
+    { enis: 3, volumes: 8 },
+  ];
+  const containment: (ReturnType<typeof summariseRuns> & { plan: string; enis: number; volumes: number })[] =
+    [];
+  const samples: ContainmentRun[] = [];
+  for (const plan of ['contain-first', 'capture-first'] as const) {
+    for (const shape of shapes) {
+      const runs: ContainmentRun[] = [];
+      for (let i = 0; i < repeats; i += 1)
+        runs.push(await timeToContainment(moto.endpoint, { ...shape, plan }, latencyMs));
+      samples.push(...runs);
+      containment.push({ plan, ...shape, ...summariseRuns(runs) });
+    }
+  }
+  results.containment = containment;
+  out(`\n1. Time to containment (execution start to last ENI isolated and credentials revoked),`);
+  out(
+    `   ${latencyMs} ms added to every AWS call, median of ${repeats} run(s); conntrack wait set to 0 here (60 s in production)`,
+  );
+  out('   plan           ENIs  volumes  median ms  AWS calls  sequential calls  outcome');
+  for (const r of containment) {
+    out(
+      `   ${r.plan.padEnd(14)} ${String(r.enis).padStart(4)}  ${String(r.volumes).padStart(7)}  ${String(r.medianMs).padStart(9)}  ${String(r.calls).padStart(9)}  ${String(r.sequential).padStart(16)}  ${r.outcomes}`,
+    );
+  }
+
+  // 2. Cost per case.
+  log('cost per case…');
+  const costs = [1, 8].map((volumes) => {
+    const run = samples.find(
+      (s) => s.plan === 'contain-first' && s.volumes === volumes && s.enis === 1,
+    ) as ContainmentRun;
+    return caseCost({
+      volumes,
+      transitions: run.transitions,
+      stepMs: run.stepMs,
+      calls: run.calls,
+      snapshotSeconds: 600,
+      memorySeconds: 900,
+    });
+  });
+  results.cost = { prices, snapshotMinutes: 10, memoryMinutes: 15, cases: costs };
+  out(
+    `\n2. Cost per case (snapshots 10 min, memory capture 15 min; ${prices.region} list prices as of ${prices.date}, USD)`,
+  );
+  out(
+    '   volumes  transitions  Lambda invocations  GB-s     Step Functions  Lambda     DynamoDB   S3         KMS        SNS        total',
+  );
+  for (const c of costs) {
+    const u = c.usd;
+    out(
+      `   ${String(c.volumes).padStart(7)}  ${String(c.transitions).padStart(11)}  ${String(c.invocations).padStart(18)}  ${c.gbSeconds.toFixed(2).padStart(6)}   ` +
+        [u.stepFunctions, u.lambda, u.dynamodb, u.s3, u.kms, u.sns, u.total]
+          .map((v) => `$${v.toFixed(6)}`.padEnd(10))
+          .join(' '),
+    );
+  }
+
+  // 3. Cold start.
+  log('cold start (fresh processes)…');
+  const cold = await measureColdStarts(quick ? 5 : 20);
+  results.coldStart = cold;
+  out(
+    `\n3. Cold start: bundle bytes and module initialisation (median of ${quick ? 5 : 20} fresh Node ${process.version} processes)`,
+  );
+  out('   function             bundled bytes  init ms   SDK external bytes  init ms');
+  for (const r of cold) {
+    out(
+      `   ${r.fn.padEnd(20)} ${String(r.bundledBytes).padStart(13)}  ${r.bundledInitMs.toFixed(1).padStart(7)}   ${String(r.externalBytes).padStart(18)}  ${r.externalInitMs.toFixed(1).padStart(7)}`,
+    );
+  }
+
+  // 4. Burst.
+  const burstCases = quick ? 20 : 100;
+  log(`burst of ${burstCases} cases…`);
+  const b = await burst(moto.endpoint, burstCases, latencyMs, 0.2);
+  results.burst = b;
+  out(
+    `\n4. Burst: ${b.cases} cases at once, ${Math.round(b.throttleRate * 100)}% of AWS calls throttled, ${b.latencyMs} ms per call`,
+  );
+  out(`   contained ${b.contained}/${b.cases}; outcomes ${JSON.stringify(b.outcomes)}`);
+  out(`   time to containment p50 ${b.p50Ms} ms, p95 ${b.p95Ms} ms; all cases done in ${b.wallMs} ms`);
+  out(`   per case (median): ${b.callsPerCase} AWS call attempts, ${b.retriesPerCase} throttled and retried`);
+
+  // 5. Evidence I/O.
+  log('evidence I/O…');
+  const io = await evidenceIo(moto.endpoint, quick ? 128 * 2 ** 20 : 2 ** 30, quick ? 1 : 3);
+  results.evidenceIo = io;
+  out(`\n5. Evidence I/O: a ${io.bytes / 2 ** 20} MiB artifact, median of ${io.runs} run(s)`);
+  out(
+    `   cordon evidence get + verify: ${io.getVerifyMs} ms; sha256sum of the same bytes: ${io.sha256sumMs} ms; ratio ${io.ratio.toFixed(2)}`,
+  );
+} finally {
+  await moto.stop();
+}
+const file = resolve(repoRoot, 'bench', 'results.json');
+writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+out(`\nwritten to ${file}`);
