@@ -51,7 +51,11 @@ async function confirm(s3: S3Client, bucket: string, artifact: Artifact): Promis
       `${artifact.key}: S3 holds ${head.ContentLength} bytes, the case recorded ${artifact.bytes}`,
     );
   }
-  if (head.ChecksumSHA256 && !head.ChecksumSHA256.includes('-') && head.ChecksumType !== 'COMPOSITE') {
+  // A multipart object's checksum is a checksum of its parts' checksums, not the object's SHA-256: its
+  // parts were checked on arrival and the memory step proved the whole; here only single-part objects.
+  const multipart =
+    head.ETag?.includes('-') || head.ChecksumType === 'COMPOSITE' || head.ChecksumSHA256?.includes('-');
+  if (head.ChecksumSHA256 && !multipart) {
     const hex = Buffer.from(head.ChecksumSHA256, 'base64').toString('hex');
     if (hex !== artifact.sha256) {
       throw new EvidenceIntegrityError(

@@ -35,8 +35,46 @@ const schema = z.object({
   MEMORY_DOCUMENT_WINDOWS: z.string().regex(/^[\w.-]{3,128}$/),
   TOOLS_BUCKET: z.string().min(3),
   TOOLS_PREFIX: z.string().regex(/^[\w./-]{0,200}$/),
-  AVML_SHA256: z.string().regex(/^[0-9a-f]{64}$/),
-  WINPMEM_SHA256: z.string().regex(/^[0-9a-f]{64}$/),
+  // The pinned SHA-256 of each memory tool; empty means no tool is pinned for that platform, and its
+  // instances are skipped with that reason rather than given an unchecked binary.
+  AVML_SHA256: z.union([z.literal(''), z.string().regex(/^[0-9a-f]{64}$/)]),
+  WINPMEM_SHA256: z.union([z.literal(''), z.string().regex(/^[0-9a-f]{64}$/)]),
+  // AVML's snappy compression: smaller uploads, but the image needs `avml-convert` before analysis.
+  MEMORY_COMPRESS: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
+  // The incident playbooks (docs/playbooks.md). Each has a default, so a stage that does not deploy a
+  // playbook needs none of them.
+  /** Rules per network ACL, per direction and family (AWS's quota: 20 unless raised, at most 40). */
+  NACL_RULE_QUOTA: z.coerce.number().int().min(2).max(40).default(20),
+  /** Deny the remote IP of brute-force and port-probe findings in the instance's VPC. */
+  AUTO_BLOCK_FINDINGS: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
+  AUTO_BLOCK_TTL: z
+    .string()
+    .regex(/^[1-9]\d{0,5}[mhd]$/)
+    .default('24h'),
+  /** Principals whose compute-exposure changes raise no alert: comma-separated ARN patterns (`*`);
+   * by default AWS's service-linked roles (Auto Scaling launching instances, for example). */
+  POLICY_ALLOWLIST: z.string().max(4096).default('arn:*:iam::*:role/aws-service-role/*'),
+  POLICY_REVERT_OPEN_INGRESS: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
+  POLICY_SENSITIVE_PORTS: z
+    .string()
+    .regex(/^(?:\d{1,5}(?:,\d{1,5})*)?$/)
+    .default('22,23,135,139,445,1433,1521,2375,2376,3306,3389,5432,5900,5984,6379,9200,11211,27017'),
+  /** Suricata severities run from 1 (highest) down; 0 turns the action off. */
+  IDS_START_MAX_SEVERITY: z.coerce.number().int().min(0).max(255).default(1),
+  IDS_STOP_MAX_SEVERITY: z.coerce.number().int().min(0).max(255).default(0),
+  /** Set only on the functions that start the forensic workflow. */
+  FORENSICS_STATE_MACHINE_ARN: z.union([z.literal(''), z.string().startsWith('arn:')]).default(''),
+  CREDENTIAL_ACTIVITY_DAYS: z.coerce.number().int().min(1).max(90).default(7),
+  CREDENTIAL_ACTIVITY_MAX_EVENTS: z.coerce.number().int().min(50).max(50_000).default(5000),
 });
 
 export type Config = z.infer<typeof schema>;

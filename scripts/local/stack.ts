@@ -26,6 +26,7 @@ import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { CreateDocumentCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { parse } from 'yaml';
+import { installStandInTools } from './emulated-ssm-agent.js';
 import { loadDefinition, repoRoot } from './runner.js';
 
 /** moto's one account, and the region the local runs use. */
@@ -184,6 +185,8 @@ async function createLocalStack(
   );
   const toolsBucket = `cordon-tools-${stage}-${localAccountId}-${localRegion}`;
   await s3.send(new CreateBucketCommand({ Bucket: toolsBucket }));
+  // The stand-in acquisition tool, whose SHA-256 the dev stage pins: what an operator uploads on AWS.
+  await installStandInTools({ endpoint, region: localRegion, bucket: toolsBucket });
   await s3.send(
     new PutBucketVersioningCommand({ Bucket: toolsBucket, VersioningConfiguration: { Status: 'Enabled' } }),
   );
@@ -315,6 +318,7 @@ async function createLocalStack(
     MEMORY_BUDGET_SECONDS: params.memoryBudgetSeconds as string,
     MEMORY_DOCUMENT_LINUX: documents.MemoryCaptureLinuxDocument ?? 'missing-linux-document',
     MEMORY_DOCUMENT_WINDOWS: documents.MemoryCaptureWindowsDocument ?? 'missing-windows-document',
+    MEMORY_COMPRESS: (params.memoryCompress as string) ?? 'false',
     TOOLS_BUCKET: toolsBucket,
     TOOLS_PREFIX: 'tools/',
     AVML_SHA256: params.avmlSha256 as string,

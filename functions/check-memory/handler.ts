@@ -1,0 +1,13 @@
+import { stepHandler } from '../shared/handler.js';
+import { checkMemory, checkMemoryInputSchema } from './check-memory.js';
+
+export const handler = stepHandler('check-memory', checkMemoryInputSchema, (input, ctx) => {
+  const { accountId, region, caseId } = input.case;
+  return checkMemory(input, {
+    ssm: ctx.clientsFor({ accountId, region, caseId }).ssm,
+    s3: ctx.home.s3,
+    recorder: ctx.recorder(caseId, 'check-memory'),
+    config: ctx.config,
+    now: ctx.now,
+  });
+});

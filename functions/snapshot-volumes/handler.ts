@@ -1,0 +1,15 @@
+import { stepHandler } from '../shared/handler.js';
+import { snapshotInputSchema, snapshotVolumes } from './snapshot-volumes.js';
+
+export const handler = stepHandler('snapshot-volumes', snapshotInputSchema, (input, ctx) =>
+  snapshotVolumes(input, {
+    ec2: ctx.clientsFor({
+      accountId: input.case.accountId,
+      region: input.case.region,
+      caseId: input.case.caseId,
+    }).ec2,
+    recorder: ctx.recorder(input.case.caseId, 'snapshot-volumes'),
+    config: ctx.config,
+    now: ctx.now,
+  }),
+);
