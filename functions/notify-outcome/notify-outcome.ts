@@ -93,10 +93,7 @@ export function composeMessage(input: NotifyInput): Message {
     );
   }
   if (input.archive) {
-    lines.push(
-      '',
-      `Manifest: ${input.archive.manifest.key} (version ${input.archive.manifest.versionId})`,
-    );
+    lines.push('', `Manifest: ${input.archive.manifest.key} (version ${input.archive.manifest.versionId})`);
     lines.push(`Artifacts: ${input.archive.artifacts.length}`);
   }
   if (c.executionArn) lines.push('', `Execution: ${c.executionArn}`);

@@ -56,13 +56,18 @@ export function verifyManifestSignature(
   signatureFile: SignatureFile,
   publicKeyDer: Uint8Array,
 ): SignatureVerdict {
-  const manifest = JSON.parse(Buffer.from(manifestBytes).toString('utf8')) as { caseId?: string };
   const digest = sha256(manifestBytes).hex;
   if (digest !== signatureFile.manifest.sha256) {
     return {
       ok: false,
       reason: `manifest.json has SHA-256 ${digest}, the signature names ${signatureFile.manifest.sha256}`,
     };
+  }
+  let manifest: { caseId?: unknown };
+  try {
+    manifest = JSON.parse(Buffer.from(manifestBytes).toString('utf8')) as { caseId?: unknown };
+  } catch {
+    return { ok: false, reason: 'manifest.json is not valid JSON' };
   }
   const expected = signingStatement(String(manifest.caseId), digest);
   if (signatureFile.message !== expected) {

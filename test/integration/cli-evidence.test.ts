@@ -261,7 +261,7 @@ describe('cordon evidence verify', () => {
     const dir = join(work, 'edited-manifest');
     await cp(await downloaded('edited-manifest-source'), dir, { recursive: true });
     const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { outcome: string };
-    manifest.outcome = 'completed';
+    manifest.outcome = manifest.outcome === 'completed' ? 'partial' : 'completed';
     await writeFile(join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
 
     const { code, stdout } = await cordon(endpoint, ['evidence', 'verify', demo.caseId, '--dir', dir]);

@@ -8,7 +8,7 @@ declare module 'vitest' {
 }
 
 /** One moto server for the integration project, started and stopped by the test run itself. */
-export default async function setup(project: TestProject) {
+export async function setup(project: TestProject) {
   const moto = await startMoto();
   project.provide('motoEndpoint', moto.endpoint);
   return async () => moto.stop();
