@@ -1,0 +1,303 @@
+import { describe, expect, inject, it } from 'vitest';
+import {
+  actionCovers,
+  asArray,
+  type CfnTemplate,
+  functionRoleId,
+  loadServerlessConfig,
+  loadTemplate,
+  type PolicyStatement,
+  refersTo,
+  resource,
+  resourcesOfType,
+  roleStatements,
+  statementAllows,
+  sub,
+} from '../support/template-model.js';
+
+const template: CfnTemplate = loadTemplate(inject('cfnTemplates').dev);
+const stage = 'dev';
+
+/**
+ * Actions a Lambda role may grant on `Resource: '*'`, because the service authorization reference lists
+ * no resource type for them: there is nothing narrower to name. Each entry says what it is for.
+ */
+const actionsWithoutResourceLevelPermissions: Record<string, string> = {
+  'xray:PutTraceSegments': 'active tracing: X-Ray has no resource-level permissions',
+  'xray:PutTelemetryRecords': 'active tracing: X-Ray has no resource-level permissions',
+  'ec2:DescribeInstances': 'EC2 Describe calls take no resource',
+  'ec2:DescribeNetworkInterfaces': 'EC2 Describe calls take no resource',
+  'ec2:DescribeSecurityGroups': 'EC2 Describe calls take no resource',
+  'ec2:DescribeSecurityGroupRules': 'EC2 Describe calls take no resource',
+  'ec2:DescribeVolumes': 'EC2 Describe calls take no resource',
+  'ec2:DescribeSnapshots': 'EC2 Describe calls take no resource',
+  'ec2:DescribeLockedSnapshots': 'EC2 Describe calls take no resource',
+  'ec2:DescribeIamInstanceProfileAssociations': 'EC2 Describe calls take no resource',
+  'ec2:DescribeAddresses': 'EC2 Describe calls take no resource',
+  'ec2:DescribeVpcEndpoints': 'EC2 Describe calls take no resource',
+  'ec2:DescribeInstanceTypes': 'EC2 Describe calls take no resource',
+  'ec2:DescribeInstanceStatus': 'EC2 Describe calls take no resource',
+  'ec2:DescribeNetworkAcls': 'EC2 Describe calls take no resource',
+  'ec2:DescribeSubnets': 'EC2 Describe calls take no resource',
+  'ec2:DescribeVpcs': 'EC2 Describe calls take no resource',
+  'ec2:DescribeTags': 'EC2 Describe calls take no resource',
+  'ec2:DescribePrefixLists': 'EC2 Describe calls take no resource',
+  'ec2:DescribeManagedPrefixLists': 'EC2 Describe calls take no resource',
+  'autoscaling:DescribeAutoScalingInstances': 'Auto Scaling Describe calls take no resource',
+  'autoscaling:DescribeAutoScalingGroups': 'Auto Scaling Describe calls take no resource',
+  'elasticloadbalancing:DescribeTargetGroups': 'ELB Describe calls take no resource',
+  'elasticloadbalancing:DescribeTargetHealth': 'ELB Describe calls take no resource',
+  'elasticloadbalancing:DescribeLoadBalancers': 'ELB Describe calls take no resource',
+  'elasticloadbalancing:DescribeInstanceHealth': 'ELB Describe calls take no resource',
+  'ssm:DescribeInstanceInformation': 'SSM lists managed nodes without a resource',
+  'ssm:GetCommandInvocation': 'SSM command results are read without a resource',
+  'ssm:ListCommandInvocations': 'SSM command results are read without a resource',
+  'ssm:ListCommands': 'SSM command results are read without a resource',
+  'ssm:CancelCommand': 'SSM cancels a command by its id, without a resource',
+  'cloudtrail:LookupEvents': 'CloudTrail event history has no resource-level permissions',
+};
+
+/** Every action that destroys evidence, or the lock, key or policy that protects it. */
+const evidenceDestroyingActions = [
+  's3:DeleteObject',
+  's3:DeleteObjectVersion',
+  's3:BypassGovernanceRetention',
+  's3:PutBucketObjectLockConfiguration',
+  's3:PutLifecycleConfiguration',
+  's3:PutBucketPolicy',
+  's3:DeleteBucketPolicy',
+  's3:DeleteBucket',
+  'kms:ScheduleKeyDeletion',
+  'kms:DisableKey',
+  'kms:PutKeyPolicy',
+];
+
+const lambdaFunctions = resourcesOfType(template, 'AWS::Lambda::Function');
+const lambdaRoleIds = lambdaFunctions.map(([, fn]) => functionRoleId(fn));
+const allRoles = resourcesOfType(template, 'AWS::IAM::Role');
+
+function allowStatements(roleId: string): PolicyStatement[] {
+  return roleStatements(template, roleId).filter((s) => s.Effect === 'Allow');
+}
+
+function wildcardResource(statement: PolicyStatement): boolean {
+  return asArray(statement.Resource).some((r) => r === '*');
+}
+
+describe('the Lambda functions', () => {
+  it('are exactly the functions serverless.yml defines', () => {
+    const names = lambdaFunctions.map(([, fn]) => fn.Properties?.FunctionName).sort();
+    const expected = Object.keys(loadServerlessConfig().functions)
+      .map((key) => `cordon-${stage}-${key}`)
+      .sort();
+
+    expect(names).toEqual(expected);
+  });
+
+  it('each run as a role of their own', () => {
+    expect(new Set(lambdaRoleIds).size).toBe(lambdaFunctions.length);
+  });
+
+  it.each(lambdaFunctions)('%s runs as the role serverless.yml names for it', (_id, fn) => {
+    const key = String(fn.Properties?.FunctionName).replace(`cordon-${stage}-`, '');
+
+    expect(functionRoleId(fn)).toBe(loadServerlessConfig().functions[key]?.role);
+  });
+});
+
+describe.each(lambdaRoleIds.map((id) => [id]))('the Lambda role %s', (roleId) => {
+  it('can be assumed by Lambda only', () => {
+    const trust = resource(template, roleId).Properties?.AssumeRolePolicyDocument as { Statement: unknown[] };
+
+    expect(trust.Statement).toEqual([
+      { Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' },
+    ]);
+  });
+
+  it('has no managed policy, so that everything it may do is in this template', () => {
+    expect(resource(template, roleId).Properties?.ManagedPolicyArns).toBeUndefined();
+  });
+
+  it('never grants `*` or a whole service (`service:*`), nor allows with NotAction', () => {
+    const statements = allowStatements(roleId);
+    const broad = statements
+      .flatMap((s) => asArray(s.Action))
+      .filter((a) => a === '*' || /^[\w-]+:\*$/.test(a));
+
+    expect(broad).toEqual([]);
+    expect(statements.filter((s) => s.NotAction !== undefined)).toEqual([]);
+  });
+
+  it('uses `Resource: *` only for actions that have no resource-level permissions', () => {
+    const unscoped = allowStatements(roleId)
+      .filter(wildcardResource)
+      .flatMap((s) => asArray(s.Action))
+      .filter((a) => !(a in actionsWithoutResourceLevelPermissions));
+
+    expect(unscoped).toEqual([]);
+  });
+
+  it('writes only to its own function log group', () => {
+    const fn = lambdaFunctions.find(([, f]) => functionRoleId(f) === roleId)?.[1];
+    const ownGroup = `log-group:/aws/lambda/${String(fn?.Properties?.FunctionName)}:*`;
+    const logStatements = allowStatements(roleId).filter((s) =>
+      asArray(s.Action).some((a) => a.startsWith('logs:')),
+    );
+
+    expect(logStatements.length).toBeGreaterThan(0);
+    for (const s of logStatements) {
+      expect(JSON.stringify(s.Resource)).toContain(ownGroup);
+      expect(asArray(s.Resource)).toHaveLength(1);
+    }
+  });
+
+  it('keeps a CloudFormation-generated name or one under cordon-<stage>-, which the key policies expect', () => {
+    const name = resource(template, roleId).Properties?.RoleName;
+
+    if (name !== undefined) expect(String(name)).toMatch(new RegExp(`^cordon-${stage}-`));
+  });
+});
+
+describe('every role in the stack', () => {
+  it.each(allRoles.map(([id]) => [id]))(
+    '%s can destroy no evidence, lock, key or bucket policy',
+    (roleId) => {
+      const dangerous = roleStatements(template, roleId)
+        .filter((s) => s.Effect === 'Allow')
+        .filter(
+          (s) =>
+            wildcardResource(s) ||
+            ['EvidenceBucket', 'EvidenceKey', 'SigningKey'].some((id) => refersTo(s.Resource, id)) ||
+            asArray(s.Resource).some((r) => typeof r === 'string' && /^arn:[\w-]+:(s3|kms):/.test(r)),
+        )
+        .flatMap((s) => evidenceDestroyingActions.filter((a) => statementAllows(s, a)));
+
+      expect(dangerous).toEqual([]);
+    },
+  );
+});
+
+describe('the three roles written here', () => {
+  const grants = (roleId: string, action: string) =>
+    allowStatements(roleId).filter((s) => asArray(s.Action).some((a) => actionCovers(a, action)));
+
+  it('let Triage Instance read instances in member accounts through the member role only', () => {
+    const assume = grants('TriageInstanceRole', 'sts:AssumeRole');
+
+    expect(assume.map((s) => s.Resource)).toEqual([sub('arn:{AWS::Partition}:iam::*:role/CordonResponder')]);
+  });
+
+  it('let Triage Instance and Archive Evidence write evidence under cases/ only', () => {
+    for (const roleId of ['TriageInstanceRole', 'ArchiveEvidenceRole']) {
+      expect(grants(roleId, 's3:PutObject').map((s) => s.Resource)).toEqual([
+        sub('{EvidenceBucket.Arn}/cases/*'),
+      ]);
+    }
+  });
+
+  it('let Archive Evidence list the bucket under cases/ only', () => {
+    const list = grants('ArchiveEvidenceRole', 's3:ListBucket');
+
+    expect(list).toEqual([
+      expect.objectContaining({
+        Resource: { 'Fn::GetAtt': ['EvidenceBucket', 'Arn'] },
+        Condition: { StringLike: { 's3:prefix': 'cases/*' } },
+      }),
+    ]);
+  });
+
+  it('let the archive steps alone sign, with SigningKey', () => {
+    const signers = lambdaRoleIds.filter((id) => grants(id, 'kms:Sign').length > 0);
+
+    expect(signers.sort()).toEqual(['ArchiveEvidenceRole', 'CredentialArchiveRole']);
+    expect(grants('ArchiveEvidenceRole', 'kms:Sign').map((s) => s.Resource)).toEqual([
+      { 'Fn::GetAtt': ['SigningKey', 'Arn'] },
+    ]);
+  });
+
+  it('let Notify Outcome publish to the alert topic only, and use its key only through SNS', () => {
+    expect(grants('NotifyOutcomeRole', 'sns:Publish').map((s) => s.Resource)).toEqual([
+      { Ref: 'AlertTopic' },
+    ]);
+    expect(grants('NotifyOutcomeRole', 'kms:GenerateDataKey')).toEqual([
+      expect.objectContaining({
+        Resource: { 'Fn::GetAtt': ['AlertKey', 'Arn'] },
+        Condition: { StringEquals: { 'kms:ViaService': sub('sns.{AWS::Region}.amazonaws.com') } },
+      }),
+    ]);
+  });
+});
+
+describe('the investigator role', () => {
+  const statements = roleStatements(template, 'InvestigatorRole');
+
+  it('reads and nothing else: every action it is allowed is a Get, List, Query, Scan, Describe, Decrypt or Verify', () => {
+    const actions = statements.filter((s) => s.Effect === 'Allow').flatMap((s) => asArray(s.Action));
+
+    expect(actions.filter((a) => !/^[\w-]+:(Get|List|Query|Scan|Describe|Decrypt|Verify)/.test(a))).toEqual(
+      [],
+    );
+  });
+
+  it('by default can be assumed from this account only, and only with MFA', () => {
+    const trust = resource(template, 'InvestigatorRole').Properties?.AssumeRolePolicyDocument as {
+      Statement: PolicyStatement[];
+    };
+
+    expect(trust.Statement).toHaveLength(1);
+    expect(JSON.stringify(trust.Statement[0]?.Principal)).toContain(':root');
+    expect(trust.Statement[0]?.Condition).toEqual({
+      'Fn::If': [
+        'InvestigatorPrincipalsGiven',
+        { Ref: 'AWS::NoValue' },
+        { Bool: { 'aws:MultiFactorAuthPresent': 'true' } },
+      ],
+    });
+  });
+});
+
+describe('the quarantine instance profile', () => {
+  const statements = roleStatements(template, 'QuarantineRole');
+  const agentActions = [
+    'ssm:UpdateInstanceInformation',
+    'ssmmessages:CreateControlChannel',
+    'ssmmessages:CreateDataChannel',
+    'ssmmessages:OpenControlChannel',
+    'ssmmessages:OpenDataChannel',
+    'ec2messages:AcknowledgeMessage',
+    'ec2messages:DeleteMessage',
+    'ec2messages:FailMessage',
+    'ec2messages:GetEndpoint',
+    'ec2messages:GetMessages',
+    'ec2messages:SendReply',
+  ];
+
+  it('is named per stage, as member accounts name theirs', () => {
+    const profile = resource(template, 'QuarantineInstanceProfile');
+
+    expect(profile.Properties?.InstanceProfileName).toBe(`cordon-quarantine-${stage}`);
+    expect(profile.Properties?.Roles).toEqual([{ Ref: 'QuarantineRole' }]);
+  });
+
+  it('allows the SSM agent its registration and channels, and nothing else', () => {
+    const allowed = statements.filter((s) => s.Effect === 'Allow').flatMap((s) => asArray(s.Action));
+
+    expect(allowed.sort()).toEqual([...agentActions].sort());
+  });
+
+  it('denies everything else, whatever is attached to the role later', () => {
+    expect(statements).toContainEqual(
+      expect.objectContaining({ Effect: 'Deny', NotAction: agentActions, Resource: '*' }),
+    );
+  });
+});
+
+describe('the trigger role', () => {
+  it('may only start the forensic state machine', () => {
+    const statements = roleStatements(template, 'TriggerRole');
+
+    expect(statements).toEqual([
+      { Effect: 'Allow', Action: 'states:StartExecution', Resource: { Ref: 'ForensicsStateMachine' } },
+    ]);
+  });
+});

@@ -1,0 +1,224 @@
+import { describe, expect, inject, it } from 'vitest';
+import {
+  asArray,
+  type CfnTemplate,
+  instantiate,
+  loadCfnYaml,
+  loadTemplate,
+  type PolicyStatement,
+  paramFor,
+  resource,
+  statementAllows,
+  statementsOf,
+  sub,
+} from '../support/template-model.js';
+
+const securityAccountId = '111111111111';
+const written: CfnTemplate = loadCfnYaml('resources/member-account.yml');
+/** The member template as a member account deploys it with every optional parameter left empty. */
+const member: CfnTemplate = instantiate(written, { SecurityAccountId: securityAccountId });
+const home: CfnTemplate = loadTemplate(inject('cfnTemplates').prod);
+
+function inlineStatements(t: CfnTemplate, roleId: string): PolicyStatement[] {
+  const policies = resource(t, roleId).Properties?.Policies as { PolicyDocument: unknown }[];
+  return policies.flatMap((p) => statementsOf(p.PolicyDocument));
+}
+
+const responder = inlineStatements(member, 'ResponderRole');
+const allowsIn = (statements: PolicyStatement[], action: string) =>
+  statements.filter((s) => statementAllows(s, action));
+const responderAllows = (action: string) => allowsIn(responder, action);
+
+/** Actions with no resource-level permissions: the Describe family the steps share, and SSM's command calls. */
+const unscopedActions = [
+  'ec2:Describe*',
+  'autoscaling:DescribeAutoScalingInstances',
+  'autoscaling:DescribeAutoScalingGroups',
+  'elasticloadbalancing:DescribeTargetGroups',
+  'elasticloadbalancing:DescribeTargetHealth',
+  'elasticloadbalancing:DescribeLoadBalancers',
+  'ssm:DescribeInstanceInformation',
+  'ssm:GetCommandInvocation',
+  'ssm:ListCommandInvocations',
+  'ssm:CancelCommand',
+];
+
+describe('the member-account responder role', () => {
+  it('defaults to the role name Cordon assumes', () => {
+    const parameters = (member as unknown as { Parameters: Record<string, { Default?: unknown }> })
+      .Parameters;
+
+    expect(parameters.RoleName?.Default).toBe(paramFor('prod', 'memberRoleName'));
+  });
+
+  it('trusts only Cordon’s Lambda roles in the security account, not the roles whose credentials leave Cordon', () => {
+    const trust = resource(member, 'ResponderRole').Properties?.AssumeRolePolicyDocument;
+
+    expect(statementsOf(trust)).toEqual([
+      expect.objectContaining({
+        Effect: 'Allow',
+        Principal: { AWS: sub('arn:{AWS::Partition}:iam::{SecurityAccountId}:root') },
+        Action: 'sts:AssumeRole',
+        Condition: expect.objectContaining({
+          ArnLike: {
+            'aws:PrincipalArn': sub('arn:{AWS::Partition}:iam::{SecurityAccountId}:role/cordon-*'),
+          },
+          ArnNotLike: {
+            'aws:PrincipalArn': [
+              sub('arn:{AWS::Partition}:iam::{SecurityAccountId}:role/cordon-investigator-*'),
+              sub('arn:{AWS::Partition}:iam::{SecurityAccountId}:role/cordon-quarantine-*'),
+              sub('arn:{AWS::Partition}:iam::{SecurityAccountId}:role/cordon-*-memory-upload'),
+            ],
+          },
+        }),
+      }),
+    ]);
+  });
+
+  it('never grants `*` or a whole service', () => {
+    const broad = responder
+      .filter((s) => s.Effect === 'Allow')
+      .flatMap((s) => asArray(s.Action))
+      .filter((a) => a === '*' || /^[\w-]+:\*$/.test(a));
+
+    expect(broad).toEqual([]);
+  });
+
+  it('uses `Resource: *` only for actions that take no resource', () => {
+    const unscoped = responder
+      .filter((s) => s.Effect === 'Allow' && asArray(s.Resource).includes('*'))
+      .flatMap((s) => asArray(s.Action))
+      .filter((a) => !unscopedActions.includes(a));
+
+    expect(unscoped).toEqual([]);
+  });
+
+  it.each([
+    'ec2:TerminateInstances',
+    'ec2:DeleteVolume',
+    'ec2:DeleteSnapshot',
+    'ec2:DetachVolume',
+    'ec2:UnlockSnapshot',
+    'ec2:DeleteSecurityGroup',
+  ])('is not allowed %s, which would destroy or release evidence', (action) => {
+    expect(responderAllows(action)).toEqual([]);
+  });
+
+  it('may pass the quarantine role to EC2 and no other role', () => {
+    expect(responderAllows('iam:PassRole')).toEqual([
+      expect.objectContaining({
+        Resource: { 'Fn::GetAtt': ['QuarantineRole', 'Arn'] },
+        Condition: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } },
+      }),
+    ]);
+  });
+
+  it('changes the rules of Cordon’s own security groups only', () => {
+    const onGroups = responderAllows('ec2:RevokeSecurityGroupEgress');
+
+    expect(onGroups).toEqual([
+      expect.objectContaining({ Condition: { StringEquals: { 'aws:ResourceTag/cordon:managed': 'true' } } }),
+    ]);
+  });
+
+  it.each([
+    'ec2:ModifyInstanceAttribute',
+    'ec2:ModifyInstanceMetadataOptions',
+    'ec2:ReplaceIamInstanceProfileAssociation',
+    'ec2:CreateSnapshots',
+    'ssm:SendCommand',
+  ])('may %s only on an instance that carries a case', (action) => {
+    const onInstances = responderAllows(action).filter((s) =>
+      JSON.stringify(s.Resource).includes(':instance/*'),
+    );
+
+    expect(onInstances.length).toBeGreaterThan(0);
+    for (const s of onInstances)
+      expect(s.Condition?.Null).toEqual({ 'aws:ResourceTag/cordon:case-id': 'false' });
+  });
+
+  it('by default swaps an instance profile for the quarantine profile only', () => {
+    const swap = responderAllows('ec2:ReplaceIamInstanceProfileAssociation');
+
+    expect(swap.map((s) => s.Condition?.ArnEquals)).toEqual([
+      { 'ec2:NewInstanceProfile': { 'Fn::GetAtt': ['QuarantineInstanceProfile', 'Arn'] } },
+    ]);
+  });
+
+  it('lets Release pass other roles back to EC2 only when the account opts in', () => {
+    const optedIn = inlineStatements(
+      instantiate(written, { SecurityAccountId: securityAccountId, AllowReleaseToRestoreProfiles: 'true' }),
+      'ResponderRole',
+    );
+
+    expect(allowsIn(optedIn, 'iam:PassRole').map((s) => s.Resource)).toEqual([
+      { 'Fn::GetAtt': ['QuarantineRole', 'Arn'] },
+      sub('arn:{AWS::Partition}:iam::{AWS::AccountId}:role/*'),
+    ]);
+  });
+
+  it('never passes itself to an instance', () => {
+    expect(responder).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Deny',
+        Action: 'iam:PassRole',
+        Resource: sub('arn:{AWS::Partition}:iam::{AWS::AccountId}:role/{RoleName}'),
+      }),
+    );
+  });
+
+  it('by default shares no snapshot with anyone', () => {
+    expect(responderAllows('ec2:ModifySnapshotAttribute')).toEqual([]);
+  });
+
+  it('shares a case’s snapshots with the named forensic account only, never publicly', () => {
+    const withCopy = inlineStatements(
+      instantiate(written, { SecurityAccountId: securityAccountId, SnapshotCopyAccountId: '222222222222' }),
+      'ResponderRole',
+    );
+
+    expect(allowsIn(withCopy, 'ec2:ModifySnapshotAttribute')).toEqual([
+      expect.objectContaining({
+        Condition: {
+          Null: { 'aws:ResourceTag/cordon:case-id': 'false', 'ec2:Add/group': 'true' },
+          'ForAllValues:StringEquals': { 'ec2:Add/userId': [{ Ref: 'SnapshotCopyAccountId' }] },
+        },
+      }),
+    ]);
+  });
+
+  it('runs and reads only documents the security account owns under the cordon- prefix', () => {
+    const documents = [...responderAllows('ssm:SendCommand'), ...responderAllows('ssm:DescribeDocument')]
+      .flatMap((s) => asArray(s.Resource))
+      .filter((r) => JSON.stringify(r).includes(':document/'));
+
+    expect(new Set(documents.map((d) => JSON.stringify(d)))).toEqual(
+      new Set([JSON.stringify(sub('arn:{AWS::Partition}:ssm:*:{SecurityAccountId}:document/cordon-*'))]),
+    );
+  });
+
+  it('may never rewrite its own policies nor those of Cordon’s roles', () => {
+    const denies = responder.filter(
+      (s) => s.Effect === 'Deny' && asArray(s.Action).includes('iam:PutRolePolicy'),
+    );
+    const resources = denies.flatMap((s) => asArray(s.Resource));
+
+    expect(resources).toContainEqual(sub('arn:{AWS::Partition}:iam::{AWS::AccountId}:role/{RoleName}'));
+    expect(resources).toContainEqual(sub('arn:{AWS::Partition}:iam::{AWS::AccountId}:role/cordon-*'));
+  });
+});
+
+describe('the member-account quarantine profile', () => {
+  it('has the name Cordon looks for: cordon-quarantine-<stage>', () => {
+    expect(resource(member, 'QuarantineInstanceProfile').Properties?.InstanceProfileName).toEqual(
+      sub('cordon-quarantine-{Stage}'),
+    );
+    expect(resource(home, 'QuarantineInstanceProfile').Properties?.InstanceProfileName).toBe(
+      'cordon-quarantine-prod',
+    );
+  });
+
+  it('grants exactly what the security account’s quarantine role grants', () => {
+    expect(inlineStatements(member, 'QuarantineRole')).toEqual(inlineStatements(home, 'QuarantineRole'));
+  });
+});
