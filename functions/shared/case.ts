@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 
 /** `i-` and 8 or 17 hex digits: the only instance ids EC2 issues. */
@@ -68,6 +68,26 @@ export function newCaseId(instanceId: string, now: Date = new Date()): string {
     .replace(/[-:]/g, '')
     .replace(/\.\d{3}Z$/, 'Z');
   return `${stamp}-${instanceId}-${randomBytes(2).toString('hex')}`;
+}
+
+/**
+ * Playbook cases that are not about one instance (docs/playbooks.md):
+ * `20261127T201003Z-block-3fa9c2d1-07be` for an IP-range block, `-cred-` for a compromised principal,
+ * `-policy-` for a policy violation Cordon reverted. The middle part is a hash of the subject (the VPC
+ * and range, the principal, the event), never the subject's own text, so ids stay safe in keys and tags.
+ */
+export const blockCaseIdPattern = /^\d{8}T\d{6}Z-block-[0-9a-f]{8}-[0-9a-f]{4}$/;
+export const credentialCaseIdPattern = /^\d{8}T\d{6}Z-cred-[0-9a-f]{8}-[0-9a-f]{4}$/;
+export const violationCaseIdPattern = /^\d{8}T\d{6}Z-policy-[0-9a-f]{8}-[0-9a-f]{4}$/;
+export type PlaybookCaseKind = 'block' | 'cred' | 'policy';
+
+export function newPlaybookCaseId(kind: PlaybookCaseKind, subject: string, now: Date = new Date()): string {
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
+  const digest = createHash('sha256').update(subject).digest('hex').slice(0, 8);
+  return `${stamp}-${kind}-${digest}-${randomBytes(2).toString('hex')}`;
 }
 
 export function partitionOf(region: string): Case['partition'] {

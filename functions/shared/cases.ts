@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
+  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -16,6 +17,8 @@ import type { Artifact } from './evidence.js';
  *   pk CASE#<caseId>       sk CASE                  the case (status, outcome, what containment changed)
  *   pk CASE#<caseId>       sk T#<iso time>#<rand>   one timeline event
  *   pk INSTANCE#<acct>#<region>#<instance> sk OPEN  the lock that keeps one open case per instance
+ *   pk <subject lock>      sk OPEN                  the same for a playbook's subject (BLOCK#…, PRINCIPAL#…)
+ *   pk DUE#<queue>         sk <iso time>#<caseId>   something due for a case at a time (a block's expiry)
  * and the index `byInstance` (instanceKey, openedAt) over case items.
  */
 export type CaseStatus = 'open' | 'contained' | 'partial' | 'failed' | 'released';
@@ -196,6 +199,113 @@ export class CaseStore {
         // Already unlocked, or locked by a later case: either way not ours to remove.
         if ((error as { name?: string }).name !== 'TransactionCanceledException') throw error;
       });
+  }
+
+  /**
+   * Opens a case that is not about one instance (a blocked range, a compromised principal): the case
+   * item and one lock item per key in `locks`, written in one transaction conditioned on every lock's
+   * absence. When a lock is held, says which case holds it (the first held lock, in the order given).
+   */
+  async openSubject(
+    locks: readonly string[],
+    item: Record<string, unknown> & { caseId: string; openedAt: string },
+  ): Promise<OpenResult> {
+    const at = this.now().toISOString();
+    try {
+      await this.ddb.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            ...locks.map((pk) => ({
+              Put: {
+                TableName: this.table,
+                Item: { pk, sk: 'OPEN', caseId: item.caseId, openedAt: item.openedAt },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            })),
+            {
+              Put: {
+                TableName: this.table,
+                Item: { ...caseKey(item.caseId), ...item, status: 'open', updatedAt: at },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+          ],
+        }),
+      );
+      return { opened: true };
+    } catch (error) {
+      if ((error as { name?: string }).name !== 'TransactionCanceledException') throw error;
+      for (const pk of locks) {
+        const held = await this.ddb.send(
+          new GetCommand({ TableName: this.table, Key: { pk, sk: 'OPEN' }, ConsistentRead: true }),
+        );
+        if (typeof held.Item?.caseId === 'string') return { opened: false, existingCaseId: held.Item.caseId };
+      }
+      throw error;
+    }
+  }
+
+  /** The case holding a subject lock, if any. */
+  async holder(lock: string): Promise<string | undefined> {
+    const held = await this.ddb.send(
+      new GetCommand({ TableName: this.table, Key: { pk: lock, sk: 'OPEN' }, ConsistentRead: true }),
+    );
+    return typeof held.Item?.caseId === 'string' ? held.Item.caseId : undefined;
+  }
+
+  /** Frees a subject lock, if this case still holds it. */
+  async releaseSubject(lock: string, caseId: string): Promise<void> {
+    await this.ddb
+      .send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Delete: {
+                TableName: this.table,
+                Key: { pk: lock, sk: 'OPEN' },
+                ConditionExpression: 'caseId = :c',
+                ExpressionAttributeValues: { ':c': caseId },
+              },
+            },
+          ],
+        }),
+      )
+      .catch((error: unknown) => {
+        if ((error as { name?: string }).name !== 'TransactionCanceledException') throw error;
+      });
+  }
+
+  /**
+   * Something to do for a case at a set time (a block's expiry): one item in the queue's partition,
+   * sorted by time, so that `due` is a single query.
+   */
+  async schedule(queue: string, caseId: string, dueAt: string): Promise<void> {
+    await this.ddb.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: { pk: `DUE#${queue}`, sk: `${dueAt}#${caseId}`, caseId, dueAt },
+      }),
+    );
+  }
+
+  async unschedule(queue: string, caseId: string, dueAt: string): Promise<void> {
+    await this.ddb.send(
+      new DeleteCommand({ TableName: this.table, Key: { pk: `DUE#${queue}`, sk: `${dueAt}#${caseId}` } }),
+    );
+  }
+
+  /** What is due in a queue at `now`, oldest first, at most `limit` items. */
+  async due(queue: string, now: Date, limit: number): Promise<{ caseId: string; dueAt: string }[]> {
+    const out = await this.ddb.send(
+      new QueryCommand({
+        TableName: this.table,
+        KeyConditionExpression: 'pk = :pk AND sk <= :now',
+        ExpressionAttributeValues: { ':pk': `DUE#${queue}`, ':now': `${now.toISOString()}#~` },
+        ConsistentRead: true,
+        Limit: limit,
+      }),
+    );
+    return (out.Items ?? []).map((i) => ({ caseId: String(i.caseId), dueAt: String(i.dueAt) }));
   }
 
   async record(caseId: string, event: Omit<TimelineEvent, 'at'> & { at?: string }): Promise<void> {

@@ -1,4 +1,5 @@
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { ElasticLoadBalancingClient } from '@aws-sdk/client-elastic-load-balancing';
@@ -6,6 +7,7 @@ import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balan
 import { IAMClient } from '@aws-sdk/client-iam';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
@@ -22,6 +24,8 @@ export interface MemberClients {
   autoscaling: AutoScalingClient;
   elbv2: ElasticLoadBalancingV2Client;
   elb: ElasticLoadBalancingClient;
+  /** The credential playbook reads what a principal did from the account's CloudTrail event history. */
+  cloudtrail: CloudTrailClient;
 }
 
 /** Clients for Cordon's own resources (evidence bucket, cases table, topic, signing key). */
@@ -31,6 +35,8 @@ export interface HomeClients {
   sns: SNSClient;
   kms: KMSClient;
   sts: STSClient;
+  /** The playbooks start the forensic workflow (IDS alerts, exfiltrated instance credentials). */
+  sfn: SFNClient;
 }
 
 export interface ClientSettings {
@@ -88,6 +94,7 @@ export function homeClients(settings: ClientSettings): HomeClients {
     sns: plugged(new SNSClient(base)),
     kms: plugged(new KMSClient(base)),
     sts: plugged(new STSClient(base)),
+    sfn: plugged(new SFNClient(base)),
   };
 }
 
@@ -152,6 +159,7 @@ export function clientsFactory(settings: ClientSettings, sts: STSClient): Client
       autoscaling: plugged(new AutoScalingClient({ ...base, ...credentials })),
       elbv2: plugged(new ElasticLoadBalancingV2Client({ ...base, ...credentials })),
       elb: plugged(new ElasticLoadBalancingClient({ ...base, ...credentials })),
+      cloudtrail: plugged(new CloudTrailClient({ ...base, ...credentials })),
     };
     cache.set(key, clients);
     return clients;

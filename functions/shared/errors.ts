@@ -47,6 +47,8 @@ export class EvidenceIntegrityError extends CordonError {}
 export class EvidenceConflictError extends CordonError {}
 export class SigningError extends CordonError {}
 export class NotificationError extends CordonError {}
+/** A network-ACL block could not be put in place (or taken out) where it was asked for. */
+export class NetworkBlockError extends CordonError {}
 
 /** AWS answered "slow down"; the SDK's own retries are spent. The ASL retries these with backoff. */
 export class AwsThrottlingError extends CordonError {
@@ -81,6 +83,7 @@ export const errorNames = [
   'EvidenceConflictError',
   'SigningError',
   'NotificationError',
+  'NetworkBlockError',
   'AwsThrottlingError',
   'AwsAccessDeniedError',
   'AwsServiceError',

@@ -1,0 +1,13 @@
+import { stepHandler } from '../shared/handler.js';
+import { blockInputSchema, blockIp } from './block-ip.js';
+
+export const handler = stepHandler('block-ip', blockInputSchema, (input, ctx) =>
+  blockIp(input, {
+    ec2For: (target) => ctx.clientsFor(target).ec2,
+    cases: ctx.cases,
+    recorder: ctx.recorder,
+    sns: ctx.home.sns,
+    config: ctx.config,
+    now: ctx.now,
+  }),
+);

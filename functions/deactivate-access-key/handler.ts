@@ -1,0 +1,15 @@
+import { credentialStateSchema, credentialSteps } from '../shared/credentials.js';
+import { stepHandler } from '../shared/handler.js';
+import { deactivateAccessKey } from './deactivate-access-key.js';
+
+export const handler = stepHandler(credentialSteps.deactivate, credentialStateSchema, (input, ctx) =>
+  deactivateAccessKey(input, {
+    iam: ctx.clientsFor({
+      accountId: input.case.accountId,
+      region: input.case.region,
+      caseId: input.case.caseId,
+    }).iam,
+    recorder: ctx.recorder(input.case.caseId, credentialSteps.deactivate),
+    cases: ctx.cases,
+  }),
+);

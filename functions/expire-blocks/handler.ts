@@ -1,0 +1,13 @@
+import { stepHandler } from '../shared/handler.js';
+import { expireBlocks, expireInputSchema } from './expire-blocks.js';
+
+export const handler = stepHandler('expire-blocks', expireInputSchema, (_input, ctx) =>
+  expireBlocks({
+    ec2For: (target) => ctx.clientsFor(target).ec2,
+    cases: ctx.cases,
+    recorder: ctx.recorder,
+    sns: ctx.home.sns,
+    topicArn: ctx.config.ALERT_TOPIC_ARN,
+    now: ctx.now,
+  }),
+);

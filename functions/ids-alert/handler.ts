@@ -1,0 +1,14 @@
+import { stepHandler } from '../shared/handler.js';
+import { idsAlert, idsInputSchema, idsStep } from './ids-alert.js';
+
+export const handler = stepHandler(idsStep, idsInputSchema, async (input, ctx) => {
+  const result = await idsAlert(input, {
+    ec2For: (target) => ctx.clientsFor(target).ec2,
+    sfn: ctx.home.sfn,
+    config: ctx.config,
+  });
+  // Counts only: the lines themselves came from a host that may be compromised.
+  const { started, ...counts } = result;
+  ctx.log.info('ids batch', { ...counts, started: started.length });
+  return result;
+});

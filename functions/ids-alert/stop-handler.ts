@@ -1,0 +1,14 @@
+import { stepHandler } from '../shared/handler.js';
+import { stopAfterEvidence, stopInputSchema, stopStep } from './stop-after-evidence.js';
+
+export const handler = stepHandler(stopStep, stopInputSchema, (input, ctx) =>
+  stopAfterEvidence(input, {
+    sfn: ctx.home.sfn,
+    ec2For: (target) => ctx.clientsFor(target).ec2,
+    sns: ctx.home.sns,
+    topicArn: ctx.config.ALERT_TOPIC_ARN,
+    stateMachineArn: ctx.config.FORENSICS_STATE_MACHINE_ARN,
+    cases: ctx.cases,
+    recorder: ctx.recorder,
+  }),
+);

@@ -1,0 +1,13 @@
+import { stepHandler } from '../shared/handler.js';
+import { policyViolation, violationInputSchema, violationStep } from './policy-violation.js';
+
+export const handler = stepHandler(violationStep, violationInputSchema, (input, ctx) =>
+  policyViolation(input, {
+    ec2For: (target) => ctx.clientsFor(target).ec2,
+    sns: ctx.home.sns,
+    cases: ctx.cases,
+    recorder: ctx.recorder,
+    config: ctx.config,
+    now: ctx.now,
+  }),
+);

@@ -1,0 +1,15 @@
+import { credentialStateSchema, credentialSteps } from '../shared/credentials.js';
+import { stepHandler } from '../shared/handler.js';
+import { quarantinePrincipal } from './quarantine-principal.js';
+
+export const handler = stepHandler(credentialSteps.quarantine, credentialStateSchema, (input, ctx) =>
+  quarantinePrincipal(input, {
+    iam: ctx.clientsFor({
+      accountId: input.case.accountId,
+      region: input.case.region,
+      caseId: input.case.caseId,
+    }).iam,
+    recorder: ctx.recorder(input.case.caseId, credentialSteps.quarantine),
+    cases: ctx.cases,
+  }),
+);

@@ -1,0 +1,17 @@
+import { credentialStateSchema, credentialSteps } from '../shared/credentials.js';
+import { stepHandler } from '../shared/handler.js';
+import { revokeSessions } from './revoke-sessions.js';
+
+export const handler = stepHandler(credentialSteps.revoke, credentialStateSchema, (input, ctx) =>
+  revokeSessions(input, {
+    iam: ctx.clientsFor({
+      accountId: input.case.accountId,
+      region: input.case.region,
+      caseId: input.case.caseId,
+    }).iam,
+    recorder: ctx.recorder(input.case.caseId, credentialSteps.revoke),
+    cases: ctx.cases,
+    memberRoleName: ctx.config.MEMBER_ROLE_NAME,
+    now: ctx.now,
+  }),
+);
