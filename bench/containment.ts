@@ -97,7 +97,7 @@ export async function timeToContainment(
       calls: mine,
       sequential: sequentialRounds(onPath),
       outcome: run.report.outcome,
-      transitions: (run.output as { transitions?: number } | undefined)?.transitions ?? Number.NaN,
+      transitions: run.transitions,
       stepMs,
       callsByState,
     };

@@ -26,7 +26,6 @@ const repeats = quick ? 1 : 3;
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
 const moto = await startMoto();
 const results: Record<string, unknown> = {
   measuredAt: new Date().toISOString(),

@@ -1,3 +1,5 @@
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { stepHandler } from '../shared/handler.js';
 import { captureInputSchema, captureMemory } from './capture-memory.js';
@@ -6,8 +8,8 @@ export const handler = stepHandler('capture-memory', captureInputSchema, (input,
   const { accountId, region, caseId } = input.case;
   const member = ctx.clientsFor({ accountId, region, caseId });
   return captureMemory(input, {
-    ssm: member.ssm,
-    ec2: member.ec2,
+    ssm: member(SSMClient),
+    ec2: member(EC2Client),
     s3: ctx.home.s3,
     sts: ctx.home.sts,
     presign: (command, expiresIn) => getSignedUrl(ctx.home.s3, command, { expiresIn }),

@@ -1,3 +1,4 @@
+import { EC2Client } from '@aws-sdk/client-ec2';
 import { stepHandler } from '../shared/handler.js';
 import { checkSnapshots, checkSnapshotsInputSchema, copyTarget } from './check-snapshots.js';
 
@@ -5,8 +6,10 @@ export const handler = stepHandler('check-snapshots', checkSnapshotsInputSchema,
   const { accountId, region, caseId } = input.case;
   const target = copyTarget(ctx.config);
   return checkSnapshots(input, {
-    ec2: ctx.clientsFor({ accountId, region, caseId }).ec2,
-    ...(target ? { copyEc2: ctx.clientsFor({ accountId: target.accountId, region, caseId }).ec2 } : {}),
+    ec2: ctx.clientsFor({ accountId, region, caseId })(EC2Client),
+    ...(target
+      ? { copyEc2: ctx.clientsFor({ accountId: target.accountId, region, caseId })(EC2Client) }
+      : {}),
     recorder: ctx.recorder(caseId, 'check-snapshots'),
     evidence: ctx.evidence,
     config: ctx.config,

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import { credentialStateSchema, credentialSteps } from '../shared/credentials.js';
 import { stepHandler } from '../shared/handler.js';
 import { collectActivity } from './collect-activity.js';
@@ -9,7 +10,7 @@ export const handler = stepHandler(credentialSteps.activity, credentialStateSche
       accountId: input.case.accountId,
       region: input.case.region,
       caseId: input.case.caseId,
-    }).cloudtrail,
+    })(CloudTrailClient),
     evidence: ctx.evidence,
     recorder: ctx.recorder(input.case.caseId, credentialSteps.activity),
     days: ctx.config.CREDENTIAL_ACTIVITY_DAYS,

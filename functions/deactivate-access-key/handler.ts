@@ -1,3 +1,4 @@
+import { IAMClient } from '@aws-sdk/client-iam';
 import { credentialStateSchema, credentialSteps } from '../shared/credentials.js';
 import { stepHandler } from '../shared/handler.js';
 import { deactivateAccessKey } from './deactivate-access-key.js';
@@ -8,7 +9,7 @@ export const handler = stepHandler(credentialSteps.deactivate, credentialStateSc
       accountId: input.case.accountId,
       region: input.case.region,
       caseId: input.case.caseId,
-    }).iam,
+    })(IAMClient),
     recorder: ctx.recorder(input.case.caseId, credentialSteps.deactivate),
     cases: ctx.cases,
   }),

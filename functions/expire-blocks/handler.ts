@@ -1,9 +1,10 @@
+import { EC2Client } from '@aws-sdk/client-ec2';
 import { stepHandler } from '../shared/handler.js';
 import { expireBlocks, expireInputSchema } from './expire-blocks.js';
 
 export const handler = stepHandler('expire-blocks', expireInputSchema, (_input, ctx) =>
   expireBlocks({
-    ec2For: (target) => ctx.clientsFor(target).ec2,
+    ec2For: (target) => ctx.clientsFor(target)(EC2Client),
     cases: ctx.cases,
     recorder: ctx.recorder,
     sns: ctx.home.sns,

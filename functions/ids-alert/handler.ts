@@ -1,9 +1,10 @@
+import { EC2Client } from '@aws-sdk/client-ec2';
 import { stepHandler } from '../shared/handler.js';
 import { idsAlert, idsInputSchema, idsStep } from './ids-alert.js';
 
 export const handler = stepHandler(idsStep, idsInputSchema, async (input, ctx) => {
   const result = await idsAlert(input, {
-    ec2For: (target) => ctx.clientsFor(target).ec2,
+    ec2For: (target) => ctx.clientsFor(target)(EC2Client),
     sfn: ctx.home.sfn,
     config: ctx.config,
   });

@@ -1,10 +1,11 @@
+import { EC2Client } from '@aws-sdk/client-ec2';
 import { stepHandler } from '../shared/handler.js';
 import { stopAfterEvidence, stopInputSchema, stopStep } from './stop-after-evidence.js';
 
 export const handler = stepHandler(stopStep, stopInputSchema, (input, ctx) =>
   stopAfterEvidence(input, {
     sfn: ctx.home.sfn,
-    ec2For: (target) => ctx.clientsFor(target).ec2,
+    ec2For: (target) => ctx.clientsFor(target)(EC2Client),
     sns: ctx.home.sns,
     topicArn: ctx.config.ALERT_TOPIC_ARN,
     stateMachineArn: ctx.config.FORENSICS_STATE_MACHINE_ARN,

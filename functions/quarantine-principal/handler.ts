@@ -1,3 +1,4 @@
+import { IAMClient } from '@aws-sdk/client-iam';
 import { credentialStateSchema, credentialSteps } from '../shared/credentials.js';
 import { stepHandler } from '../shared/handler.js';
 import { quarantinePrincipal } from './quarantine-principal.js';
@@ -8,7 +9,7 @@ export const handler = stepHandler(credentialSteps.quarantine, credentialStateSc
       accountId: input.case.accountId,
       region: input.case.region,
       caseId: input.case.caseId,
-    }).iam,
+    })(IAMClient),
     recorder: ctx.recorder(input.case.caseId, credentialSteps.quarantine),
     cases: ctx.cases,
   }),

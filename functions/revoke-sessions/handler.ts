@@ -1,3 +1,4 @@
+import { IAMClient } from '@aws-sdk/client-iam';
 import { credentialStateSchema, credentialSteps } from '../shared/credentials.js';
 import { stepHandler } from '../shared/handler.js';
 import { revokeSessions } from './revoke-sessions.js';
@@ -8,7 +9,7 @@ export const handler = stepHandler(credentialSteps.revoke, credentialStateSchema
       accountId: input.case.accountId,
       region: input.case.region,
       caseId: input.case.caseId,
-    }).iam,
+    })(IAMClient),
     recorder: ctx.recorder(input.case.caseId, credentialSteps.revoke),
     cases: ctx.cases,
     memberRoleName: ctx.config.MEMBER_ROLE_NAME,

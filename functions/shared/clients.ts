@@ -1,32 +1,13 @@
-import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
-import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { EC2Client } from '@aws-sdk/client-ec2';
-import { ElasticLoadBalancingClient } from '@aws-sdk/client-elastic-load-balancing';
-import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { IAMClient } from '@aws-sdk/client-iam';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SNSClient } from '@aws-sdk/client-sns';
-import { SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { partitionOf } from './case.js';
 import { AssumeRoleError } from './errors.js';
-
-/** Clients that act on the instance, in the account and region where it lives. */
-export interface MemberClients {
-  ec2: EC2Client;
-  ssm: SSMClient;
-  iam: IAMClient;
-  autoscaling: AutoScalingClient;
-  elbv2: ElasticLoadBalancingV2Client;
-  elb: ElasticLoadBalancingClient;
-  /** The credential playbook reads what a principal did from the account's CloudTrail event history. */
-  cloudtrail: CloudTrailClient;
-}
 
 /** Clients for Cordon's own resources (evidence bucket, cases table, topic, signing key). */
 export interface HomeClients {
@@ -73,7 +54,16 @@ function plugged<T extends PluggableClient>(client: T): T {
   return client;
 }
 
-export type ClientsFor = (target: { accountId: string; region: string; caseId?: string }) => MemberClients;
+/** The configuration every client for a member account is built with (region, retries, credentials). */
+export type MemberClientConfig = ReturnType<typeof common> & { credentials?: AwsCredentialIdentityProvider };
+
+/**
+ * Builds (once) a client of the given class for the instance's account and region. Steps name the
+ * client classes they use, so each function's bundle carries only those SDK clients.
+ */
+export type MemberClient = <C extends PluggableClient>(Client: new (config: MemberClientConfig) => C) => C;
+
+export type ClientsFor = (target: { accountId: string; region: string; caseId?: string }) => MemberClient;
 
 function common(settings: ClientSettings, region: string) {
   return {
@@ -136,14 +126,14 @@ function assumedCredentials(
  * member role elsewhere. Clients are cached per account, region and case for the life of the process.
  */
 export function clientsFactory(settings: ClientSettings, sts: STSClient): ClientsFor {
-  const cache = new Map<string, MemberClients>();
+  const cache = new Map<string, MemberClient>();
   return ({ accountId, region, caseId }) => {
     const key = `${accountId}/${region}/${caseId ?? ''}`;
     const hit = cache.get(key);
     if (hit) return hit;
-    const base = common(settings, region);
-    const credentials =
-      accountId === settings.homeAccountId
+    const config: MemberClientConfig = {
+      ...common(settings, region),
+      ...(accountId === settings.homeAccountId
         ? {}
         : {
             credentials: assumedCredentials(
@@ -151,17 +141,18 @@ export function clientsFactory(settings: ClientSettings, sts: STSClient): Client
               `arn:${partitionOf(region)}:iam::${accountId}:role/${settings.memberRoleName}`,
               `cordon-${caseId ?? 'session'}`.slice(0, 64),
             ),
-          };
-    const clients: MemberClients = {
-      ec2: plugged(new EC2Client({ ...base, ...credentials })),
-      ssm: plugged(new SSMClient({ ...base, ...credentials })),
-      iam: plugged(new IAMClient({ ...base, ...credentials })),
-      autoscaling: plugged(new AutoScalingClient({ ...base, ...credentials })),
-      elbv2: plugged(new ElasticLoadBalancingV2Client({ ...base, ...credentials })),
-      elb: plugged(new ElasticLoadBalancingClient({ ...base, ...credentials })),
-      cloudtrail: plugged(new CloudTrailClient({ ...base, ...credentials })),
+          }),
     };
-    cache.set(key, clients);
-    return clients;
+    const built = new Map<unknown, PluggableClient>();
+    const member: MemberClient = (Client) => {
+      let client = built.get(Client);
+      if (!client) {
+        client = plugged(new Client(config));
+        built.set(Client, client);
+      }
+      return client as InstanceType<typeof Client>;
+    };
+    cache.set(key, member);
+    return member;
   };
 }

@@ -1,3 +1,4 @@
+import { EC2Client } from '@aws-sdk/client-ec2';
 import { stepHandler } from '../shared/handler.js';
 import { snapshotInputSchema, snapshotVolumes } from './snapshot-volumes.js';
 
@@ -7,7 +8,7 @@ export const handler = stepHandler('snapshot-volumes', snapshotInputSchema, (inp
       accountId: input.case.accountId,
       region: input.case.region,
       caseId: input.case.caseId,
-    }).ec2,
+    })(EC2Client),
     recorder: ctx.recorder(input.case.caseId, 'snapshot-volumes'),
     config: ctx.config,
     now: ctx.now,

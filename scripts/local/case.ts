@@ -31,6 +31,8 @@ export interface LocalCase {
   stack: LocalStack;
   notification?: { subject?: string; body: string };
   output: unknown;
+  /** States entered by the execution, as Step Functions bills them. */
+  transitions: number;
 }
 
 export interface LocalCaseOptions {
@@ -153,6 +155,7 @@ export async function runLocalCase(event: unknown, options: LocalCaseOptions = {
       stack,
       ...(notification ? { notification } : {}),
       output: execution.output,
+      transitions: execution.transitions,
     };
   } finally {
     await moto?.stop();

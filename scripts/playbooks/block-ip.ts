@@ -106,7 +106,7 @@ export async function runBlockIpPlaybook(
     // The schedule runs every five minutes; this is its run two minutes after the IPv6 block's TTL.
     const ctx = stepContext();
     const expired = await expireBlocks({
-      ec2For: (target) => ctx.clientsFor(target).ec2,
+      ec2For: (target) => ctx.clientsFor(target)(EC2Client),
       cases: ctx.cases,
       recorder: ctx.recorder,
       sns: ctx.home.sns,
