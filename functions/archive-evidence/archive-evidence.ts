@@ -76,7 +76,11 @@ async function confirm(s3: S3Client, bucket: string, artifact: Artifact): Promis
 export async function archiveEvidence(input: ArchiveInput, deps: ArchiveDeps): Promise<ArchiveResult> {
   const c = input.case;
   const { outcome, steps } = summarise(input);
-  const events = await deps.cases.timeline(c.caseId);
+  // The archive's own actions (and Notify's, after it) are left out of the exported timeline: a
+  // retried Archive must write byte-identical evidence, and its own calls are on the case record.
+  const events = (await deps.cases.timeline(c.caseId)).filter(
+    (e) => e.step !== 'archive-evidence' && e.step !== 'notify-outcome',
+  );
   const timeline = await deps.evidence.put(
     deps.recorder,
     'timeline.jsonl',

@@ -89,7 +89,12 @@ export async function runWorkflowLocally(
   stack: LocalStack,
   machine: 'forensics' | 'release',
   input: unknown,
-  options: { log?: (line: string) => void; onStep?: (step: StepRecord) => void; imageBytes?: number } = {},
+  options: {
+    log?: (line: string) => void;
+    onStep?: (step: StepRecord) => void;
+    imageBytes?: number;
+    realRetryIntervals?: boolean;
+  } = {},
 ): Promise<Awaited<ReturnType<typeof runStateMachine>>> {
   const endpoint = stack.env.AWS_ENDPOINT_URL as string;
   Object.assign(process.env, stack.env);
@@ -100,6 +105,7 @@ export async function runWorkflowLocally(
     handlers,
     executionArn: `${(machine === 'forensics' ? stack.forensicsStateMachineArn : stack.releaseStateMachineArn).replace(':stateMachine:', ':execution:')}:${randomUUID()}`,
     ...(options.onStep ? { onStep: options.onStep } : {}),
+    ...(options.realRetryIntervals ? { realRetryIntervals: true } : {}),
     afterTask: async (state, output, taskInput) => {
       if (state !== 'Capture Memory' || (output as { status?: string }).status !== 'running') return;
       const instanceId = (taskInput as { case: { instanceId: string } }).case.instanceId;

@@ -35,6 +35,8 @@ export interface RunSettings {
   onStep?: (step: StepRecord) => void;
   /** Milliseconds for every Wait state and retry interval; 0 runs the loops at once. */
   waitMs?: number;
+  /** Keep the ASL's own retry intervals (backoff and jitter) instead of `waitMs`: for load runs. */
+  realRetryIntervals?: boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -126,7 +128,9 @@ export async function runStateMachine(
     overrides: {
       taskResourceLocalHandlers: local as never,
       waitTimeOverrides: Object.fromEntries(waits.map((w) => [w, waitMs])),
-      retryIntervalOverrides: Object.fromEntries([...tasks.keys()].map((t) => [t, waitMs])),
+      ...(settings.realRetryIntervals
+        ? {}
+        : { retryIntervalOverrides: Object.fromEntries([...tasks.keys()].map((t) => [t, waitMs])) }),
     },
     context: {
       Execution: {

@@ -108,6 +108,24 @@ describe('archiveEvidence', () => {
     expect(result.outcome).toBe('completed');
   });
 
+  it('leaves its own earlier attempt out of the timeline, so that a retry writes the same bytes', async () => {
+    const retried: TimelineEvent[] = [
+      ...events,
+      {
+        at: '5',
+        step: 'archive-evidence',
+        action: 'kms:Sign',
+        status: 'failed',
+        detail: 'AwsThrottlingError',
+      },
+    ];
+    const first = setup(events);
+    await archiveEvidence(state, first.deps);
+    const second = setup(retried);
+    await archiveEvidence(state, second.deps);
+    expect(second.written.get('timeline.jsonl')).toBe(first.written.get('timeline.jsonl'));
+  });
+
   it('signs the manifest so that it verifies offline with the public key', async () => {
     const { deps, written } = setup([]);
     await archiveEvidence(state, deps);
