@@ -5,11 +5,13 @@
 import { parseArgs } from 'node:util';
 import { regionSchema } from '../../functions/shared/case.js';
 import { Aws } from './aws.js';
+import { blockIpCommand } from './commands/block-ip.js';
 import { casesCommand, statusCommand } from './commands/cases.js';
 import { doctorCommand } from './commands/doctor.js';
 import { evidenceGetCommand, evidenceLsCommand, evidenceVerifyCommand } from './commands/evidence.js';
 import { releaseCommand } from './commands/release.js';
 import { startCommand } from './commands/start.js';
+import { unblockCommand } from './commands/unblock.js';
 import {
   type CommandContext,
   type CommandSpec,
@@ -29,6 +31,8 @@ export const commands: CommandSpec[] = [
   evidenceGetCommand,
   evidenceVerifyCommand,
   releaseCommand,
+  blockIpCommand,
+  unblockCommand,
   doctorCommand,
 ];
 

@@ -29,7 +29,10 @@ const allowsIn = (statements: PolicyStatement[], action: string) =>
   statements.filter((s) => statementAllows(s, action));
 const responderAllows = (action: string) => allowsIn(responder, action);
 
-/** Actions with no resource-level permissions: the Describe family the steps share, and SSM's command calls. */
+/**
+ * Actions with no resource-level permissions: the Describe family the steps share, SSM's command calls,
+ * and CloudTrail's event history (Collect Activity).
+ */
 const unscopedActions = [
   'ec2:Describe*',
   'autoscaling:DescribeAutoScalingInstances',
@@ -41,6 +44,7 @@ const unscopedActions = [
   'ssm:GetCommandInvocation',
   'ssm:ListCommandInvocations',
   'ssm:CancelCommand',
+  'cloudtrail:LookupEvents',
 ];
 
 describe('the member-account responder role', () => {
