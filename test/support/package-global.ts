@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -26,12 +26,17 @@ const stageArguments: Record<'dev' | 'prod', string[]> = {
  * Packages the service offline, as `npm run package` does, into a folder outside the repository. Any
  * failure stops the whole template project with the packager's own output.
  */
-function packageStage(stage: 'dev' | 'prod', outDir: string): string {
+function packageStage(stage: 'dev' | 'prod', outDir: string, prebuilt = false): string {
   const args = ['osls', 'package', '--stage', stage, '--package', outDir, ...stageArguments[stage]];
   const run = spawnSync('npx', args, {
     cwd: repoRoot,
     encoding: 'utf8',
-    env: { ...process.env, SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' },
+    env: {
+      ...process.env,
+      SLS_TELEMETRY_DISABLED: '1',
+      SLS_NOTIFICATIONS_MODE: 'off',
+      ...(prebuilt ? { CORDON_PREBUILT_BUNDLES: 'true' } : {}),
+    },
   });
   const template = join(outDir, 'cloudformation-template-update-stack.json');
   if (run.status !== 0 || !existsSync(template)) {
@@ -49,7 +54,12 @@ export function setup(project: TestProject): () => void {
   try {
     // One after the other: both runs share the bundler's working folder in the repository.
     const dev = packageStage('dev', join(root, 'dev'));
-    const prod = packageStage('prod', join(root, 'prod'));
+    // The code is the same for every stage: prod is packaged from dev's bundles, only its template is new.
+    mkdirSync(join(root, 'prod'));
+    for (const zip of readdirSync(join(root, 'dev')).filter((f) => f.endsWith('.zip'))) {
+      copyFileSync(join(root, 'dev', zip), join(root, 'prod', zip));
+    }
+    const prod = packageStage('prod', join(root, 'prod'), true);
     project.provide('cfnTemplates', { dev, prod });
     return cleanUp;
   } catch (error) {
