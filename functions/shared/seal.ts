@@ -55,8 +55,12 @@ export async function confirmArtifact(s3: S3Client, bucket: string, artifact: Ar
       `${artifact.key}: S3 holds ${head.ContentLength} bytes, the case recorded ${artifact.bytes}`,
     );
   }
-  // A multipart object's checksum is a checksum of checksums: only a whole-object SHA-256 compares.
-  if (head.ChecksumSHA256 && !head.ChecksumSHA256.includes('-') && head.ChecksumType !== 'COMPOSITE') {
+  // A multipart object's checksum is a checksum of its parts' checksums, not the object's SHA-256: its
+  // parts were checked on arrival (and the memory step proved the whole), so only single-part objects
+  // compare here. The ETag's `-N` also tells a multipart object where the checksum does not.
+  const multipart =
+    head.ETag?.includes('-') || head.ChecksumType === 'COMPOSITE' || head.ChecksumSHA256?.includes('-');
+  if (head.ChecksumSHA256 && !multipart) {
     const hex = Buffer.from(head.ChecksumSHA256, 'base64').toString('hex');
     if (hex !== artifact.sha256) {
       throw new EvidenceIntegrityError(
@@ -79,7 +83,9 @@ export async function sealCase(
   fields: Record<string, unknown>,
   deps: SealDeps,
 ): Promise<Sealed> {
-  const events = await deps.cases.timeline(caseId);
+  // The sealing step's own earlier attempts are left out of the exported timeline: a retried seal must
+  // write byte-identical evidence; those attempts stay on the case record.
+  const events = (await deps.cases.timeline(caseId)).filter((e) => e.step !== deps.recorder.step);
   const timeline = await deps.evidence.put(
     deps.recorder,
     'timeline.jsonl',
