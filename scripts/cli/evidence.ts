@@ -7,7 +7,11 @@ import {
   type SignatureFile,
   signatureFileSchema,
 } from '../../functions/shared/manifest.js';
-import { CliError, UnknownCaseError } from './errors.js';
+import { CliError, exitCodes, UnknownCaseError } from './errors.js';
+import { safe } from './output.js';
+
+/** The case has evidence but no `manifest.sig`: its workflow has not sealed it (yet). */
+export class NotSealedError extends CliError {}
 
 /** A manifest or a signature file is a few kilobytes; refuse to hold anything much larger in memory. */
 const maxDocumentBytes = 64 * 1024 * 1024;
@@ -67,7 +71,7 @@ export async function readObject(
   bucket: string,
   key: string,
   versionId?: string,
-): Promise<{ body: Buffer; versionId: string }> {
+): Promise<{ body: Buffer; versionId: string; lastModified?: Date }> {
   const out = await s3.send(
     new GetObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }),
   );
@@ -76,13 +80,73 @@ export async function readObject(
     throw new CliError(`${key} is larger than any manifest should be (${out.ContentLength} bytes).`);
   }
   const body = Buffer.from((await out.Body?.transformToByteArray()) ?? new Uint8Array());
-  return { body, versionId: out.VersionId ?? versionId ?? 'null' };
+  return {
+    body,
+    versionId: out.VersionId ?? versionId ?? 'null',
+    ...(out.LastModified ? { lastModified: out.LastModified } : {}),
+  };
 }
 
-function isMissing(error: unknown): boolean {
+export function isMissing(error: unknown): boolean {
   const code = awsErrorCode(error);
   const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
   return code === 'NoSuchKey' || code === 'NotFound' || code === 'NoSuchVersion' || status === 404;
+}
+
+/** What a read of `key` without a version id meets now: a version, a delete marker, or nothing. */
+export type CurrentVersion =
+  | { state: 'present'; versionId: string; bytes?: number; lastModified?: Date }
+  | { state: 'delete-marker'; versionId?: string }
+  | { state: 'absent' };
+
+/**
+ * The version S3 serves for `key` when no version id is given. Under Object Lock nobody can remove a
+ * locked version, but anyone allowed `s3:PutObject` or `s3:DeleteObject` can put a new version or a
+ * delete marker on top of it: a reader who does not ask for the sealed version then gets something else.
+ */
+export async function currentVersion(s3: S3Client, bucket: string, key: string): Promise<CurrentVersion> {
+  try {
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return {
+      state: 'present',
+      versionId: head.VersionId ?? 'null',
+      ...(head.ContentLength === undefined ? {} : { bytes: head.ContentLength }),
+      ...(head.LastModified ? { lastModified: head.LastModified } : {}),
+    };
+  } catch (error) {
+    if (!isMissing(error)) throw error;
+    // S3 answers a HEAD on a key whose current version is a delete marker with 404 and these headers.
+    const headers = (error as { $response?: { headers?: Record<string, string | undefined> } }).$response
+      ?.headers;
+    if (headers?.['x-amz-delete-marker'] === 'true') {
+      const versionId = headers['x-amz-version-id'];
+      return { state: 'delete-marker', ...(versionId ? { versionId } : {}) };
+    }
+    return { state: 'absent' };
+  }
+}
+
+/** A manifest or signature file read without throwing: the verifier reports a damaged one as a finding. */
+export type ParsedDocument<T> =
+  | { ok: true; value: T }
+  | { ok: false; fault: 'not-json' | 'shape'; reason: string };
+
+export function readDocument<T>(
+  bytes: Buffer,
+  schema: { safeParse: (v: unknown) => { success: true; data: T } | { success: false } },
+  what: string,
+): ParsedDocument<T> {
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return { ok: false, fault: 'not-json', reason: `${what} is not JSON.` };
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    return { ok: false, fault: 'shape', reason: `${what} does not have the shape of a Cordon ${what}.` };
+  }
+  return { ok: true, value: parsed.data };
 }
 
 function parseDocument<T>(
@@ -90,15 +154,9 @@ function parseDocument<T>(
   schema: { safeParse: (v: unknown) => { success: true; data: T } | { success: false } },
   what: string,
 ): T {
-  let value: unknown;
-  try {
-    value = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw new CliError(`${what} is not JSON.`);
-  }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new CliError(`${what} does not have the shape of a Cordon ${what}.`);
-  return parsed.data;
+  const parsed = readDocument(bytes, schema, what);
+  if (!parsed.ok) throw new CliError(parsed.reason);
+  return parsed.value;
 }
 
 export function parseSignatureFile(bytes: Buffer): SignatureFile {
@@ -115,24 +173,7 @@ export function parseManifest(bytes: Buffer): Manifest {
  */
 export async function readSealedCase(s3: S3Client, bucket: string, caseId: string): Promise<SealedCase> {
   const folder = caseFolder(caseId);
-  let sig: { body: Buffer; versionId: string };
-  try {
-    sig = await readObject(s3, bucket, `${folder}${signatureName}`);
-  } catch (error) {
-    if (!isMissing(error)) throw error;
-    const any = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: folder, MaxKeys: 1 }));
-    if (!any.KeyCount) {
-      throw new UnknownCaseError(
-        `There is no evidence for case ${caseId} in s3://${bucket}.`,
-        'Check the case id (cordon cases) and --stage / --stack-region.',
-      );
-    }
-    throw new CliError(
-      `Case ${caseId} has evidence but no ${signatureName}: it has not been sealed (the workflow is still running or stopped before Archive).`,
-      '`cordon evidence ls` lists what is there; `cordon status` shows why the case stopped.',
-      1,
-    );
-  }
+  const sig = await readSignatureObject(s3, bucket, caseId);
   const signature = parseSignatureFile(sig.body);
   const manifestKey = `${folder}${manifestName}`;
   if (signature.manifest.key !== manifestKey) {
@@ -151,6 +192,44 @@ export async function readSealedCase(s3: S3Client, bucket: string, caseId: strin
     signatureBytes: sig.body,
     signatureVersionId: sig.versionId,
   };
+}
+
+/**
+ * The case's `manifest.sig` as S3 serves it now (its latest version). Missing, it says why: no such
+ * case, a case not sealed yet, or a signature someone deleted after sealing (a delete marker).
+ */
+export async function readSignatureObject(
+  s3: S3Client,
+  bucket: string,
+  caseId: string,
+): Promise<{ body: Buffer; versionId: string }> {
+  const folder = caseFolder(caseId);
+  const key = `${folder}${signatureName}`;
+  try {
+    return await readObject(s3, bucket, key);
+  } catch (error) {
+    if (!isMissing(error)) throw error;
+    const current = await currentVersion(s3, bucket, key).catch(() => ({ state: 'absent' }) as const);
+    if (current.state === 'delete-marker') {
+      throw new CliError(
+        `Case ${caseId}'s ${signatureName} was deleted after sealing: a delete marker${current.versionId ? ` (version ${safe(current.versionId)})` : ''} hides it.`,
+        'S3 still holds the signed version under Object Lock: list the versions of the key (s3:ListBucketVersions) and find out who deleted it.',
+        exitCodes.failed,
+      );
+    }
+    const any = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: folder, MaxKeys: 1 }));
+    if (!any.KeyCount) {
+      throw new UnknownCaseError(
+        `There is no evidence for case ${caseId} in s3://${bucket}.`,
+        'Check the case id (cordon cases) and --stage / --stack-region.',
+      );
+    }
+    throw new NotSealedError(
+      `Case ${caseId} has evidence but no ${signatureName}: it has not been sealed (the workflow is still running or stopped before Archive).`,
+      '`cordon evidence ls` lists what is there; `cordon status` shows why the case stopped.',
+      exitCodes.failed,
+    );
+  }
 }
 
 /** How S3 holds one version now: its retention and legal hold, read with HeadObject. */

@@ -253,7 +253,7 @@ describe('cordon evidence verify', () => {
 
     expect(code).toBe(1);
     expect(stdout).toMatch(/FAIL\s+triage\.json/);
-    expect(stdout).toMatch(/FAILED: triage\.json\./);
+    expect(stdout).toMatch(/FAILED: triage\.json: content changed\./);
     expect(stdout).toMatch(/PASS\s+trigger\.json/);
   });
 

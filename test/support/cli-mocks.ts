@@ -1,7 +1,7 @@
 import { createHash, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
-import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { AwsClientStub } from 'aws-sdk-client-mock';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -165,5 +165,13 @@ export function serveObjects(
   s3.on(HeadObjectCommand).callsFake((input: { Key?: string; VersionId?: string }) => {
     const o = find(input);
     return { ContentLength: o.body.byteLength, VersionId: o.versionId, ...lock };
+  });
+  s3.on(ListObjectsV2Command).callsFake((input: { Prefix?: string }) => {
+    const keys = [...objects.keys()].filter((k) => k.startsWith(input.Prefix ?? '')).sort();
+    return {
+      KeyCount: keys.length,
+      IsTruncated: false,
+      Contents: keys.map((Key) => ({ Key, Size: objects.get(Key)?.body.byteLength ?? 0 })),
+    };
   });
 }

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { parsePartSize } from '../../scripts/cli/commands/evidence.js';
 import { type DownloadTarget, downloadArtifact, pathInside } from '../../scripts/cli/download.js';
+import { UsageError } from '../../scripts/cli/errors.js';
 import { nameInCase } from '../../scripts/cli/evidence.js';
 import { type StoredObject, serveObjects } from '../support/cli-mocks.js';
 
@@ -130,5 +132,18 @@ describe('names from a manifest', () => {
     expect(() => nameInCase('c', 'cases/c/../../etc/passwd')).toThrow('unsafe name');
     expect(() => pathInside('/tmp/out', '../escape')).toThrow('outside /tmp/out');
     expect(nameInCase('c', 'cases/c/memory/image.lime')).toBe('memory/image.lime');
+  });
+});
+
+describe('--part-size', () => {
+  it('takes whole MiB from 1 to 1024', () => {
+    expect(parsePartSize(undefined)).toBeUndefined();
+    expect(parsePartSize('1')).toBe(2 ** 20);
+    expect(parsePartSize('64')).toBe(64 * 2 ** 20);
+    expect(parsePartSize('1024')).toBe(2 ** 30);
+  });
+
+  it.each(['0', '1025', '-8', '8.5', '8MiB', '', '08', '99999'])('refuses %j with a usage error', (text) => {
+    expect(() => parsePartSize(text)).toThrow(UsageError);
   });
 });

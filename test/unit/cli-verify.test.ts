@@ -1,10 +1,11 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { GetPublicKeyCommand, KMSClient, VerifyCommand } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { signatureShape, signingStatement } from '../../functions/shared/manifest.js';
 import { verifyCase } from '../../scripts/cli/verify.js';
-import { sealedCase, serveObjects } from '../support/cli-mocks.js';
+import { type StoredObject, sealedCase, serveObjects } from '../support/cli-mocks.js';
 
 const s3 = mockClient(S3Client);
 const kms = mockClient(KMSClient);
@@ -138,5 +139,76 @@ describe('verifyCase against the bucket', () => {
         detail: expect.stringContaining('no public key'),
       }),
     );
+  });
+});
+
+describe("verifyCase and signatures that are genuine, but not this case's", () => {
+  it("fails another case's signature even where KMS calls it valid for the statement it carries", async () => {
+    const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const otherCase = '20261127T201003Z-i-0123456789abcdef0-beef';
+    const signer = { signer: key.privateKey, embeddedPublicKey: key.publicKey };
+    const mine = sealedCase({ caseId, bucket, keyId: keyArn, artifacts: { 'a.json': '{}' }, ...signer });
+    const theirs = sealedCase({
+      caseId: otherCase,
+      bucket,
+      keyId: keyArn,
+      artifacts: { 'a.json': '{}' },
+      ...signer,
+    });
+    mine.objects.set(
+      `cases/${caseId}/manifest.sig`,
+      theirs.objects.get(`cases/${otherCase}/manifest.sig`) as StoredObject,
+    );
+    serveObjects(s3, mine.objects, locked);
+    kms
+      .on(GetPublicKeyCommand)
+      .resolves({ PublicKey: key.publicKey.export({ format: 'der', type: 'spki' }) });
+    // KMS as AWS answers: valid exactly for the statement that was signed.
+    kms.on(VerifyCommand).callsFake((input: { Message: Uint8Array }) => ({
+      SignatureValid: Buffer.from(input.Message).toString() === theirs.statement,
+    }));
+    const manifest = mine.objects.get(`cases/${caseId}/manifest.json`)?.body as Buffer;
+
+    const report = await verifyCase(caseId, deps());
+
+    expect(report.ok).toBe(false);
+    expect(kms).toHaveReceivedCommandWith(VerifyCommand, {
+      Message: Buffer.from(signingStatement(caseId, createHash('sha256').update(manifest).digest('hex'))),
+    });
+    expect(report.signature).toContainEqual(
+      expect.objectContaining({ check: 'signature (KMS)', status: 'fail' }),
+    );
+    expect(report.problems).toEqual([`manifest.sig: another case's signature (${otherCase})`]);
+  });
+});
+
+describe('signatureShape', () => {
+  const der = sign(
+    'sha256',
+    Buffer.from('statement'),
+    generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
+  );
+
+  it('accepts a DER ECDSA signature', () => {
+    expect(signatureShape(der.toString('base64'))).toMatchObject({ ok: true });
+  });
+
+  it('calls a signature whose base64 was cut short truncated', () => {
+    expect(signatureShape(der.toString('base64').slice(0, 40))).toMatchObject({
+      ok: false,
+      fault: 'truncated',
+    });
+  });
+
+  it('calls bytes that are no DER signature, or no base64, garbage', () => {
+    expect(signatureShape(Buffer.alloc(71, 0xa5).toString('base64'))).toMatchObject({
+      ok: false,
+      fault: 'garbage',
+    });
+    expect(signatureShape('not a signature!')).toMatchObject({ ok: false, fault: 'garbage' });
+    expect(signatureShape(Buffer.concat([der, Buffer.from([0])]).toString('base64'))).toMatchObject({
+      ok: false,
+      fault: 'garbage',
+    });
   });
 });

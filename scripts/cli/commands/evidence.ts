@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { type CommandSpec, parseCaseId, stringValue } from '../context.js';
 import type { DownloadOutcome } from '../download.js';
-import { CliError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import type { EvidenceEntry } from '../evidence.js';
 import { jsonDocument, ProgressBar, safe, table } from '../output.js';
 import type { Verdict } from '../verify.js';
@@ -33,13 +33,13 @@ its version id. A case not sealed yet lists what its folder holds, with the hash
     const caseId = parseCaseId(positionals[0]);
     const stack = await ctx.stack();
     const s3 = await ctx.aws.s3();
-    const { listEvidence, listUnsealed, readSealedCase } = await import('../evidence.js');
+    const { listEvidence, listUnsealed, NotSealedError, readSealedCase } = await import('../evidence.js');
     let entries: EvidenceEntry[];
     let sealed = true;
     try {
       entries = await listEvidence(s3, await readSealedCase(s3, stack.evidenceBucket, caseId), ctx.now());
     } catch (error) {
-      if (!(error instanceof CliError) || error.exitCode !== 1) throw error;
+      if (!(error instanceof NotSealedError)) throw error;
       sealed = false;
       entries = await listUnsealed(s3, stack.evidenceBucket, caseId, ctx.now());
     }
@@ -57,23 +57,32 @@ its version id. A case not sealed yet lists what its folder holds, with the hash
   },
 };
 
+/** `--part-size` in MiB: a whole number from 1 to 1024, or absent for the default. */
+export function parsePartSize(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^[1-9][0-9]{0,3}$/.test(text) || Number(text) > 1024)
+    throw new UsageError('--part-size is a whole number of MiB from 1 to 1024');
+  return Number(text) * 2 ** 20;
+}
+
 export const evidenceGetCommand: CommandSpec = {
   path: ['evidence', 'get'],
   summary: 'download every artifact, checked against the manifest, resumable',
   positionals: ['CASE'],
-  options: { out: { type: 'string' } },
-  help: `usage: cordon evidence get CASE [--out DIR]
+  options: { out: { type: 'string' }, 'part-size': { type: 'string' } },
+  help: `usage: cordon evidence get CASE [--out DIR] [--part-size MIB]
 
 Downloads manifest.json, manifest.sig and every artifact the manifest names, by the version ids it
-records, into DIR (default ./CASE). Large objects come in 8 MiB ranged parts, a few at a time, into
-NAME.part with a NAME.part.json progress file: run the same command again after an interruption and it
-resumes from the parts already on disk. Each file is hashed while it downloads and gets its final name
+records, into DIR (default ./CASE). Large objects come in ranged parts of MIB MiB (default 8, at most
+1024), a few at a time, into NAME.part with a NAME.part.json progress file: run the same command again
+(with the same part size) after an interruption and it resumes from the parts already on disk. Each file is hashed while it downloads and gets its final name
 only if its SHA-256 and size are the manifest's; otherwise it is deleted and the command fails, naming
 it. A file already present with other content is never overwritten. Then run
 cordon evidence verify CASE --dir DIR.`,
   async run(ctx, values, positionals) {
     const caseId = parseCaseId(positionals[0]);
     const dir = resolve(stringValue(values, 'out') ?? caseId);
+    const partSize = parsePartSize(stringValue(values, 'part-size'));
     const stack = await ctx.stack();
     const s3 = await ctx.aws.s3();
     const { readSealedCase } = await import('../evidence.js');
@@ -96,6 +105,7 @@ cordon evidence verify CASE --dir DIR.`,
     let outcomes: DownloadOutcome[];
     try {
       outcomes = await downloadCase(s3, sealed, dir, {
+        ...(partSize ? { partSize } : {}),
         onProgress: (bytes) => {
           done += bytes;
           bar.update(done);
@@ -151,8 +161,11 @@ Checks, and prints a verdict for each:
   - that the signed statement names this manifest (its SHA-256) and the manifest this case;
   - every artifact's SHA-256 and size: the objects in the bucket by the manifest's version ids, or the
     files in DIR;
-  - that each object is still under Object Lock (a retention not yet expired, or a legal hold).
-Exits 1 if any check fails.
+  - that each object is still under Object Lock (a retention not yet expired, or a legal hold) and, in
+    the bucket, still the version a read without a version id gets (nothing written over or deleted);
+  - that nothing the manifest does not list is there: no other file in DIR, no object written into the
+    case's folder after sealing.
+Exits 1 if any check fails; the last line names each file that failed and what is wrong with it.
 
   --dir DIR          verify a folder written by cordon evidence get instead of the bucket's objects
   --public-key FILE  the signing key's public key (PEM or DER) kept by the investigator
@@ -200,17 +213,20 @@ Exits 1 if any check fails.
       out(`  ${mark(v).padEnd(11)} ${v.check.padEnd(20)} ${safe(v.detail, 400)}\n`);
     }
     out('\n');
+    const line = (v: Verdict) =>
+      out(`              ${mark(v).padEnd(11)} ${v.check.padEnd(9)} ${safe(v.detail, 400)}\n`);
     for (const a of report.artifacts) {
-      const verdict = a.ok ? 'PASS' : 'FAIL';
-      out(`  ${verdict.padEnd(11)} ${safe(a.name, 80)}\n`);
-      out(`              ${mark(a.hash).padEnd(11)} ${a.hash.check.padEnd(7)} ${safe(a.hash.detail, 400)}\n`);
-      out(`              ${mark(a.lock).padEnd(11)} ${a.lock.check.padEnd(7)} ${safe(a.lock.detail, 400)}\n`);
+      out(`  ${(a.ok ? 'PASS' : 'FAIL').padEnd(11)} ${safe(a.name, 80)}\n`);
+      for (const v of [a.hash, ...(a.version ? [a.version] : []), a.lock]) line(v);
     }
-    const bad = report.artifacts.filter((a) => !a.ok).map((a) => safe(a.name, 80));
+    for (const u of report.unlisted) {
+      out(`  ${(u.verdict.status === 'fail' ? 'FAIL' : 'NOT LISTED').padEnd(11)} ${safe(u.name, 80)}\n`);
+      line(u.verdict);
+    }
     out(
       report.ok
         ? `\nVERIFIED: the signature is valid and all ${report.artifacts.length} objects match the manifest${report.artifacts.every((a) => a.lock.status === 'pass') ? ' and are locked' : ''}.\n`
-        : `\nFAILED${bad.length ? `: ${bad.join(', ')}` : ''}${[...report.signature, ...report.manifest].some((v) => v.status === 'fail') ? `${bad.length ? ';' : ':'} the manifest or its signature did not check out` : ''}.\n`,
+        : `\nFAILED: ${report.problems.map((p) => safe(p, 200)).join('; ')}.\n`,
     );
     return report.ok ? 0 : 1;
   },
