@@ -29,10 +29,12 @@ function Stop-Capture([string]$Message) {
   exit 1
 }
 
-$Hex64 = '^[0-9a-f]{64}$'
-$Base64Pattern = '^[A-Za-z0-9+/]{16,8188}={0,2}$'
-$HttpsUrl = '^https://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?/[A-Za-z0-9._~/%-]{1,1024}[?][A-Za-z0-9._~%=&-]{1,8192}$'
-$HttpsOrigin = '^https://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$'
+# Every pattern ends with \z, not with a dollar sign: in .NET, a final dollar sign also matches before a
+# trailing newline, so a hash followed by a line break would pass.
+$Hex64 = '^[0-9a-f]{64}\z'
+$Base64Pattern = '^[A-Za-z0-9+/]{16,8188}={0,2}\z'
+$HttpsUrl = '^https://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?/[A-Za-z0-9._~/%-]{1,1024}[?][A-Za-z0-9._~%=&-]{1,8192}\z'
+$HttpsOrigin = '^https://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?\z'
 
 function ConvertFrom-LinkParameter([string]$Encoded) {
   if ($Encoded -cnotmatch $Base64Pattern) { Stop-Capture 'a link parameter is not base64' }
@@ -131,19 +133,19 @@ function Read-Full($Stream, [byte[]]$Buffer) {
 
 function Read-Session([string]$Text) {
   $patterns = [ordered]@{
-    version = '^1$'
-    case_id = '^[0-9]{8}T[0-9]{6}Z-i-[0-9a-f]{8,17}-[0-9a-f]{4}$'
-    region = '^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$'
+    version = '^1\z'
+    case_id = '^[0-9]{8}T[0-9]{6}Z-i-[0-9a-f]{8,17}-[0-9a-f]{4}\z'
+    region = '^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]\z'
     endpoint = $HttpsOrigin
-    image_path = '^/[A-Za-z0-9._~/%-]{1,1024}$'
-    report_path = '^/[A-Za-z0-9._~/%-]{1,1024}$'
-    upload_id = '^[A-Za-z0-9._~+/=-]{1,1024}$'
-    part_size_mib = '^[1-9][0-9]{0,3}$'
-    max_parts = '^[1-9][0-9]{0,4}$'
-    access_key_id = '^[A-Z0-9]{16,128}$'
-    secret_access_key = '^[A-Za-z0-9+/=]{16,128}$'
-    session_token = '^[A-Za-z0-9+/=]{16,4096}$'
-    expires_at = '^[0-9T:.Z-]{20,30}$'
+    image_path = '^/[A-Za-z0-9._~/%-]{1,1024}\z'
+    report_path = '^/[A-Za-z0-9._~/%-]{1,1024}\z'
+    upload_id = '^[A-Za-z0-9._~+/=-]{1,1024}\z'
+    part_size_mib = '^[1-9][0-9]{0,3}\z'
+    max_parts = '^[1-9][0-9]{0,4}\z'
+    access_key_id = '^[A-Z0-9]{16,128}\z'
+    secret_access_key = '^[A-Za-z0-9+/=]{16,128}\z'
+    session_token = '^[A-Za-z0-9+/=]{16,4096}\z'
+    expires_at = '^[0-9T:.Z-]{20,30}\z'
   }
   $session = @{}
   foreach ($line in ($Text -split "`n")) {
@@ -167,9 +169,9 @@ function Read-Session([string]$Text) {
 
 $work = $null
 try {
-  if ("$env:CORDON_CASE_ID" -cnotmatch '^[0-9]{8}T[0-9]{6}Z-i-[0-9a-f]{8,17}-[0-9a-f]{4}$') { Stop-Capture 'bad case id' }
+  if ("$env:CORDON_CASE_ID" -cnotmatch '^[0-9]{8}T[0-9]{6}Z-i-[0-9a-f]{8,17}-[0-9a-f]{4}\z') { Stop-Capture 'bad case id' }
   if ("$env:CORDON_TOOL_SHA256" -cnotmatch $Hex64) { Stop-Capture 'bad tool hash' }
-  if ("$env:CORDON_PART_SIZE_MIB" -cnotmatch '^[1-9][0-9]{0,3}$') { Stop-Capture 'bad part size' }
+  if ("$env:CORDON_PART_SIZE_MIB" -cnotmatch '^[1-9][0-9]{0,3}\z') { Stop-Capture 'bad part size' }
   $partMiB = [int]$env:CORDON_PART_SIZE_MIB
   if ($partMiB -lt 5 -or $partMiB -gt 2047) { Stop-Capture 'part size out of range' }
   $toolUrl = ConvertFrom-LinkParameter "$env:CORDON_TOOL_URL_B64"
@@ -218,7 +220,7 @@ try {
     $digest = Get-Sha256 $buffer $filled
     $query = "partNumber=$number&uploadId=$($script:Session.upload_query_id)"
     $etag = Send-S3Put $script:Session.image_path $query $buffer $filled ''
-    if ("$etag" -cnotmatch '^"?[A-Za-z0-9+/=_-]{1,128}"?$') { Stop-Capture "S3 returned no usable ETag for part $number" }
+    if ("$etag" -cnotmatch '^"?[A-Za-z0-9+/=_-]{1,128}"?\z') { Stop-Capture "S3 returned no usable ETag for part $number" }
     [void]$parts.Add([ordered]@{
         partNumber = $number
         bytes = $filled

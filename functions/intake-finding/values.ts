@@ -94,8 +94,7 @@ export function pickRegion(candidates: unknown[], homeRegion: string): string {
 }
 
 const maxText = 512;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
-const unsafeRuns = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]+/g;
+const unsafeRuns = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+/gu;
 const loneSurrogates = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /**

@@ -252,7 +252,7 @@ export function resourcesOf(detail: unknown): string[] {
 
 function describeRule(r: OpenRule): string {
   const ports = r.fromPort === r.toPort ? `${r.fromPort}` : `${r.fromPort}-${r.toPort}`;
-  return `${r.groupId}${r.ruleId ? ` (${r.ruleId})` : ''}: ${allProtocols(r.protocol) ? 'all traffic' : `${r.protocol} ${ports}`} from ${r.cidr}`;
+  return `${clean(r.groupId, 40)}${r.ruleId ? ` (${clean(r.ruleId, 40)})` : ''}: ${allProtocols(r.protocol) ? 'all traffic' : `${clean(r.protocol, 10)} ${ports}`} from ${r.cidr}`;
 }
 
 /**

@@ -3,12 +3,14 @@ import { ConfigurationError } from './errors.js';
 
 const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
 const seconds = z.coerce.number().int().min(0).max(86_400);
+// S3's bucket naming rules: the name goes into policy ARNs, where `*` or `${...}` would widen them.
+const bucketName = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/);
 
 const schema = z.object({
   CORDON_STAGE: z.string().regex(/^[a-z0-9-]{1,16}$/),
   CORDON_ACCOUNT_ID: z.string().regex(/^\d{12}$/),
   AWS_REGION: z.string().min(1),
-  EVIDENCE_BUCKET: z.string().min(3),
+  EVIDENCE_BUCKET: bucketName,
   CASES_TABLE: z.string().min(1),
   ALERT_TOPIC_ARN: z.string().startsWith('arn:'),
   SIGNING_KEY_ID: z.string().min(1),
@@ -33,7 +35,7 @@ const schema = z.object({
   MEMORY_BUDGET_SECONDS: seconds,
   MEMORY_DOCUMENT_LINUX: z.string().regex(/^[\w.-]{3,128}$/),
   MEMORY_DOCUMENT_WINDOWS: z.string().regex(/^[\w.-]{3,128}$/),
-  TOOLS_BUCKET: z.string().min(3),
+  TOOLS_BUCKET: bucketName,
   TOOLS_PREFIX: z.string().regex(/^[\w./-]{0,200}$/),
   // The pinned SHA-256 of each memory tool; empty means no tool is pinned for that platform, and its
   // instances are skipped with that reason rather than given an unchecked binary.

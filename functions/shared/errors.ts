@@ -152,9 +152,50 @@ export function describeError(error: unknown): { name: string; message: string }
   return { name: e.name, message: oneLine(e.message, 500) };
 }
 
-/** Strips control characters (ANSI escapes, newlines) and caps the length of a string from outside. */
+/**
+ * What a reader of text from outside must never receive raw: control characters (C0 with the ANSI
+ * escape, DEL, and C1 with its one-byte CSI), line and paragraph separators, and format characters,
+ * which are invisible yet reorder (bidirectional overrides and isolates) or hide (zero-width) what a
+ * person reads.
+ */
+const unsafeRuns = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+/gu;
+/** A surrogate half without its other half is not a character: encoders replace or reject it. */
+const loneSurrogates = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** Cuts `text` to `max` characters, marking the cut, never between the two halves of a surrogate pair. */
+export function capLength(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let cut = text.slice(0, Math.max(0, max - 1));
+  if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1);
+  return `${cut}…`;
+}
+
+/**
+ * Makes a string from outside safe for a log line, a tag, a notification or a terminal: every run of
+ * control, separator or format characters (ANSI escapes, newlines, bidirectional overrides, NUL)
+ * becomes one space, a lone surrogate becomes U+FFFD, and the length is capped.
+ */
 export function oneLine(text: string, max = 200): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
-  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim();
-  return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
+  const clean = text.replace(loneSurrogates, '\uFFFD').replace(unsafeRuns, ' ').trim();
+  return capLength(clean, max);
+}
+
+/** One character as a visible escape: `\n`, `\u001b`, `\u{e0001}`. */
+export function escapeCharacter(c: string): string {
+  if (c === '\n') return '\\n';
+  if (c === '\r') return '\\r';
+  if (c === '\t') return '\\t';
+  const code = c.codePointAt(0) ?? 0;
+  return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, '0')}`;
+}
+
+/** Control, separator and format characters, and lone surrogates (with the `u` flag, `\p{Cs}` matches only those). */
+const invisibleCharacter = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/gu;
+
+/**
+ * Shows what `oneLine` would hide: every control, separator or format character and lone surrogate is
+ * written as a visible escape (`\u001b[2J`), so that a reader sees that it was there, and nothing acts on it.
+ */
+export function showInvisible(text: string): string {
+  return text.replace(invisibleCharacter, escapeCharacter);
 }

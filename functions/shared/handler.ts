@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import { CaseStore, Recorder } from './cases.js';
 import { type ClientsFor, clientsFactory, type HomeClients, homeClients } from './clients.js';
 import { type Config, config } from './config.js';
-import { CordonError, InvalidStepInputError, normaliseError, oneLine } from './errors.js';
+import { CordonError, escapeCharacter, InvalidStepInputError, normaliseError, oneLine } from './errors.js';
 import { EvidenceStore } from './evidence.js';
 
 /** Everything a step's logic may use, built once per Lambda process. */
@@ -21,7 +21,18 @@ export interface StepContext {
   now: () => Date;
 }
 
-export const logger = new Logger({ serviceName: 'cordon' });
+/**
+ * JSON escapes C0 controls (the ANSI escape, newlines) but writes DEL, C1 controls (U+009B is a one-byte
+ * CSI to some terminals), U+2028/U+2029 (line breaks to some viewers) and format characters such as
+ * bidirectional overrides as they are. Every string a log line carries gets those written as visible
+ * escapes instead, so that a value from outside can neither forge a line nor act on whoever reads it.
+ */
+const rawInJson = /[\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}]/gu;
+export function logSafe(_key: string, value: unknown): unknown {
+  return typeof value === 'string' ? value.replace(rawInJson, escapeCharacter) : value;
+}
+
+export const logger = new Logger({ serviceName: 'cordon', jsonReplacerFn: logSafe });
 
 let shared: StepContext | undefined;
 
@@ -58,11 +69,14 @@ export function resetStepContext(): void {
   shared = undefined;
 }
 
-/** Summarises why input failed its schema by path and rule only: the values may be hostile. */
+/**
+ * Summarises why input failed its schema by path and rule only: the values may be hostile, and so may
+ * a path, whose keys come from the input wherever the schema takes a record or names an unknown key.
+ */
 export function describeIssues(error: z.ZodError): string {
   return error.issues
     .slice(0, 5)
-    .map((i) => `${i.path.join('.') || '(input)'}: ${oneLine(i.message, 80)}`)
+    .map((i) => `${oneLine(i.path.map(String).join('.'), 80) || '(input)'}: ${oneLine(i.message, 80)}`)
     .join('; ');
 }
 

@@ -118,7 +118,12 @@ export interface Explained {
  */
 export function explain(error: unknown, context: { endpoint?: string } = {}): Explained {
   if (error instanceof CliError) {
-    return { message: error.message, ...(error.hint ? { hint: error.hint } : {}), exitCode: error.exitCode };
+    // Our own sentences, but they quote what they refuse: a key from a tampered manifest, a file name.
+    return {
+      message: safe(error.message, 1000),
+      ...(error.hint ? { hint: safe(error.hint, 500) } : {}),
+      exitCode: error.exitCode,
+    };
   }
   if (error instanceof EvidenceIntegrityError) return { message: safe(error.message, 500), exitCode: 1 };
   if (error instanceof CordonError) return { message: safe(error.message, 500), exitCode: 3 };

@@ -191,7 +191,14 @@ export async function runCli(argv: string[], options: RunOptions = {}): Promise<
     const e = explain(error, endpoint ? { endpoint } : {});
     io.err(`cordon: ${e.message}\n`);
     if (e.hint) io.err(`  ${e.hint}\n`);
-    if (debug) io.err(`${(error as Error)?.stack ?? String(error)}\n`);
+    if (debug)
+      io.err(
+        `${String((error as Error)?.stack ?? error)
+          .split('\n')
+          // The indentation of the frames stays; everything else is shown as `safe` shows text.
+          .map((line) => `${/^ */.exec(line)?.[0] ?? ''}${safe(line, 2000)}`)
+          .join('\n')}\n`,
+      );
     else if (e.unrecognised) io.err('  (--debug shows the details)\n');
     return e.exitCode;
   }

@@ -1,5 +1,5 @@
 import { createInterface } from 'node:readline/promises';
-import { oneLine } from '../../functions/shared/errors.js';
+import { capLength, showInvisible } from '../../functions/shared/errors.js';
 
 /**
  * Where the CLI writes and reads. Commands never touch `process.stdout` directly, so that tests run
@@ -32,16 +32,18 @@ export function processIo(): Io {
   };
 }
 
-// Bidirectional overrides reorder what a terminal shows without being control characters.
-const bidi = /[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
-
 /**
- * A value from AWS, a finding or an evidence file, made safe for a terminal: one line, no ANSI escape
- * or other control character, no bidirectional override, bounded length.
+ * A value from AWS, a finding or an evidence file, made safe for a terminal: one line, bounded, and
+ * every character a terminal would act on or hide (C0 and C1 controls, hence ANSI escapes; line and
+ * paragraph separators; bidirectional overrides and other format characters; lone surrogates) shown
+ * as a visible escape, `\u001b[2J`, so that the investigator sees it was there and nothing acts on it.
  */
 export function safe(value: unknown, max = 200): string {
   if (value === undefined || value === null) return '';
-  return oneLine(String(value).replace(bidi, ' '), max);
+  const shown = showInvisible(String(value).trim());
+  if (shown.length <= max) return shown;
+  // Never leave half an escape before the ellipsis: it would read as something else.
+  return capLength(shown, max).replace(/\\(?:u(?:\{[0-9a-f]*|[0-9a-f]{0,3}))?…$/, '…');
 }
 
 /** Columns padded to their widest cell; every cell goes through `safe` first. */
@@ -56,16 +58,19 @@ export function table(headers: string[], rows: unknown[][], max = 200): string {
   return `${[line(headers), ...cells.map(line)].join('\n')}\n`;
 }
 
+// What JSON.stringify leaves raw: DEL and C1 controls (U+009B is a one-byte CSI to some terminals),
+// line and paragraph separators, and format characters such as bidirectional overrides.
+const rawInJson = /[\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}]/gu;
+const jsonEscape = (c: string) =>
+  Array.from({ length: c.length }, (_, i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`).join('');
+
 /**
- * One JSON document for scripts. JSON.stringify escapes C0 controls but not C1 controls (U+0080–U+009F,
- * which some terminals honour as escapes) nor the line separators: escape those too.
+ * One JSON document for scripts. JSON.stringify escapes C0 controls and lone surrogates; the
+ * characters it leaves raw are escaped too (as UTF-16 escapes, so the document parses back to the
+ * same values).
  */
 export function jsonDocument(value: unknown): string {
-  const text = JSON.stringify(value, null, 2).replace(
-    /[\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
-  return `${text}\n`;
+  return `${JSON.stringify(value, null, 2).replace(rawInJson, jsonEscape)}\n`;
 }
 
 export function formatBytes(bytes: number): string {

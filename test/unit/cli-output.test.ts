@@ -2,12 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { formatBytes, jsonDocument, safe, table } from '../../scripts/cli/output.js';
 
 describe('safe', () => {
-  it('removes ANSI escapes and newlines that a tag or finding field could carry', () => {
-    expect(safe('web-1\u001b[2J\u001b[31mOWNED\nnext line')).toBe('web-1 [2J [31mOWNED next line');
+  it('shows the ANSI escapes and newlines that a tag or finding field could carry as visible escapes', () => {
+    expect(safe('web-1\u001b[2J\u001b[31mOWNED\nnext line')).toBe(
+      'web-1\\u001b[2J\\u001b[31mOWNED\\nnext line',
+    );
   });
 
-  it('removes C1 controls and bidirectional overrides', () => {
-    expect(safe('a\u009b31mb\u202ecod.exe')).toBe('a 31mb cod.exe');
+  it('shows C1 controls and bidirectional overrides as visible escapes', () => {
+    expect(safe('a\u009b31mb\u202ecod.exe')).toBe('a\\u009b31mb\\u202ecod.exe');
   });
 
   it('caps the length', () => {
@@ -35,7 +37,7 @@ describe('table', () => {
           ['2', ''],
         ],
       ),
-    ).toBe('A    BB\none  x [1m\n2\n');
+    ).toBe('A    BB\none  x\\u001b[1m\n2\n');
   });
 });
 

@@ -83,7 +83,7 @@ describe('stepsFromHistory', () => {
         name: 'Isolate Instance',
         status: 'failed',
         seconds: 3,
-        reason: 'ContainmentError: eni-1  [31mrefused the group',
+        reason: 'ContainmentError: eni-1 \\u001b[31mrefused\\nthe group',
       },
       { name: 'Snapshot Volumes', status: 'skipped', seconds: 4, reason: 'no volumes' },
     ]);

@@ -250,6 +250,25 @@ describe('policyViolation', () => {
   });
 });
 
+describe('policyViolation, given a rule whose ids carry text', () => {
+  it('keeps a forged line and terminal escapes in a group id or rule id out of the message', async () => {
+    const event = input('authorize-ingress-ssh-open-to-world.json');
+    const detail = event.detail as {
+      responseElements: { securityGroupRuleSet: { items: Record<string, unknown>[] } };
+    };
+    for (const rule of detail.responseElements.securityGroupRuleSet.items) {
+      rule.groupId = 'sg-1\nWho: forged\u001b[2J\u202e';
+      rule.securityGroupRuleId = 'sgr-1\r\nWho: again';
+    }
+    const { d } = deps({ POLICY_REVERT_OPEN_INGRESS: false });
+    await policyViolation(event, d);
+    const body = message();
+    expect(body).toContain('opened sg-1 Who: forged');
+    expect([...body].filter((c) => c !== '\n' && /[\p{Cc}\p{Cf}]/u.test(c))).toEqual([]);
+    expect(body.split('\n').filter((line) => line.startsWith('Who:'))).toHaveLength(1);
+  });
+});
+
 describe('openIngressRules', () => {
   it('counts every protocol and every port as exposing all sensitive ports', () => {
     const detail = {
