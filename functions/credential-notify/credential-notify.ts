@@ -90,7 +90,7 @@ export function composeCredentialMessage(input: CredentialNotifyInput): {
     `Finding: ${c.finding.type} (severity ${c.finding.severity}, finding ${c.finding.id})`,
     ...(c.finding.remoteIps.length ? [`Used from: ${c.finding.remoteIps.join(', ')}`] : []),
     ...(c.finding.instanceId ? [`Instance: ${c.finding.instanceId}`] : []),
-    `Requested by: ${c.trigger.requestedBy}`,
+    `Requested by: ${oneLine(c.trigger.requestedBy, 300)}`,
     '',
     'Steps:',
     ...steps.map((s) => `  ${s.status.padEnd(9)} ${s.name}${s.reason ? `: ${oneLine(s.reason, 300)}` : ''}`),
@@ -104,7 +104,7 @@ export function composeCredentialMessage(input: CredentialNotifyInput): {
   }
   if (input.archive)
     lines.push('', `Manifest: ${input.archive.manifest.key} (version ${input.archive.manifest.versionId})`);
-  if (c.executionArn) lines.push('', `Execution: ${c.executionArn}`);
+  if (c.executionArn) lines.push('', `Execution: ${oneLine(c.executionArn, 300)}`);
   return {
     outcome,
     subject:

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { type Case, caseSchema, newCaseId } from '../shared/case.js';
-import type { CaseStore, Recorder } from '../shared/cases.js';
+import type { CaseStore, OpenResult, Recorder } from '../shared/cases.js';
+import { isTransient } from '../shared/containment.js';
+import { type CordonError, normaliseError, oneLine } from '../shared/errors.js';
 import { type EvidenceStore, evidenceJson } from '../shared/evidence.js';
 import type { IntakeResult } from '../shared/state.js';
 import { type IntakeConfig, intakeSettings, normaliseTrigger } from './normalise.js';
@@ -18,7 +20,7 @@ export const intakeInputSchema = z.object({
 export type IntakeInput = z.infer<typeof intakeInputSchema>;
 
 export interface IntakeDeps {
-  cases: Pick<CaseStore, 'open' | 'join' | 'get'>;
+  cases: Pick<CaseStore, 'open' | 'join' | 'get' | 'setStatus' | 'unlock'>;
   evidence: Pick<EvidenceStore, 'put'>;
   recorder: (caseId: string, step: string) => Recorder;
   config: IntakeConfig;
@@ -39,11 +41,26 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
     ...normalised.ok,
     ...(input.executionArn ? { executionArn: input.executionArn } : {}),
   };
-  const opened = await deps.cases.open(candidate);
+  let opened: OpenResult;
+  try {
+    opened = await deps.cases.open(candidate);
+  } catch (error) {
+    throw renamed(
+      error,
+      `No case could be opened for ${candidate.instanceId} in ${candidate.accountId} ${candidate.region}${findingOf(candidate)}; nothing was done to the instance`,
+    );
+  }
   if (opened.opened) {
     const recorder = deps.recorder(candidate.caseId, intakeStep);
-    await recorder.note('case opened', 'info', { target: candidate.instanceId, detail: summary(candidate) });
-    await storeTrigger(deps, recorder, input.event);
+    try {
+      await recorder.note('case opened', 'info', {
+        target: candidate.instanceId,
+        detail: summary(candidate),
+      });
+      await storeTrigger(deps, recorder, input.event);
+    } catch (error) {
+      throw await abandon(deps, candidate, error);
+    }
     return {
       intake: {
         decision: 'accepted',
@@ -59,11 +76,15 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
     // Step Functions retried this step after the case was opened (a later write failed): finish the
     // same case instead of reporting the execution's own case as a duplicate and stopping.
     const recorder = deps.recorder(own.caseId, intakeStep);
-    await recorder.note('intake retried', 'info', {
-      target: own.instanceId,
-      detail: 'same execution; trigger.json checked',
-    });
-    await storeTrigger(deps, recorder, input.event);
+    try {
+      await recorder.note('intake retried', 'info', {
+        target: own.instanceId,
+        detail: 'same execution; trigger.json checked',
+      });
+      await storeTrigger(deps, recorder, input.event);
+    } catch (error) {
+      throw await abandon(deps, own, error);
+    }
     return {
       intake: {
         decision: 'accepted',
@@ -86,6 +107,44 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
       caseId: opened.existingCaseId,
     },
   };
+}
+
+/** The same error (same name, so the ASL retries it or not as before), saying what it stopped. */
+function renamed(error: unknown, what: string): CordonError {
+  const e = normaliseError(error);
+  const Named = e.constructor as new (message: string, options?: ErrorOptions) => CordonError;
+  return new Named(oneLine(`${what}: ${e.name}: ${e.message}`, 1800), { cause: error });
+}
+
+const findingOf = (c: Case) => (c.trigger.findingId ? ` (finding ${c.trigger.findingId})` : '');
+
+/**
+ * The case is open but Intake cannot finish it. A transient failure leaves it open: Step Functions
+ * retries this step, which then finishes the same case. A failure for good would leave the case
+ * holding the instance with nobody working on it, every later finding joining it as a duplicate: so
+ * the case is closed as failed and the instance freed, and the error says which of the two happened.
+ */
+async function abandon(deps: IntakeDeps, c: Case, error: unknown): Promise<CordonError> {
+  const opened = `Case ${c.caseId} was opened for ${c.instanceId} in ${c.accountId} ${c.region}${findingOf(c)}`;
+  if (isTransient(error)) {
+    return renamed(
+      error,
+      `${opened} but not finished; it stays open for Intake's retry, and nothing was done to the instance`,
+    );
+  }
+  const closed = await deps.cases
+    .setStatus(c.caseId, 'failed', 'failed')
+    .then(() => deps.cases.unlock(c))
+    .then(
+      () => true,
+      () => false,
+    );
+  return renamed(
+    error,
+    closed
+      ? `${opened}, then closed as failed and the instance freed for the next finding; nothing was done to the instance`
+      : `${opened} and could not be closed: it still holds the instance, so later findings on it join this case until its lock (${c.accountId} ${c.region} ${c.instanceId}) is removed; nothing was done to the instance`,
+  );
 }
 
 /** The trigger as received, before any normalisation: the first artifact of the chain of custody. */

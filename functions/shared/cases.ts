@@ -9,7 +9,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { Case, Outcome } from './case.js';
-import { describeError, oneLine } from './errors.js';
+import { type CordonError, describeError, normaliseError, oneLine } from './errors.js';
 import type { Artifact } from './evidence.js';
 
 /**
@@ -318,6 +318,7 @@ export class CaseStore {
           sk: `T#${at}#${randomBytes(4).toString('hex')}`,
           ...event,
           at,
+          ...(event.target ? { target: oneLine(event.target, 300) } : {}),
           ...(event.detail ? { detail: oneLine(event.detail, 1000) } : {}),
         },
       }),
@@ -361,6 +362,19 @@ export class CaseStore {
 }
 
 /**
+ * The timeline's error, keeping its name (so that Step Functions retries it or not, as before), saying
+ * which action it failed to record.
+ */
+export function unrecorded(what: string, error: unknown): CordonError {
+  const e = normaliseError(error);
+  const Named = e.constructor as new (message: string, options?: ErrorOptions) => CordonError;
+  return new Named(
+    oneLine(`${what}, but the case timeline could not record it: ${e.name}: ${e.message}`, 1800),
+    { cause: error },
+  );
+}
+
+/**
  * A step's record of its own actions. `run` performs one AWS call and writes to the timeline what was
  * attempted, on what, whether it worked and AWS's request id; failures are recorded, then rethrown.
  */
@@ -376,10 +390,9 @@ export class Recorder {
     target: string | undefined,
     call: () => Promise<T>,
   ): Promise<T> {
+    let out: T;
     try {
-      const out = await call();
-      await this.note(action, 'ok', { target, requestId: out.$metadata?.requestId });
-      return out;
+      out = await call();
     } catch (error) {
       const e = describeError(error);
       const requestId = (error as { $metadata?: { requestId?: string } }).$metadata?.requestId;
@@ -390,6 +403,14 @@ export class Recorder {
       );
       throw error;
     }
+    try {
+      await this.note(action, 'ok', { target, requestId: out.$metadata?.requestId });
+    } catch (error) {
+      // The action happened; only its record did not. Say so, rather than let the timeline's error
+      // pass for the action's own (a step's "Not applied" would then list something that was applied).
+      throw unrecorded(`${action}${target ? ` on ${target}` : ''} was done`, error);
+    }
+    return out;
   }
 
   async note(

@@ -7,7 +7,7 @@ import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { partitionOf } from './case.js';
-import { AssumeRoleError } from './errors.js';
+import { AssumeRoleError, describeError } from './errors.js';
 
 /** Clients for Cordon's own resources (evidence bucket, cases table, topic, signing key). */
 export interface HomeClients {
@@ -116,7 +116,8 @@ function assumedCredentials(
       };
       return current;
     } catch (error) {
-      throw new AssumeRoleError(`Cannot assume ${roleArn}`, { cause: error });
+      const e = describeError(error);
+      throw new AssumeRoleError(`Cannot assume ${roleArn}: ${e.name}: ${e.message}`, { cause: error });
     }
   };
 }

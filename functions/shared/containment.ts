@@ -42,8 +42,17 @@ export const targetGroupArnSchema = z
 export const classicLoadBalancerNameSchema = z
   .string()
   .regex(/^[A-Za-z0-9-]{1,32}$/, 'not a Classic Load Balancer name');
-/** Auto Scaling group names may hold almost any printable character: bounded and single-line. */
-export const autoScalingGroupNameSchema = safeTextSchema.pipe(z.string().min(1).max(255));
+/**
+ * Auto Scaling group names may hold almost any character, tab and line breaks included (the API's own
+ * pattern): refusing those would let whoever names a group keep its instances out of containment. The
+ * name is only ever passed back to the Auto Scaling API and written through `oneLine`.
+ */
+export const autoScalingGroupNameSchema = z
+  .string()
+  .min(1)
+  .max(255)
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters the API refuses are what is refused
+  .regex(/^[^\u0000-\u0008\u000b\u000c\u000e-\u001f]*$/, 'not an Auto Scaling group name');
 export const deviceNameSchema = z.string().regex(/^[A-Za-z0-9/]{1,32}$/, 'not a device name');
 export const availabilityZoneSchema = z.string().regex(/^[a-z0-9-]{1,32}$|^all$/, 'not an availability zone');
 
@@ -193,7 +202,8 @@ export const revokeChangesSchema = z.object({
   previousCaseId: caseIdSchema.optional(),
   scope: z.enum(['instance', 'role']),
   /** Sessions issued before this instant are denied (role scope). */
-  cutoff: z.string(),
+  // Goes into the deny's aws:TokenIssueTime condition: a date, never a policy variable.
+  cutoff: z.iso.datetime(),
   denies: z.array(
     z.object({ roleName: roleNameSchema, policyName: z.string().regex(/^[\w+=,.@-]{1,128}$/) }),
   ),
@@ -277,8 +287,12 @@ export function isTransient(error: unknown): boolean {
   const e = normaliseError(error);
   if (e instanceof AwsThrottlingError) return true;
   if (!e.retryable) return false;
-  const status = (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata
-    ?.httpStatusCode;
+  // The HTTP status is AWS's, on the error or on the AWS error a Cordon error was made from.
+  let status: number | undefined;
+  let from = error as { $metadata?: { httpStatusCode?: number }; cause?: unknown } | undefined;
+  for (let depth = 0; from && depth < 5; depth++, from = from.cause as typeof from) {
+    status ??= from.$metadata?.httpStatusCode;
+  }
   return !(status !== undefined && status >= 400 && status < 500);
 }
 

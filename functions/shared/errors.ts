@@ -109,6 +109,8 @@ const throttlingCodes = new Set([
 const accessDeniedCodes = new Set([
   'AccessDenied',
   'AccessDeniedException',
+  // SNS's name for it.
+  'AuthorizationError',
   'UnauthorizedOperation',
   'UnauthorizedAccess',
   'AuthFailure',

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { Recorder } from './cases.js';
+import { type Recorder, unrecorded } from './cases.js';
 import { awsErrorCode, describeError, EvidenceConflictError, EvidenceIntegrityError } from './errors.js';
 
 export interface Artifact {
@@ -90,7 +90,12 @@ export class EvidenceStore {
       }
       artifact = await this.existing(key, hash.hex, bytes, options.contentType);
     }
-    await recorder.note('s3:PutObject', 'ok', { target: key, requestId, artifact });
+    try {
+      await recorder.note('s3:PutObject', 'ok', { target: key, requestId, artifact });
+    } catch (error) {
+      // Stored but not on the timeline: the manifest, built from the timeline, would not list it.
+      throw unrecorded(`${key} was stored (version ${artifact.versionId})`, error);
+    }
     return artifact;
   }
 

@@ -1,4 +1,5 @@
 import type { Outcome } from './case.js';
+import { oneLine } from './errors.js';
 
 /** A step as the case reports it: what ran, and for what did not, why. */
 export interface StepSummary {
@@ -17,16 +18,30 @@ export interface OutcomeState {
   triage?: { plan?: { memory?: string; reason?: string } };
   protect?: unknown;
   response?: {
-    contain?: { status?: string; error?: ErrorInfo };
+    contain?: { status?: string; error?: ErrorInfo; isolate?: { warnings?: string[] } };
     disk?: { status?: string; error?: ErrorInfo };
   };
   memory?: { status?: string; reason?: string; error?: ErrorInfo };
   error?: ErrorInfo;
 }
 
-function why(error: ErrorInfo | undefined): string {
+/** How much of a failure's cause the case keeps: enough for a step's "Applied: … Not applied: …". */
+export const reasonLength = 1500;
+
+/**
+ * Why a step failed, from the `{Error, Cause}` a Catch recorded. On AWS the Cause of a Lambda error is
+ * the JSON the runtime reports (`errorType`, `errorMessage`, `trace`): only the message is the reason.
+ */
+export function why(error: ErrorInfo | undefined): string {
   if (!error) return 'no reason recorded';
-  return `${error.Error ?? 'Error'}: ${String(error.Cause ?? '').slice(0, 400)}`;
+  let cause = String(error.Cause ?? '');
+  try {
+    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
+    if (typeof parsed?.errorMessage === 'string') cause = parsed.errorMessage;
+  } catch {
+    // Not JSON: the cause is the message itself (a Fail state's Cause, the local runner's errors).
+  }
+  return oneLine(`${error.Error ?? 'Error'}: ${cause}`, reasonLength);
 }
 
 /**
@@ -52,9 +67,18 @@ export function summarise(state: OutcomeState): { outcome: Outcome; steps: StepS
   const contain = state.response?.contain;
   const disk = state.response?.disk;
   if (contain) {
+    // Isolation that held but left something in place (an Elastic IP still associated, an ACL deny not
+    // added) is still isolation; the notification says what was left, so nobody believes otherwise.
+    const warnings = contain.isolate?.warnings ?? [];
     steps.push(
       contain.status === 'succeeded'
-        ? { name: 'contain', status: 'succeeded' }
+        ? {
+            name: 'contain',
+            status: 'succeeded',
+            ...(warnings.length
+              ? { reason: oneLine(`with warnings: ${warnings.join('; ')}`, reasonLength) }
+              : {}),
+          }
         : { name: 'contain', status: 'failed', reason: why(contain.error) },
     );
   } else if (state.protect) {

@@ -8,7 +8,7 @@
 import { GetPublicKeyCommand, type KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { CaseStore, Recorder, TimelineEvent } from './cases.js';
-import { EvidenceIntegrityError, SigningError } from './errors.js';
+import { describeError, EvidenceIntegrityError, SigningError } from './errors.js';
 import { type Artifact, type EvidenceStore, evidenceJson, sha256 } from './evidence.js';
 import { manifestSchemaVersion, signingAlgorithm, signingStatement } from './manifest.js';
 
@@ -130,9 +130,11 @@ export async function sealCase(
     publicKey = (await deps.kms.send(new GetPublicKeyCommand({ KeyId: deps.signingKeyId }))).PublicKey;
   } catch (error) {
     if (error instanceof SigningError) throw error;
-    throw new SigningError(`Cannot sign the manifest of ${caseId} with ${deps.signingKeyId}`, {
-      cause: error,
-    });
+    const e = describeError(error);
+    throw new SigningError(
+      `Cannot sign the manifest of ${caseId} with ${deps.signingKeyId}: ${e.name}: ${e.message}`,
+      { cause: error },
+    );
   }
   const signatureArtifact = await deps.evidence.put(
     deps.recorder,

@@ -227,7 +227,10 @@ export async function triageInstance(input: TriageInput, deps: TriageDeps): Prom
       optional('ec2:DescribeNetworkInterfaces', unavailable, () =>
         deps.ec2.send(new DescribeNetworkInterfacesCommand({ Filters: byInstance })),
       ),
-      deps.ec2.send(new DescribeVolumesCommand({ Filters: byInstance })),
+      // Only the sizes come from here: the volumes themselves are the instance's block device mappings.
+      optional('ec2:DescribeVolumes', unavailable, () =>
+        deps.ec2.send(new DescribeVolumesCommand({ Filters: byInstance })),
+      ),
       optional('ec2:DescribeIamInstanceProfileAssociations', unavailable, () =>
         deps.ec2.send(
           new DescribeIamInstanceProfileAssociationsCommand({
@@ -324,7 +327,7 @@ export async function triageInstance(input: TriageInput, deps: TriageDeps): Prom
     volumes: (instance.BlockDeviceMappings ?? [])
       .filter((b) => b.Ebs?.VolumeId)
       .map((b) => {
-        const volume = volumes.Volumes?.find((v) => v.VolumeId === b.Ebs?.VolumeId);
+        const volume = volumes?.Volumes?.find((v) => v.VolumeId === b.Ebs?.VolumeId);
         return {
           volumeId: b.Ebs?.VolumeId as string,
           deviceName: b.DeviceName ?? '',
@@ -362,7 +365,7 @@ export async function triageInstance(input: TriageInput, deps: TriageDeps): Prom
         raw: {
           instance,
           networkInterfaces: enis?.NetworkInterfaces,
-          volumes: volumes.Volumes,
+          volumes: volumes?.Volumes,
           instanceProfileAssociation: profileAssociation,
           addresses: addresses?.Addresses,
           securityGroups: groups?.SecurityGroups,

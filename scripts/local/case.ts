@@ -46,6 +46,10 @@ export interface LocalCaseOptions {
   /** Bytes of the synthetic memory image the emulated SSM agent captures. */
   imageBytes?: number;
   onStep?: (step: StepRecord) => void;
+  /** Stops the execution after the Task for which this returns true. */
+  stopAfter?: (step: StepRecord) => boolean;
+  /** A stack already deployed on `endpoint` (deploying takes seconds; benchmarks reuse one). */
+  stack?: LocalStack;
   log?: (line: string) => void;
 }
 
@@ -94,6 +98,14 @@ export async function runWorkflowLocally(
     onStep?: (step: StepRecord) => void;
     imageBytes?: number;
     realRetryIntervals?: boolean;
+    /** The execution's ARN (default: a fresh one under the stack's state machine). */
+    executionArn?: string;
+    /**
+     * Plays the instance's part once "Capture Memory" has started a capture (its output is given);
+     * by default the emulated SSM agent, which runs the real capture script.
+     */
+    host?: (capture: unknown) => Promise<void>;
+    stopAfter?: (step: StepRecord) => boolean;
   } = {},
 ): Promise<Awaited<ReturnType<typeof runStateMachine>>> {
   const endpoint = stack.env.AWS_ENDPOINT_URL as string;
@@ -103,16 +115,22 @@ export async function runWorkflowLocally(
   const handlers = await realHandlers();
   return runStateMachine(`statemachines/${machine}.asl.yml`, input, {
     handlers,
-    executionArn: `${(machine === 'forensics' ? stack.forensicsStateMachineArn : stack.releaseStateMachineArn).replace(':stateMachine:', ':execution:')}:${randomUUID()}`,
+    executionArn:
+      options.executionArn ??
+      `${(machine === 'forensics' ? stack.forensicsStateMachineArn : stack.releaseStateMachineArn).replace(':stateMachine:', ':execution:')}:${randomUUID()}`,
     ...(options.onStep ? { onStep: options.onStep } : {}),
     ...(options.realRetryIntervals ? { realRetryIntervals: true } : {}),
+    ...(options.stopAfter ? { stopAfter: options.stopAfter } : {}),
     afterTask: async (state, output, taskInput) => {
       if (state !== 'Capture Memory' || (output as { status?: string }).status !== 'running') return;
+      if (options.host) return options.host(output);
       const instanceId = (taskInput as { case: { instanceId: string } }).case.instanceId;
+      const commandId = (output as { commandId?: string }).commandId;
       await runEmulatedSsmAgent({
         endpoint,
         region: localRegion,
         instanceId,
+        ...(commandId ? { commandId } : {}),
         ...(options.imageBytes ? { imageBytes: options.imageBytes } : {}),
         ...(options.log ? { log: options.log } : {}),
       });
@@ -132,7 +150,7 @@ export async function runLocalCase(event: unknown, options: LocalCaseOptions = {
   const endpoint = options.endpoint ?? (moto as Moto).endpoint;
   try {
     log(`emulated AWS account at ${endpoint}${moto ? ' (started for this run)' : ''}`);
-    const stack = await deployLocalStack(endpoint, options.stage ?? 'dev');
+    const stack = options.stack ?? (await deployLocalStack(endpoint, options.stage ?? 'dev'));
     const seeded = await seedAccount(endpoint, {
       vpcEndpoints: options.vpcEndpoints ?? true,
       ...(options.enis ? { enis: options.enis } : {}),
@@ -149,6 +167,7 @@ export async function runLocalCase(event: unknown, options: LocalCaseOptions = {
     const execution = await runWorkflowLocally(stack, 'forensics', mapped, {
       log,
       ...(options.onStep ? { onStep: options.onStep } : {}),
+      ...(options.stopAfter ? { stopAfter: options.stopAfter } : {}),
       ...(options.imageBytes ? { imageBytes: options.imageBytes } : {}),
     });
     const state = (execution.output ?? {}) as FinalState;

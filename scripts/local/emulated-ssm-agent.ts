@@ -150,6 +150,12 @@ export async function runEmulatedSsmAgent(opts: {
   endpoint: string;
   region: string;
   instanceId: string;
+  /**
+   * The command to play (Capture Memory's `commandId`). Without it, the latest command for the
+   * instance; but moto addresses every command to every instance of the region (a SendCommand without
+   * Targets matches all instances), so with several cases at once only the id finds the right one.
+   */
+  commandId?: string;
   imageBytes?: number;
   log?: (line: string) => void;
 }): Promise<{ commandId: string; ran: boolean; exitCode?: number }> {
@@ -159,7 +165,9 @@ export async function runEmulatedSsmAgent(opts: {
     region: opts.region,
     credentials: defaultCredentials,
   });
-  const listed = await ssm.send(new ListCommandsCommand({ InstanceId: opts.instanceId }));
+  const listed = await ssm.send(
+    new ListCommandsCommand(opts.commandId ? { CommandId: opts.commandId } : { InstanceId: opts.instanceId }),
+  );
   const latest = [...(listed.Commands ?? [])].sort(
     (a, b) => new Date(b.RequestedDateTime ?? 0).getTime() - new Date(a.RequestedDateTime ?? 0).getTime(),
   )[0];

@@ -1,6 +1,7 @@
 import { HeadObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { Recorder } from '../../functions/shared/cases.js';
 import { EvidenceConflictError, EvidenceIntegrityError } from '../../functions/shared/errors.js';
 import { EvidenceStore, sha256 } from '../../functions/shared/evidence.js';
 import { MemoryTimeline, sampleCase } from '../support/core-fakes.js';
@@ -115,5 +116,24 @@ describe('EvidenceStore.put', () => {
     expect(timeline.events).toMatchObject([
       { action: 's3:PutObject', status: 'failed', detail: 'AwsAccessDeniedError: AccessDenied: denied' },
     ]);
+  });
+
+  it('says the object was stored when only its record on the timeline fails', async () => {
+    s3.on(PutObjectCommand).resolves({ VersionId: 'v1', $metadata: { requestId: 'req-1' } });
+    const timeline = {
+      record: async () => {
+        throw Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' });
+      },
+    };
+    const failure = await store()
+      .put(new Recorder(timeline, sampleCase.caseId, 't'), 'triage.json', 'x', { contentType: 'x' })
+      .then(
+        () => expect.unreachable('it succeeded'),
+        (error: unknown) => error as Error,
+      );
+    expect(failure).toMatchObject({ name: 'AwsAccessDeniedError' });
+    expect(failure.message).toBe(
+      `${key} was stored (version v1), but the case timeline could not record it: AwsAccessDeniedError: AccessDeniedException: not authorized`,
+    );
   });
 });

@@ -989,6 +989,87 @@ describe('an instance that already has an open case', () => {
   });
 });
 
+describe('a write that fails once the case is open', () => {
+  const denied = () =>
+    Object.assign(new Error('not authorized to perform: s3:PutObject'), {
+      name: 'AccessDenied',
+      $metadata: { httpStatusCode: 403 },
+    });
+
+  it('closes the case as failed and frees the instance when the failure is for good, and says so', async () => {
+    s3Mock.on(PutObjectCommand).rejects(denied());
+    ddbMock.on(UpdateCommand).resolves({});
+
+    const failure = await intake(canaryDetail()).then(
+      () => expect.unreachable('it succeeded'),
+      (error: unknown) => error as Error,
+    );
+
+    expect(failure).toMatchObject({ name: 'AwsAccessDeniedError' });
+    expect(failure.message).toMatch(
+      /^Case \S+ was opened for i-05746eb48123455e0 .*then closed as failed and the instance freed for the next finding; nothing was done to the instance: AwsAccessDeniedError: AccessDenied: not authorized/,
+    );
+    expect(ddbMock).toHaveReceivedCommandWith(UpdateCommand, {
+      ExpressionAttributeValues: expect.objectContaining({ ':s': 'failed', ':o': 'failed' }),
+    });
+    expect(ddbMock).toHaveReceivedCommandWith(TransactWriteCommand, {
+      TransactItems: [
+        expect.objectContaining({
+          Delete: expect.objectContaining({
+            Key: { pk: 'INSTANCE#123456789012#us-east-1#i-05746eb48123455e0', sk: 'OPEN' },
+          }),
+        }),
+      ],
+    });
+  });
+
+  it('says the case still holds the instance when it cannot be closed either', async () => {
+    s3Mock.on(PutObjectCommand).rejects(denied());
+    ddbMock.on(UpdateCommand).rejects(Object.assign(new Error('no'), { name: 'AccessDeniedException' }));
+
+    const failure = await intake(canaryDetail()).then(
+      () => expect.unreachable('it succeeded'),
+      (error: unknown) => error as Error,
+    );
+
+    expect(failure.message).toContain('could not be closed: it still holds the instance');
+  });
+
+  it('leaves the case open for the retry when the failure is transient, keeping the error name the ASL retries', async () => {
+    s3Mock
+      .on(PutObjectCommand)
+      .rejects(
+        Object.assign(new Error('slow down'), { name: 'SlowDown', $metadata: { httpStatusCode: 503 } }),
+      );
+
+    const failure = await intake(canaryDetail()).then(
+      () => expect.unreachable('it succeeded'),
+      (error: unknown) => error as Error,
+    );
+
+    expect(failure).toMatchObject({ name: 'AwsThrottlingError' });
+    expect(failure.message).toContain("it stays open for Intake's retry");
+    expect(ddbMock).not.toHaveReceivedCommand(UpdateCommand);
+  });
+
+  it('names the instance and the finding when no case could be opened at all', async () => {
+    ddbMock
+      .on(TransactWriteCommand)
+      .rejects(Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }));
+
+    const failure = await intake(canaryDetail()).then(
+      () => expect.unreachable('it succeeded'),
+      (error: unknown) => error as Error,
+    );
+
+    expect(failure).toMatchObject({ name: 'AwsAccessDeniedError' });
+    expect(failure.message).toMatch(
+      /^No case could be opened for i-05746eb48123455e0 in 123456789012 us-east-1 \(finding \w+\); nothing was done to the instance: /,
+    );
+    expect(s3Mock.calls()).toHaveLength(0);
+  });
+});
+
 describe('the step input', () => {
   it('takes any JSON as the event', () => {
     const inputs = [

@@ -2,6 +2,7 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { composeMessage, notifyOutcome } from '../../functions/notify-outcome/notify-outcome.js';
+import { Recorder } from '../../functions/shared/cases.js';
 import { NotificationError } from '../../functions/shared/errors.js';
 import { MemoryTimeline, sampleCase } from '../support/core-fakes.js';
 
@@ -114,6 +115,95 @@ describe('notifyOutcome', () => {
       notifyOutcome({ case: sampleCase, error: { Error: 'X', Cause: 'y' } }, d),
     ).rejects.toBeInstanceOf(NotificationError);
     expect(cases.setStatus).not.toHaveBeenCalled();
+  });
+});
+
+describe('notifyOutcome, when a write around the message fails', () => {
+  const contained = {
+    case: sampleCase,
+    triage: {},
+    protect: {},
+    response: { contain: ok, disk: ok },
+    memory: { status: 'verified' },
+    archive,
+  };
+  const deniedByDynamo = () =>
+    Object.assign(new Error('not authorized to perform: dynamodb:PutItem'), {
+      name: 'AccessDeniedException',
+      $metadata: { httpStatusCode: 400 },
+    });
+
+  it('puts the outcome, step by step, on the case timeline before it publishes', async () => {
+    const timeline = new MemoryTimeline();
+    const { deps: d } = deps();
+    const state = {
+      ...contained,
+      response: {
+        contain: { status: 'failed', error: { Error: 'ContainmentError', Cause: 'eni-1 kept sg-1' } },
+      },
+    };
+    await notifyOutcome(state, { ...d, recorder: timeline.recorder(sampleCase.caseId, 'notify-outcome') });
+    expect(timeline.events.map((e) => e.action)).toEqual(['case outcome', 'sns:Publish']);
+    expect(timeline.events[0]).toMatchObject({
+      status: 'failed',
+      detail: expect.stringContaining(
+        'failed: triage succeeded; protect succeeded; contain failed (ContainmentError: eni-1 kept sg-1)',
+      ),
+    });
+  });
+
+  it('still publishes and sets the status when the timeline cannot be written, and says what was not recorded', async () => {
+    const { deps: d, cases } = deps();
+    const unwritable = new Recorder(
+      { record: async () => Promise.reject(deniedByDynamo()) },
+      sampleCase.caseId,
+      'notify-outcome',
+    );
+    const result = await notifyOutcome(contained, { ...d, recorder: unwritable });
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+    expect(cases.setStatus).toHaveBeenCalledWith(sampleCase.caseId, 'contained', 'completed');
+    expect(result).toMatchObject({ outcome: 'completed', messageId: 'm-1' });
+    expect(result.unrecorded).toMatch(
+      /^the case timeline could not record the outcome: AwsAccessDeniedError: /,
+    );
+  });
+
+  it('says why SNS refused, and records the refusal on the case timeline', async () => {
+    sns.on(PublishCommand).rejects(
+      Object.assign(new Error('not authorized to perform: SNS:Publish'), {
+        name: 'AuthorizationError',
+        $metadata: { httpStatusCode: 403 },
+      }),
+    );
+    const timeline = new MemoryTimeline();
+    const { deps: d } = deps();
+    const failure = await notifyOutcome(contained, {
+      ...d,
+      recorder: timeline.recorder(sampleCase.caseId, 'notify-outcome'),
+    }).then(
+      () => expect.unreachable('it succeeded'),
+      (error: unknown) => error as Error,
+    );
+    expect(failure).toBeInstanceOf(NotificationError);
+    expect(failure.message).toContain(
+      `Cannot publish the outcome (completed) of case ${sampleCase.caseId}: `,
+    );
+    expect(failure.message).toContain('not authorized to perform: SNS:Publish');
+    expect(timeline.events.at(-1)).toMatchObject({ action: 'sns:Publish', status: 'failed' });
+  });
+
+  it('fails, saying the message went out, when the case status cannot be set', async () => {
+    const { deps: d, cases } = deps();
+    cases.setStatus.mockRejectedValueOnce(deniedByDynamo());
+    const failure = await notifyOutcome(contained, d).then(
+      () => expect.unreachable('it succeeded'),
+      (error: unknown) => error as Error,
+    );
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+    expect(failure).toMatchObject({ name: 'AwsAccessDeniedError' });
+    expect(failure.message).toContain(
+      `The outcome (completed) of case ${sampleCase.caseId} was notified (message m-1), but the case record could not be updated to match`,
+    );
   });
 });
 

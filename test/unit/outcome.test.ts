@@ -80,4 +80,55 @@ describe('summarise', () => {
     expect(outcome).toBe('failed');
     expect(steps.at(-1)).toEqual({ name: 'protect', status: 'failed', reason: 'AwsServiceError: boom' });
   });
+
+  it('reads the reason out of the JSON cause Step Functions records for a Lambda error', () => {
+    const cause = JSON.stringify({
+      errorType: 'ContainmentError',
+      errorMessage: 'Isolation stopped at "isolation group applied". Applied: a. Not applied: b.',
+      trace: ['ContainmentError: Isolation stopped', '    at isolateInstance (/var/task/index.js:1:1)'],
+    });
+    const { steps } = summarise({
+      triage: {},
+      protect: {},
+      response: { contain: { status: 'failed', error: { Error: 'ContainmentError', Cause: cause } } },
+    });
+    expect(steps).toContainEqual({
+      name: 'contain',
+      status: 'failed',
+      reason: 'ContainmentError: Isolation stopped at "isolation group applied". Applied: a. Not applied: b.',
+    });
+  });
+
+  it('keeps a long reason whole enough to say what was and was not applied', () => {
+    const cause = `${'x'.repeat(700)} Applied: protect. Not applied: isolation group applied.`;
+    const { steps } = summarise({
+      triage: {},
+      protect: {},
+      response: { contain: { status: 'failed', error: { Error: 'ContainmentError', Cause: cause } } },
+    });
+    expect(steps.find((s) => s.name === 'contain')?.reason).toContain(
+      'Not applied: isolation group applied.',
+    );
+  });
+
+  it('says what isolation left in place when it succeeded with warnings', () => {
+    const { outcome, steps } = summarise({
+      triage: {},
+      protect: {},
+      response: {
+        contain: {
+          status: 'succeeded',
+          isolate: { warnings: ['203.0.113.9 stays associated with eni-1: AwsAccessDeniedError: denied'] },
+        },
+        disk: contained,
+      },
+      memory: { status: 'verified' },
+    });
+    expect(outcome).toBe('completed');
+    expect(steps).toContainEqual({
+      name: 'contain',
+      status: 'succeeded',
+      reason: 'with warnings: 203.0.113.9 stays associated with eni-1: AwsAccessDeniedError: denied',
+    });
+  });
 });

@@ -245,6 +245,19 @@ describe('triageInstance', () => {
     ]);
   });
 
+  it('still records every volume, without its size, when the volumes cannot be read', async () => {
+    ec2
+      .on(DescribeVolumesCommand)
+      .rejects(Object.assign(new Error('not authorized'), { name: 'UnauthorizedOperation' }));
+    const { deps: d } = deps();
+    const result = await triageInstance({ case: sampleCase }, d);
+    expect(result.instance.volumes.map((v) => [v.volumeId, v.sizeGiB])).toEqual([
+      ['vol-1', undefined],
+      ['vol-2', undefined],
+    ]);
+    expect(result.unavailable.map((u) => u.api)).toContain('ec2:DescribeVolumes');
+  });
+
   it('fails with InstanceNotFoundError when the instance does not exist, sending no write', async () => {
     ec2
       .on(DescribeInstancesCommand)
