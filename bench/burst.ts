@@ -3,13 +3,17 @@ import { runWorkflowLocally } from '../scripts/local/case.js';
 import { mapEvent } from '../scripts/local/map-event.js';
 import { type SeededAccount, seedAccount } from '../scripts/local/seed.js';
 import { deployLocalStack, localAccountId, localRegion } from '../scripts/local/stack.js';
-import { bundledEvent } from './containment.js';
+import { bundledEvent, containedBy } from './containment.js';
 import { installMeter, median, percentile } from './meter.js';
 
 export interface BurstResult {
   cases: number;
   contained: number;
   outcomes: Record<string, number>;
+  /** Why each case that did not complete ended as it did (full runs only). */
+  problems: string[];
+  /** Whether every case ran to its end, or was stopped once contained. */
+  full: boolean;
   p50Ms: number;
   p95Ms: number;
   wallMs: number;
@@ -22,12 +26,16 @@ export interface BurstResult {
 /**
  * A worm hits `cases` instances at once: every case starts together on the emulated account, with
  * `latencyMs` on every AWS call and `throttleRate` of the calls answered with ThrottlingException.
+ * Unless `full`, each execution is stopped once the instance is contained: the evidence half of 100
+ * cases (the instances' own capture scripts included) would run here on the benchmark's cores, where
+ * on AWS it runs on the instances and in Lambda.
  */
 export async function burst(
   endpoint: string,
   cases: number,
   latencyMs: number,
   throttleRate: number,
+  full = false,
 ): Promise<BurstResult> {
   const stack = await deployLocalStack(endpoint);
   const seeded: SeededAccount[] = [];
@@ -48,6 +56,7 @@ export async function burst(
         await sleep((i * 2000) / cases);
         const t0 = performance.now();
         let contained = Number.NaN;
+        const agentLog: string[] = [];
         const { event } = mapEvent(bundledEvent(), {
           instanceId: s.instanceId,
           accountId: localAccountId,
@@ -55,16 +64,28 @@ export async function burst(
         });
         const execution = await runWorkflowLocally(stack, 'forensics', event, {
           imageBytes: 256 * 1024,
+          log: (line: string) => agentLog.push(line),
+          ...(full ? {} : { stopAfter: containedBy }),
           // The ASL's own backoff between retries, as on AWS: a burst is where it matters.
           realRetryIntervals: true,
           onStep: (step) => {
-            if (step.name === 'Revoke Credentials' && step.status === 'succeeded')
-              contained = performance.now() - t0;
+            if (containedBy(step)) contained = performance.now() - t0;
           },
         });
+        const notify = (
+          execution.output as { notify?: { outcome?: string; steps?: { name: string; reason?: string }[] } }
+        )?.notify;
         const outcome =
-          (execution.output as { notify?: { outcome?: string } } | undefined)?.notify?.outcome ?? 'failed';
-        return { contained, outcome, executionArn: execution.executionArn };
+          execution.status === 'ABORTED' ? 'contained, stopped there' : (notify?.outcome ?? 'failed');
+        const problem =
+          outcome === 'completed' || execution.status === 'ABORTED'
+            ? undefined
+            : [
+                ...(notify?.steps ?? []).filter((s) => s.reason).map((s) => `${s.name}: ${s.reason}`),
+                ...(execution.error ? [`${execution.error.name}: ${execution.error.message}`] : []),
+                ...agentLog.slice(-3),
+              ].join(' / ');
+        return { contained, outcome, executionArn: execution.executionArn, problem };
       }),
     );
     const wallMs = performance.now() - started;
@@ -76,6 +97,8 @@ export async function burst(
       cases,
       contained: times.length,
       outcomes,
+      problems: runs.flatMap((r) => (r.problem ? [r.problem] : [])),
+      full,
       p50Ms: Math.round(percentile(times, 50)),
       p95Ms: Math.round(percentile(times, 95)),
       wallMs: Math.round(wallMs),

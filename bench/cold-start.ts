@@ -1,8 +1,9 @@
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { build } from 'esbuild';
-import { functionKeys, repoRoot } from '../scripts/local/runner.js';
+import { type BuildOptions, build } from 'esbuild';
+import { parse } from 'yaml';
+import { repoRoot } from '../scripts/local/runner.js';
 import { median } from './meter.js';
 
 export interface ColdStartRow {
@@ -15,15 +16,40 @@ export interface ColdStartRow {
 
 const outDir = resolve(repoRoot, 'bench', '.out');
 
-async function bundle(fn: string, external: boolean): Promise<string> {
+interface ServerlessFile {
+  functions: Record<string, { handler: string }>;
+  custom: { esbuild: Record<string, unknown> };
+}
+
+/**
+ * Every function of serverless.yml with its entry file, and the esbuild options the deployment
+ * bundles it with: the benchmark measures the bundles that ship, not a variant of them.
+ */
+export function deployedBundles(): { functions: { fn: string; entry: string }[]; options: BuildOptions } {
+  const file = parse(readFileSync(resolve(repoRoot, 'serverless.yml'), 'utf8'), {
+    logLevel: 'error',
+  }) as ServerlessFile;
+  const functions = Object.entries(file.functions).map(([fn, { handler }]) => ({
+    fn,
+    entry: resolve(repoRoot, `${handler.slice(0, handler.lastIndexOf('.'))}.ts`),
+  }));
+  const e = file.custom.esbuild;
+  const options: BuildOptions = {
+    bundle: e.bundle === true,
+    minify: e.minify === true,
+    platform: e.platform as BuildOptions['platform'],
+    format: e.format as BuildOptions['format'],
+    target: e.target as string,
+    ...(Array.isArray(e.mainFields) ? { mainFields: e.mainFields as string[] } : {}),
+  };
+  return { functions, options };
+}
+
+async function bundle(fn: string, entry: string, options: BuildOptions, external: boolean) {
   const outfile = resolve(outDir, `${fn}${external ? '.sdk-external' : ''}.cjs`);
   await build({
-    entryPoints: [resolve(repoRoot, `functions/${fn}/handler.ts`)],
-    bundle: true,
-    minify: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
+    ...options,
+    entryPoints: [entry],
     outfile,
     logLevel: 'silent',
     external: external ? ['@aws-sdk/*', '@smithy/*'] : [],
@@ -32,41 +58,57 @@ async function bundle(fn: string, external: boolean): Promise<string> {
 }
 
 /** Module initialisation in a fresh Node process: the time `require` of the bundle takes. */
-function initMs(file: string): number {
+function initMs(file: string): Promise<number> {
   const script = `const t=process.hrtime.bigint();require(${JSON.stringify(file)});process.stdout.write(String(Number(process.hrtime.bigint()-t)/1e6))`;
-  const run = spawnSync(process.execPath, ['-e', script], {
-    cwd: repoRoot,
-    encoding: 'utf8',
-    env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'SILENT', AWS_REGION: 'us-east-1' },
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, ['-e', script], {
+      cwd: repoRoot,
+      env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'SILENT', AWS_REGION: 'us-east-1' },
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      err += d;
+    });
+    child.on('error', fail);
+    child.on('close', (code) =>
+      code === 0 ? done(Number(out)) : fail(new Error(`loading ${file} failed: ${err}`)),
+    );
   });
-  if (run.status !== 0) throw new Error(`loading ${file} failed: ${run.stderr}`);
-  return Number(run.stdout);
 }
 
 /**
  * For every function: the bytes of its bundle and the median module-initialisation time over `runs`
  * fresh processes, bundled with the AWS SDK and with the SDK left external (resolved from
- * node_modules, as a runtime-provided SDK would be).
+ * node_modules, as a runtime-provided SDK would be). `parallel` processes run at once (at most one
+ * per core, so that each has a core of its own).
  */
-export async function measureColdStarts(runs = 20): Promise<ColdStartRow[]> {
+export async function measureColdStarts(runs = 20, parallel = 1): Promise<ColdStartRow[]> {
   mkdirSync(outDir, { recursive: true });
+  const { functions, options } = deployedBundles();
   const rows: ColdStartRow[] = [];
-  for (const fn of functionKeys) {
-    const bundled = await bundle(fn, false);
-    const external = await bundle(fn, true);
-    const bundledTimes: number[] = [];
-    const externalTimes: number[] = [];
+  for (const { fn, entry } of functions) {
+    const bundled = await bundle(fn, entry, options, false);
+    const external = await bundle(fn, entry, options, true);
     // Interleaved, so that machine noise falls on both variants alike.
-    for (let i = 0; i < runs; i += 1) {
-      bundledTimes.push(initMs(bundled));
-      externalTimes.push(initMs(external));
-    }
+    const queue = Array.from({ length: runs * 2 }, (_, i) => (i % 2 === 0 ? bundled : external));
+    const times = new Map<string, number[]>([
+      [bundled, []],
+      [external, []],
+    ]);
+    const worker = async () => {
+      for (let file = queue.shift(); file; file = queue.shift()) times.get(file)?.push(await initMs(file));
+    };
+    await Promise.all(Array.from({ length: parallel }, worker));
     rows.push({
       fn,
       bundledBytes: statSync(bundled).size,
-      bundledInitMs: median(bundledTimes),
+      bundledInitMs: median(times.get(bundled) ?? []),
       externalBytes: statSync(external).size,
-      externalInitMs: median(externalTimes),
+      externalInitMs: median(times.get(external) ?? []),
     });
   }
   return rows;

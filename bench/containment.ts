@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { runLocalCase } from '../scripts/local/case.js';
 import type { StepRecord } from '../scripts/local/runner.js';
 import { repoRoot } from '../scripts/local/runner.js';
+import type { LocalStack } from '../scripts/local/stack.js';
 import { type CallRecord, installMeter, median } from './meter.js';
 
 export const containmentStates = [
@@ -51,16 +52,23 @@ export interface ContainmentRun {
   callsByState: Record<string, number>;
 }
 
+/** The last step of containment has finished: every ENI isolated, the credentials revoked. */
+export const containedBy = (step: StepRecord) =>
+  step.name === 'Revoke Credentials' && step.status === 'succeeded';
+
 /**
  * One case on the emulated account with `latencyMs` added to every AWS call: the time from the start
  * of the execution to the end of Revoke Credentials (the last ENI isolated, the credentials revoked),
- * and the AWS calls made on that path.
+ * and the AWS calls made on that path. Unless `full`, the execution is stopped there (the rest of the
+ * case does not change the figure); a full run also gives the case's transitions and step times.
  */
 export async function timeToContainment(
-  endpoint: string,
+  stack: LocalStack,
   shape: { enis: number; volumes: number; plan: 'contain-first' | 'capture-first' },
   latencyMs: number,
+  full: boolean,
 ): Promise<ContainmentRun> {
+  const endpoint = stack.env.AWS_ENDPOINT_URL as string;
   const meter = installMeter({ latencyMs, throttleRate: 0 });
   let elapsed = 0;
   let started = 0;
@@ -69,6 +77,8 @@ export async function timeToContainment(
   try {
     const run = await runLocalCase(bundledEvent(), {
       endpoint,
+      stack,
+      ...(full ? {} : { stopAfter: containedBy }),
       enis: shape.enis,
       volumes: shape.volumes,
       vpcEndpoints: shape.plan === 'contain-first',
@@ -76,7 +86,7 @@ export async function timeToContainment(
       onStep: (step: StepRecord) => {
         const now = performance.now();
         if (step.name === 'Intake Finding' && started === 0) started = now - step.ms;
-        if (step.name === 'Revoke Credentials' && step.status === 'succeeded') containedAt = now;
+        if (containedBy(step)) containedAt = now;
         stepMs[step.name] = [...(stepMs[step.name] ?? []), step.ms];
       },
     });
@@ -96,7 +106,7 @@ export async function timeToContainment(
       pathCalls: onPath.length,
       calls: mine,
       sequential: sequentialRounds(onPath),
-      outcome: run.report.outcome,
+      outcome: full ? run.report.outcome : Number.isFinite(containedAt) ? 'contained' : run.report.outcome,
       transitions: run.transitions,
       stepMs,
       callsByState,

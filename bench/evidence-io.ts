@@ -34,9 +34,13 @@ function largest(dir: string): string {
 /**
  * A case whose memory image is `bytes` long, then, `runs` times: `cordon evidence get` and
  * `cordon evidence verify --dir` as an investigator runs them, against `sha256sum` of the same bytes.
+ * The download uses parts of `partSizeMiB`: moto reads a whole object for every ranged GET, so the
+ * default 8 MiB parts would measure the emulator (128 whole-object reads of 1 GiB), not Cordon.
  */
-export async function evidenceIo(endpoint: string, bytes: number, runs: number) {
-  const run = await runLocalCase(bundledEvent(), { endpoint, imageBytes: bytes });
+export async function evidenceIo(endpoint: string, bytes: number, runs: number, partSizeMiB: number) {
+  const caseStarted = performance.now();
+  const run = await runLocalCase(bundledEvent(), { endpoint, imageBytes: bytes, enis: 1, volumes: 1 });
+  const caseMs = Math.round(performance.now() - caseStarted);
   const caseId = run.report.caseId as string;
   const cli = resolve(repoRoot, 'bin', 'cordon.js');
   const getVerify: number[] = [];
@@ -53,6 +57,8 @@ export async function evidenceIo(endpoint: string, bytes: number, runs: number) 
         endpoint,
         '--out',
         dir,
+        '--part-size',
+        String(partSizeMiB),
       ]);
       const verify = timed(process.execPath, [
         cli,
@@ -75,7 +81,9 @@ export async function evidenceIo(endpoint: string, bytes: number, runs: number) 
   return {
     bytes,
     runs,
+    partSizeMiB,
     caseId,
+    caseMs,
     getVerifyMs,
     sha256sumMs,
     ratio: getVerifyMs / sha256sumMs,

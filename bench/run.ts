@@ -1,13 +1,15 @@
 /**
- * `npm run bench [-- --quick] [--latency MS]`: speed, cost and scale of Cordon on the emulated
- * account. Prints a table and writes bench/results.json. Reports; never fails on a time.
+ * `npm run bench [-- --quick] [--latency MS] [--burst N] [--burst-full]`: speed, cost and scale of
+ * Cordon on the emulated account. Prints a table and writes bench/results.json. Reports; never fails
+ * on a time.
  */
 import { writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { availableParallelism, cpus, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startMoto } from '../scripts/local/moto.js';
 import { repoRoot } from '../scripts/local/runner.js';
+import { deployLocalStack } from '../scripts/local/stack.js';
 import { burst } from './burst.js';
 import { measureColdStarts } from './cold-start.js';
 import { type ContainmentRun, summariseRuns, timeToContainment } from './containment.js';
@@ -18,8 +20,9 @@ const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     latency: { type: 'string', default: '50' },
-    // 100 simultaneous cases take longer than the 10-minute budget of a default run on the emulator.
-    burst: { type: 'string', default: '30' },
+    burst: { type: 'string', default: '100' },
+    // Run every burst case to its end (evidence included) instead of stopping it once contained.
+    'burst-full': { type: 'boolean', default: false },
   },
 });
 const quick = values.quick === true;
@@ -54,12 +57,15 @@ try {
   const containment: (ReturnType<typeof summariseRuns> & { plan: string; enis: number; volumes: number })[] =
     [];
   const samples: ContainmentRun[] = [];
+  const stack = await deployLocalStack(moto.endpoint);
   for (const plan of ['contain-first', 'capture-first'] as const) {
     // The capture-first comparison at the two extremes keeps the run within its time budget.
     for (const shape of plan === 'contain-first' ? shapes : [shapes[0] as Shape, shapes[3] as Shape]) {
       const runs: ContainmentRun[] = [];
+      // The first contain-first run of each 1-ENI shape runs to the end: the cost section reads it.
+      const full = (i: number) => plan === 'contain-first' && shape.enis === 1 && i === 0;
       for (let i = 0; i < repeats; i += 1)
-        runs.push(await timeToContainment(moto.endpoint, { ...shape, plan }, latencyMs));
+        runs.push(await timeToContainment(stack, { ...shape, plan }, latencyMs, full(i)));
       samples.push(...runs);
       containment.push({ plan, ...shape, ...summariseRuns(runs) });
     }
@@ -80,7 +86,7 @@ try {
   log(`[${elapsed()}] cost per case…`);
   const costs = [1, 8].map((volumes) => {
     const run = samples.find(
-      (s) => s.plan === 'contain-first' && s.volumes === volumes && s.enis === 1,
+      (s) => s.plan === 'contain-first' && s.volumes === volumes && s.enis === 1 && s.outcome !== 'contained',
     ) as ContainmentRun;
     return caseCost({
       volumes,
@@ -110,10 +116,12 @@ try {
 
   // 3. Cold start.
   log(`[${elapsed()}] cold start (fresh processes)…`);
-  const cold = await measureColdStarts(quick ? 5 : 20);
-  results.coldStart = cold;
+  // One fresh process per core at a time: nothing else runs during this section.
+  const parallel = availableParallelism();
+  const cold = await measureColdStarts(quick ? 5 : 20, parallel);
+  results.coldStart = { parallel, functions: cold };
   out(
-    `\n3. Cold start: bundle bytes and module initialisation (median of ${quick ? 5 : 20} fresh Node ${process.version} processes)`,
+    `\n3. Cold start: bundle bytes (as serverless.yml bundles them) and module initialisation, median of ${quick ? 5 : 20} fresh Node ${process.version} processes, ${parallel} at a time`,
   );
   out('   function             bundled bytes  init ms   SDK external bytes  init ms');
   for (const r of cold) {
@@ -125,20 +133,29 @@ try {
   // 4. Burst.
   const burstCases = quick ? 10 : Number(values.burst);
   log(`[${elapsed()}] ` + `burst of ${burstCases} cases…`);
-  const b = await burst(moto.endpoint, burstCases, 0, 0.2);
+  const b = await burst(moto.endpoint, burstCases, 0, 0.2, values['burst-full'] === true);
   results.burst = b;
   out(
-    `\n4. Burst: ${b.cases} cases at once, ${Math.round(b.throttleRate * 100)}% of AWS calls throttled, ${b.latencyMs} ms per call`,
+    `\n4. Burst: ${b.cases} cases at once, ${Math.round(b.throttleRate * 100)}% of AWS calls throttled, ${b.latencyMs} ms per call` +
+      (b.full
+        ? ', every case run to its end'
+        : ', each case stopped once contained (--burst-full runs them to the end)'),
   );
   out(`   contained ${b.contained}/${b.cases}; outcomes ${JSON.stringify(b.outcomes)}`);
   out(`   time to containment p50 ${b.p50Ms} ms, p95 ${b.p95Ms} ms; all cases done in ${b.wallMs} ms`);
-  out(`   per case (median): ${b.callsPerCase} AWS call attempts, ${b.retriesPerCase} throttled and retried`);
+  out(
+    `   per case (median)${b.full ? '' : ' up to containment'}: ${b.callsPerCase} AWS call attempts, ${b.retriesPerCase} throttled and retried`,
+  );
+  for (const problem of b.problems) out(`   not completed: ${problem}`);
 
   // 5. Evidence I/O.
   log(`[${elapsed()}] evidence I/O…`);
-  const io = await evidenceIo(moto.endpoint, quick ? 128 * 2 ** 20 : 2 ** 30, quick ? 1 : 2);
+  const io = await evidenceIo(moto.endpoint, quick ? 128 * 2 ** 20 : 2 ** 30, quick ? 1 : 3, 128);
   results.evidenceIo = io;
-  out(`\n5. Evidence I/O: a ${io.bytes / 2 ** 20} MiB artifact, median of ${io.runs} run(s)`);
+  out(
+    `\n5. Evidence I/O: a ${io.bytes / 2 ** 20} MiB memory image (its case took ${io.caseMs} ms to run), median of ${io.runs} run(s),`,
+  );
+  out(`   downloaded in ${io.partSizeMiB} MiB parts (moto reads the whole object for every ranged GET)`);
   out(
     `   cordon evidence get + verify: ${io.getVerifyMs} ms; sha256sum of the same bytes: ${io.sha256sumMs} ms; ratio ${io.ratio.toFixed(2)}`,
   );

@@ -21,7 +21,13 @@ import {
 } from '@aws-sdk/client-iam';
 import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { credentialSteps } from '../../functions/shared/credentials.js';
-import { repoRoot, runStateMachine, type StepRecord, type TaskHandler } from '../local/runner.js';
+import {
+  type Execution,
+  repoRoot,
+  runStateMachine,
+  type StepRecord,
+  type TaskHandler,
+} from '../local/runner.js';
 import {
   alerts,
   emulated,
@@ -114,7 +120,7 @@ export function exfiltrationFinding(principals: SeededPrincipals, network: Seede
 export interface CredentialPlaybookReport {
   endpoint: string;
   principals: SeededPrincipals;
-  status: 'SUCCEEDED' | 'FAILED';
+  status: Execution['status'];
   steps: StepRecord[];
   outcome?: string;
   caseId?: string;
