@@ -86,6 +86,7 @@ export class CaseStore {
                   status: 'open',
                   updatedAt: at,
                   findingIds: c.trigger.findingId ? [c.trigger.findingId] : [],
+                  changes: {},
                 },
                 ConditionExpression: 'attribute_not_exists(pk)',
               },
@@ -139,25 +140,37 @@ export class CaseStore {
       });
   }
 
-  /** Saves what a step changed, so that Release can restore it even if later steps fail. */
+  /**
+   * Saves what a step changed, so that Release can restore it even if later steps fail. One write on
+   * the containment path: cases open with an empty `changes` map. A case without one (opened before
+   * the map existed) gets it first, then the write again.
+   */
   async saveChanges(caseId: string, step: string, changes: unknown): Promise<void> {
-    await this.ddb.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: caseKey(caseId),
-        UpdateExpression: 'SET changes = if_not_exists(changes, :empty), updatedAt = :at',
-        ExpressionAttributeValues: { ':empty': {}, ':at': this.now().toISOString() },
-      }),
-    );
-    await this.ddb.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: caseKey(caseId),
-        UpdateExpression: 'SET changes.#step = :c',
-        ExpressionAttributeNames: { '#step': step },
-        ExpressionAttributeValues: { ':c': changes },
-      }),
-    );
+    const save = () =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: caseKey(caseId),
+          UpdateExpression: 'SET changes.#step = :c, updatedAt = :at',
+          ExpressionAttributeNames: { '#step': step },
+          ExpressionAttributeValues: { ':c': changes, ':at': this.now().toISOString() },
+        }),
+      );
+    try {
+      await save();
+    } catch (error) {
+      // "The document path provided in the update expression is invalid for update": no map yet.
+      if ((error as { name?: string }).name !== 'ValidationException') throw error;
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: caseKey(caseId),
+          UpdateExpression: 'SET changes = if_not_exists(changes, :empty)',
+          ExpressionAttributeValues: { ':empty': {} },
+        }),
+      );
+      await save();
+    }
   }
 
   async setStatus(caseId: string, status: CaseStatus, outcome?: Outcome): Promise<void> {
