@@ -82,6 +82,7 @@ export async function burst(
             ? undefined
             : [
                 ...(notify?.steps ?? []).filter((s) => s.reason).map((s) => `${s.name}: ${s.reason}`),
+                ...execution.steps.filter((s) => s.status === 'failed').map((s) => `${s.name}: ${s.reason}`),
                 ...(execution.error ? [`${execution.error.name}: ${execution.error.message}`] : []),
                 ...agentLog.slice(-3),
               ].join(' / ');

@@ -3,7 +3,9 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runLocalCase } from '../scripts/local/case.js';
+import { quickHost } from '../scripts/local/quick-host.js';
 import { repoRoot } from '../scripts/local/runner.js';
+import { deployLocalStack, localRegion } from '../scripts/local/stack.js';
 import { bundledEvent } from './containment.js';
 import { median } from './meter.js';
 
@@ -35,11 +37,19 @@ function largest(dir: string): string {
  * A case whose memory image is `bytes` long, then, `runs` times: `cordon evidence get` and
  * `cordon evidence verify --dir` as an investigator runs them, against `sha256sum` of the same bytes.
  * The download uses parts of `partSizeMiB`: moto reads a whole object for every ranged GET, so the
- * default 8 MiB parts would measure the emulator (128 whole-object reads of 1 GiB), not Cordon.
+ * default 8 MiB parts would measure the emulator (128 whole-object reads of 1 GiB), not Cordon. The
+ * image is written by the quick host double: the capture script's own upload is not what is measured.
  */
 export async function evidenceIo(endpoint: string, bytes: number, runs: number, partSizeMiB: number) {
   const caseStarted = performance.now();
-  const run = await runLocalCase(bundledEvent(), { endpoint, imageBytes: bytes, enis: 1, volumes: 1 });
+  const stack = await deployLocalStack(endpoint);
+  const host = quickHost({
+    endpoint,
+    region: localRegion,
+    toolsBucket: stack.toolsBucket,
+    imageBytes: bytes,
+  });
+  const run = await runLocalCase(bundledEvent(), { endpoint, stack, host, enis: 1, volumes: 1 });
   const caseMs = Math.round(performance.now() - caseStarted);
   const caseId = run.report.caseId as string;
   const cli = resolve(repoRoot, 'bin', 'cordon.js');

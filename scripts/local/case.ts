@@ -50,6 +50,8 @@ export interface LocalCaseOptions {
   stopAfter?: (step: StepRecord) => boolean;
   /** A stack already deployed on `endpoint` (deploying takes seconds; benchmarks reuse one). */
   stack?: LocalStack;
+  /** Plays the instance's part of memory capture instead of the emulated SSM agent (scripts/local/quick-host.ts). */
+  host?: (capture: unknown) => Promise<void>;
   log?: (line: string) => void;
 }
 
@@ -168,6 +170,7 @@ export async function runLocalCase(event: unknown, options: LocalCaseOptions = {
       log,
       ...(options.onStep ? { onStep: options.onStep } : {}),
       ...(options.stopAfter ? { stopAfter: options.stopAfter } : {}),
+      ...(options.host ? { host: options.host } : {}),
       ...(options.imageBytes ? { imageBytes: options.imageBytes } : {}),
     });
     const state = (execution.output ?? {}) as FinalState;

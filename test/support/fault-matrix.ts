@@ -17,11 +17,11 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { type CaseRecord, CaseStore, instanceKey, type TimelineEvent } from '../../functions/shared/cases.js';
 import { runWorkflowLocally } from '../../scripts/local/case.js';
 import { mapEvent } from '../../scripts/local/map-event.js';
+import { quickHost } from '../../scripts/local/quick-host.js';
 import type { Execution } from '../../scripts/local/runner.js';
 import { type SeededAccount, seedAccount } from '../../scripts/local/seed.js';
 import { type LocalStack, localAccountId, localRegion } from '../../scripts/local/stack.js';
 import type { Attempt, Fault, FaultInjector } from './faults.js';
-import { quickHost } from './quick-host.js';
 
 /** A state and an AWS operation it calls: one row of the matrix. */
 export interface Pair {

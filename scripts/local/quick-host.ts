@@ -1,11 +1,12 @@
 /**
- * A QUICK HOST DOUBLE, for suites that run many cases at once (the fault matrix). It plays the
- * instance's part of a memory capture the way the capture script does (capture/linux/capture-memory.sh,
- * which the emulated SSM agent runs in the demo and in test/integration/capture-script.test.ts), with
- * the SDK instead of a shell: it reads the upload session the Lambda left in the tools bucket, uploads
- * a small synthetic image as one part with its SHA-256 under the session's credentials, and writes the
- * capture report, checked against the schema Check Memory reads. The script costs seconds of CPU per
- * capture (it forks openssl for every signature); this costs milliseconds.
+ * A QUICK HOST DOUBLE, for runs of many cases or of large images (the fault matrix, the benchmark's
+ * evidence I/O). It plays the instance's part of a memory capture the way the capture script does
+ * (capture/linux/capture-memory.sh, which the emulated SSM agent runs in the demo and in
+ * test/integration/capture-script.test.ts), with the SDK instead of a shell: it reads the upload session
+ * the Lambda left in the tools bucket, uploads a synthetic image in the planned parts with their
+ * SHA-256 under the session's credentials, and writes the capture report, checked against the schema
+ * Check Memory reads. The script costs seconds of CPU per capture (it forks openssl for every
+ * signature); this costs milliseconds. Nothing here is used on AWS.
  */
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
@@ -49,33 +50,42 @@ export function quickHost(settings: {
         sessionToken: session.session_token ?? '',
       },
     });
-    const image = Buffer.alloc(settings.imageBytes, 'cordon quick host double\n');
-    const digest = createHash('sha256').update(image).digest();
-    const part = await s3.send(
-      new UploadPartCommand({
-        Bucket: capture.bucket,
-        Key: capture.key,
-        UploadId: capture.uploadId,
-        PartNumber: 1,
-        Body: image,
-        ChecksumSHA256: digest.toString('base64'),
-      }),
-    );
+    // The image in the planned parts, each numbered in its first bytes so that no two are alike.
+    const imageHash = createHash('sha256');
+    const parts: MemoryReport['parts'] = [];
+    for (let offset = 0, n = 1; offset < settings.imageBytes; offset += capture.partSize, n += 1) {
+      const body = Buffer.alloc(
+        Math.min(capture.partSize, settings.imageBytes - offset),
+        'cordon quick host double\n',
+      );
+      body.write(`part ${n}\n`, 0);
+      imageHash.update(body);
+      const digest = createHash('sha256').update(body).digest();
+      const out = await s3.send(
+        new UploadPartCommand({
+          Bucket: capture.bucket,
+          Key: capture.key,
+          UploadId: capture.uploadId,
+          PartNumber: n,
+          Body: body,
+          ChecksumSHA256: digest.toString('base64'),
+        }),
+      );
+      parts.push({
+        partNumber: n,
+        bytes: body.byteLength,
+        sha256: digest.toString('hex'),
+        checksumSha256: digest.toString('base64'),
+        etag: (out.ETag ?? '').replaceAll('"', ''),
+      });
+    }
     const report: MemoryReport = memoryReportSchema.parse({
       schema: 'cordon.memory-report/1',
       caseId: capture.key.split('/')[1],
       tool: { name: capture.tool.name, sha256: capture.tool.sha256 },
-      image: { bytes: image.byteLength, sha256: digest.toString('hex'), format: 'lime' },
+      image: { bytes: settings.imageBytes, sha256: imageHash.digest('hex'), format: 'lime' },
       partSize: capture.partSize,
-      parts: [
-        {
-          partNumber: 1,
-          bytes: image.byteLength,
-          sha256: digest.toString('hex'),
-          checksumSha256: digest.toString('base64'),
-          etag: (part.ETag ?? '').replaceAll('"', ''),
-        },
-      ],
+      parts,
       host: { kernel: 'quick-host-double', machine: 'x86_64', clockSkewSeconds: 0 },
       startedAt: iso(started),
       finishedAt: iso(new Date()),
