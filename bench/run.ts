@@ -22,7 +22,7 @@ const { values } = parseArgs({
     latency: { type: 'string', default: '50' },
     burst: { type: 'string', default: '100' },
     // Fresh processes per function and variant in the cold-start section.
-    'cold-runs': { type: 'string', default: '10' },
+    'cold-runs': { type: 'string', default: '6' },
     // Run every burst case to its end (evidence included) instead of stopping it once contained.
     'burst-full': { type: 'boolean', default: false },
   },
@@ -153,12 +153,12 @@ try {
 
   // 5. Evidence I/O.
   log(`[${elapsed()}] evidence I/O…`);
-  const io = await evidenceIo(moto.endpoint, quick ? 128 * 2 ** 20 : 2 ** 30, quick ? 1 : 3, 128);
+  const io = await evidenceIo(moto.endpoint, quick ? 128 * 2 ** 20 : 2 ** 30, 1, 512);
   results.evidenceIo = io;
   out(
     `\n5. Evidence I/O: a ${io.bytes / 2 ** 20} MiB memory image (its case took ${io.caseMs} ms to run), median of ${io.runs} run(s),`,
   );
-  out(`   downloaded in ${io.partSizeMiB} MiB parts (moto reads the whole object for every ranged GET)`);
+  out(`   downloaded in ${io.partSizeMiB} MiB parts (moto reads the whole object for every ranged GET; the default is 8 MiB)`);
   out(
     `   cordon evidence get + verify: ${io.getVerifyMs} ms; sha256sum of the same bytes: ${io.sha256sumMs} ms; ratio ${io.ratio.toFixed(2)}`,
   );
