@@ -158,7 +158,9 @@ try {
   out(
     `\n5. Evidence I/O: a ${io.bytes / 2 ** 20} MiB memory image (its case took ${io.caseMs} ms to run), median of ${io.runs} run(s),`,
   );
-  out(`   downloaded in ${io.partSizeMiB} MiB parts (moto reads the whole object for every ranged GET; the default is 8 MiB)`);
+  out(
+    `   downloaded in ${io.partSizeMiB} MiB parts (moto reads the whole object for every ranged GET; the default is 8 MiB)`,
+  );
   out(
     `   cordon evidence get + verify: ${io.getVerifyMs} ms; sha256sum of the same bytes: ${io.sha256sumMs} ms; ratio ${io.ratio.toFixed(2)}`,
   );
