@@ -116,3 +116,35 @@ export class EvidenceStore {
 export function evidenceJson(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
 }
+
+/** How many differing observations of one name a case keeps (a step's retries are fewer). */
+const maxObservations = 10;
+
+/**
+ * `put`, for an observation a retried step makes again (what an instance looked like): when an
+ * earlier attempt stored different bytes under `name`, this attempt's are kept beside them as
+ * `<name>.attempt-N` instead of failing, so neither observation is lost or replaced.
+ */
+export async function putObservation(
+  store: Pick<EvidenceStore, 'put'>,
+  recorder: Recorder,
+  name: string,
+  body: Uint8Array | string,
+  options: { contentType: string; legalHold?: boolean },
+): Promise<Artifact> {
+  const dot = name.lastIndexOf('.');
+  for (let attempt = 1; ; attempt += 1) {
+    const suffix = `.attempt-${attempt}`;
+    const candidate =
+      attempt === 1
+        ? name
+        : dot > 0
+          ? `${name.slice(0, dot)}${suffix}${name.slice(dot)}`
+          : `${name}${suffix}`;
+    try {
+      return await store.put(recorder, candidate, body, options);
+    } catch (error) {
+      if (!(error instanceof EvidenceConflictError) || attempt >= maxObservations) throw error;
+    }
+  }
+}

@@ -31,7 +31,7 @@ import { type Case, caseSchema } from '../shared/case.js';
 import type { Recorder } from '../shared/cases.js';
 import { ssmSurvivesIsolation } from '../shared/endpoints.js';
 import { describeError, InstanceNotFoundError } from '../shared/errors.js';
-import { type Artifact, type EvidenceStore, evidenceJson } from '../shared/evidence.js';
+import { type Artifact, type EvidenceStore, evidenceJson, putObservation } from '../shared/evidence.js';
 import type { EniSnapshot, Plan, TriageResult } from '../shared/state.js';
 
 export const triageInputSchema = z.object({ case: caseSchema });
@@ -353,7 +353,8 @@ export async function triageInstance(input: TriageInput, deps: TriageDeps): Prom
 
   const artifacts: Artifact[] = [];
   artifacts.push(
-    await deps.evidence.put(
+    await putObservation(
+      deps.evidence,
       deps.recorder,
       'triage.json',
       evidenceJson({
@@ -379,14 +380,21 @@ export async function triageInstance(input: TriageInput, deps: TriageDeps): Prom
   );
   if (console?.Output) {
     artifacts.push(
-      await deps.evidence.put(deps.recorder, 'console-output.txt', Buffer.from(console.Output, 'base64'), {
-        contentType: 'text/plain; charset=utf-8',
-      }),
+      await putObservation(
+        deps.evidence,
+        deps.recorder,
+        'console-output.txt',
+        Buffer.from(console.Output, 'base64'),
+        {
+          contentType: 'text/plain; charset=utf-8',
+        },
+      ),
     );
   }
   if (screenshot?.ImageData) {
     artifacts.push(
-      await deps.evidence.put(
+      await putObservation(
+        deps.evidence,
         deps.recorder,
         'console-screenshot.jpg',
         Buffer.from(screenshot.ImageData, 'base64'),

@@ -3,6 +3,8 @@ import { DynamoDBDocumentClient, TransactWriteCommand, UpdateCommand } from '@aw
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { CaseStore } from '../../functions/shared/cases.js';
+import { EvidenceConflictError } from '../../functions/shared/errors.js';
+import { putObservation } from '../../functions/shared/evidence.js';
 import { sampleCase } from '../support/core-fakes.js';
 
 const ddb = DynamoDBDocumentClient.from(new DynamoDBClient({ region: 'us-east-1' }));
@@ -53,5 +55,47 @@ describe('CaseStore.saveChanges', () => {
     ddbMock.on(UpdateCommand).rejects(denied);
     await expect(store.saveChanges(sampleCase.caseId, 'isolate', changes)).rejects.toThrow('not authorized');
     expect(ddbMock.commandCalls(UpdateCommand)).toHaveLength(1);
+  });
+});
+
+describe('putObservation', () => {
+  const artifact = (key: string) => ({
+    key,
+    versionId: 'v1',
+    bytes: 2,
+    sha256: 'ab',
+    contentType: 'application/json',
+  });
+  const recorder = { caseId: sampleCase.caseId } as never;
+
+  it('keeps what a retried step saw beside what an earlier attempt stored, replacing nothing', async () => {
+    const names: string[] = [];
+    const store = {
+      put: async (_r: unknown, name: string) => {
+        names.push(name);
+        if (name === 'triage.json')
+          throw new EvidenceConflictError('triage.json already holds different evidence');
+        return artifact(name);
+      },
+    };
+    const out = await putObservation(store, recorder, 'triage.json', '{}', {
+      contentType: 'application/json',
+    });
+    expect(names).toEqual(['triage.json', 'triage.attempt-2.json']);
+    expect(out.key).toBe('triage.attempt-2.json');
+  });
+
+  it('lets any other failure through at once', async () => {
+    let calls = 0;
+    const store = {
+      put: async () => {
+        calls += 1;
+        throw new Error('AccessDenied');
+      },
+    };
+    await expect(
+      putObservation(store, recorder, 'triage.json', '{}', { contentType: 'application/json' }),
+    ).rejects.toThrow('AccessDenied');
+    expect(calls).toBe(1);
   });
 });
