@@ -127,6 +127,7 @@ export function expectedOpenTransaction(c: Case) {
             status: 'open',
             updatedAt: now.toISOString(),
             findingIds: c.trigger.findingId ? [c.trigger.findingId] : [],
+            changes: {},
           },
           ConditionExpression: 'attribute_not_exists(pk)',
         },
