@@ -83,7 +83,8 @@ export function describeIssues(error: z.ZodError): string {
 /**
  * The one middy wrapper every Cordon Lambda uses: Lambda context in every log line, the input checked
  * against the step's schema before any logic runs, and every error turned into a named `CordonError`
- * whose name the ASL's Retry and Catch match.
+ * whose name the ASL's Retry and Catch match: an AWS SDK error into one of the Aws* errors, anything
+ * else that is not already ours into an `InternalError` that names the step.
  */
 export function stepHandler<S extends z.ZodType, O>(
   name: string,
@@ -106,7 +107,7 @@ export function stepHandler<S extends z.ZodType, O>(
         logger.info('step finished', { step: name, ms: Date.now() - started });
         return out;
       } catch (error) {
-        const named = normaliseError(error);
+        const named = normaliseError(error, name);
         logger.error('step failed', {
           step: name,
           ms: Date.now() - started,

@@ -108,7 +108,9 @@ describe('EvidenceStore.put', () => {
   );
 
   it('records a failed write on the timeline and rethrows it', async () => {
-    s3.on(PutObjectCommand).rejects(Object.assign(new Error('denied'), { name: 'AccessDenied' }));
+    s3.on(PutObjectCommand).rejects(
+      Object.assign(new Error('denied'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } }),
+    );
     const timeline = new MemoryTimeline();
     await expect(
       store().put(timeline.recorder(sampleCase.caseId, 't'), 'triage.json', 'x', { contentType: 'x' }),
@@ -122,7 +124,10 @@ describe('EvidenceStore.put', () => {
     s3.on(PutObjectCommand).resolves({ VersionId: 'v1', $metadata: { requestId: 'req-1' } });
     const timeline = {
       record: async () => {
-        throw Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' });
+        throw Object.assign(new Error('not authorized'), {
+          name: 'AccessDeniedException',
+          $metadata: { httpStatusCode: 400 },
+        });
       },
     };
     const failure = await store()

@@ -1053,9 +1053,12 @@ describe('a write that fails once the case is open', () => {
   });
 
   it('names the instance and the finding when no case could be opened at all', async () => {
-    ddbMock
-      .on(TransactWriteCommand)
-      .rejects(Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }));
+    ddbMock.on(TransactWriteCommand).rejects(
+      Object.assign(new Error('not authorized'), {
+        name: 'AccessDeniedException',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
 
     const failure = await intake(canaryDetail()).then(
       () => expect.unreachable('it succeeded'),

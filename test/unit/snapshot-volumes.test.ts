@@ -186,9 +186,12 @@ describe('snapshot volumes', () => {
 
   it('records a lock EC2 refuses on the snapshot and the timeline instead of failing evidence that exists', async () => {
     // Prepare
-    ec2
-      .on(LockSnapshotCommand)
-      .rejects(Object.assign(new Error('not allowed'), { name: 'UnauthorizedOperation' }));
+    ec2.on(LockSnapshotCommand).rejects(
+      Object.assign(new Error('not allowed'), {
+        name: 'UnauthorizedOperation',
+        $metadata: { httpStatusCode: 403 },
+      }),
+    );
     const { deps: d, timeline } = deps({ SNAPSHOT_LOCK_DAYS: 30 });
 
     // Act
