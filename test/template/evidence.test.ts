@@ -162,7 +162,10 @@ describe('the evidence bucket policy', () => {
       expect.objectContaining({
         Effect: 'Deny',
         Action: ['s3:PutObject', 's3:PutObjectRetention'],
-        Condition: { StringNotEqualsIfExists: { 's3:object-lock-mode': paramFor(stage, 'objectLockMode') } },
+        Condition: {
+          StringNotEquals: { 's3:object-lock-mode': paramFor(stage, 'objectLockMode') },
+          Null: { 's3:object-lock-mode': 'false' },
+        },
       }),
     );
   });
@@ -172,11 +175,15 @@ describe('the evidence bucket policy', () => {
     const denies = statements.filter((s) => s.Effect === 'Deny' && s.Action === 's3:PutObject');
 
     expect(denies.map((s) => s.Condition)).toEqual([
-      { StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption': 'aws:kms' } },
       {
-        StringNotEqualsIfExists: {
+        StringNotEquals: { 's3:x-amz-server-side-encryption': 'aws:kms' },
+        Null: { 's3:x-amz-server-side-encryption': 'false' },
+      },
+      {
+        StringNotEquals: {
           's3:x-amz-server-side-encryption-aws-kms-key-id': { 'Fn::GetAtt': ['EvidenceKey', 'Arn'] },
         },
+        Null: { 's3:x-amz-server-side-encryption-aws-kms-key-id': 'false' },
       },
     ]);
   });
