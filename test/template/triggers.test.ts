@@ -7,6 +7,7 @@ import {
   conditionHolds,
   loadTemplate,
   paramFor,
+  refersTo,
   repoRoot,
   resource,
   resourcesOfType,
@@ -152,8 +153,27 @@ describe('the Security Hub custom action rule', () => {
     expect(matchesPattern(pattern, mismatch)).toBe(false);
   });
 
-  it('is deployed by default', () => {
-    expect(conditionHolds(templates.prod, 'AcceptSecurityHubCustomAction')).toBe(true);
+  it.each(['dev', 'prod'] as const)(
+    'in %s is created only where the stage asks for it, which it does not by default',
+    (stage) => {
+      expect(resource(templates[stage], 'SecurityHubActionTarget').Condition).toBe(
+        'AcceptSecurityHubCustomAction',
+      );
+      expect(templates[stage].Conditions?.AcceptSecurityHubCustomAction).toEqual({
+        'Fn::Equals': [paramFor(stage, 'acceptSecurityHubCustomAction'), 'true'],
+      });
+      expect(conditionHolds(templates[stage], 'AcceptSecurityHubCustomAction')).toBe(false);
+    },
+  );
+
+  it('takes along everything that refers to the custom action, so a stage without it still deploys', () => {
+    const dependents = Object.entries(templates.prod.Resources).filter(([, r]) =>
+      refersTo(r.Properties, 'SecurityHubActionTarget'),
+    );
+
+    expect(dependents.map(([id]) => id)).toEqual(['SecurityHubCustomActionRule']);
+    for (const [, r] of dependents) expect(r.Condition).toBe('AcceptSecurityHubCustomAction');
+    expect(refersTo(templates.prod.Outputs, 'SecurityHubActionTarget')).toBe(false);
   });
 });
 
