@@ -7,6 +7,7 @@ import type { GuardDutyClient } from '@aws-sdk/client-guardduty';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { KMSClient } from '@aws-sdk/client-kms';
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { SecurityHubClient } from '@aws-sdk/client-securityhub';
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { STSClient } from '@aws-sdk/client-sts';
@@ -71,6 +72,7 @@ export interface RegionalClients {
   ssm: SSMClient;
   guardduty: GuardDutyClient;
   cloudtrail: CloudTrailClient;
+  securityhub: SecurityHubClient;
 }
 
 /**
@@ -189,7 +191,7 @@ export class Aws {
 
   /** The clients doctor uses in each region it checks. */
   async regional(region: string): Promise<RegionalClients> {
-    const [ec2, ssm, guardduty, cloudtrail] = await Promise.all([
+    const [ec2, ssm, guardduty, cloudtrail, securityhub] = await Promise.all([
       this.ec2(region),
       this.client('ssm', region, async (c) => new (await import('@aws-sdk/client-ssm')).SSMClient(c)),
       this.client(
@@ -202,8 +204,13 @@ export class Aws {
         region,
         async (c) => new (await import('@aws-sdk/client-cloudtrail')).CloudTrailClient(c),
       ),
+      this.client(
+        'securityhub',
+        region,
+        async (c) => new (await import('@aws-sdk/client-securityhub')).SecurityHubClient(c),
+      ),
     ]);
-    return { ec2, ssm, guardduty, cloudtrail };
+    return { ec2, ssm, guardduty, cloudtrail, securityhub };
   }
 
   private caller: Promise<{ arn: string; account: string }> | undefined;

@@ -5,8 +5,8 @@ import { CliError, UsageError } from './errors.js';
 import type { Io } from './output.js';
 import type { StackInfo } from './stack.js';
 
-export type OptionSpec = { type: 'string' | 'boolean'; short?: string };
-export type Values = Record<string, string | boolean | undefined>;
+export type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?: boolean };
+export type Values = Record<string, string | boolean | string[] | undefined>;
 
 /** What every command gets: where to write, AWS, the stack (found on first use), the clock. */
 export interface CommandContext {

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { type CloudFormationClient, GetTemplateCommand } from '@aws-sdk/client-cloudformation';
 import { DescribeTrailsCommand, GetTrailStatusCommand, type Trail } from '@aws-sdk/client-cloudtrail';
 import {
@@ -16,7 +18,9 @@ import {
   GetObjectLockConfigurationCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { DescribeHubCommand } from '@aws-sdk/client-securityhub';
 import { DescribeInstanceInformationCommand } from '@aws-sdk/client-ssm';
+import { parse } from 'yaml';
 import { serviceOf, ssmEndpointServices } from '../../functions/shared/endpoints.js';
 import { awsErrorCode } from '../../functions/shared/errors.js';
 import type { RegionalClients } from './aws.js';
@@ -46,6 +50,45 @@ export interface PinnedTools {
   winpmemSha256: string;
 }
 
+/**
+ * The triggers a deploy of the stage creates that depend on a service being on in the stack's region.
+ * The GuardDuty rules have no condition: every stage has them, and the GuardDuty check covers them.
+ */
+export interface StageTriggers {
+  stage: string;
+  /** acceptSecurityHubCustomAction: the stack creates the custom action, which Security Hub must host. */
+  securityHubCustomAction: boolean;
+  /** acceptSecurityHubImported: a rule on findings Security Hub imports. */
+  securityHubImported: boolean;
+}
+
+/** Which triggers a stage turns on, from its params as serverless resolves them (strings compared to 'true'). */
+export function triggersOf(stage: string, params: Record<string, unknown>): StageTriggers {
+  const on = (name: string) => String(params[name] ?? '') === 'true';
+  return {
+    stage,
+    securityHubCustomAction: on('acceptSecurityHubCustomAction'),
+    securityHubImported: on('acceptSecurityHubImported'),
+  };
+}
+
+const repoRoot = resolve(import.meta.dirname, '../..');
+
+/**
+ * The stage's params as a deploy would see them: serverless.yml's `params.default`, overlaid by the
+ * stage's own, overlaid by the `--param NAME=VALUE` given on the command line (as `osls deploy` takes them).
+ */
+export function stageParams(
+  stage: string,
+  overrides: Record<string, string> = {},
+  file = resolve(repoRoot, 'serverless.yml'),
+): Record<string, unknown> {
+  const doc = parse(readFileSync(file, 'utf8'), { logLevel: 'error' }) as {
+    params?: Record<string, Record<string, unknown> | undefined>;
+  };
+  return { ...doc.params?.default, ...doc.params?.[stage], ...overrides };
+}
+
 export interface DoctorDeps {
   homeRegion: string;
   /** The regions whose GuardDuty, SSM coverage and VPC endpoints are checked. */
@@ -56,6 +99,8 @@ export interface DoctorDeps {
   stack:
     | { info: StackInfo; s3: S3Client; kms: KMSClient; tools: PinnedTools | { error: string } }
     | { error: string; fix: string };
+  /** What a deploy of the stage turns on; its services are checked in the stack's region. */
+  triggers: StageTriggers;
   concurrency?: number;
 }
 
@@ -148,6 +193,64 @@ export async function checkGuardDuty(clients: RegionalClients, region: string): 
       status: 'unknown',
       detail: `could not check: ${why(error)}`,
       fix: 'Allow guardduty:ListDetectors and guardduty:GetDetector.',
+    };
+  }
+}
+
+/**
+ * Security Hub, where the stage's triggers need it: the custom action is a resource the stack creates,
+ * so without Security Hub the deploy fails; imported findings would simply never arrive.
+ */
+export async function checkSecurityHub(
+  clients: RegionalClients,
+  region: string,
+  triggers: StageTriggers,
+): Promise<Check> {
+  const base = { check: 'Security Hub', scope: region };
+  const uses = [
+    triggers.securityHubCustomAction ? 'the custom action (acceptSecurityHubCustomAction)' : '',
+    triggers.securityHubImported ? 'imported findings (acceptSecurityHubImported)' : '',
+  ].filter(Boolean);
+  if (!uses.length) {
+    return {
+      ...base,
+      status: 'pass',
+      detail: `not needed: stage ${triggers.stage} turns on no Security Hub trigger`,
+      fix: '',
+    };
+  }
+  try {
+    const hub = await clients.securityhub.send(new DescribeHubCommand({}));
+    return {
+      ...base,
+      status: 'pass',
+      detail: `enabled${hub.SubscribedAt ? ` since ${safe(hub.SubscribedAt)}` : ''}, for ${uses.join(' and ')}`,
+      fix: '',
+    };
+  } catch (error) {
+    // Security Hub's answer for an account that has not enabled it; a missing IAM permission is
+    // AccessDeniedException, which stays "could not check".
+    if (awsErrorCode(error) === 'InvalidAccessException') {
+      const consequence = triggers.securityHubCustomAction
+        ? 'the deploy cannot create the custom action and rolls back'
+        : 'no imported finding can start a case';
+      return {
+        ...base,
+        status: 'fail',
+        detail: `not enabled, but stage ${triggers.stage} uses ${uses.join(' and ')}: ${consequence}`,
+        fix: `aws securityhub enable-security-hub --region ${region}, or set ${[
+          triggers.securityHubCustomAction ? 'acceptSecurityHubCustomAction' : '',
+          triggers.securityHubImported ? 'acceptSecurityHubImported' : '',
+        ]
+          .filter(Boolean)
+          .join(' and ')} to 'false' for this stage`,
+      };
+    }
+    return {
+      ...base,
+      status: 'unknown',
+      detail: `could not check: ${why(error)}`,
+      fix: 'Allow securityhub:DescribeHub.',
     };
   }
 }
@@ -605,6 +708,8 @@ export async function runDoctor(deps: DoctorDeps): Promise<Check[]> {
     deps.regional(region).then((clients) => regionChecks(clients, region)),
   );
   checks.push(...regional.flat());
+  // The trigger rules live in the stack's region, whichever regions were asked for.
+  checks.push(await checkSecurityHub(home, deps.homeRegion, deps.triggers));
   if ('error' in deps.stack) {
     checks.push({
       check: 'Cordon stack',

@@ -2,6 +2,7 @@ import { CloudTrailClient, CreateTrailCommand } from '@aws-sdk/client-cloudtrail
 import { CreateDetectorCommand, GuardDutyClient } from '@aws-sdk/client-guardduty';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { EnableSecurityHubCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Check } from '../../scripts/cli/doctor.js';
 import { resetMoto } from '../../scripts/local/moto.js';
@@ -181,5 +182,47 @@ describe('cordon doctor on a ready stack', () => {
     expect(stdout).toMatch(/^\s+fix: aws guardduty update-detector/m);
     expect(stdout).toMatch(/^UNKNOWN\s+SSM management\s+us-east-1: could not check/m);
     expect(stdout).toMatch(/^\d+ passed, \d+ failed, \d+ could not be checked\.$/m);
+  });
+});
+
+// moto implements DescribeHub as Security Hub does: InvalidAccessException ("not subscribed") until
+// EnableSecurityHub, then the hub. The tests below run in order on that one account.
+describe('cordon doctor on the Security Hub trigger', () => {
+  it('does not ask Security Hub when the stage turns on none of its triggers (the default)', async () => {
+    const { checks } = await doctor();
+
+    expect(find(checks, 'Security Hub')).toMatchObject({
+      status: 'pass',
+      scope: 'us-east-1',
+      detail: 'not needed: stage dev turns on no Security Hub trigger',
+    });
+  });
+
+  it('fails before a deploy that would create the custom action where Security Hub is off', async () => {
+    const { code, checks } = await doctor('--param', 'acceptSecurityHubCustomAction=true');
+
+    expect(code).toBe(1);
+    expect(find(checks, 'Security Hub')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('the deploy cannot create the custom action and rolls back'),
+      fix: expect.stringContaining('aws securityhub enable-security-hub --region us-east-1'),
+    });
+  });
+
+  it('passes once Security Hub is enabled in the region', async () => {
+    await new SecurityHubClient(aws).send(new EnableSecurityHubCommand({}));
+
+    const { checks } = await doctor(
+      '--param',
+      'acceptSecurityHubCustomAction=true',
+      '--param=acceptSecurityHubImported=true',
+    );
+
+    expect(find(checks, 'Security Hub')).toMatchObject({
+      status: 'pass',
+      detail: expect.stringMatching(
+        /^enabled since .+, for the custom action \(acceptSecurityHubCustomAction\) and imported findings \(acceptSecurityHubImported\)$/,
+      ),
+    });
   });
 });

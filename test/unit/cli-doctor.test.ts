@@ -5,19 +5,25 @@ import { DescribeInstancesCommand, DescribeVpcEndpointsCommand, EC2Client } from
 import { GetDetectorCommand, GuardDutyClient, ListDetectorsCommand } from '@aws-sdk/client-guardduty';
 import { GetAccountSummaryCommand, IAMClient } from '@aws-sdk/client-iam';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DescribeHubCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
 import { DescribeInstanceInformationCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { RegionalClients } from '../../scripts/cli/aws.js';
+import { parseParams } from '../../scripts/cli/commands/doctor.js';
 import {
   checkCloudTrail,
   checkGuardDuty,
   checkRoot,
+  checkSecurityHub,
   checkSsmCoverage,
   checkTools,
   checkVpcEndpoints,
   pinnedToolsFromTemplate,
   runDoctor,
+  type StageTriggers,
+  stageParams,
+  triggersOf,
 } from '../../scripts/cli/doctor.js';
 import { objectBody } from '../support/cli-mocks.js';
 
@@ -28,12 +34,14 @@ const cloudtrail = mockClient(CloudTrailClient);
 const s3 = mockClient(S3Client);
 const iam = mockClient(IAMClient);
 const cfn = mockClient(CloudFormationClient);
+const securityhub = mockClient(SecurityHubClient);
 
 const clients = (): RegionalClients => ({
   ec2: new EC2Client({}),
   ssm: new SSMClient({}),
   guardduty: new GuardDutyClient({}),
   cloudtrail: new CloudTrailClient({}),
+  securityhub: new SecurityHubClient({}),
 });
 const instances = [
   { instanceId: 'i-0aaaaaaaaaaaaaaa1', vpcId: 'vpc-1' },
@@ -42,7 +50,7 @@ const instances = [
 ];
 
 beforeEach(() => {
-  for (const m of [ec2, ssm, guardduty, cloudtrail, s3, iam, cfn]) m.reset();
+  for (const m of [ec2, ssm, guardduty, cloudtrail, s3, iam, cfn, securityhub]) m.reset();
 });
 
 describe('SSM coverage', () => {
@@ -169,6 +177,146 @@ describe('GuardDuty', () => {
     });
     expect(guardduty).toHaveReceivedCommandTimes(GetDetectorCommand, 0);
   });
+
+  it('passes a region whose detector is enabled', async () => {
+    guardduty.on(ListDetectorsCommand).resolves({ DetectorIds: ['d1'] });
+    guardduty.on(GetDetectorCommand, { DetectorId: 'd1' }).resolves({ Status: 'ENABLED' } as never);
+
+    expect(await checkGuardDuty(clients(), 'eu-west-1')).toMatchObject({
+      status: 'pass',
+      detail: 'detector d1 is enabled',
+    });
+  });
+
+  it('says it could not check, with the actions to allow, when GuardDuty refuses', async () => {
+    guardduty.on(ListDetectorsCommand).rejects(
+      Object.assign(new Error('User is not authorized to perform: guardduty:ListDetectors'), {
+        name: 'AccessDeniedException',
+      }),
+    );
+
+    expect(await checkGuardDuty(clients(), 'eu-west-1')).toMatchObject({
+      status: 'unknown',
+      detail: 'could not check: Access denied: your identity may not call guardduty:ListDetectors.',
+      fix: 'Allow guardduty:ListDetectors and guardduty:GetDetector.',
+    });
+  });
+});
+
+describe('Security Hub', () => {
+  const triggers = (on: Partial<StageTriggers>): StageTriggers => ({
+    stage: 'prod',
+    securityHubCustomAction: false,
+    securityHubImported: false,
+    ...on,
+  });
+  const notSubscribed = () =>
+    Object.assign(new Error('Account 111122223333 is not subscribed to AWS Security Hub'), {
+      name: 'InvalidAccessException',
+      $metadata: { httpStatusCode: 401 },
+    });
+
+  it('is not asked about when the stage turns on no Security Hub trigger', async () => {
+    const check = await checkSecurityHub(clients(), 'us-east-1', triggers({}));
+
+    expect(check).toMatchObject({
+      status: 'pass',
+      detail: 'not needed: stage prod turns on no Security Hub trigger',
+    });
+    expect(securityhub).toHaveReceivedCommandTimes(DescribeHubCommand, 0);
+  });
+
+  it('fails before a deploy that would create the custom action where Security Hub is off', async () => {
+    securityhub.on(DescribeHubCommand).rejects(notSubscribed());
+
+    const check = await checkSecurityHub(clients(), 'us-east-1', triggers({ securityHubCustomAction: true }));
+
+    expect(check).toEqual({
+      check: 'Security Hub',
+      scope: 'us-east-1',
+      status: 'fail',
+      detail:
+        'not enabled, but stage prod uses the custom action (acceptSecurityHubCustomAction): the deploy cannot create the custom action and rolls back',
+      fix: "aws securityhub enable-security-hub --region us-east-1, or set acceptSecurityHubCustomAction to 'false' for this stage",
+    });
+  });
+
+  it('fails where imported findings are turned on but Security Hub is off', async () => {
+    securityhub.on(DescribeHubCommand).rejects(notSubscribed());
+
+    expect(
+      await checkSecurityHub(clients(), 'eu-west-1', triggers({ securityHubImported: true })),
+    ).toMatchObject({
+      status: 'fail',
+      detail: expect.stringMatching(
+        /imported findings \(acceptSecurityHubImported\): no imported finding can start a case$/,
+      ),
+      fix: "aws securityhub enable-security-hub --region eu-west-1, or set acceptSecurityHubImported to 'false' for this stage",
+    });
+  });
+
+  it('passes where Security Hub is enabled', async () => {
+    securityhub.on(DescribeHubCommand).resolves({
+      HubArn: 'arn:aws:securityhub:us-east-1:111122223333:hub/default',
+      SubscribedAt: '2026-01-05T10:00:00.000Z',
+    });
+
+    expect(
+      await checkSecurityHub(
+        clients(),
+        'us-east-1',
+        triggers({ securityHubCustomAction: true, securityHubImported: true }),
+      ),
+    ).toMatchObject({
+      status: 'pass',
+      detail:
+        'enabled since 2026-01-05T10:00:00.000Z, for the custom action (acceptSecurityHubCustomAction) and imported findings (acceptSecurityHubImported)',
+    });
+  });
+
+  it('says it could not check, with the action to allow, when DescribeHub is denied', async () => {
+    securityhub
+      .on(DescribeHubCommand)
+      .rejects(
+        Object.assign(
+          new Error(
+            'User: arn:aws:iam::111122223333:user/ops is not authorized to perform: securityhub:DescribeHub',
+          ),
+          { name: 'AccessDeniedException', $metadata: { httpStatusCode: 403 } },
+        ),
+      );
+
+    expect(
+      await checkSecurityHub(clients(), 'us-east-1', triggers({ securityHubCustomAction: true })),
+    ).toMatchObject({
+      status: 'unknown',
+      detail: 'could not check: Access denied: your identity may not call securityhub:DescribeHub.',
+      fix: 'Allow securityhub:DescribeHub.',
+    });
+  });
+});
+
+describe('the triggers a stage turns on', () => {
+  it.each(['dev', 'prod'])('in %s, as serverless.yml declares it, need no Security Hub', (stage) => {
+    expect(triggersOf(stage, stageParams(stage))).toEqual({
+      stage,
+      securityHubCustomAction: false,
+      securityHubImported: false,
+    });
+  });
+
+  it('follow the --param values given as osls deploy takes them', () => {
+    const overrides = parseParams(['acceptSecurityHubCustomAction=true', 'acceptSecurityHubImported=true']);
+
+    expect(triggersOf('prod', stageParams('prod', overrides))).toMatchObject({
+      securityHubCustomAction: true,
+      securityHubImported: true,
+    });
+  });
+
+  it('refuses a --param that is not NAME=VALUE', () => {
+    expect(() => parseParams(['acceptSecurityHubCustomAction'])).toThrow(/is not NAME=VALUE/);
+  });
 });
 
 describe('memory tools', () => {
@@ -257,12 +405,14 @@ describe('runDoctor', () => {
       regional: async () => clients(),
       iam: new IAMClient({}),
       stack: { error: 'No Cordon stack cordon-dev in us-east-1.', fix: 'Deploy it.' },
+      triggers: { stage: 'dev', securityHubCustomAction: false, securityHubImported: false },
     });
 
     expect(checks.map((c) => `${c.check} ${c.status}`)).toEqual([
       'CloudTrail fail',
       'GuardDuty pass',
       'SSM management pass',
+      'Security Hub pass',
       'Cordon stack fail',
       'Root access keys pass',
       'Root MFA pass',

@@ -1,5 +1,5 @@
 import { regionSchema } from '../../../functions/shared/case.js';
-import { type CommandSpec, stringValue } from '../context.js';
+import { type CommandSpec, stringValue, type Values } from '../context.js';
 import type { Check, DoctorDeps } from '../doctor.js';
 import { explain, UsageError } from '../errors.js';
 import { jsonDocument, safe } from '../output.js';
@@ -23,16 +23,34 @@ export function renderChecks(checks: Check[]): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** `--param NAME=VALUE`, as osls takes it, into a map; anything else is a usage error. */
+export function parseParams(given: Values[string]): Record<string, string> {
+  const list = Array.isArray(given) ? given : typeof given === 'string' ? [given] : [];
+  const params: Record<string, string> = {};
+  for (const item of list) {
+    const match = /^([A-Za-z][A-Za-z0-9]*)=(.*)$/s.exec(item);
+    if (!match?.[1]) throw new UsageError(`--param ${JSON.stringify(safe(item, 60))} is not NAME=VALUE`);
+    params[match[1]] = match[2] ?? '';
+  }
+  return params;
+}
+
 export const doctorCommand: CommandSpec = {
   path: ['doctor'],
   summary: 'readiness before an incident: each check with pass/fail and how to fix it',
   positionals: [],
-  options: { region: { type: 'string' }, 'all-regions': { type: 'boolean' } },
-  help: `usage: cordon doctor [--region REGION | --all-regions]
+  options: {
+    region: { type: 'string' },
+    'all-regions': { type: 'boolean' },
+    param: { type: 'string', multiple: true },
+  },
+  help: `usage: cordon doctor [--region REGION | --all-regions] [--param NAME=VALUE ...]
 
 Checks that Cordon can do its job when an incident comes:
   - CloudTrail: a multi-region trail that is logging
   - GuardDuty: an enabled detector in each region checked
+  - Security Hub: enabled in the stack's region, when the stage turns on its custom action or imported
+    findings (serverless.yml params for --stage, as a deploy of that stage would create them)
   - SSM: which instances SSM manages (and reaches) and which it does not
   - VPC endpoints: ssm, ssmmessages, ec2messages and s3 in each VPC with instances
   - the evidence bucket: versioning, Object Lock and a default retention
@@ -42,15 +60,20 @@ Checks that Cordon can do its job when an incident comes:
 Each check prints PASS, FAIL or UNKNOWN (could not be checked, e.g. a missing permission or an API the
 emulator lacks), a one-line detail and, for gaps, how to fix them. Exits 1 if any check fails.
 
-  --region REGION   check this region (default: the stack's region)
-  --all-regions     check every region enabled for the account`,
+  --region REGION     check this region (default: the stack's region)
+  --all-regions       check every region enabled for the account
+  --param NAME=VALUE  a stage param as you will give it to osls deploy (repeatable), such as
+                      --param acceptSecurityHubCustomAction=true`,
   async run(ctx, values) {
     const only = stringValue(values, 'region');
     if (only !== undefined && values['all-regions'] === true)
       throw new UsageError('pass --region or --all-regions, not both');
     if (only !== undefined && !regionSchema.safeParse(only).success)
       throw new UsageError('--region is not an AWS region');
-    const { enabledRegions, pinnedToolsFromTemplate, runDoctor } = await import('../doctor.js');
+    const overrides = parseParams(values.param);
+    const { enabledRegions, pinnedToolsFromTemplate, runDoctor, stageParams, triggersOf } = await import(
+      '../doctor.js'
+    );
     const homeRegion = await ctx.aws.region();
     const regions =
       values['all-regions'] === true ? await enabledRegions(await ctx.aws.ec2()) : [only ?? homeRegion];
@@ -80,6 +103,7 @@ emulator lacks), a one-line detail and, for gaps, how to fix them. Exits 1 if an
       regional: (region) => ctx.aws.regional(region),
       iam: await ctx.aws.iam(),
       stack,
+      triggers: triggersOf(ctx.stage, stageParams(ctx.stage, overrides)),
     });
     if (ctx.json) ctx.io.out(jsonDocument({ ok: checks.every((c) => c.status !== 'fail'), checks }));
     else ctx.io.out(renderChecks(checks));
