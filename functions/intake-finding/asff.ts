@@ -34,13 +34,19 @@ interface InstanceArn {
 }
 
 /**
+ * An instance ARN as Intake reads it: partition, region, account and instance id. `::?` accepts the
+ * published typo `arn:aws::ec2:…`, an empty field before the service. The demo's mapping reads ARNs
+ * with this same pattern, so that it finds the instance exactly where Intake does.
+ */
+export const instanceArnPattern = /^arn:([^:]*)::?ec2:([^:]*):([^:]*):instance\/(.*)$/;
+
+/**
  * Reads an `AwsEc2Instance` resource id. It must be an instance ARN, read tolerantly: GuardDuty
  * findings in Security Hub have been published with `arn:aws::ec2:…` (an extra empty field), and an
  * empty partition, region or account says nothing rather than something wrong.
  */
 function readInstanceArn(id: unknown): InstanceArn {
-  // `::?` accepts the published typo `arn:aws::ec2:…`, an empty field before the service.
-  const match = typeof id === 'string' ? /^arn:([^:]*)::?ec2:([^:]*):([^:]*):instance\/(.*)$/.exec(id) : null;
+  const match = typeof id === 'string' ? instanceArnPattern.exec(id) : null;
   if (!match) refuse('MALFORMED', 'the AwsEc2Instance resource id is not an instance ARN');
   const [, partition = '', region = '', account = '', instanceId = ''] = match;
   if (!instanceIdPattern.test(instanceId)) {
