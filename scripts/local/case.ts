@@ -173,7 +173,8 @@ export async function runLocalCase(event: unknown, options: LocalCaseOptions = {
       ...(options.host ? { host: options.host } : {}),
       ...(options.imageBytes ? { imageBytes: options.imageBytes } : {}),
     });
-    const state = (execution.output ?? {}) as FinalState;
+    // A failed case ends in a Fail state, which has no output: its input still holds the case.
+    const state = (execution.output ?? execution.failedState ?? {}) as FinalState;
     const notification = await readNotification(stack, endpoint);
     const report = toReport(state, execution, stack, endpoint);
     return {

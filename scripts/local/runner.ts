@@ -25,6 +25,12 @@ export interface Execution {
   executionArn: string;
   /** States entered, as Step Functions bills them (one transition per state entered). */
   transitions: number;
+  /**
+   * FAILED only: the input of the last state entered. For a Fail state that is the whole state the
+   * execution ended in (the case, what each step did), which AWS keeps in the history's
+   * FailStateEntered event while the execution itself has no output.
+   */
+  failedState?: unknown;
 }
 
 export interface RunSettings {
@@ -166,16 +172,23 @@ export async function runStateMachine(
     } as never,
   });
   let transitions = 0;
+  let lastEntered: unknown;
   const counting = (async () => {
-    for await (const event of run.eventLogs) if (event.type === 'StateEntered') transitions += 1;
+    for await (const event of run.eventLogs) {
+      if (event.type !== 'StateEntered') continue;
+      transitions += 1;
+      lastEntered = event.state.input;
+    }
   })();
   try {
     const output = await run.result;
     await counting;
     return { status: 'SUCCEEDED', output, steps, executionArn, transitions };
   } catch (error) {
-    // The event log may stay open after a failed run: count what was seen, do not wait on it.
-    counting.catch(() => undefined);
+    // The event log may stay open after a failed run: count what was seen, do not wait on it. Its
+    // events are queued synchronously and read in microtasks, so one turn of the event loop reads them all.
+    const drained = counting.catch(() => undefined);
+    await Promise.race([drained, new Promise((resolve) => setImmediate(resolve))]);
     const e = error as Error & { cause?: unknown };
     if (stopped) return { status: 'ABORTED', steps, executionArn, transitions };
     // aws-local-stepfunctions wraps what failed the execution in its own ExecutionError: report the
@@ -187,6 +200,7 @@ export async function runStateMachine(
       steps,
       executionArn,
       transitions,
+      ...(lastEntered === undefined ? {} : { failedState: lastEntered }),
     };
   }
 }
