@@ -210,7 +210,7 @@ describe('describeError', () => {
 });
 
 describe('the error classes', () => {
-  const classes = Object.entries(errors).filter(
+  const classes = Object.entries(errors as Record<string, unknown>).filter(
     (entry): entry is [string, new (message: string) => CordonError] =>
       typeof entry[1] === 'function' && entry[1].prototype instanceof CordonError,
   );
