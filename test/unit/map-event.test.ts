@@ -255,7 +255,9 @@ describe('mapEvent on damaged findings', () => {
           fc.array(fc.tuple(fc.constantFrom(...pathsOf(seed)), replacement), { minLength: 1, maxLength: 3 }),
         ),
       )
-      .map(([seed, edits]) => edits.reduce((event, [path, value]) => withValue(event, path, value), seed));
+      .map(([seed, edits]) =>
+        edits.reduce<unknown>((event, [path, value]) => withValue(event, path, value), seed),
+      );
 
     fc.assert(
       fc.property(damaged, (event) => {
