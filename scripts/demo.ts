@@ -6,8 +6,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { jsonDocument, safe } from './cli/output.js';
 import { type LocalCase, runLocalCase } from './local/case.js';
+import type { Mapping } from './local/map-event.js';
 import { repoRoot } from './local/runner.js';
 
 const usage = `usage: npm run demo -- [--event FILE] [--json] [--endpoint URL] [--no-vpc-endpoints]
@@ -21,58 +24,122 @@ function fail(message: string, code = 2): never {
   process.exit(code);
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * The trigger in `file`, or one line saying why there is none, before anything runs. A UTF-8
+ * byte-order mark is dropped and said so: it is not content (RFC 8259 lets a parser ignore it),
+ * Windows tools add it unasked, and Intake receives the parsed JSON, never the file's bytes.
+ */
 function readEvent(file: string): unknown {
+  const shown = safe(file, 300);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (error) {
+    fail(`cannot read ${shown}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
+    fail(`${shown} is UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8`);
+  }
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    fail(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
-  try {
-    return JSON.parse(text);
+    text = utf8.decode(bytes);
   } catch {
-    fail(`${file} is not JSON`);
+    fail(`${shown} is not UTF-8 text`);
   }
+  if (text.startsWith('\uFEFF')) {
+    process.stderr.write(`demo: ${shown} starts with a UTF-8 byte-order mark; read without it\n`);
+    text = text.slice(1);
+  }
+  if (text.trim() === '') fail(`${shown} is empty; it should hold one trigger as JSON`);
+  let event: unknown;
+  try {
+    event = JSON.parse(text);
+  } catch (error) {
+    fail(`${shown} is not JSON: ${safe((error as Error).message, 200)}`);
+  }
+  // The first state hands Intake the input at the path `$`, and a path on null fails the execution
+  // with States.Runtime before any Task runs (the local runner also fails on false, 0 and ""), so
+  // Intake never gets to refuse these by name.
+  if (event === null || event === false || event === 0 || event === '') {
+    fail(
+      `${shown} holds ${JSON.stringify(event)}, not a trigger: Intake takes a JSON object, and the workflow cannot hand it this value (reading $ from it fails the execution with States.Runtime)`,
+    );
+  }
+  return event;
 }
 
-function printHuman(run: LocalCase): void {
-  const { report, mapping } = run;
-  const out = (line = '') => process.stdout.write(`${line}\n`);
-  out(`Cordon demo on an emulated AWS account (${report.endpoint})`);
-  const from = mapping.from;
-  out(
-    `The finding was mapped onto the seeded account: instance ${from.instanceId ?? '(none)'} -> ${mapping.to.instanceId}, ` +
-      `account ${from.accountId ?? '(none)'} -> ${mapping.to.accountId}, region ${from.region ?? '(none)'} -> ${mapping.to.region}.`,
-  );
+const quoted = (value: unknown) =>
+  typeof value === 'string' ? `"${safe(value, 120)}"` : safe(JSON.stringify(value), 120);
+
+/** What the mapping did, in one or two lines: every value from the trigger shown escaped. */
+function mappingLines(mapping: Mapping): string[] {
+  const { from, to, kept } = mapping;
+  const parts = [
+    from.instanceId === undefined ? undefined : `instance ${safe(from.instanceId)} -> ${to.instanceId}`,
+    from.accountId === undefined ? undefined : `account ${safe(from.accountId)} -> ${to.accountId}`,
+    from.region === undefined ? undefined : `region ${safe(from.region)} -> ${to.region}`,
+  ].filter((part) => part !== undefined);
+  const lines: string[] = [];
+  if (parts.length) lines.push(`The trigger was mapped onto the seeded account: ${parts.join(', ')}.`);
+  if (kept.length) {
+    lines.push(
+      `Not mapped, because Intake refuses it as it is: ${kept.map((k) => `${k.what} ${quoted(k.value)}`).join(', ')}.`,
+    );
+  }
+  if (!lines.length)
+    lines.push('Nothing was mapped: the trigger names no instance that Intake would act on.');
+  return lines;
+}
+
+/** The report as a person reads it: every value that came from the trigger, AWS or a step, escaped. */
+export function humanReport(run: LocalCase): string[] {
+  const { report } = run;
+  const lines: string[] = [];
+  const out = (line = '') => lines.push(line);
+  out(`Cordon demo on an emulated AWS account (${safe(report.endpoint)})`);
+  for (const line of mappingLines(run.mapping)) out(line);
   out();
-  out(`Case      ${report.caseId ?? '(none)'}`);
-  out(`Outcome   ${report.outcome.toUpperCase()}`);
-  out(`Reason    ${report.reason}`);
-  out(`Instance  ${report.instanceId ?? '-'}  account ${report.accountId ?? '-'}  ${report.region ?? ''}`);
-  if (report.revokedRoles.length) out(`Revoked   sessions of role ${report.revokedRoles.join(', ')}`);
+  out(`Case      ${safe(report.caseId) || '(none)'}`);
+  out(`Outcome   ${safe(report.outcome).toUpperCase()}`);
+  out(`Reason    ${safe(report.reason, 1000)}`);
+  out(
+    `Instance  ${safe(report.instanceId) || '-'}  account ${safe(report.accountId) || '-'}  ${safe(report.region)}`,
+  );
+  if (report.revokedRoles.length) {
+    out(`Revoked   sessions of role ${report.revokedRoles.map((r) => safe(r)).join(', ')}`);
+  }
   out();
   out('Steps');
   for (const s of report.steps) {
     out(
-      `  ${s.status.padEnd(9)} ${s.name.padEnd(22)} ${String(s.ms).padStart(6)} ms${s.reason ? `  ${s.reason}` : ''}`,
+      `  ${safe(s.status).padEnd(9)} ${safe(s.name, 60).padEnd(22)} ${String(s.ms).padStart(6)} ms${s.reason ? `  ${safe(s.reason, 1000)}` : ''}`,
     );
   }
   if (report.evidence.length) {
     out();
-    out(`Evidence in s3://${report.bucket} (Object Lock, versioned)`);
-    for (const e of report.evidence)
-      out(`  ${e.key.padEnd(72)} ${String(e.bytes).padStart(10)} B  sha256 ${e.sha256}`);
+    out(`Evidence in s3://${safe(report.bucket)} (Object Lock, versioned)`);
+    for (const e of report.evidence) {
+      out(`  ${safe(e.key, 300).padEnd(72)} ${String(e.bytes).padStart(10)} B  sha256 ${safe(e.sha256, 64)}`);
+    }
   }
-  if (run.notification) {
+  // On an emulator kept between runs the alert queue may still hold an earlier case's message: show
+  // only this case's (a refused trigger sends none).
+  if (run.notification && report.caseId && run.notification.body.includes(report.caseId)) {
     out();
-    out(`Notification: ${run.notification.subject ?? ''}`);
-    for (const line of run.notification.body.trimEnd().split('\n')) out(`  | ${line}`);
+    out(`Notification: ${safe(run.notification.subject, 300)}`);
+    for (const line of run.notification.body.trimEnd().split('\n')) {
+      // `safe` trims: keep the body's own indentation, which is ours, not the finding's.
+      out(`  | ${/^ */.exec(line)?.[0] ?? ''}${safe(line, 1000)}`);
+    }
   }
   if (report.caseId && report.evidence.length) {
     out();
     out('Check it yourself against a running emulator:');
     out('  npm run demo -- --endpoint URL   then   npx cordon evidence verify CASE --endpoint URL');
   }
+  return lines;
 }
 
 async function main(): Promise<void> {
@@ -111,11 +178,15 @@ async function main(): Promise<void> {
     vpcEndpoints: args['no-vpc-endpoints'] !== true,
     log,
   });
-  if (json) process.stdout.write(`${JSON.stringify(run.report)}\n`);
-  else printHuman(run);
+  if (json) process.stdout.write(jsonDocument(run.report));
+  else process.stdout.write(`${humanReport(run).join('\n')}\n`);
   process.exitCode = run.report.outcome === 'failed' ? 1 : 0;
 }
 
-main().catch((error: unknown) => {
-  fail(`${(error as Error).message}`, 1);
-});
+// Tests import `humanReport`; only `npm run demo` runs the demo.
+const script = process.argv[1];
+if (script !== undefined && import.meta.url === pathToFileURL(resolve(script)).href) {
+  main().catch((error: unknown) => {
+    fail(safe((error as Error).message, 1000), 1);
+  });
+}
