@@ -62,8 +62,16 @@ export const blockRequestSchema = z.strictObject({
 });
 export type BlockRequest = z.infer<typeof blockRequestSchema>;
 
-/** The function takes a block request or a GuardDuty finding event; each is checked in the logic. */
-export const blockInputSchema = z.record(z.string(), z.unknown());
+/**
+ * The function takes a block request or a GuardDuty finding event; each is checked in the logic, which
+ * refuses a malformed one by name. Input that is neither (no range, no VPC, no finding) is a wiring
+ * error or a forged invocation and fails the call.
+ */
+export const blockInputSchema = z
+  .record(z.string(), z.unknown())
+  .refine((o) => 'cidr' in o || 'vpcId' in o || 'detail' in o, {
+    message: 'neither a block request (cidr, vpcId) nor a GuardDuty finding event (detail)',
+  });
 
 /** The narrowest range each family may block: anything broader is a policy change, not a response. */
 export const minPrefix = { ipv4: 8, ipv6: 24 } as const;

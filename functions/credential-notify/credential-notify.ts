@@ -14,13 +14,19 @@ import { NotificationError, oneLine } from '../shared/errors.js';
 import type { StepSummary } from '../shared/outcome.js';
 
 /** Notify reads the whole state; when intake itself failed there is no case, only the error. */
-export const credentialNotifyInputSchema = z.looseObject({
-  case: credentialCaseSchema.optional(),
-  error: z.looseObject({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
-  archive: z
-    .looseObject({ outcome: z.string(), manifest: z.looseObject({ key: z.string(), versionId: z.string() }) })
-    .optional(),
-});
+export const credentialNotifyInputSchema = z
+  .looseObject({
+    case: credentialCaseSchema.optional(),
+    error: z.looseObject({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
+    archive: z
+      .looseObject({
+        outcome: z.string(),
+        manifest: z.looseObject({ key: z.string(), versionId: z.string() }),
+      })
+      .optional(),
+  })
+  // Every path to Notify carries one of them; a state with none is not from this workflow.
+  .refine((s) => s.case !== undefined || s.error !== undefined, { message: 'no case or error to report' });
 export type CredentialNotifyInput = z.infer<typeof credentialNotifyInputSchema> & CredentialOutcomeState;
 
 export interface CredentialNotifyDeps {

@@ -9,7 +9,14 @@ export const expireStep = 'expire-blocks';
 export const expiriesPerRun = 25;
 
 /** The EventBridge schedule's event; nothing in it is used but its presence. */
-export const expireInputSchema = z.looseObject({});
+/**
+ * EventBridge's scheduled event (the rule `cordon-<stage>-expire-blocks`) is the only caller: anything
+ * else is refused before any AWS call.
+ */
+export const expireInputSchema = z.looseObject({
+  source: z.literal('aws.events'),
+  'detail-type': z.literal('Scheduled Event'),
+});
 
 export interface ExpireDeps extends UnblockDeps {
   cases: UnblockDeps['cases'] & Pick<CaseStore, 'due' | 'unschedule'>;

@@ -16,11 +16,16 @@ import type { ArchiveResult, NotifyResult } from '../shared/state.js';
  * Notify reads the whole state. Intake may itself have failed, in which case there is no case yet,
  * only the error and the event; what it can say is still said.
  */
-export const notifyInputSchema = z.looseObject({
-  case: caseSchema.optional(),
-  intake: z.looseObject({ decision: z.string() }).optional(),
-  error: z.looseObject({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
-});
+export const notifyInputSchema = z
+  .looseObject({
+    case: caseSchema.optional(),
+    intake: z.looseObject({ decision: z.string() }).optional(),
+    error: z.looseObject({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
+  })
+  // Every path to Notify carries one of them; a state with none is not from this workflow.
+  .refine((s) => s.case !== undefined || s.intake !== undefined || s.error !== undefined, {
+    message: 'no case, intake decision or error to report',
+  });
 export type NotifyInput = z.infer<typeof notifyInputSchema> &
   OutcomeState & { archive?: ArchiveResult; revokedRoles?: string[] };
 
