@@ -14,7 +14,9 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
-          globalSetup: ['test/support/moto-global.ts'],
+          // The packaged artefact (bundles, template) for the bundle suite and the IAM contract,
+          // shared with the template project.
+          globalSetup: ['test/support/package-global.ts', 'test/support/moto-global.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
           // One emulated account, reset between files: files run one at a time.

@@ -53,6 +53,8 @@ export interface LocalCaseOptions {
   /** Plays the instance's part of memory capture instead of the emulated SSM agent (scripts/local/quick-host.ts). */
   host?: (capture: unknown) => Promise<void>;
   log?: (line: string) => void;
+  /** The folder `osls package` wrote: run the packaged bundles instead of the sources. */
+  bundles?: string;
 }
 
 interface FinalState {
@@ -108,13 +110,15 @@ export async function runWorkflowLocally(
      */
     host?: (capture: unknown) => Promise<void>;
     stopAfter?: (step: StepRecord) => boolean;
+    /** The folder `osls package` wrote: bind each Task to its packaged bundle instead of the sources. */
+    bundles?: string;
   } = {},
 ): Promise<Awaited<ReturnType<typeof runStateMachine>>> {
   const endpoint = stack.env.AWS_ENDPOINT_URL as string;
   Object.assign(process.env, stack.env);
   resetConfig();
   resetStepContext();
-  const handlers = await realHandlers();
+  const handlers = await realHandlers(options.bundles);
   return runStateMachine(`statemachines/${machine}.asl.yml`, input, {
     handlers,
     executionArn:
@@ -172,6 +176,7 @@ export async function runLocalCase(event: unknown, options: LocalCaseOptions = {
       ...(options.stopAfter ? { stopAfter: options.stopAfter } : {}),
       ...(options.host ? { host: options.host } : {}),
       ...(options.imageBytes ? { imageBytes: options.imageBytes } : {}),
+      ...(options.bundles ? { bundles: options.bundles } : {}),
     });
     // A failed case ends in a Fail state, which has no output: its input still holds the case.
     const state = (execution.output ?? execution.failedState ?? {}) as FinalState;

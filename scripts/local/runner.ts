@@ -50,8 +50,11 @@ export interface RunSettings {
 
 type Json = Record<string, unknown>;
 
-/** The Task state (and execution) whose handler is running: lets meters attribute AWS calls to steps. */
-export const taskScope = new AsyncLocalStorage<{ stateName: string; executionArn: string }>();
+/**
+ * The Task state (and execution, and serverless.yml function) whose handler is running: lets meters
+ * and recorders attribute AWS calls to steps and to the role that makes them.
+ */
+export const taskScope = new AsyncLocalStorage<{ stateName: string; executionArn: string; fn?: string }>();
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
 
@@ -128,7 +131,7 @@ export async function runStateMachine(
     local[stateName] = async (taskInput) => {
       const started = performance.now();
       try {
-        const output = await taskScope.run({ stateName, executionArn }, () => handler(taskInput));
+        const output = await taskScope.run({ stateName, executionArn, fn }, () => handler(taskInput));
         const step = { name: stateName, ...stepStatus(output), ms: Math.round(performance.now() - started) };
         steps.push(step);
         settings.onStep?.(step);
@@ -222,7 +225,7 @@ export const functionKeys = [
   'release-instance',
 ] as const;
 
-function lambdaContext(fn: string) {
+export function lambdaContext(fn: string) {
   const deadline = Date.now() + 300_000;
   return {
     functionName: `cordon-local-${fn}`,
@@ -240,8 +243,21 @@ function lambdaContext(fn: string) {
   };
 }
 
-/** Imports every real handler (after the environment is configured) and binds it for the runner. */
-export async function realHandlers(): Promise<Record<string, TaskHandler>> {
+/**
+ * Binds every function the forensic and release workflows call for the runner: the TypeScript
+ * sources by default, or, given the folder `osls package` wrote, each function's packaged bundle
+ * (loaded afresh, as a new Lambda environment would). Call after the environment is configured.
+ */
+export async function realHandlers(bundles?: string): Promise<Record<string, TaskHandler>> {
+  if (bundles) {
+    const { loadBundle } = await import('./bundles.js');
+    return Object.fromEntries(
+      functionKeys.map((fn) => {
+        const handler = loadBundle(bundles, fn);
+        return [fn, (input: unknown) => handler(input, lambdaContext(fn))] as const;
+      }),
+    );
+  }
   const entries = await Promise.all(
     functionKeys.map(async (fn) => {
       const mod = (await import(`../../functions/${fn}/handler.ts`)) as {
