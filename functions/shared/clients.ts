@@ -34,7 +34,11 @@ export interface ClientSettings {
 export interface PluggableClient {
   middlewareStack: { add: (...args: never[]) => void };
 }
-type ClientPlugin = (client: PluggableClient) => void;
+/** Whose credentials a client signs with: Cordon's own role, or the member role assumed for a case. */
+export type ClientOrigin =
+  | { kind: 'home' }
+  | { kind: 'member'; accountId: string; region: string; caseId?: string; assumed: boolean };
+type ClientPlugin = (client: PluggableClient, origin: ClientOrigin) => void;
 const plugins: ClientPlugin[] = [];
 
 /**
@@ -49,8 +53,8 @@ export function useClientPlugin(plugin: ClientPlugin): () => void {
   };
 }
 
-function plugged<T extends PluggableClient>(client: T): T {
-  for (const plugin of plugins) plugin(client);
+function plugged<T extends PluggableClient>(client: T, origin: ClientOrigin = { kind: 'home' }): T {
+  for (const plugin of plugins) plugin(client, origin);
   return client;
 }
 
@@ -148,7 +152,13 @@ export function clientsFactory(settings: ClientSettings, sts: STSClient): Client
     const member: MemberClient = (Client) => {
       let client = built.get(Client);
       if (!client) {
-        client = plugged(new Client(config));
+        client = plugged(new Client(config), {
+          kind: 'member',
+          accountId,
+          region,
+          ...(caseId ? { caseId } : {}),
+          assumed: accountId !== settings.homeAccountId,
+        });
         built.set(Client, client);
       }
       return client as InstanceType<typeof Client>;

@@ -38,6 +38,7 @@ const localStackSchema = z.looseObject({
   topicArn: z.string(),
   alertQueueUrl: z.string(),
   signingKeyId: z.string(),
+  evidenceKeyArn: z.string(),
   toolsBucket: z.string(),
   forensicsStateMachineArn: z.string(),
   releaseStateMachineArn: z.string(),

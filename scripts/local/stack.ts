@@ -42,6 +42,8 @@ export interface LocalStack {
   /** The SQS queue subscribed to the topic: where the local run reads its notifications. */
   alertQueueUrl: string;
   signingKeyId: string;
+  /** The key the evidence bucket encrypts under (SSE-KMS). */
+  evidenceKeyArn: string;
   toolsBucket: string;
   forensicsStateMachineArn: string;
   releaseStateMachineArn: string;
@@ -56,16 +58,22 @@ export function stageParams(stage: string): Record<string, string> {
   return Object.fromEntries(Object.entries(merged).map(([k, v]) => [k, String(v ?? '')]));
 }
 
-/** The SSM documents as the stack defines them in resources/memory-capture.yml. */
-function ssmDocuments(): { logicalId: string; content: unknown; format: string }[] {
+/** The SSM documents as the stack defines them in resources/memory-capture.yml, named as deployed. */
+function ssmDocuments(
+  stage: string,
+): { logicalId: string; name: string; content: unknown; format: string }[] {
   const file = resolve(repoRoot, 'resources/memory-capture.yml');
   const doc = parse(readFileSync(file, 'utf8'), { logLevel: 'error' }) as {
-    Resources: Record<string, { Type: string; Properties: { Content: unknown; DocumentFormat?: string } }>;
+    Resources: Record<
+      string,
+      { Type: string; Properties: { Name: string; Content: unknown; DocumentFormat?: string } }
+    >;
   };
   return Object.entries(doc.Resources)
     .filter(([, r]) => r.Type === 'AWS::SSM::Document')
     .map(([logicalId, r]) => ({
       logicalId,
+      name: r.Properties.Name.replaceAll('${sls:stage}', stage),
       content: r.Properties.Content,
       format: r.Properties.DocumentFormat ?? 'YAML',
     }));
@@ -260,17 +268,16 @@ async function createLocalStack(
   );
 
   const documents: Record<string, string> = {};
-  for (const d of ssmDocuments()) {
-    const name = `cordon-${stage}-${d.logicalId}`;
+  for (const d of ssmDocuments(stage)) {
     await ssm.send(
       new CreateDocumentCommand({
-        Name: name,
+        Name: d.name,
         DocumentType: 'Command',
         DocumentFormat: 'JSON',
         Content: JSON.stringify(d.content),
       }),
     );
-    documents[d.logicalId] = name;
+    documents[d.logicalId] = d.name;
   }
 
   const sfn = new SFNClient(base);
@@ -337,6 +344,7 @@ async function createLocalStack(
     topicArn: topic.TopicArn as string,
     alertQueueUrl: queue.QueueUrl as string,
     signingKeyId: signingKey.KeyMetadata?.Arn as string,
+    evidenceKeyArn: evidenceKey.KeyMetadata?.Arn as string,
     toolsBucket,
   };
 }

@@ -14,6 +14,7 @@ import type { BlockResult } from '../../functions/block-ip/block-ip.js';
 import { type ExpireResult, expireBlocks } from '../../functions/expire-blocks/expire-blocks.js';
 import type { UnblockResult } from '../../functions/shared/blocks.js';
 import { stepContext } from '../../functions/shared/handler.js';
+import { taskScope } from '../local/runner.js';
 import {
   emulated,
   invoke,
@@ -104,15 +105,23 @@ export async function runBlockIpPlaybook(
     });
     const afterUnblock = await denyEntries(env.endpoint, network.vpcId);
     // The schedule runs every five minutes; this is its run two minutes after the IPv6 block's TTL.
+    // The logic is called directly for its clock; its calls are still the expire-blocks function's.
     const ctx = stepContext();
-    const expired = await expireBlocks({
-      ec2For: (target) => ctx.clientsFor(target)(EC2Client),
-      cases: ctx.cases,
-      recorder: ctx.recorder,
-      sns: ctx.home.sns,
-      topicArn: ctx.config.ALERT_TOPIC_ARN,
-      now: () => new Date(Date.now() + 3 * 60_000),
-    });
+    const scope = {
+      stateName: 'expire-blocks',
+      executionArn: 'local-invoke:expire-blocks',
+      fn: 'expire-blocks',
+    };
+    const expired = await taskScope.run(scope, () =>
+      expireBlocks({
+        ec2For: (target) => ctx.clientsFor(target)(EC2Client),
+        cases: ctx.cases,
+        recorder: ctx.recorder,
+        sns: ctx.home.sns,
+        topicArn: ctx.config.ALERT_TOPIC_ARN,
+        now: () => new Date(Date.now() + 3 * 60_000),
+      }),
+    );
     const afterExpiry = await denyEntries(env.endpoint, network.vpcId);
     return {
       endpoint: env.endpoint,

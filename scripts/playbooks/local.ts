@@ -24,6 +24,7 @@ import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { resetConfig } from '../../functions/shared/config.js';
 import { resetStepContext } from '../../functions/shared/handler.js';
 import { type Moto, resetMoto, startMoto } from '../local/moto.js';
+import { taskScope } from '../local/runner.js';
 import { deployLocalStack, type LocalStack, localRegion } from '../local/stack.js';
 
 export const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
@@ -98,7 +99,12 @@ export async function invoke<T = unknown>(fn: string, handlerPath: string, event
   const mod = (await import(`../../functions/${folder}/${file}.ts`)) as {
     handler: (event: unknown, context: unknown) => Promise<T>;
   };
-  return mod.handler(event, lambdaContext(fn));
+  // A playbook Lambda runs outside any state machine: its calls are attributed to the function itself.
+  const inTask = taskScope.getStore();
+  if (inTask) return mod.handler(event, lambdaContext(fn));
+  return taskScope.run({ stateName: fn, executionArn: `local-invoke:${fn}`, fn }, () =>
+    mod.handler(event, lambdaContext(fn)),
+  );
 }
 
 /** The messages Cordon published to the alert topic, read from the queue subscribed to it. */

@@ -1,0 +1,355 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  CreateStateMachineCommand,
+  DeleteStateMachineCommand,
+  DescribeExecutionCommand,
+  SFNClient,
+  StartExecutionCommand,
+} from '@aws-sdk/client-sfn';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { resetConfig } from '../../functions/shared/config.js';
+import { resetStepContext } from '../../functions/shared/handler.js';
+import { type LocalCase, runLocalCase, runWorkflowLocally } from '../../scripts/local/case.js';
+import { resetMoto } from '../../scripts/local/moto.js';
+import { deployLocalStack, type LocalStack, localAccountId, localRegion } from '../../scripts/local/stack.js';
+import { runBlockIpPlaybook } from '../../scripts/playbooks/block-ip.js';
+import { runCredentialPlaybook } from '../../scripts/playbooks/credentials.js';
+import { runIdsPlaybook } from '../../scripts/playbooks/ids-alert.js';
+import { invoke } from '../../scripts/playbooks/local.js';
+import { runPolicyViolationPlaybook } from '../../scripts/playbooks/policy-violation.js';
+import { templateOf } from '../support/artefact.js';
+import { readRealEvent, realEventFiles } from '../support/fixtures.js';
+import {
+  decideAsMember,
+  decideForbidden,
+  decideRecorded,
+  forbiddenRequests,
+  formatRows,
+  functionPrincipal,
+  iamWrites,
+  localStackNames,
+  memberModel,
+  type Row,
+} from '../support/iam/contract.js';
+import { type RecordedRequest, recordRequests } from '../support/iam/record.js';
+import type { Principal } from '../support/iam/simulate.js';
+import { type StackNames, TemplateModel } from '../support/iam/template.js';
+import { loadServerlessConfig } from '../support/template-model.js';
+
+/**
+ * The IAM contract, offline: every AWS request each function made in the emulated runs (every real
+ * event through the forensic workflow in both plans, release, each playbook, the credentials
+ * workflow) is decided by AWS's own authorisation data under the packaged template's policies, and
+ * must be Allowed; then what no Cordon principal may ever do is decided for every role, and must be
+ * Denied. moto enforces no IAM: this is where a missing permission shows before a first deploy.
+ */
+const endpoint = inject('motoEndpoint');
+const artefact = inject('artefactDirs');
+
+interface Scenario {
+  name: string;
+  requests: RecordedRequest[];
+  stack: LocalStack;
+}
+const scenarios: Scenario[] = [];
+let unattributed: string[] = [];
+let revocation: { roleName: string; instanceId: string; denyPolicy: unknown } | undefined;
+
+async function recorded<T>(name: string, run: () => Promise<T>): Promise<T> {
+  const recording = recordRequests(() => endpoint);
+  try {
+    const out = await run();
+    scenarios.push({ name, requests: recording.requests, stack: await deployLocalStack(endpoint, 'dev') });
+    unattributed = [...unattributed, ...recording.unattributed.map((op) => `${name}: ${op}`)];
+    return out;
+  } finally {
+    recording.uninstall();
+  }
+}
+
+async function motoConfig(config: object): Promise<void> {
+  const res = await fetch(`${endpoint}/moto-api/config`, { method: 'POST', body: JSON.stringify(config) });
+  if (!res.ok) throw new Error(`moto refused its configuration: ${res.status}`);
+}
+
+/**
+ * ids-alert-stop acts on the end of a forensic execution, read with DescribeExecution. The local
+ * runner's executions are not moto's, so the stack's forensic state machine in moto is replaced, under
+ * its own name, by a STAND-IN (one Pass state whose result is the contained case's real final state,
+ * run by moto itself) that ends as an IDS execution asking for a stop would; the function is then
+ * invoked with EventBridge's event for that execution.
+ */
+async function stopAfterSealedCase(contained: LocalCase): Promise<unknown> {
+  await motoConfig({ stepfunctions: { execute_state_machine: true } });
+  try {
+    const sfn = new SFNClient({
+      endpoint,
+      region: localRegion,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+    await sfn.send(
+      new DeleteStateMachineCommand({ stateMachineArn: contained.stack.forensicsStateMachineArn }),
+    );
+    const machine = await sfn.send(
+      new CreateStateMachineCommand({
+        name: contained.stack.forensicsStateMachineArn.split(':').pop(),
+        roleArn: `arn:aws:iam::${localAccountId}:role/stand-in`,
+        definition: JSON.stringify({
+          StartAt: 'Sealed',
+          States: { Sealed: { Type: 'Pass', Result: contained.output, End: true } },
+        }),
+      }),
+    );
+    const started = await sfn.send(
+      new StartExecutionCommand({
+        stateMachineArn: machine.stateMachineArn,
+        name: `ids-stop-${Date.now()}`,
+        input: '{}',
+      }),
+    );
+    for (let i = 0; i < 100; i += 1) {
+      const d = await sfn.send(new DescribeExecutionCommand({ executionArn: started.executionArn }));
+      if (d.status !== 'RUNNING') break;
+      await sleep(50);
+    }
+    process.env.FORENSICS_STATE_MACHINE_ARN = machine.stateMachineArn;
+    resetConfig();
+    resetStepContext();
+    return await invoke('ids-alert-stop', 'functions/ids-alert/stop-handler', {
+      source: 'aws.states',
+      'detail-type': 'Step Functions Execution Status Change',
+      detail: {
+        executionArn: started.executionArn,
+        stateMachineArn: machine.stateMachineArn,
+        name: started.executionArn?.split(':').pop(),
+        status: 'SUCCEEDED',
+      },
+    });
+  } finally {
+    await motoConfig({ stepfunctions: { execute_state_machine: false } });
+  }
+}
+
+function homeModel(stack: LocalStack): { model: TemplateModel; names: StackNames } {
+  const names = localStackNames(stack, localAccountId, localRegion);
+  return { model: TemplateModel.fromFile(templateOf(artefact.dev), names), names };
+}
+
+let recordedRows: Row[] = [];
+/** Member-role decisions with Release allowed to restore profiles, and with the template's defaults. */
+let memberRows: Row[] = [];
+let memberDefaultRows: Row[] = [];
+
+beforeAll(async () => {
+  await resetMoto(endpoint);
+  let first: LocalCase | undefined;
+  for (const file of realEventFiles()) {
+    const run = await recorded(`demo ${file}`, () => runLocalCase(readRealEvent(file), { endpoint }));
+    if (!first && run.report.outcome === 'completed') first = run;
+  }
+  if (!first) throw new Error('No real event completed a case: nothing to release');
+  const contained = first;
+  await recorded('capture-first plan', () =>
+    runLocalCase(readRealEvent('gd_detail_canary_ec2_stateless_integtest.json'), {
+      endpoint,
+      vpcEndpoints: false,
+    }),
+  );
+  await recorded('release', () =>
+    runWorkflowLocally(contained.stack, 'release', { caseId: contained.report.caseId }),
+  );
+  await recorded('ids-alert-stop after sealed evidence', () => stopAfterSealedCase(contained));
+  const revoke = scenarios
+    .flatMap((s) => s.requests)
+    .find((r) => r.fn === 'revoke-credentials' && r.operation === 'iam:PutRolePolicy');
+  if (revoke) {
+    revocation = {
+      roleName: revoke.input.RoleName as string,
+      instanceId: contained.seeded.instanceId,
+      denyPolicy: JSON.parse(revoke.input.PolicyDocument as string),
+    };
+  }
+  // The playbooks reset the emulator: each is decided with the stack it ran on.
+  await recorded('block-ip playbook', () => runBlockIpPlaybook({ endpoint }));
+  await recorded('ids-alert playbook', () => runIdsPlaybook({ endpoint, stop: true }));
+  await recorded('policy-violation playbook', () => runPolicyViolationPlaybook({ endpoint }));
+  await recorded('credentials playbook', () => runCredentialPlaybook({ endpoint }));
+  await recorded('credentials playbook, exfiltration', () =>
+    runCredentialPlaybook({ endpoint, exfiltration: true }),
+  );
+
+  for (const s of scenarios) {
+    const home = homeModel(s.stack);
+    recordedRows = [...recordedRows, ...(await decideRecorded(s.requests, home.model, home.names))];
+    const restoring = memberModel(home.names, 'dev', { AllowReleaseToRestoreProfiles: 'true' });
+    memberRows = [...memberRows, ...(await decideAsMember(s.requests, home, restoring))];
+    memberDefaultRows = [
+      ...memberDefaultRows,
+      ...(await decideAsMember(s.requests, home, memberModel(home.names, 'dev'))),
+    ];
+  }
+}, 600_000);
+
+afterAll(() => {
+  // The table a reviewer reads, beside the run's other output.
+  const table = `${formatRows(recordedRows)}\n\nAs the member role in another account:\n${formatRows(memberRows)}\n`;
+  writeFileSync(join(artefact.dev, '..', 'iam-contract.txt'), table);
+  console.log(`IAM contract (${recordedRows.length + memberRows.length} decisions):\n${table}`);
+});
+
+describe('the recorded requests', () => {
+  it('were all made inside a function, so that each has a role to decide it', () => {
+    expect(unattributed).toEqual([]);
+    expect(scenarios.flatMap((s) => s.requests).length).toBeGreaterThan(100);
+  });
+
+  it('cover every function that serverless.yml defines', () => {
+    const seen = new Set(scenarios.flatMap((s) => s.requests.map((r) => r.fn)));
+    expect(Object.keys(loadServerlessConfig().functions).filter((fn) => !seen.has(fn))).toEqual([]);
+  });
+});
+
+describe('each request a function made with its own role', () => {
+  it('is a request AWS knows: every action, resource ARN and context key is valid', () => {
+    const invalid = recordedRows.filter((r) => r.verdict.invalid);
+    expect(invalid.map((r) => `${r.fn} ${r.action} ${r.resource}: ${r.verdict.invalid}`)).toEqual([]);
+  });
+
+  it('is Allowed by the packaged template', () => {
+    const refused = recordedRows.filter((r) => r.verdict.decision !== 'Allowed');
+    expect(formatRows(refused).split('\n').slice(1)).toEqual([]);
+  });
+});
+
+describe('each request made through the member role, for an instance in a member account', () => {
+  it('is Allowed by resources/member-account.yml (Release restoring profiles), and so is the function assuming the role', () => {
+    expect(memberRows.length).toBeGreaterThan(20);
+    const refused = memberRows.filter((r) => r.verdict.decision !== 'Allowed' || r.verdict.invalid);
+    expect(formatRows(refused).split('\n').slice(1)).toEqual([]);
+  });
+
+  it("refuses, with the template's defaults, only Release putting an instance's own profile back", () => {
+    const refused = memberDefaultRows.filter((r) => r.verdict.decision !== 'Allowed');
+    expect(refused.length).toBeGreaterThan(0);
+    expect([...new Set(refused.map((r) => `${r.fn} ${r.action}`))].sort()).toEqual([
+      'release-instance ec2:ReplaceIamInstanceProfileAssociation',
+      'release-instance iam:PassRole',
+    ]);
+  });
+});
+
+describe('what no Cordon principal may do', () => {
+  const stackOf = () => scenarios[0]?.stack as LocalStack;
+
+  it('is Denied for every role of the packaged template', async () => {
+    const home = homeModel(stackOf());
+    const forbidden = forbiddenRequests(home.names, stackOf().bucket, {
+      evidence: stackOf().evidenceKeyArn,
+      signing: stackOf().signingKeyId,
+    });
+    const roles = home.model.roles();
+    expect(roles.length).toBeGreaterThan(27);
+    const allowed = [];
+    for (const role of roles) {
+      const principal: Principal = {
+        roleArn: role.arn,
+        sessionArn: `arn:aws:sts::${localAccountId}:assumed-role/${role.name}/session`,
+        account: localAccountId,
+        identityPolicies: role.identityPolicies,
+      };
+      const verdicts = await decideForbidden(principal, role.logicalId, forbidden, home.model, localRegion);
+      allowed.push(...verdicts.filter((v) => v.verdict.decision === 'Allowed'));
+    }
+    expect(allowed.map((a) => `${a.principal} may ${a.what} (${a.verdict.deciding.join(', ')})`)).toEqual([]);
+  });
+
+  it('is Denied for the member role', async () => {
+    const home = homeModel(stackOf());
+    const member = memberModel(home.names, 'dev');
+    const role = member.model.role('ResponderRole');
+    const principal: Principal = {
+      roleArn: role.arn,
+      sessionArn: `arn:aws:sts::${member.names.account}:assumed-role/${role.name}/cordon-case`,
+      account: member.names.account,
+      identityPolicies: role.identityPolicies,
+    };
+    const forbidden = forbiddenRequests(home.names, stackOf().bucket, {
+      evidence: stackOf().evidenceKeyArn,
+      signing: stackOf().signingKeyId,
+    });
+    const verdicts = await decideForbidden(principal, 'ResponderRole', forbidden, home.model, localRegion);
+    expect(verdicts.filter((v) => v.verdict.decision === 'Allowed').map((v) => v.what)).toEqual([]);
+  });
+
+  it('includes writing IAM policy, for every function that reads text an attacker can shape', async () => {
+    const home = homeModel(stackOf());
+    const readers = ['intake-finding', 'credential-intake', 'block-ip', 'policy-violation', 'ids-alert'];
+    const allowed = [];
+    for (const fn of readers) {
+      const verdicts = await decideForbidden(
+        functionPrincipal(home.model, fn, home.names),
+        fn,
+        iamWrites(localAccountId),
+        home.model,
+        localRegion,
+      );
+      allowed.push(
+        ...verdicts.filter((v) => v.verdict.decision === 'Allowed').map((v) => `${fn} may ${v.what}`),
+      );
+    }
+    expect(allowed).toEqual([]);
+  });
+
+  it("is Denied for the contained instance's own credentials after revocation, even under an allow-all role", async () => {
+    if (!revocation) throw new Error('No case revoked a role: the revocation was not recorded');
+    const home = homeModel(stackOf());
+    const instanceArn = `arn:aws:ec2:${localRegion}:${localAccountId}:instance/${revocation.instanceId}`;
+    const principal: Principal = {
+      roleArn: `arn:aws:iam::${localAccountId}:role/${revocation.roleName}`,
+      sessionArn: `arn:aws:sts::${localAccountId}:assumed-role/${revocation.roleName}/${revocation.instanceId}`,
+      account: localAccountId,
+      identityPolicies: [
+        {
+          name: 'allow-all',
+          policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] },
+        },
+        { name: 'cordon-revoke', policy: revocation.denyPolicy },
+      ],
+    };
+    const issuedBefore = new Date(Date.now() - 3_600_000).toISOString();
+    const forbidden = [
+      ...forbiddenRequests(home.names, stackOf().bucket, {
+        evidence: stackOf().evidenceKeyArn,
+        signing: stackOf().signingKeyId,
+      }),
+      ...iamWrites(localAccountId),
+      {
+        what: 'read the case evidence',
+        auth: {
+          action: 's3:GetObject',
+          resource: `arn:aws:s3:::${stackOf().bucket}/cases/x/trigger.json`,
+          context: {},
+        },
+      },
+      {
+        what: 'terminate the instance',
+        auth: { action: 'ec2:TerminateInstances', resource: instanceArn, context: {} },
+      },
+    ].map((f) => ({
+      ...f,
+      auth: {
+        ...f.auth,
+        context: {
+          ...f.auth.context,
+          'ec2:SourceInstanceArn': instanceArn,
+          'aws:TokenIssueTime': issuedBefore,
+          'ec2:RoleDelivery': '2.0',
+        },
+      },
+    }));
+    const verdicts = await decideForbidden(principal, 'instance session', forbidden, home.model, localRegion);
+    expect(verdicts.filter((v) => v.verdict.decision === 'Allowed').map((v) => v.what)).toEqual([]);
+  });
+});
