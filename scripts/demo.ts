@@ -1,6 +1,6 @@
 #!/usr/bin/env -S npx tsx
 /**
- * `npm run demo [-- --event FILE] [--json] [--endpoint URL] [--no-vpc-endpoints]`
+ * `npm run demo [-- --event FILE] [--json] [--endpoint URL] [--no-vpc-endpoints] [--bundled]`
  * Sends a real finding through the real forensic workflow on an emulated AWS account and shows what
  * Cordon did: containment, evidence in the locked bucket with its hashes, and the notification.
  */
@@ -9,15 +9,17 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { jsonDocument, safe } from './cli/output.js';
+import { packagedArtefact } from './local/artefact.js';
 import { type LocalCase, runLocalCase } from './local/case.js';
 import type { Mapping } from './local/map-event.js';
 import { repoRoot } from './local/runner.js';
 
-const usage = `usage: npm run demo -- [--event FILE] [--json] [--endpoint URL] [--no-vpc-endpoints]
+const usage = `usage: npm run demo -- [--event FILE] [--json] [--endpoint URL] [--no-vpc-endpoints] [--bundled]
   --event FILE         a finding or trigger in any shape Intake accepts (default: a bundled GuardDuty finding)
   --json               print only the case as JSON on stdout (logs go to stderr)
   --endpoint URL       use this running emulator and leave its state for inspection
-  --no-vpc-endpoints   seed a VPC without SSM endpoints: memory is then captured before isolation`;
+  --no-vpc-endpoints   seed a VPC without SSM endpoints: memory is then captured before isolation
+  --bundled            run the packaged bundles (osls package, cached by its inputs), not the sources`;
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`demo: ${message}\n`);
@@ -58,14 +60,6 @@ function readEvent(file: string): unknown {
     event = JSON.parse(text);
   } catch (error) {
     fail(`${shown} is not JSON: ${safe((error as Error).message, 200)}`);
-  }
-  // The first state hands Intake the input at the path `$`, and a path on null fails the execution
-  // with States.Runtime before any Task runs (the local runner also fails on false, 0 and ""), so
-  // Intake never gets to refuse these by name.
-  if (event === null || event === false || event === 0 || event === '') {
-    fail(
-      `${shown} holds ${JSON.stringify(event)}, not a trigger: Intake takes a JSON object, and the workflow cannot hand it this value (reading $ from it fails the execution with States.Runtime)`,
-    );
   }
   return event;
 }
@@ -151,6 +145,7 @@ async function main(): Promise<void> {
         json: { type: 'boolean', default: false },
         endpoint: { type: 'string' },
         'no-vpc-endpoints': { type: 'boolean', default: false },
+        bundled: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -173,9 +168,15 @@ async function main(): Promise<void> {
   // errors appear, and those go to stderr.
   console.log = console.error;
   console.info = console.error;
+  let bundles: string | undefined;
+  if (args.bundled === true) {
+    log('packaging the functions as deployed (osls package; reused while the sources are unchanged)');
+    bundles = (await packagedArtefact()).dev;
+  }
   const run = await runLocalCase(event, {
     ...(typeof args.endpoint === 'string' ? { endpoint: args.endpoint } : {}),
     vpcEndpoints: args['no-vpc-endpoints'] !== true,
+    ...(bundles ? { bundles } : {}),
     log,
   });
   if (json) process.stdout.write(jsonDocument(run.report));

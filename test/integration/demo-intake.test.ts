@@ -289,8 +289,26 @@ describe('npm run demo', () => {
   }, 120_000);
 
   it.each([
-    ['null', () => fixture('null.json'), /holds null, not a trigger: .*States\.Runtime/],
-    ['0', () => file('zero.json', '0\n'), /holds 0, not a trigger: /],
+    ['null', () => fixture('null.json')],
+    ['0', () => file('zero.json', '0\n')],
+    ['false', () => file('false.json', 'false\n')],
+    ['an empty string', () => file('empty-string.json', '""\n')],
+  ])(
+    'hands %s to Intake, which refuses it by name (the first state reads the trigger from the context)',
+    async (_what, path) => {
+      const out = await demo(['--json', '--event', path(), '--endpoint', endpoint]);
+
+      expect(out.code, out.stderr).toBe(0);
+      expect(JSON.parse(out.stdout)).toMatchObject({
+        outcome: 'rejected',
+        reason: 'MALFORMED: the trigger is not a JSON object',
+        caseId: null,
+      });
+    },
+    120_000,
+  );
+
+  it.each([
     ['an empty file', () => file('empty.json', ''), /is empty; it should hold one trigger as JSON$/],
     [
       'UTF-16',

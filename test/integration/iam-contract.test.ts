@@ -19,7 +19,7 @@ import { runCredentialPlaybook } from '../../scripts/playbooks/credentials.js';
 import { runIdsPlaybook } from '../../scripts/playbooks/ids-alert.js';
 import { invoke } from '../../scripts/playbooks/local.js';
 import { runPolicyViolationPlaybook } from '../../scripts/playbooks/policy-violation.js';
-import { templateOf } from '../support/artefact.js';
+import { templateOf } from '../../scripts/local/artefact.js';
 import { readRealEvent, realEventFiles } from '../support/fixtures.js';
 import {
   decideAsMember,

@@ -1,5 +1,5 @@
 import type { TestProject } from 'vitest/node';
-import { packagedArtefact, templateOf } from './artefact.js';
+import { packagedArtefact, templateOf } from '../../scripts/local/artefact.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

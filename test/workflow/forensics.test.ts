@@ -91,6 +91,22 @@ describe('forensic workflow', () => {
     });
   });
 
+  it.each([[null], [0], [false], [''], [[1, 2]]])(
+    'hands Intake a trigger that is not a JSON object (%j) so that it can refuse it by name',
+    async (trigger) => {
+      let seen: unknown;
+      const handlers = doubles({
+        'intake-finding': async (input) => {
+          seen = input;
+          return { intake: { decision: 'rejected', reason: 'MALFORMED: the trigger is not a JSON object' } };
+        },
+      });
+      const run = await runStateMachine(asl, trigger, { handlers });
+      expect(run.status, JSON.stringify(run.error)).toBe('SUCCEEDED');
+      expect((seen as { event: unknown }).event).toEqual(trigger);
+    },
+  );
+
   it('contains before capturing memory when SSM survives isolation', async () => {
     const run = await runStateMachine(asl, {}, { handlers: doubles() });
     const steps = names(run.steps);

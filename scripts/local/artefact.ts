@@ -1,6 +1,6 @@
 /**
- * The deployable artefact, packaged once per test run and shared by every project that reads it: the
- * template tests, the bundle suite and the IAM contract. `osls package` writes one zip per function
+ * The deployable artefact, packaged once and shared by whatever reads it: the template tests, the
+ * bundle suite, the IAM contract, `npm run demo -- --bundled`. `osls package` writes one zip per function
  * (the esbuild bundle Lambda runs) and the CloudFormation template. The result is cached under
  * node_modules/.cache by a hash of everything that goes into it, so a second project (or a second run
  * on an unchanged tree) reuses it; a lock keeps two projects from packaging at once.
@@ -21,7 +21,7 @@ import {
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-export const repoRoot = resolve(import.meta.dirname, '../..');
+const repoRoot = resolve(import.meta.dirname, '../..');
 
 export interface Artefact {
   /** Folders holding each stage's zips and `cloudformation-template-update-stack.json`. */
