@@ -344,9 +344,11 @@ export async function runLocally(
       onStep(line);
     },
   });
+  // A failed case ends in a Fail state, which has no output; the state it failed in still holds the case.
+  const output = execution.output ?? execution.failedState;
   return {
     status: execution.status,
-    ...(execution.output === undefined ? {} : { output: execution.output }),
+    ...(output === undefined ? {} : { output }),
     ...(execution.error ? { error: execution.error } : {}),
     steps,
   };

@@ -225,6 +225,23 @@ describe('cordon start against AWS', () => {
     });
   });
 
+  it('reads a finding file saved with a UTF-8 byte-order mark, and names why a file is not JSON', async () => {
+    executionRuns('RUNNING');
+    const dir = await mkdtemp(join(tmpdir(), 'cordon-finding-'));
+    const finding = { detail: { resource: { instanceDetails: { instanceId: instance } } } };
+    await writeFile(join(dir, 'bom.json'), `\uFEFF${JSON.stringify(finding)}`);
+    await writeFile(join(dir, 'cut.json'), '{"detail": {');
+
+    const bom = await cordonOnAws(['start', '--finding', join(dir, 'bom.json')]);
+    const cut = await cordonOnAws(['start', '--finding', join(dir, 'cut.json')]);
+
+    expect(bom.code).toBe(0);
+    expect(sfn).toHaveReceivedCommandWith(StartExecutionCommand, { input: JSON.stringify(finding) });
+    expect(cut.code).toBe(2);
+    expect(cut.stderr).toMatch(/cut\.json is not JSON: \S/);
+    expect(sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 1);
+  });
+
   it('reports a rejection as soon as Intake decides, without waiting for the end', async () => {
     sfn.on(StartExecutionCommand).resolves({ executionArn, startDate: new Date() });
     sfn.on(DescribeExecutionCommand).resolves({ status: 'RUNNING' } as never);

@@ -40,10 +40,13 @@ async function readFinding(file: string): Promise<unknown> {
   if (text.byteLength > maxTriggerBytes) {
     throw new UsageError(`${file} is ${text.byteLength} bytes; a trigger is at most ${maxTriggerBytes}`);
   }
+  let json = text.toString('utf8');
+  // A byte-order mark carries no content (Windows editors add one); JSON.parse would refuse it.
+  if (json.startsWith('\uFEFF')) json = json.slice(1);
   try {
-    return JSON.parse(text.toString('utf8'));
-  } catch {
-    throw new UsageError(`${file} is not JSON`);
+    return JSON.parse(json);
+  } catch (error) {
+    throw new UsageError(`${file} is not JSON: ${safe((error as Error).message, 200)}`);
   }
 }
 
