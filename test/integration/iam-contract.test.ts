@@ -11,6 +11,7 @@ import {
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { resetConfig } from '../../functions/shared/config.js';
 import { resetStepContext } from '../../functions/shared/handler.js';
+import { templateOf } from '../../scripts/local/artefact.js';
 import { type LocalCase, runLocalCase, runWorkflowLocally } from '../../scripts/local/case.js';
 import { resetMoto } from '../../scripts/local/moto.js';
 import { deployLocalStack, type LocalStack, localAccountId, localRegion } from '../../scripts/local/stack.js';
@@ -19,7 +20,6 @@ import { runCredentialPlaybook } from '../../scripts/playbooks/credentials.js';
 import { runIdsPlaybook } from '../../scripts/playbooks/ids-alert.js';
 import { invoke } from '../../scripts/playbooks/local.js';
 import { runPolicyViolationPlaybook } from '../../scripts/playbooks/policy-violation.js';
-import { templateOf } from '../../scripts/local/artefact.js';
 import { readRealEvent, realEventFiles } from '../support/fixtures.js';
 import {
   decideAsMember,
