@@ -58,8 +58,6 @@ export function stageParams(stage: string): Record<string, string> {
   return Object.fromEntries(Object.entries(merged).map(([k, v]) => [k, String(v ?? '')]));
 }
 
-const stageVariable = ['$', '{sls:stage}'].join('');
-
 /** The SSM documents as the stack defines them in resources/memory-capture.yml, named as deployed. */
 function ssmDocuments(
   stage: string,
@@ -75,8 +73,8 @@ function ssmDocuments(
     .filter(([, r]) => r.Type === 'AWS::SSM::Document')
     .map(([logicalId, r]) => ({
       logicalId,
-      // The Serverless Framework variable the template names them with.
-      name: r.Properties.Name.replaceAll(stageVariable, stage),
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the Serverless Framework's stage variable.
+      name: r.Properties.Name.replaceAll('${sls:stage}', stage),
       content: r.Properties.Content,
       format: r.Properties.DocumentFormat ?? 'YAML',
     }));
