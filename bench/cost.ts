@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse } from 'yaml';
-import { memoryWait, nextWaitSeconds, snapshotWait } from '../functions/shared/memory.js';
+import { memoryWait, nextWaitSeconds, snapshotWait } from '../functions/core/memory.js';
 import { repoRoot } from '../scripts/local/runner.js';
 import type { CallRecord } from './meter.js';
 

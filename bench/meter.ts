@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type PluggableClient, useClientPlugin } from '../functions/shared/clients.js';
+import { type PluggableClient, useClientPlugin } from '../functions/core/clients.js';
 import { taskScope } from '../scripts/local/runner.js';
 
 export interface CallRecord {

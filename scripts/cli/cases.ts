@@ -5,8 +5,8 @@ import {
   type SFNClient,
 } from '@aws-sdk/client-sfn';
 import { type DynamoDBDocumentClient, GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { type CaseRecord, CaseStore, instanceKey, type TimelineEvent } from '../../functions/shared/cases.js';
-import { awsErrorCode } from '../../functions/shared/errors.js';
+import { type CaseRecord, CaseStore, instanceKey, type TimelineEvent } from '../../functions/core/cases.js';
+import { awsErrorCode } from '../../functions/core/errors.js';
 import { explain, UnknownCaseError } from './errors.js';
 import { type StepLine, stepsFromHistory } from './workflow.js';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { caseIdSchema } from '../../functions/shared/case.js';
+import { caseIdSchema } from '../../functions/core/case.js';
 import type { Aws } from './aws.js';
 import { CliError, UsageError } from './errors.js';
 import type { Io } from './output.js';

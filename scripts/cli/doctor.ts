@@ -21,8 +21,8 @@ import {
 import { DescribeHubCommand } from '@aws-sdk/client-securityhub';
 import { DescribeInstanceInformationCommand } from '@aws-sdk/client-ssm';
 import { parse } from 'yaml';
-import { serviceOf, ssmEndpointServices } from '../../functions/shared/endpoints.js';
-import { awsErrorCode } from '../../functions/shared/errors.js';
+import { serviceOf, ssmEndpointServices } from '../../functions/core/endpoints.js';
+import { awsErrorCode } from '../../functions/core/errors.js';
 import type { RegionalClients } from './aws.js';
 import { explain } from './errors.js';
 import { mapLimit } from './evidence.js';

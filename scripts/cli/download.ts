@@ -4,8 +4,8 @@ import { type FileHandle, mkdir, open, readFile, rename, rm, stat, writeFile } f
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
-import { EvidenceIntegrityError } from '../../functions/shared/errors.js';
-import { MiB } from '../../functions/shared/memory.js';
+import { EvidenceIntegrityError } from '../../functions/core/errors.js';
+import { MiB } from '../../functions/core/memory.js';
 import { CliError } from './errors.js';
 import { manifestName, mapLimit, nameInCase, type SealedCase, signatureName } from './evidence.js';
 

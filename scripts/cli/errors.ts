@@ -1,4 +1,4 @@
-import { awsErrorCode, CordonError, EvidenceIntegrityError } from '../../functions/shared/errors.js';
+import { awsErrorCode, CordonError, EvidenceIntegrityError } from '../../functions/core/errors.js';
 import { safe } from './output.js';
 
 /** Exit codes: 0 all good, 1 a check or the case failed, 2 the command line is wrong, 3 could not run. */

@@ -1,12 +1,12 @@
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { awsErrorCode } from '../../functions/shared/errors.js';
-import { caseFolder, sha256 } from '../../functions/shared/evidence.js';
+import { awsErrorCode } from '../../functions/core/errors.js';
+import { caseFolder, sha256 } from '../../functions/core/evidence.js';
 import {
   type Manifest,
   manifestSchema,
   type SignatureFile,
   signatureFileSchema,
-} from '../../functions/shared/manifest.js';
+} from '../../functions/core/manifest.js';
 import { CliError, exitCodes, UnknownCaseError } from './errors.js';
 import { safe } from './output.js';
 

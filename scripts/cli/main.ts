@@ -3,7 +3,7 @@
  * normal AWS credentials, or against the emulated account with --endpoint. See docs/investigators.md.
  */
 import { parseArgs } from 'node:util';
-import { regionSchema } from '../../functions/shared/case.js';
+import { regionSchema } from '../../functions/core/case.js';
 import { Aws } from './aws.js';
 import { blockIpCommand } from './commands/block-ip.js';
 import { casesCommand, statusCommand } from './commands/cases.js';

@@ -1,5 +1,5 @@
 import { createInterface } from 'node:readline/promises';
-import { capLength, showInvisible } from '../../functions/shared/errors.js';
+import { capLength, showInvisible } from '../../functions/core/errors.js';
 
 /**
  * Where the CLI writes and reads. Commands never touch `process.stdout` directly, so that tests run

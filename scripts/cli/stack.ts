@@ -1,6 +1,6 @@
 import { type CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { z } from 'zod';
-import { awsErrorCode } from '../../functions/shared/errors.js';
+import { awsErrorCode } from '../../functions/core/errors.js';
 import type { LocalStack } from '../local/stack.js';
 import { CliError, StackNotFoundError } from './errors.js';
 

@@ -3,8 +3,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GetPublicKeyCommand, type KMSClient, VerifyCommand } from '@aws-sdk/client-kms';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { awsErrorCode } from '../../functions/shared/errors.js';
-import { caseFolder, sha256 } from '../../functions/shared/evidence.js';
+import { awsErrorCode } from '../../functions/core/errors.js';
+import { caseFolder, sha256 } from '../../functions/core/evidence.js';
 import {
   type Manifest,
   manifestSchema,
@@ -15,7 +15,7 @@ import {
   signatureValid,
   signingAlgorithm,
   signingStatement,
-} from '../../functions/shared/manifest.js';
+} from '../../functions/core/manifest.js';
 import { hashFile, pathInside } from './download.js';
 import { CliError, exitCodes, explain } from './errors.js';
 import {

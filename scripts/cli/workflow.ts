@@ -11,7 +11,7 @@ import {
   instanceIdSchema,
   regionSchema,
   safeTextSchema,
-} from '../../functions/shared/case.js';
+} from '../../functions/core/case.js';
 import type { LocalStack } from '../local/stack.js';
 import { UsageError } from './errors.js';
 import { safe } from './output.js';

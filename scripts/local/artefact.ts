@@ -43,7 +43,8 @@ const inputs = [
 function files(path: string): string[] {
   const full = join(repoRoot, path);
   if (!existsSync(full)) return [];
-  if (!statSync(full).isDirectory()) return [path];
+  // Documentation beside the code is not packaged.
+  if (!statSync(full).isDirectory()) return path.endsWith('.md') ? [] : [path];
   return readdirSync(full)
     .sort()
     .flatMap((entry) => files(join(path, entry)));

@@ -10,8 +10,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
-import { parse } from 'yaml';
-import { repoRoot } from './runner.js';
+import { handlerSettings } from './runner.js';
 
 /** The files of a zip archive (stored or deflated entries, as the packager writes them). */
 export function unzip(archive: Buffer): Map<string, Buffer> {
@@ -45,14 +44,6 @@ export function unzip(archive: Buffer): Map<string, Buffer> {
     else throw new Error(`Zip entry ${name} uses compression method ${method}`);
   }
   return files;
-}
-
-/** Each function's `handler` setting in serverless.yml: `functions/<folder>/<file>.handler`. */
-export function handlerSettings(): Record<string, string> {
-  const doc = parse(readFileSync(resolve(repoRoot, 'serverless.yml'), 'utf8'), { logLevel: 'error' }) as {
-    functions: Record<string, { handler: string }>;
-  };
-  return Object.fromEntries(Object.entries(doc.functions).map(([fn, f]) => [fn, f.handler]));
 }
 
 /**

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { resetConfig } from '../../functions/shared/config.js';
-import type { Artifact } from '../../functions/shared/evidence.js';
-import { resetStepContext } from '../../functions/shared/handler.js';
+import { resetConfig } from '../../functions/core/config.js';
+import type { Artifact } from '../../functions/core/evidence.js';
+import { resetStepContext } from '../../functions/core/handler.js';
 import { runEmulatedSsmAgent } from './emulated-ssm-agent.js';
 import { type Mapping, mapEvent } from './map-event.js';
 import { type Moto, startMoto } from './moto.js';

@@ -1,15 +1,15 @@
-import { instanceArnPattern } from '../../functions/intake-finding/asff.js';
-import { field, isRecord } from '../../functions/intake-finding/values.js';
 import {
   accountIdPattern,
   instanceIdPattern,
   partitionOf,
   regionPattern,
-} from '../../functions/shared/case.js';
+} from '../../functions/core/case.js';
+import { instanceArnPattern } from '../../functions/forensics/intake-finding/asff.js';
+import { field, isRecord } from '../../functions/forensics/intake-finding/values.js';
 
 /**
  * Puts a real finding onto the emulated account. Only what Intake reads to place the instance is
- * changed, in the field Intake reads it from (functions/intake-finding/): the instance id, the
+ * changed, in the field Intake reads it from (functions/forensics/intake-finding/): the instance id, the
  * account and the region, each in the finding's own shape. Everything else stays as it came, and a
  * value Intake refuses is never replaced, so the demo refuses what a deployed Cordon refuses, for the
  * same reason.

@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
-import { type MemoryReport, memoryReportSchema, memoryRunningSchema } from '../../functions/shared/memory.js';
+import { type MemoryReport, memoryReportSchema, memoryRunningSchema } from '../../functions/core/memory.js';
 
 const iso = (d: Date) => `${d.toISOString().slice(0, 19)}Z`;
 

@@ -208,6 +208,33 @@ export async function runStateMachine(
   }
 }
 
+/** Each function's `handler` setting in serverless.yml: `functions/<workflow>/<step>/<file>.handler`. */
+export function handlerSettings(): Record<string, string> {
+  const doc = parse(readFileSync(resolve(repoRoot, 'serverless.yml'), 'utf8'), { logLevel: 'error' }) as {
+    functions: Record<string, { handler: string }>;
+  };
+  return Object.fromEntries(Object.entries(doc.functions).map(([fn, f]) => [fn, f.handler]));
+}
+
+type LambdaHandler = (event: unknown, context: unknown) => Promise<unknown>;
+
+/** A function's handler from its TypeScript source, found through its serverless.yml `handler`. */
+export async function sourceHandler(fn: string): Promise<LambdaHandler> {
+  const setting = handlerSettings()[fn];
+  const [, workflow, step, file, exported] =
+    /^functions\/([\w-]+)\/([\w-]+)\/([\w-]+)\.(\w+)$/.exec(setting ?? '') ?? [];
+  if (!workflow || !step || !file || !exported) {
+    throw new Error(
+      `serverless.yml gives ${fn} no handler of the form functions/<workflow>/<step>/<file>.<export>`,
+    );
+  }
+  // One variable per path segment: the form bundlers (and vitest) can resolve.
+  const mod = (await import(`../../functions/${workflow}/${step}/${file}.ts`)) as Record<string, unknown>;
+  const handler = mod[exported];
+  if (typeof handler !== 'function') throw new Error(`${setting} exports no function ${exported}`);
+  return handler as LambdaHandler;
+}
+
 /** The deployed functions, each as Lambda would call it: `handler(event, context)`. */
 export const functionKeys = [
   'intake-finding',
@@ -260,10 +287,8 @@ export async function realHandlers(bundles?: string): Promise<Record<string, Tas
   }
   const entries = await Promise.all(
     functionKeys.map(async (fn) => {
-      const mod = (await import(`../../functions/${fn}/handler.ts`)) as {
-        handler: (event: unknown, context: unknown) => Promise<unknown>;
-      };
-      return [fn, (input: unknown) => mod.handler(input, lambdaContext(fn))] as const;
+      const handler = await sourceHandler(fn);
+      return [fn, (input: unknown) => handler(input, lambdaContext(fn))] as const;
     }),
   );
   return Object.fromEntries(entries);

@@ -10,10 +10,10 @@
 import './quiet.js';
 import { parseArgs } from 'node:util';
 import { DescribeNetworkAclsCommand, EC2Client } from '@aws-sdk/client-ec2';
-import type { BlockResult } from '../../functions/block-ip/block-ip.js';
-import { type ExpireResult, expireBlocks } from '../../functions/expire-blocks/expire-blocks.js';
-import type { UnblockResult } from '../../functions/shared/blocks.js';
-import { stepContext } from '../../functions/shared/handler.js';
+import type { UnblockResult } from '../../functions/core/blocks.js';
+import { stepContext } from '../../functions/core/handler.js';
+import type { BlockResult } from '../../functions/playbooks/block-ip/block-ip.js';
+import { type ExpireResult, expireBlocks } from '../../functions/playbooks/expire-blocks/expire-blocks.js';
 import { taskScope } from '../local/runner.js';
 import {
   emulated,
@@ -90,15 +90,14 @@ export async function runBlockIpPlaybook(
       requestedBy: 'playbook demo',
     };
     const block = async (r: object) =>
-      (await invoke<{ blocks: BlockResult[] }>('block-ip', 'functions/block-ip/handler', r))
-        .blocks[0] as BlockResult;
+      (await invoke<{ blocks: BlockResult[] }>('block-ip', r)).blocks[0] as BlockResult;
 
     const first = await block({ ...request, ttl: '24h' });
     const afterBlock = await denyEntries(env.endpoint, network.vpcId);
     const again = await block({ ...request, ttl: '24h' });
     const afterAgain = await denyEntries(env.endpoint, network.vpcId);
     const ipv6 = await block({ ...request, cidr: ipv6Cidr, ttl: '1m' });
-    const unblocked = await invoke<UnblockResult>('unblock-ip', 'functions/unblock-ip/handler', {
+    const unblocked = await invoke<UnblockResult>('unblock-ip', {
       caseId: first.caseId,
       requestedBy: 'playbook demo',
       reason: 'false positive',

@@ -20,7 +20,7 @@ import {
   ListUserPoliciesCommand,
 } from '@aws-sdk/client-iam';
 import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
-import { credentialSteps } from '../../functions/shared/credentials.js';
+import { credentialSteps } from '../../functions/core/credentials.js';
 import {
   type Execution,
   repoRoot,
@@ -54,10 +54,7 @@ export const accessKeyFinding = resolve(
 /** Every Task of the credential state machine, bound to its real handler. */
 export function credentialHandlers(): Record<string, TaskHandler> {
   return Object.fromEntries(
-    Object.values(credentialSteps).map((fn) => [
-      fn,
-      (input: unknown) => invoke(fn, `functions/${fn}/handler`, input),
-    ]),
+    Object.values(credentialSteps).map((fn) => [fn, (input: unknown) => invoke(fn, input)]),
   );
 }
 

@@ -16,7 +16,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { DescribeExecutionCommand, ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
-import type { IdsResult } from '../../functions/ids-alert/ids-alert.js';
+import type { IdsResult } from '../../functions/playbooks/ids-alert/ids-alert.js';
 import { repoRoot } from '../local/runner.js';
 import {
   emulated,
@@ -81,7 +81,6 @@ export async function runIdsPlaybook(
     const lines = all.filter((l) => !ipv6Alert.test(l));
     const result = await invoke<IdsResult>(
       'ids-alert',
-      'functions/ids-alert/handler',
       subscriptionDelivery(lines, {
         owner: env.stack.env.CORDON_ACCOUNT_ID as string,
         logGroup: '/cordon/dev/ids/suricata',

@@ -5,7 +5,6 @@
  */
 import './quiet.js';
 import '../local/polyfills.js';
-import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
@@ -21,10 +20,10 @@ import {
 } from '@aws-sdk/client-ec2';
 import { CreateAccessKeyCommand, CreateRoleCommand, CreateUserCommand, IAMClient } from '@aws-sdk/client-iam';
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { resetConfig } from '../../functions/shared/config.js';
-import { resetStepContext } from '../../functions/shared/handler.js';
+import { resetConfig } from '../../functions/core/config.js';
+import { resetStepContext } from '../../functions/core/handler.js';
 import { type Moto, resetMoto, startMoto } from '../local/moto.js';
-import { taskScope } from '../local/runner.js';
+import { lambdaContext, sourceHandler, taskScope } from '../local/runner.js';
 import { deployLocalStack, type LocalStack, localRegion } from '../local/stack.js';
 
 export const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
@@ -70,41 +69,16 @@ export function emulated<T>(Client: new (config: object) => T, endpoint: string)
   return new Client({ endpoint, region: localRegion, credentials, maxAttempts: 1 });
 }
 
-function lambdaContext(fn: string) {
-  const deadline = Date.now() + 300_000;
-  return {
-    functionName: `cordon-local-${fn}`,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:${localRegion}:000000000000:function:cordon-local-${fn}`,
-    memoryLimitInMB: '256',
-    awsRequestId: randomUUID(),
-    logGroupName: `/aws/lambda/cordon-local-${fn}`,
-    logStreamName: 'local',
-    callbackWaitsForEmptyEventLoop: true,
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
-}
-
 /**
- * Calls a function's real handler as Lambda would (`handler(event, context)`), after the environment
- * is configured. `handlerPath` is the serverless.yml `handler` without `.handler`.
+ * Calls a function's real handler (the one serverless.yml names for `fn`) as Lambda would
+ * (`handler(event, context)`), after the environment is configured.
  */
-export async function invoke<T = unknown>(fn: string, handlerPath: string, event: unknown): Promise<T> {
-  const [, folder, file] = /^functions\/([\w-]+)\/([\w-]+)$/.exec(handlerPath) ?? [];
-  if (!folder || !file) throw new Error(`${handlerPath} is not functions/<folder>/<file>`);
-  // One variable per path segment: the form bundlers (and vitest) can resolve.
-  const mod = (await import(`../../functions/${folder}/${file}.ts`)) as {
-    handler: (event: unknown, context: unknown) => Promise<T>;
-  };
+export async function invoke<T = unknown>(fn: string, event: unknown): Promise<T> {
+  const handler = await sourceHandler(fn);
+  const call = () => handler(event, lambdaContext(fn)) as Promise<T>;
   // A playbook Lambda runs outside any state machine: its calls are attributed to the function itself.
-  const inTask = taskScope.getStore();
-  if (inTask) return mod.handler(event, lambdaContext(fn));
-  return taskScope.run({ stateName: fn, executionArn: `local-invoke:${fn}`, fn }, () =>
-    mod.handler(event, lambdaContext(fn)),
-  );
+  if (taskScope.getStore()) return call();
+  return taskScope.run({ stateName: fn, executionArn: `local-invoke:${fn}`, fn }, call);
 }
 
 /** The messages Cordon published to the alert topic, read from the queue subscribed to it. */

@@ -18,7 +18,7 @@ import {
   DescribeSecurityGroupRulesCommand,
   EC2Client,
 } from '@aws-sdk/client-ec2';
-import type { ViolationResult } from '../../functions/policy-violation/policy-violation.js';
+import type { ViolationResult } from '../../functions/playbooks/policy-violation/policy-violation.js';
 import { repoRoot } from '../local/runner.js';
 import {
   alerts,
@@ -122,11 +122,7 @@ export async function runPolicyViolationPlaybook(
       );
       verdicts.push({
         file,
-        result: await invoke<ViolationResult>(
-          'policy-violation',
-          'functions/policy-violation/handler',
-          event,
-        ),
+        result: await invoke<ViolationResult>('policy-violation', event),
       });
     }
     return {

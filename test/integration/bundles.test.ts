@@ -1,11 +1,11 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { resetConfig } from '../../functions/shared/config.js';
-import { errorNames } from '../../functions/shared/errors.js';
-import { resetStepContext } from '../../functions/shared/handler.js';
-import { handlerSettings, loadBundle } from '../../scripts/local/bundles.js';
+import { resetConfig } from '../../functions/core/config.js';
+import { errorNames } from '../../functions/core/errors.js';
+import { resetStepContext } from '../../functions/core/handler.js';
+import { loadBundle } from '../../scripts/local/bundles.js';
 import { type LocalCase, runLocalCase } from '../../scripts/local/case.js';
 import { resetMoto } from '../../scripts/local/moto.js';
-import { lambdaContext } from '../../scripts/local/runner.js';
+import { handlerSettings, lambdaContext, sourceHandler } from '../../scripts/local/runner.js';
 import { deployLocalStack } from '../../scripts/local/stack.js';
 import { readRealEvent, realEventFiles } from '../support/fixtures.js';
 
@@ -48,13 +48,7 @@ describe('every packaged handler, given input it cannot use', () => {
     '%s fails with a Cordon error name Lambda can report, the one its sources give',
     async (fn) => {
       const packaged = await outcome(loadBundle(bundles, fn), fn, { bogus: true });
-      const [folder, file] = (handlerSettings()[fn] as string).split('/').slice(1);
-      const source = (await import(
-        `../../functions/${folder}/${(file as string).replace(/\.\w+$/, '')}.ts`
-      )) as {
-        handler: (event: unknown, context: unknown) => Promise<unknown>;
-      };
-      const fromSources = await outcome(source.handler, fn, { bogus: true });
+      const fromSources = await outcome(await sourceHandler(fn), fn, { bogus: true });
 
       expect(packaged.errorType, JSON.stringify(packaged)).toBeDefined();
       expect(errorNames).toContain(packaged.errorType);

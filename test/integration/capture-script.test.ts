@@ -19,11 +19,11 @@ import { STSClient } from '@aws-sdk/client-sts';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { beforeEach, describe, expect, inject, it } from 'vitest';
-import { captureMemory } from '../../functions/capture-memory/capture-memory.js';
-import { checkMemory } from '../../functions/check-memory/check-memory.js';
-import { compositeSha256, memoryReportSchema } from '../../functions/shared/memory.js';
-import type { MemoryRunning, MemoryUploaded } from '../../functions/shared/state.js';
-import { verifyMemory } from '../../functions/verify-memory/verify-memory.js';
+import { compositeSha256, memoryReportSchema } from '../../functions/core/memory.js';
+import type { MemoryRunning, MemoryUploaded } from '../../functions/core/state.js';
+import { captureMemory } from '../../functions/forensics/capture-memory/capture-memory.js';
+import { checkMemory } from '../../functions/forensics/check-memory/check-memory.js';
+import { verifyMemory } from '../../functions/forensics/verify-memory/verify-memory.js';
 import {
   installStandInTools,
   memoryDocuments,

@@ -14,7 +14,7 @@ import {
 import { GetRolePolicyCommand, IAMClient, ListRolePoliciesCommand } from '@aws-sdk/client-iam';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { tagKeys } from '../../functions/shared/case.js';
+import { tagKeys } from '../../functions/core/case.js';
 import { type LocalCase, runLocalCase, runWorkflowLocally } from '../../scripts/local/case.js';
 import { resetMoto } from '../../scripts/local/moto.js';
 import { readRealEvent } from '../support/fixtures.js';

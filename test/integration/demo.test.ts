@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { signatureFileSchema, verifyManifestSignature } from '../../functions/shared/manifest.js';
+import { signatureFileSchema, verifyManifestSignature } from '../../functions/core/manifest.js';
 import { type LocalCase, runLocalCase } from '../../scripts/local/case.js';
 import { resetMoto } from '../../scripts/local/moto.js';
 import { readRealEvent, realEventFiles } from '../support/fixtures.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { bundledEvent } from '../../bench/containment.js';
-import { errorNames } from '../../functions/shared/errors.js';
+import { errorNames } from '../../functions/core/errors.js';
 import { resetMoto } from '../../scripts/local/moto.js';
 import { deployLocalStack, type LocalStack } from '../../scripts/local/stack.js';
 import { type CaseRun, type Pair, pairKey, pairsOf, runCases, table } from '../support/fault-matrix.js';

@@ -9,8 +9,8 @@ import {
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { resetConfig } from '../../functions/shared/config.js';
-import { resetStepContext } from '../../functions/shared/handler.js';
+import { resetConfig } from '../../functions/core/config.js';
+import { resetStepContext } from '../../functions/core/handler.js';
 import { templateOf } from '../../scripts/local/artefact.js';
 import { type LocalCase, runLocalCase, runWorkflowLocally } from '../../scripts/local/case.js';
 import { resetMoto } from '../../scripts/local/moto.js';
@@ -117,7 +117,7 @@ async function stopAfterSealedCase(contained: LocalCase): Promise<unknown> {
     process.env.FORENSICS_STATE_MACHINE_ARN = machine.stateMachineArn;
     resetConfig();
     resetStepContext();
-    return await invoke('ids-alert-stop', 'functions/ids-alert/stop-handler', {
+    return await invoke('ids-alert-stop', {
       source: 'aws.states',
       'detail-type': 'Step Functions Execution Status Change',
       detail: {

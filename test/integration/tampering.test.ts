@@ -17,10 +17,10 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { Recorder, type TimelineEvent } from '../../functions/shared/cases.js';
-import { EvidenceStore, type LockSettings } from '../../functions/shared/evidence.js';
-import { type Manifest, type SignatureFile, signingStatement } from '../../functions/shared/manifest.js';
-import { sealCase } from '../../functions/shared/seal.js';
+import { Recorder, type TimelineEvent } from '../../functions/core/cases.js';
+import { EvidenceStore, type LockSettings } from '../../functions/core/evidence.js';
+import { type Manifest, type SignatureFile, signingStatement } from '../../functions/core/manifest.js';
+import { sealCase } from '../../functions/core/seal.js';
 import { resetMoto } from '../../scripts/local/moto.js';
 import type { LocalStack } from '../../scripts/local/stack.js';
 import { cordon, demoFinding, emulator, publishStack } from '../support/cli-fixtures.js';

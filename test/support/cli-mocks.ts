@@ -5,7 +5,7 @@ import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Clien
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { AwsClientStub } from 'aws-sdk-client-mock';
 import { mockClient } from 'aws-sdk-client-mock';
-import { manifestSchemaVersion, signingStatement } from '../../functions/shared/manifest.js';
+import { manifestSchemaVersion, signingStatement } from '../../functions/core/manifest.js';
 import { runCli } from '../../scripts/cli/main.js';
 import { capturedIo } from './cli-fixtures.js';
 

@@ -34,14 +34,14 @@ import {
   RevokeSecurityGroupIngressCommand,
 } from '@aws-sdk/client-ec2';
 import type { AwsClientStub } from 'aws-sdk-client-mock';
-import type { Case } from '../../functions/shared/case.js';
+import type { Case } from '../../functions/core/case.js';
 import {
   type CaseRecord,
   type CaseStatus,
   Recorder,
   type TimelineEvent,
-} from '../../functions/shared/cases.js';
-import type { TriagePicture } from '../../functions/shared/containment.js';
+} from '../../functions/core/cases.js';
+import type { TriagePicture } from '../../functions/core/containment.js';
 import { sampleCase } from './core-fakes.js';
 
 /** An EC2-style id: the prefix and 17 hex digits made from `n`. */

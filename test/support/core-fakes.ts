@@ -1,5 +1,5 @@
-import type { Case } from '../../functions/shared/case.js';
-import { Recorder, type TimelineEvent } from '../../functions/shared/cases.js';
+import type { Case } from '../../functions/core/case.js';
+import { Recorder, type TimelineEvent } from '../../functions/core/cases.js';
 
 /** A timeline kept in memory: what a step recorded, in order. */
 export class MemoryTimeline {

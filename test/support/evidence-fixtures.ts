@@ -2,11 +2,11 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import type { CaptureConfig } from '../../functions/capture-memory/capture-memory.js';
-import type { CheckSnapshotsConfig } from '../../functions/check-snapshots/check-snapshots.js';
-import { type MemoryReport, memoryUploadRoleName } from '../../functions/shared/memory.js';
-import type { MemoryCapture, MemoryRunning, MemoryUploaded } from '../../functions/shared/state.js';
-import type { SnapshotConfig } from '../../functions/snapshot-volumes/snapshot-volumes.js';
+import { type MemoryReport, memoryUploadRoleName } from '../../functions/core/memory.js';
+import type { MemoryCapture, MemoryRunning, MemoryUploaded } from '../../functions/core/state.js';
+import type { CaptureConfig } from '../../functions/forensics/capture-memory/capture-memory.js';
+import type { CheckSnapshotsConfig } from '../../functions/forensics/check-snapshots/check-snapshots.js';
+import type { SnapshotConfig } from '../../functions/forensics/snapshot-volumes/snapshot-volumes.js';
 import { sampleCase } from './core-fakes.js';
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');

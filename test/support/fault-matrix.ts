@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { type CaseRecord, CaseStore, instanceKey, type TimelineEvent } from '../../functions/shared/cases.js';
+import { type CaseRecord, CaseStore, instanceKey, type TimelineEvent } from '../../functions/core/cases.js';
 import { runWorkflowLocally } from '../../scripts/local/case.js';
 import { mapEvent } from '../../scripts/local/map-event.js';
 import { quickHost } from '../../scripts/local/quick-host.js';

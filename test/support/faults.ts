@@ -6,7 +6,7 @@
  * operation, so cases running together on one stack never see each other's faults. Production code
  * never installs it.
  */
-import { type PluggableClient, useClientPlugin } from '../../functions/shared/clients.js';
+import { type PluggableClient, useClientPlugin } from '../../functions/core/clients.js';
 import { taskScope } from '../../scripts/local/runner.js';
 
 /** `once`: the first attempt of the first such call fails with a transient error, then AWS recovers. */

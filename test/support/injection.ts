@@ -106,8 +106,8 @@ export const stepEnvironment: Record<string, string> = {
 /** Sets the step configuration for this test and forgets the context built from an earlier one. */
 export async function useStepEnvironment(): Promise<void> {
   for (const [name, value] of Object.entries(stepEnvironment)) vi.stubEnv(name, value);
-  const { resetConfig } = await import('../../functions/shared/config.js');
-  const { resetStepContext } = await import('../../functions/shared/handler.js');
+  const { resetConfig } = await import('../../functions/core/config.js');
+  const { resetStepContext } = await import('../../functions/core/handler.js');
   resetConfig();
   resetStepContext();
 }

@@ -6,11 +6,11 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, PutCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
-import type { IntakeDeps } from '../../functions/intake-finding/intake-finding.js';
-import type { IntakeConfig, IntakeSettings } from '../../functions/intake-finding/normalise.js';
-import type { Case } from '../../functions/shared/case.js';
-import { CaseStore, Recorder } from '../../functions/shared/cases.js';
-import { EvidenceStore, evidenceJson } from '../../functions/shared/evidence.js';
+import type { Case } from '../../functions/core/case.js';
+import { CaseStore, Recorder } from '../../functions/core/cases.js';
+import { EvidenceStore, evidenceJson } from '../../functions/core/evidence.js';
+import type { IntakeDeps } from '../../functions/forensics/intake-finding/intake-finding.js';
+import type { IntakeConfig, IntakeSettings } from '../../functions/forensics/intake-finding/normalise.js';
 
 /**
  * The third-party events in `../shared/fixtures/real-events` (beside the repository), read as they are

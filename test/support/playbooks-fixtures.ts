@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { blockExpiryQueue, blockLock } from '../../functions/shared/blocks.js';
-import type { CaseStatus, OpenResult, TimelineEvent } from '../../functions/shared/cases.js';
-import { Recorder } from '../../functions/shared/cases.js';
-import type { CredentialCase } from '../../functions/shared/credentials.js';
+import { blockExpiryQueue, blockLock } from '../../functions/core/blocks.js';
+import type { CaseStatus, OpenResult, TimelineEvent } from '../../functions/core/cases.js';
+import { Recorder } from '../../functions/core/cases.js';
+import type { CredentialCase } from '../../functions/core/credentials.js';
 
 /**
  * An in-memory stand-in for the parts of CaseStore the playbooks use: case items, subject locks, the

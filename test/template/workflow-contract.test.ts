@@ -1,6 +1,6 @@
 import { describe, expect, inject, it } from 'vitest';
-import * as errors from '../../functions/shared/errors.js';
-import { stepErrors } from '../../functions/shared/step-errors.js';
+import * as errors from '../../functions/core/errors.js';
+import { stepErrors } from '../../functions/core/step-errors.js';
 import {
   type CfnTemplate,
   loadServerlessConfig,

@@ -19,7 +19,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { AssumeRoleError } from '../../functions/shared/errors.js';
+import { AssumeRoleError } from '../../functions/core/errors.js';
 import { callerArn, cordonOnAws, deployed, mockDeployedStack } from '../support/cli-mocks.js';
 import { defaultAcl } from '../support/playbooks-fixtures.js';
 

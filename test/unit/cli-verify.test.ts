@@ -3,7 +3,7 @@ import { GetPublicKeyCommand, KMSClient, VerifyCommand } from '@aws-sdk/client-k
 import { S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { signatureShape, signingStatement } from '../../functions/shared/manifest.js';
+import { signatureShape, signingStatement } from '../../functions/core/manifest.js';
 import { verifyCase } from '../../scripts/cli/verify.js';
 import { type StoredObject, sealedCase, serveObjects } from '../support/cli-mocks.js';
 

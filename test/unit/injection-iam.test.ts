@@ -33,19 +33,19 @@ import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { captureMemory } from '../../functions/capture-memory/capture-memory.js';
-import { isolateInstance } from '../../functions/isolate-instance/isolate-instance.js';
-import { protectInstance } from '../../functions/protect-instance/protect-instance.js';
-import { quarantinePrincipal } from '../../functions/quarantine-principal/quarantine-principal.js';
+import { type Case, caseIdPattern, caseSchema, partitionOf } from '../../functions/core/case.js';
+import type { CredentialCase } from '../../functions/core/credentials.js';
+import { quarantinePrincipal } from '../../functions/credentials/quarantine-principal/quarantine-principal.js';
+import { revokeSessions } from '../../functions/credentials/revoke-sessions/revoke-sessions.js';
+import { captureMemory } from '../../functions/forensics/capture-memory/capture-memory.js';
+import { isolateInstance } from '../../functions/forensics/isolate-instance/isolate-instance.js';
+import { protectInstance } from '../../functions/forensics/protect-instance/protect-instance.js';
 import {
   denyPolicy,
   instanceArnOf,
   revokeCredentials,
-} from '../../functions/revoke-credentials/revoke-credentials.js';
-import { revokeSessions } from '../../functions/revoke-sessions/revoke-sessions.js';
-import { type Case, caseIdPattern, caseSchema, partitionOf } from '../../functions/shared/case.js';
-import type { CredentialCase } from '../../functions/shared/credentials.js';
-import { snapshotVolumes } from '../../functions/snapshot-volumes/snapshot-volumes.js';
+} from '../../functions/forensics/revoke-credentials/revoke-credentials.js';
+import { snapshotVolumes } from '../../functions/forensics/snapshot-volumes/snapshot-volumes.js';
 import {
   appProfileArn,
   containCase,
@@ -241,7 +241,7 @@ describe('the policies the credentials playbook puts on a principal', () => {
   });
 
   it('are never written for a principal name that carries a policy fragment or a variable', async () => {
-    const { credentialStateSchema } = await import('../../functions/shared/credentials.js');
+    const { credentialStateSchema } = await import('../../functions/core/credentials.js');
     for (const payload of [
       payloads['a policy fragment'],
       payloads['a policy variable'],

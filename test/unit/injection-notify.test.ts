@@ -8,11 +8,11 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { credentialNotify } from '../../functions/credential-notify/credential-notify.js';
-import { normaliseTrigger } from '../../functions/intake-finding/normalise.js';
-import { notifyOutcome } from '../../functions/notify-outcome/notify-outcome.js';
-import type { Case } from '../../functions/shared/case.js';
-import { findingLock, principalLock } from '../../functions/shared/credentials.js';
+import type { Case } from '../../functions/core/case.js';
+import { findingLock, principalLock } from '../../functions/core/credentials.js';
+import { credentialNotify } from '../../functions/credentials/credential-notify/credential-notify.js';
+import { normaliseTrigger } from '../../functions/forensics/intake-finding/normalise.js';
+import { notifyOutcome } from '../../functions/forensics/notify-outcome/notify-outcome.js';
 import { MemoryTimeline, sampleCase } from '../support/core-fakes.js';
 import {
   hostile,

@@ -20,8 +20,8 @@ import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { captureMemory } from '../../functions/capture-memory/capture-memory.js';
-import { caseIdPattern, caseSchema } from '../../functions/shared/case.js';
+import { caseIdPattern, caseSchema } from '../../functions/core/case.js';
+import { captureMemory } from '../../functions/forensics/capture-memory/capture-memory.js';
 import { MemoryTimeline, sampleCase } from '../support/core-fakes.js';
 import {
   captureScriptPath,

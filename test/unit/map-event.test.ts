@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type Normalised, normaliseTrigger } from '../../functions/intake-finding/normalise.js';
+import { type Normalised, normaliseTrigger } from '../../functions/forensics/intake-finding/normalise.js';
 import { mapEvent } from '../../scripts/local/map-event.js';
 import { repoRoot } from '../../scripts/local/runner.js';
 import { readRealEvent, realEventFiles, settingsOf, withAccount } from '../support/intake-fixtures.js';

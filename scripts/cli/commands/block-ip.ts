@@ -1,17 +1,17 @@
 /**
  * `cordon block-ip`, and what `cordon unblock` shares with it: the arguments checked before any AWS call,
- * the playbook library (functions/block-ip, functions/shared/blocks.ts) run in this process with its
+ * the playbook library (functions/playbooks/block-ip, functions/core/blocks.ts) run in this process with its
  * dependencies, and the deny entries printed. See docs/playbooks.md#ip-range-blocking.
  */
 
 import type { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { SNSClient } from '@aws-sdk/client-sns';
-import type { BlockDeps, BlockResult } from '../../../functions/block-ip/block-ip.js';
-import { accountIdSchema, regionSchema } from '../../../functions/shared/case.js';
-import type { CaseStore, Recorder } from '../../../functions/shared/cases.js';
-import { AssumeRoleError, NetworkBlockError } from '../../../functions/shared/errors.js';
-import { type Cidr, type DenyEntry, parseCidr } from '../../../functions/shared/nacl.js';
+import { accountIdSchema, regionSchema } from '../../../functions/core/case.js';
+import type { CaseStore, Recorder } from '../../../functions/core/cases.js';
+import { AssumeRoleError, NetworkBlockError } from '../../../functions/core/errors.js';
+import { type Cidr, type DenyEntry, parseCidr } from '../../../functions/core/nacl.js';
+import type { BlockDeps, BlockResult } from '../../../functions/playbooks/block-ip/block-ip.js';
 import { type CommandContext, type CommandSpec, stringValue, type Values } from '../context.js';
 import { CliError, exitCodes, explain, UsageError } from '../errors.js';
 import { jsonDocument, safe, table } from '../output.js';
@@ -19,8 +19,8 @@ import type { StackInfo } from '../stack.js';
 
 // The library's modules load the AWS clients, which takes seconds: commands load them when they run, so
 // that --help and a mistyped argument answer at once. Loading a module makes no AWS call.
-const blockLibrary = () => import('../../../functions/block-ip/block-ip.js');
-const blocksLibrary = () => import('../../../functions/shared/blocks.js');
+const blockLibrary = () => import('../../../functions/playbooks/block-ip/block-ip.js');
+const blocksLibrary = () => import('../../../functions/core/blocks.js');
 
 // ---------------------------------------------------------------------------------------------------
 // Arguments, checked before any AWS call
@@ -216,8 +216,8 @@ export async function playbookRuntime(
     // The functions log to stdout; a CLI keeps stdout for its own answer. Set before they load.
     if (!process.env.POWERTOOLS_LOG_LEVEL) process.env.POWERTOOLS_LOG_LEVEL = ctx.debug ? 'INFO' : 'SILENT';
     Object.assign(process.env, stack.local.env);
-    const { resetConfig } = await import('../../../functions/shared/config.js');
-    const { resetStepContext, stepContext } = await import('../../../functions/shared/handler.js');
+    const { resetConfig } = await import('../../../functions/core/config.js');
+    const { resetStepContext, stepContext } = await import('../../../functions/core/handler.js');
     resetConfig();
     resetStepContext();
     const step = stepContext();
@@ -241,8 +241,8 @@ export async function playbookRuntime(
   const [{ EC2Client }, { SNSClient }, { CaseStore, Recorder }, { clientsFactory }] = await Promise.all([
     import('@aws-sdk/client-ec2'),
     import('@aws-sdk/client-sns'),
-    import('../../../functions/shared/cases.js'),
-    import('../../../functions/shared/clients.js'),
+    import('../../../functions/core/cases.js'),
+    import('../../../functions/core/clients.js'),
   ]);
   const profile = ctx.aws.settings.profile;
   const base = (region: string) => ({

@@ -1,4 +1,4 @@
-import { accountIdSchema, instanceIdSchema, regionSchema } from '../../../functions/shared/case.js';
+import { accountIdSchema, instanceIdSchema, regionSchema } from '../../../functions/core/case.js';
 import type { listCases } from '../cases.js';
 import { type CommandSpec, parseCaseId, stringValue } from '../context.js';
 import { UsageError } from '../errors.js';

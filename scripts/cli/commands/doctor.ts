@@ -1,4 +1,4 @@
-import { regionSchema } from '../../../functions/shared/case.js';
+import { regionSchema } from '../../../functions/core/case.js';
 import { type CommandSpec, stringValue, type Values } from '../context.js';
 import type { Check, DoctorDeps } from '../doctor.js';
 import { explain, UsageError } from '../errors.js';

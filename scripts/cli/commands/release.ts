@@ -4,7 +4,7 @@ import { safe } from '../output.js';
 import type { RunResult, StepLine } from '../workflow.js';
 import { printRun, stepLine } from './start.js';
 
-/** What Release can act on (functions/release-instance refuses the rest the same way). */
+/** What Release can act on (functions/release/release-instance refuses the rest the same way). */
 const releasable = new Set(['contained', 'partial']);
 
 function releaseOutcome(
@@ -48,7 +48,7 @@ always to its end.`,
     const caseId = parseCaseId(positionals[0]);
     const stack = await ctx.stack();
     requireLocalRunner(ctx, stack);
-    const { CaseStore } = await import('../../../functions/shared/cases.js');
+    const { CaseStore } = await import('../../../functions/core/cases.js');
     const { followExecution, runLocally, startExecution } = await import('../workflow.js');
     const record = await new CaseStore(await ctx.aws.ddb(), stack.casesTable).get(caseId);
     if (!record) {

@@ -1,6 +1,6 @@
-import type { UnblockResult } from '../../../functions/shared/blocks.js';
-import { blockCaseIdPattern, caseIdPattern } from '../../../functions/shared/case.js';
-import { AssumeRoleError, CaseNotFoundError, NetworkBlockError } from '../../../functions/shared/errors.js';
+import type { UnblockResult } from '../../../functions/core/blocks.js';
+import { blockCaseIdPattern, caseIdPattern } from '../../../functions/core/case.js';
+import { AssumeRoleError, CaseNotFoundError, NetworkBlockError } from '../../../functions/core/errors.js';
 import type { CommandContext, CommandSpec, Values } from '../context.js';
 import { CliError, exitCodes, UnknownCaseError, UsageError } from '../errors.js';
 import { jsonDocument, safe, table } from '../output.js';
@@ -115,7 +115,9 @@ With --endpoint the library runs in this process against the emulator.`,
     const target = parseUnblockTarget(values, positionals);
     const reason = parseReason(values);
     const requestedBy = (await ctx.aws.identity()).arn;
-    const { unblockInputSchema, unblockIp } = await import('../../../functions/unblock-ip/unblock-ip.js');
+    const { unblockInputSchema, unblockIp } = await import(
+      '../../../functions/playbooks/unblock-ip/unblock-ip.js'
+    );
     const input = unblockInputSchema.safeParse({
       ...target,
       requestedBy: safe(requestedBy, 512),

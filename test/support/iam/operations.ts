@@ -44,7 +44,7 @@ export interface Where {
   bucketKeys: Record<string, string>;
   /**
    * The account whose SSM documents a document name refers to: the security account's, shared by ARN,
-   * when Cordon acts in a member account (functions/capture-memory names them so).
+   * when Cordon acts in a member account (functions/forensics/capture-memory names them so).
    */
   documentAccount?: string;
 }

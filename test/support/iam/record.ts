@@ -8,11 +8,7 @@
  * never installs it. A presigned request (the host's memory upload) passes here too: IAM decides it
  * as the function's own, since the function's role signed it.
  */
-import {
-  type ClientOrigin,
-  type PluggableClient,
-  useClientPlugin,
-} from '../../../functions/shared/clients.js';
+import { type ClientOrigin, type PluggableClient, useClientPlugin } from '../../../functions/core/clients.js';
 import { taskScope } from '../../../scripts/local/runner.js';
 import { callLabel } from '../faults.js';
 import { type Facts, observe } from './operations.js';

@@ -1,0 +1,345 @@
+/**
+ * What Protect, Isolate and Revoke change on an instance, in the shape they save on the case
+ * (`cases.saveChanges`) and Release reads back. One module so that the steps that apply containment
+ * and the step that undoes it cannot drift apart.
+ */
+import { z } from 'zod';
+import { caseIdSchema, caseSchema, instanceIdSchema, ipSchema, safeTextSchema } from './case.js';
+import type { CaseRecord, CaseStore } from './cases.js';
+import {
+  AwsServiceError,
+  AwsThrottlingError,
+  ContainmentError,
+  CordonError,
+  normaliseError,
+  oneLine,
+} from './errors.js';
+
+/** EC2 ids as EC2 issues them: a prefix and 8 or 17 hex digits. Anything else is refused at the edge. */
+const ec2Id = (prefix: string) =>
+  z.string().regex(new RegExp(`^${prefix}-(?:[0-9a-f]{8}|[0-9a-f]{17})$`), `not a ${prefix} id`);
+
+export const groupIdSchema = ec2Id('sg');
+export const eniIdSchema = ec2Id('eni');
+export const volumeIdSchema = ec2Id('vol');
+export const subnetIdSchema = ec2Id('subnet');
+export const vpcIdSchema = ec2Id('vpc');
+export const allocationIdSchema = ec2Id('eipalloc');
+export const eipAssociationIdSchema = ec2Id('eipassoc');
+export const networkAclIdSchema = ec2Id('acl');
+export const prefixListIdSchema = ec2Id('pl');
+export const profileAssociationIdSchema = ec2Id('iip-assoc');
+export const roleNameSchema = z.string().regex(/^[\w+=,.@-]{1,64}$/, 'not an IAM role name');
+export const instanceProfileArnSchema = z
+  .string()
+  .regex(/^arn:aws[a-z-]*:iam::\d{12}:instance-profile\/[\w+=,.@/-]{1,512}$/, 'not an instance profile ARN');
+export const targetGroupArnSchema = z
+  .string()
+  .regex(
+    /^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup\/[A-Za-z0-9-]{1,32}\/[0-9a-f]{16}$/,
+    'not a target group ARN',
+  );
+export const classicLoadBalancerNameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9-]{1,32}$/, 'not a Classic Load Balancer name');
+/**
+ * Auto Scaling group names may hold almost any character, tab and line breaks included (the API's own
+ * pattern): refusing those would let whoever names a group keep its instances out of containment. The
+ * name is only ever passed back to the Auto Scaling API and written through `oneLine`.
+ */
+export const autoScalingGroupNameSchema = z
+  .string()
+  .min(1)
+  .max(255)
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters the API refuses are what is refused
+  .regex(/^[^\u0000-\u0008\u000b\u000c\u000e-\u001f]*$/, 'not an Auto Scaling group name');
+export const deviceNameSchema = z.string().regex(/^[A-Za-z0-9/]{1,32}$/, 'not a device name');
+export const availabilityZoneSchema = z.string().regex(/^[a-z0-9-]{1,32}$|^all$/, 'not an availability zone');
+
+export const targetSchema = z.object({
+  arn: targetGroupArnSchema,
+  /** An instance id, or a private IP address for `ip` target groups. */
+  id: z.union([instanceIdSchema, ipSchema]),
+  port: z.number().int().min(1).max(65535).optional(),
+  availabilityZone: availabilityZoneSchema.optional(),
+});
+export type Target = z.infer<typeof targetSchema>;
+
+/** The parts of Triage's before-picture that containment reads (functions/core/state.ts). */
+export const triageSchema = z.object({
+  plan: z.object({
+    order: z.enum(['contain-first', 'capture-first']),
+    ssmSurvivesIsolation: z.boolean(),
+    reason: safeTextSchema.pipe(z.string().max(1000)).optional(),
+  }),
+  instance: z.object({
+    instanceId: instanceIdSchema,
+    vpcId: vpcIdSchema.optional(),
+    volumes: z.array(
+      z.object({
+        volumeId: volumeIdSchema,
+        deviceName: deviceNameSchema,
+        deleteOnTermination: z.boolean(),
+      }),
+    ),
+    enis: z.array(
+      z.object({
+        networkInterfaceId: eniIdSchema,
+        subnetId: subnetIdSchema,
+        vpcId: vpcIdSchema,
+        groups: z.array(groupIdSchema),
+      }),
+    ),
+    instanceProfile: z
+      .object({
+        arn: instanceProfileArnSchema,
+        associationId: profileAssociationIdSchema,
+        roleNames: z.array(roleNameSchema),
+      })
+      .optional(),
+    autoScalingGroup: autoScalingGroupNameSchema.optional(),
+    targetGroups: z.array(targetSchema),
+    classicLoadBalancers: z.array(classicLoadBalancerNameSchema),
+    vpcEndpoints: z.array(
+      z.object({
+        id: z.string().regex(/^vpce-[0-9a-f]{8,17}$/),
+        serviceName: z.string().regex(/^[a-z0-9.-]{1,200}$/),
+        type: z.string().max(32),
+        groups: z.array(groupIdSchema),
+        prefixListId: prefixListIdSchema.optional(),
+      }),
+    ),
+  }),
+});
+export type TriagePicture = z.infer<typeof triageSchema>;
+
+/** What Protect, Isolate and Revoke receive from the workflow: the case and Triage's picture. */
+export const containInputSchema = z.object({ case: caseSchema, triage: triageSchema });
+export type ContainInput = z.infer<typeof containInputSchema>;
+
+// ---------------------------------------------------------------------------------------------------
+// What each step changed. Every entry is written BEFORE the change it describes is made, so that a
+// step that dies half-way still leaves Release a record of everything it may have applied; Release
+// compares each entry with the live state and only restores what still differs.
+// ---------------------------------------------------------------------------------------------------
+
+export const protectChangesSchema = z.object({
+  /** The case that held the instance before this one and had not released it: its originals are ours. */
+  previousCaseId: caseIdSchema.optional(),
+  /** The values the instance's Cordon tags had before (null: the tag was absent). */
+  tags: z.array(z.object({ key: z.string(), original: z.string().nullable() })),
+  attributes: z.array(
+    z.object({
+      name: z.enum(['disableApiTermination', 'disableApiStop', 'instanceInitiatedShutdownBehavior']),
+      original: z.union([z.boolean(), z.enum(['stop', 'terminate'])]),
+    }),
+  ),
+  volumes: z.array(
+    z.object({
+      volumeId: volumeIdSchema,
+      deviceName: deviceNameSchema,
+      originalDeleteOnTermination: z.boolean(),
+    }),
+  ),
+  autoScaling: z
+    .object({
+      groupName: autoScalingGroupNameSchema,
+      mode: z.enum(['standby', 'detach']),
+      /** Whether the group's desired capacity went down by one (false: the group launched a replacement). */
+      decremented: z.boolean(),
+      desiredBefore: z.number().int().min(0),
+      minSize: z.number().int().min(0),
+    })
+    .optional(),
+  targetGroups: z.array(targetSchema),
+  classicLoadBalancers: z.array(classicLoadBalancerNameSchema),
+});
+export type ProtectChanges = z.infer<typeof protectChangesSchema>;
+
+const conntrackSchema = z.object({
+  tcpEstablishedTimeout: z.number().int().optional(),
+  udpStreamTimeout: z.number().int().optional(),
+  udpTimeout: z.number().int().optional(),
+});
+export type Conntrack = z.infer<typeof conntrackSchema>;
+
+export const isolateChangesSchema = z.object({
+  previousCaseId: caseIdSchema.optional(),
+  groups: z.array(
+    z.object({ vpcId: vpcIdSchema, conversionGroupId: groupIdSchema, isolationGroupId: groupIdSchema }),
+  ),
+  enis: z.array(
+    z.object({
+      networkInterfaceId: eniIdSchema,
+      vpcId: vpcIdSchema,
+      /** null when the ENI already held Cordon's groups and no earlier record named its own. */
+      originalGroups: z.array(groupIdSchema).nullable(),
+      /** Connection-tracking timeouts before Cordon shortened them; null: the interface's defaults. */
+      originalConntrack: conntrackSchema.nullable().optional(),
+      convertedAt: z.string().optional(),
+    }),
+  ),
+  elasticIps: z.array(
+    z.object({
+      allocationId: allocationIdSchema,
+      publicIp: z.ipv4(),
+      networkInterfaceId: eniIdSchema,
+      privateIpAddress: z.ipv4(),
+    }),
+  ),
+  naclEntries: z.array(
+    z.object({
+      networkAclId: networkAclIdSchema,
+      ruleNumber: z.number().int().min(1).max(32766),
+      egress: z.boolean(),
+      cidr: z.string().regex(/^[0-9a-f:.]+\/\d{1,3}$/),
+    }),
+  ),
+});
+export type IsolateChanges = z.infer<typeof isolateChangesSchema>;
+
+export const revokeChangesSchema = z.object({
+  previousCaseId: caseIdSchema.optional(),
+  scope: z.enum(['instance', 'role']),
+  /** Sessions issued before this instant are denied (role scope). */
+  // Goes into the deny's aws:TokenIssueTime condition: a date, never a policy variable.
+  cutoff: z.iso.datetime(),
+  denies: z.array(
+    z.object({ roleName: roleNameSchema, policyName: z.string().regex(/^[\w+=,.@-]{1,128}$/) }),
+  ),
+  profile: z
+    .object({
+      originalArn: instanceProfileArnSchema,
+      roleNames: z.array(roleNameSchema),
+    })
+    .optional(),
+  metadata: z.object({ originalHttpTokens: z.enum(['optional', 'required']) }).optional(),
+});
+export type RevokeChanges = z.infer<typeof revokeChangesSchema>;
+
+export const releaseProgressSchema = z.object({
+  restored: z.array(z.string()),
+  notRestored: z.array(z.string()),
+});
+
+/** The step keys under which each step saves its changes on the case. */
+export const changeKeys = {
+  protect: 'protect-instance',
+  isolate: 'isolate-instance',
+  revoke: 'revoke-credentials',
+  release: 'release-instance',
+} as const;
+
+/** Reads one step's saved changes from a case record; a record that does not parse counts as none. */
+export function changesOf<S extends z.ZodType>(
+  record: Pick<CaseRecord, 'changes'> | undefined,
+  key: string,
+  schema: S,
+): z.infer<S> | undefined {
+  const raw = record?.changes?.[key];
+  if (raw === undefined) return undefined;
+  const parsed = schema.safeParse(raw);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/**
+ * The earlier case whose containment this case takes over: the one named on the instance before
+ * Protect re-tagged it (saved by Protect), provided it was never released. Its recorded originals are
+ * the instance's true originals; what the instance shows now is Cordon's own work.
+ */
+export async function previousContainment(
+  cases: Pick<CaseStore, 'get'>,
+  own: Pick<CaseRecord, 'changes'> | undefined,
+): Promise<CaseRecord | undefined> {
+  const previousCaseId = changesOf(own, changeKeys.protect, protectChangesSchema)?.previousCaseId;
+  if (!previousCaseId) return undefined;
+  const previous = await cases.get(previousCaseId);
+  return previous && previous.status !== 'released' ? previous : undefined;
+}
+
+/** The Cordon groups' names in a VPC: one pair per stage, shared by every case in that VPC. */
+export const cordonGroupNames = (stage: string) => ({
+  conversion: `cordon-${stage}-untrack`,
+  isolation: `cordon-${stage}-isolation`,
+});
+
+/** Name of the inline deny Revoke puts on a role: one per case, so cases sharing a role never overwrite each other. */
+export const denyPolicyName = (caseId: string) => `cordon-revoke-${caseId}`;
+
+export type Sleep = (ms: number) => Promise<void>;
+export const sleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** What a failed step reports: the phase it stopped in, what it had applied and what it had not. */
+export interface Progress {
+  readonly done: string[];
+  /** Runs one phase; if it throws, the error becomes a named error that says what was and was not done. */
+  phase<T>(label: string, work: () => Promise<T>): Promise<T>;
+}
+
+type ForGood = new (message: string, options?: ErrorOptions) => CordonError;
+
+/**
+ * Whether trying again later may succeed: throttling, an AWS 5xx, or a failure with no HTTP answer at
+ * all (a timeout, a reset connection). An AWS 4xx that is not throttling (a bad parameter, a missing
+ * resource, a quota) fails the same way every time, so it is failing for good.
+ */
+export function isTransient(error: unknown): boolean {
+  const e = normaliseError(error);
+  if (e instanceof AwsThrottlingError) return true;
+  if (!e.retryable) return false;
+  // The HTTP status is AWS's, on the error or on the AWS error a Cordon error was made from.
+  let status: number | undefined;
+  let from = error as { $metadata?: { httpStatusCode?: number }; cause?: unknown } | undefined;
+  for (let depth = 0; from && depth < 5; depth++, from = from.cause as typeof from) {
+    status ??= from.$metadata?.httpStatusCode;
+  }
+  return !(status !== undefined && status >= 400 && status < 500);
+}
+
+/**
+ * Tracks a step's phases so that a failure says what was applied and what was not. Errors the ASL
+ * retries (throttling, AWS 5xx) keep their name, so the retry still happens, with the progress added
+ * to the message; anything else becomes `forGood` (ContainmentError, RevocationError…) unless it is
+ * already one of Cordon's named errors, whose name is kept.
+ */
+export function progress(step: string, planned: string[], forGood: ForGood = ContainmentError): Progress {
+  const done: string[] = [];
+  const describe = (current: string, e: CordonError) => {
+    const pending = planned.filter((p) => !done.includes(p) && p !== current);
+    return oneLine(
+      `${step} stopped at "${current}": ${e.name}: ${e.message}. ` +
+        `Applied: ${done.length ? done.join('; ') : 'nothing'}. ` +
+        `Not applied: ${[current, ...pending].join('; ')}.`,
+      1800,
+    );
+  };
+  return {
+    done,
+    async phase(label, work) {
+      try {
+        const out = await work();
+        done.push(label);
+        return out;
+      } catch (error) {
+        if (error instanceof CordonError && (error as { progressed?: boolean }).progressed) throw error;
+        const e = normaliseError(error);
+        const message = describe(label, e);
+        let named: CordonError;
+        if (e instanceof AwsThrottlingError) named = new AwsThrottlingError(message, { cause: error });
+        else if (e instanceof AwsServiceError && isTransient(error)) {
+          named = new AwsServiceError(message, { cause: error });
+        } else if (e instanceof AwsServiceError || e.name === 'AwsAccessDeniedError') {
+          named = new forGood(message, { cause: error });
+        } else named = new (e.constructor as ForGood)(message, { cause: error });
+        Object.defineProperty(named, 'progressed', { value: true });
+        throw named;
+      }
+    },
+  };
+}
+
+/** An AWS error code, for the few codes a step handles on purpose. */
+export function codeOf(error: unknown): string {
+  const e = error as { name?: unknown; Code?: unknown };
+  return String(e?.Code ?? e?.name ?? '');
+}

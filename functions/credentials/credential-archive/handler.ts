@@ -1,0 +1,16 @@
+import { credentialStateSchema, credentialSteps } from '../../core/credentials.js';
+import { stepHandler } from '../../core/handler.js';
+import { credentialArchive } from './credential-archive.js';
+
+export const handler = stepHandler(credentialSteps.archive, credentialStateSchema, (input, ctx) =>
+  credentialArchive(input, {
+    s3: ctx.home.s3,
+    kms: ctx.home.kms,
+    bucket: ctx.config.EVIDENCE_BUCKET,
+    signingKeyId: ctx.config.SIGNING_KEY_ID,
+    cases: ctx.cases,
+    evidence: ctx.evidence,
+    recorder: ctx.recorder(input.case.caseId, credentialSteps.archive),
+    now: ctx.now,
+  }),
+);

@@ -1,0 +1,13 @@
+import { credentialSteps } from '../../core/credentials.js';
+import { stepHandler } from '../../core/handler.js';
+import { credentialIntake, credentialIntakeInputSchema } from './credential-intake.js';
+
+export const handler = stepHandler(credentialSteps.intake, credentialIntakeInputSchema, (input, ctx) =>
+  credentialIntake(input, {
+    cases: ctx.cases,
+    evidence: ctx.evidence,
+    recorder: ctx.recorder,
+    config: ctx.config,
+    now: ctx.now,
+  }),
+);

@@ -1,0 +1,12 @@
+import { credentialSteps } from '../../core/credentials.js';
+import { stepHandler } from '../../core/handler.js';
+import { credentialNotify, credentialNotifyInputSchema } from './credential-notify.js';
+
+export const handler = stepHandler(credentialSteps.notify, credentialNotifyInputSchema, (input, ctx) =>
+  credentialNotify(input, {
+    sns: ctx.home.sns,
+    topicArn: ctx.config.ALERT_TOPIC_ARN,
+    cases: ctx.cases,
+    ...(input.case ? { recorder: ctx.recorder(input.case.caseId, credentialSteps.notify) } : {}),
+  }),
+);

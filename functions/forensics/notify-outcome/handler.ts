@@ -1,0 +1,11 @@
+import { stepHandler } from '../../core/handler.js';
+import { type NotifyInput, notifyInputSchema, notifyOutcome } from './notify-outcome.js';
+
+export const handler = stepHandler('notify-outcome', notifyInputSchema, (input, ctx) =>
+  notifyOutcome(input as NotifyInput, {
+    sns: ctx.home.sns,
+    topicArn: ctx.config.ALERT_TOPIC_ARN,
+    cases: ctx.cases,
+    ...(input.case ? { recorder: ctx.recorder(input.case.caseId, 'notify-outcome') } : {}),
+  }),
+);

@@ -1,0 +1,190 @@
+import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import { z } from 'zod';
+import { caseSchema, type Outcome } from '../../core/case.js';
+import type { CaseStatus, CaseStore, Recorder } from '../../core/cases.js';
+import {
+  type CordonError,
+  describeError,
+  NotificationError,
+  normaliseError,
+  oneLine,
+} from '../../core/errors.js';
+import { type OutcomeState, reasonLength, type StepSummary, summarise, why } from '../../core/outcome.js';
+import type { ArchiveResult, NotifyResult } from '../../core/state.js';
+
+/**
+ * Notify reads the whole state. Intake may itself have failed, in which case there is no case yet,
+ * only the error and the event; what it can say is still said.
+ */
+export const notifyInputSchema = z
+  .looseObject({
+    case: caseSchema.optional(),
+    intake: z.looseObject({ decision: z.string() }).optional(),
+    error: z.looseObject({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
+  })
+  // Every path to Notify carries one of them; a state with none is not from this workflow.
+  .refine((s) => s.case !== undefined || s.intake !== undefined || s.error !== undefined, {
+    message: 'no case, intake decision or error to report',
+  });
+export type NotifyInput = z.infer<typeof notifyInputSchema> &
+  OutcomeState & { archive?: ArchiveResult; revokedRoles?: string[] };
+
+export interface NotifyDeps {
+  sns: SNSClient;
+  topicArn: string;
+  cases: Pick<CaseStore, 'setStatus' | 'unlock'>;
+  recorder?: Recorder;
+}
+
+const statusFor: Record<Outcome, CaseStatus> = {
+  completed: 'contained',
+  partial: 'partial',
+  failed: 'failed',
+  rejected: 'failed',
+  duplicate: 'open',
+};
+
+export interface Message {
+  outcome: Outcome;
+  subject: string;
+  body: string;
+  steps: StepSummary[];
+}
+
+/** Builds the one message a case ends with: the outcome first, then what was done and what was not. */
+export function composeMessage(input: NotifyInput): Message {
+  const c = input.case;
+  let { outcome, steps } = summarise(input);
+  if (c && input.response && !input.archive) {
+    steps = [...steps, { name: 'archive', status: 'failed', reason: why(input.error) }];
+    if (outcome === 'completed') outcome = 'partial';
+  } else if (input.archive) {
+    steps = [...steps, { name: 'archive', status: 'succeeded' }];
+  }
+  if (!c) {
+    const reason = why(input.error);
+    return {
+      outcome: 'failed',
+      subject: '[Cordon] FAILED: a trigger could not be taken in',
+      body: `Cordon could not open a case for a trigger: nothing was done to any instance.\nReason: ${reason}\n`,
+      steps: [{ name: 'intake', status: 'failed', reason }],
+    };
+  }
+  const headline: Record<Outcome, string> = {
+    completed: 'CONTAINED',
+    partial: 'CONTAINED, EVIDENCE INCOMPLETE',
+    failed: 'FAILED, CHECK THE INSTANCE NOW',
+    rejected: 'REJECTED',
+    duplicate: 'DUPLICATE',
+  };
+  const lines = [
+    `Case ${c.caseId}: ${headline[outcome]}`,
+    `Instance ${c.instanceId} in account ${c.accountId}, ${c.region}`,
+    `Trigger: ${c.trigger.source} ${oneLine(c.trigger.findingType ?? '', 300)} ${c.trigger.findingId ? `(finding ${oneLine(c.trigger.findingId, 300)})` : ''}`.trim(),
+    `Requested by: ${oneLine(c.trigger.requestedBy, 300)}`,
+    '',
+    'Steps:',
+    ...steps.map(
+      (s) => `  ${s.status.padEnd(9)} ${s.name}${s.reason ? `: ${oneLine(s.reason, reasonLength)}` : ''}`,
+    ),
+  ];
+  if (outcome === 'failed') {
+    lines.push(
+      '',
+      'The instance may be only partly contained. The case timeline lists every change that was made;',
+      'check the instance now and finish containment by hand if needed.',
+    );
+  }
+  if (input.archive) {
+    lines.push('', `Manifest: ${input.archive.manifest.key} (version ${input.archive.manifest.versionId})`);
+    lines.push(`Artifacts: ${input.archive.artifacts.length}`);
+  }
+  if (c.executionArn) lines.push('', `Execution: ${oneLine(c.executionArn, 300)}`);
+  const subject = `[Cordon] ${headline[outcome]}: ${c.instanceId}`.slice(0, 100);
+  return { outcome, subject, body: `${lines.join('\n')}\n`, steps };
+}
+
+/**
+ * Publishes the case's one outcome message and sets the case's status to match. The outcome, step by
+ * step, goes on the case's timeline first, so that the case record says what was done and what was
+ * not even when the message cannot be sent. Timeline writes here are best effort: a timeline that
+ * cannot be written must not keep the responders from hearing about the case. A message that cannot be
+ * sent, or a case whose status cannot be set, fails the step (and the execution, loudly).
+ */
+export async function notifyOutcome(
+  input: NotifyInput,
+  deps: NotifyDeps,
+): Promise<NotifyResult & { steps: StepSummary[]; unrecorded?: string }> {
+  const message = composeMessage(input);
+  const c = input.case;
+  let unrecorded: string | undefined;
+  const note = (...args: Parameters<Recorder['note']>) =>
+    deps.recorder?.note(...args).catch((error: unknown) => {
+      const e = describeError(error);
+      unrecorded ??= `the case timeline could not record the outcome: ${e.name}: ${e.message}`;
+    });
+  await note('case outcome', message.outcome === 'completed' ? 'ok' : 'failed', {
+    target: c?.instanceId,
+    detail: outcomeLine(message),
+  });
+
+  let messageId: string | undefined;
+  let requestId: string | undefined;
+  try {
+    const out = await deps.sns.send(
+      new PublishCommand({
+        TopicArn: deps.topicArn,
+        Subject: message.subject,
+        Message: message.body,
+        MessageAttributes: {
+          outcome: { DataType: 'String', StringValue: message.outcome },
+          ...(c ? { caseId: { DataType: 'String', StringValue: c.caseId } } : {}),
+        },
+      }),
+    );
+    messageId = out.MessageId;
+    requestId = out.$metadata?.requestId;
+  } catch (error) {
+    const e = describeError(error);
+    await note('sns:Publish', 'failed', { target: deps.topicArn, detail: `${e.name}: ${e.message}` });
+    throw new NotificationError(
+      `Cannot publish the outcome (${message.outcome}) of ${c ? `case ${c.caseId}` : 'a trigger'}: ${e.name}: ${e.message}`,
+      { cause: error },
+    );
+  }
+  await note('sns:Publish', 'ok', { target: deps.topicArn, requestId });
+  if (c) {
+    try {
+      await deps.cases.setStatus(c.caseId, statusFor[message.outcome], message.outcome);
+      // A case that failed releases the instance so that a responder, or the next finding, can start again.
+      if (message.outcome === 'failed') await deps.cases.unlock(c);
+    } catch (error) {
+      const e = normaliseError(error);
+      await note('case status', 'failed', {
+        target: c.caseId,
+        detail: `not set to ${statusFor[message.outcome]}: ${e.name}: ${e.message}`,
+      });
+      const Named = e.constructor as new (message: string, options?: ErrorOptions) => CordonError;
+      throw new Named(
+        oneLine(
+          `The outcome (${message.outcome}) of case ${c.caseId} was notified (message ${messageId ?? 'without an id'}), but the case record could not be updated to match: ${e.name}: ${e.message}`,
+          1800,
+        ),
+        { cause: error },
+      );
+    }
+  }
+  return {
+    outcome: message.outcome,
+    ...(messageId ? { messageId } : {}),
+    steps: message.steps,
+    ...(unrecorded ? { unrecorded } : {}),
+  };
+}
+
+/** The outcome in one timeline line: each step with its status and, where it did not succeed, why. */
+function outcomeLine(message: Message): string {
+  return `${message.outcome}: ${message.steps
+    .map((s) => `${s.name} ${s.status}${s.reason ? ` (${s.reason})` : ''}`)
+    .join('; ')}`;
+}

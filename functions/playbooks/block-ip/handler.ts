@@ -1,0 +1,14 @@
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { stepHandler } from '../../core/handler.js';
+import { blockInputSchema, blockIp } from './block-ip.js';
+
+export const handler = stepHandler('block-ip', blockInputSchema, (input, ctx) =>
+  blockIp(input, {
+    ec2For: (target) => ctx.clientsFor(target)(EC2Client),
+    cases: ctx.cases,
+    recorder: ctx.recorder,
+    sns: ctx.home.sns,
+    config: ctx.config,
+    now: ctx.now,
+  }),
+);

@@ -1,0 +1,15 @@
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { stepHandler } from '../../core/handler.js';
+import { idsAlert, idsInputSchema, idsStep } from './ids-alert.js';
+
+export const handler = stepHandler(idsStep, idsInputSchema, async (input, ctx) => {
+  const result = await idsAlert(input, {
+    ec2For: (target) => ctx.clientsFor(target)(EC2Client),
+    sfn: ctx.home.sfn,
+    config: ctx.config,
+  });
+  // Counts only: the lines themselves came from a host that may be compromised.
+  const { started, ...counts } = result;
+  ctx.log.info('ids batch', { ...counts, started: started.length });
+  return result;
+});

@@ -1,0 +1,237 @@
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { Recorder } from '../../../functions/core/cases.js';
+import { NotificationError } from '../../../functions/core/errors.js';
+import { composeMessage, notifyOutcome } from '../../../functions/forensics/notify-outcome/notify-outcome.js';
+import { MemoryTimeline, sampleCase } from '../../support/core-fakes.js';
+
+const sns = mockClient(SNSClient);
+const ok = { status: 'succeeded' };
+const archive = {
+  outcome: 'completed' as const,
+  manifest: {
+    key: 'cases/x/manifest.json',
+    versionId: 'v1',
+    bytes: 1,
+    sha256: 'a'.repeat(64),
+    contentType: 'j',
+  },
+  signature: {
+    key: 'cases/x/manifest.sig',
+    versionId: 'v2',
+    bytes: 1,
+    sha256: 'b'.repeat(64),
+    contentType: 'j',
+  },
+  artifacts: [],
+};
+
+function deps() {
+  const cases = { setStatus: vi.fn(async () => undefined), unlock: vi.fn(async () => undefined) };
+  return {
+    cases,
+    deps: {
+      sns: new SNSClient({}),
+      topicArn: 'arn:aws:sns:us-east-1:123456789012:alerts',
+      cases,
+      recorder: new MemoryTimeline().recorder(sampleCase.caseId, 'notify-outcome'),
+    },
+  };
+}
+
+beforeEach(() => {
+  sns.reset();
+  sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
+});
+
+describe('notifyOutcome', () => {
+  it('publishes one message for a contained case and marks the case contained', async () => {
+    const { deps: d, cases } = deps();
+    const state = {
+      case: sampleCase,
+      triage: {},
+      protect: {},
+      response: { contain: ok, disk: ok },
+      memory: { status: 'verified' },
+      archive,
+    };
+    const result = await notifyOutcome(state, d);
+    expect(result).toMatchObject({ outcome: 'completed', messageId: 'm-1' });
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+    expect(sns).toHaveReceivedCommandWith(PublishCommand, {
+      TopicArn: 'arn:aws:sns:us-east-1:123456789012:alerts',
+      Subject: `[Cordon] CONTAINED: ${sampleCase.instanceId}`,
+      MessageAttributes: {
+        outcome: { DataType: 'String', StringValue: 'completed' },
+        caseId: { DataType: 'String', StringValue: sampleCase.caseId },
+      },
+    });
+    expect(cases.setStatus).toHaveBeenCalledWith(sampleCase.caseId, 'contained', 'completed');
+    expect(cases.unlock).not.toHaveBeenCalled();
+  });
+
+  it('says a failed case may be half-contained, and frees the instance for a new case', async () => {
+    const { deps: d, cases } = deps();
+    const state = {
+      case: sampleCase,
+      triage: {},
+      protect: {},
+      response: {
+        contain: { status: 'failed', error: { Error: 'ContainmentError', Cause: 'eni-2 not isolated' } },
+        disk: ok,
+      },
+      memory: { status: 'verified' },
+      archive: { ...archive, outcome: 'failed' as const },
+    };
+    const result = await notifyOutcome(state, d);
+    expect(result.outcome).toBe('failed');
+    const body = sns.commandCalls(PublishCommand)[0]?.args[0].input.Message ?? '';
+    expect(body).toContain('failed    contain: ContainmentError: eni-2 not isolated');
+    expect(body).toContain('may be only partly contained');
+    expect(cases.setStatus).toHaveBeenCalledWith(sampleCase.caseId, 'failed', 'failed');
+    expect(cases.unlock).toHaveBeenCalledWith(sampleCase);
+  });
+
+  it('reports a trigger that Intake could not take in, without a case', async () => {
+    const { deps: d, cases } = deps();
+    const result = await notifyOutcome(
+      { error: { Error: 'AwsServiceError', Cause: 'DynamoDB unavailable' } },
+      d,
+    );
+    expect(result.outcome).toBe('failed');
+    expect(sns).toHaveReceivedCommandWith(PublishCommand, {
+      Subject: '[Cordon] FAILED: a trigger could not be taken in',
+    });
+    expect(cases.setStatus).not.toHaveBeenCalled();
+  });
+
+  it('fails with NotificationError, leaving the status unchanged, when SNS refuses', async () => {
+    sns
+      .on(PublishCommand)
+      .rejects(Object.assign(new Error('KMS key disabled'), { name: 'KMSDisabledException' }));
+    const { deps: d, cases } = deps();
+    await expect(
+      notifyOutcome({ case: sampleCase, error: { Error: 'X', Cause: 'y' } }, d),
+    ).rejects.toBeInstanceOf(NotificationError);
+    expect(cases.setStatus).not.toHaveBeenCalled();
+  });
+});
+
+describe('notifyOutcome, when a write around the message fails', () => {
+  const contained = {
+    case: sampleCase,
+    triage: {},
+    protect: {},
+    response: { contain: ok, disk: ok },
+    memory: { status: 'verified' },
+    archive,
+  };
+  const deniedByDynamo = () =>
+    Object.assign(new Error('not authorized to perform: dynamodb:PutItem'), {
+      name: 'AccessDeniedException',
+      $metadata: { httpStatusCode: 400 },
+    });
+
+  it('puts the outcome, step by step, on the case timeline before it publishes', async () => {
+    const timeline = new MemoryTimeline();
+    const { deps: d } = deps();
+    const state = {
+      ...contained,
+      response: {
+        contain: { status: 'failed', error: { Error: 'ContainmentError', Cause: 'eni-1 kept sg-1' } },
+      },
+    };
+    await notifyOutcome(state, { ...d, recorder: timeline.recorder(sampleCase.caseId, 'notify-outcome') });
+    expect(timeline.events.map((e) => e.action)).toEqual(['case outcome', 'sns:Publish']);
+    expect(timeline.events[0]).toMatchObject({
+      status: 'failed',
+      detail: expect.stringContaining(
+        'failed: triage succeeded; protect succeeded; contain failed (ContainmentError: eni-1 kept sg-1)',
+      ),
+    });
+  });
+
+  it('still publishes and sets the status when the timeline cannot be written, and says what was not recorded', async () => {
+    const { deps: d, cases } = deps();
+    const unwritable = new Recorder(
+      { record: async () => Promise.reject(deniedByDynamo()) },
+      sampleCase.caseId,
+      'notify-outcome',
+    );
+    const result = await notifyOutcome(contained, { ...d, recorder: unwritable });
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+    expect(cases.setStatus).toHaveBeenCalledWith(sampleCase.caseId, 'contained', 'completed');
+    expect(result).toMatchObject({ outcome: 'completed', messageId: 'm-1' });
+    expect(result.unrecorded).toMatch(
+      /^the case timeline could not record the outcome: AwsAccessDeniedError: /,
+    );
+  });
+
+  it('says why SNS refused, and records the refusal on the case timeline', async () => {
+    sns.on(PublishCommand).rejects(
+      Object.assign(new Error('not authorized to perform: SNS:Publish'), {
+        name: 'AuthorizationError',
+        $metadata: { httpStatusCode: 403 },
+      }),
+    );
+    const timeline = new MemoryTimeline();
+    const { deps: d } = deps();
+    const failure = await notifyOutcome(contained, {
+      ...d,
+      recorder: timeline.recorder(sampleCase.caseId, 'notify-outcome'),
+    }).then(
+      () => expect.unreachable('it succeeded'),
+      (error: unknown) => error as Error,
+    );
+    expect(failure).toBeInstanceOf(NotificationError);
+    expect(failure.message).toContain(
+      `Cannot publish the outcome (completed) of case ${sampleCase.caseId}: `,
+    );
+    expect(failure.message).toContain('not authorized to perform: SNS:Publish');
+    expect(timeline.events.at(-1)).toMatchObject({ action: 'sns:Publish', status: 'failed' });
+  });
+
+  it('fails, saying the message went out, when the case status cannot be set', async () => {
+    const { deps: d, cases } = deps();
+    cases.setStatus.mockRejectedValueOnce(deniedByDynamo());
+    const failure = await notifyOutcome(contained, d).then(
+      () => expect.unreachable('it succeeded'),
+      (error: unknown) => error as Error,
+    );
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+    expect(failure).toMatchObject({ name: 'AwsAccessDeniedError' });
+    expect(failure.message).toContain(
+      `The outcome (completed) of case ${sampleCase.caseId} was notified (message m-1), but the case record could not be updated to match`,
+    );
+  });
+});
+
+describe('composeMessage', () => {
+  it('calls a contained case partial when the archive failed', () => {
+    const message = composeMessage({
+      case: sampleCase,
+      triage: {},
+      protect: {},
+      response: { contain: ok, disk: ok },
+      memory: { status: 'verified' },
+      error: { Error: 'SigningError', Cause: 'key disabled' },
+    });
+    expect(message.outcome).toBe('partial');
+    expect(message.steps.at(-1)).toEqual({
+      name: 'archive',
+      status: 'failed',
+      reason: 'SigningError: key disabled',
+    });
+  });
+
+  it('strips control characters that a finding smuggled into the case', () => {
+    const hostile = { ...sampleCase, trigger: { ...sampleCase.trigger, requestedBy: 'guardduty' } };
+    const message = composeMessage({
+      case: hostile,
+      error: { Error: 'InstanceNotFoundError', Cause: 'gone\n\u001b[31mFAKE LINE' },
+    });
+    expect(message.body).not.toContain('\u001b');
+    expect(message.body).toContain('InstanceNotFoundError: gone [31mFAKE LINE');
+  });
+});

@@ -1,0 +1,316 @@
+import {
+  EC2Client,
+  ModifyInstanceMetadataOptionsCommand,
+  ReplaceIamInstanceProfileAssociationCommand,
+} from '@aws-sdk/client-ec2';
+import { GetInstanceProfileCommand, IAMClient, PutRolePolicyCommand } from '@aws-sdk/client-iam';
+import { mockClient } from 'aws-sdk-client-mock';
+import fc from 'fast-check';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { changeKeys, type RevokeChanges } from '../../../functions/core/containment.js';
+import { AwsThrottlingError, RevocationError } from '../../../functions/core/errors.js';
+import {
+  denyPolicy,
+  type RevokeDeps,
+  revokeCredentials,
+} from '../../../functions/forensics/revoke-credentials/revoke-credentials.js';
+import {
+  appProfileArn,
+  awsError,
+  containCase,
+  ec2Id,
+  FakeEc2,
+  instanceArn,
+  MemoryCases,
+  picture,
+  quarantineProfile,
+  quarantineProfileArn,
+} from '../../support/containment-fixtures.js';
+
+const ec2Mock = mockClient(EC2Client);
+const iamMock = mockClient(IAMClient);
+const c = containCase();
+const revokedAt = '2026-11-27T20:16:00.000Z';
+const policyName = `cordon-revoke-${c.caseId}`;
+const withProfile = picture({
+  instanceProfile: { arn: appProfileArn, associationId: ec2Id('iip-assoc', 1), roleNames: ['app-role'] },
+});
+
+let fake: FakeEc2;
+let cases: MemoryCases;
+
+function deps(config: Partial<RevokeDeps['config']> = {}): RevokeDeps {
+  return {
+    ec2: new EC2Client({ region: 'us-east-1' }),
+    iam: new IAMClient({ region: 'us-east-1' }),
+    recorder: cases.recorder(c.caseId, 'revoke-credentials'),
+    cases,
+    config: {
+      REVOKE_SCOPE: 'instance',
+      REQUIRE_IMDSV2: true,
+      QUARANTINE_PROFILE_NAME: quarantineProfile,
+      ...config,
+    },
+    now: () => new Date(revokedAt),
+  };
+}
+
+const sentPolicy = () =>
+  JSON.parse(String(iamMock.commandCalls(PutRolePolicyCommand)[0]?.args[0].input.PolicyDocument)) as {
+    Statement: { Effect: string; Condition: Record<string, Record<string, string>> }[];
+  };
+
+beforeEach(() => {
+  ec2Mock.reset();
+  iamMock.reset();
+  fake = FakeEc2.standard().install(ec2Mock);
+  cases = new MemoryCases();
+  cases.add(c);
+  iamMock.on(PutRolePolicyCommand).resolves({});
+  iamMock.on(GetInstanceProfileCommand).resolves({
+    InstanceProfile: {
+      Path: '/',
+      InstanceProfileName: 'app-profile',
+      InstanceProfileId: 'AIPAEXAMPLE',
+      Arn: appProfileArn,
+      CreateDate: new Date('2026-01-01T00:00:00Z'),
+      Roles: [
+        {
+          Path: '/',
+          RoleName: 'app-role',
+          RoleId: 'AROAEXAMPLE',
+          Arn: 'arn:aws:iam::123456789012:role/app-role',
+          CreateDate: new Date('2026-01-01T00:00:00Z'),
+        },
+      ],
+    },
+  });
+});
+
+describe('denyPolicy', () => {
+  it("denies, in instance scope, every session delivered to this instance and nothing of the role's other sessions", () => {
+    expect(JSON.parse(denyPolicy('instance', instanceArn, revokedAt))).toEqual({
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Sid: 'CordonDenySessionsOfThisInstance',
+          Effect: 'Deny',
+          Action: '*',
+          Resource: '*',
+          Condition: { ArnEquals: { 'ec2:SourceInstanceArn': instanceArn } },
+        },
+      ],
+    });
+  });
+
+  it('adds, in role scope, the deny of every session of the role issued before the revocation', () => {
+    const statements = JSON.parse(denyPolicy('role', instanceArn, revokedAt)).Statement;
+
+    expect(statements[1]).toEqual({
+      Sid: 'CordonDenySessionsIssuedBeforeRevocation',
+      Effect: 'Deny',
+      Action: '*',
+      Resource: '*',
+      Condition: { DateLessThan: { 'aws:TokenIssueTime': revokedAt } },
+    });
+  });
+
+  it('holds only Deny statements, whatever the instance and the time', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom('instance', 'role') as fc.Arbitrary<'instance' | 'role'>,
+        fc.stringMatching(/^[0-9a-f]{17}$/),
+        fc.date({ min: new Date('2020-01-01'), max: new Date('2040-01-01'), noInvalidDate: true }),
+        (scope, hex, when) => {
+          const doc = JSON.parse(
+            denyPolicy(scope, `arn:aws:ec2:us-east-1:123456789012:instance/i-${hex}`, when.toISOString()),
+          );
+          expect(doc.Statement.every((s: { Effect: string }) => s.Effect === 'Deny')).toBe(true);
+        },
+      ),
+    );
+  });
+});
+
+describe('revokeCredentials', () => {
+  it('denies the role to this instance’s sessions, swaps in the quarantine profile and requires IMDSv2', async () => {
+    const result = await revokeCredentials({ case: c, triage: withProfile }, deps());
+
+    expect(iamMock).toHaveReceivedCommandWith(PutRolePolicyCommand, {
+      RoleName: 'app-role',
+      PolicyName: policyName,
+      PolicyDocument: denyPolicy('instance', instanceArn, revokedAt),
+    });
+    expect(ec2Mock).toHaveReceivedCommandWith(ReplaceIamInstanceProfileAssociationCommand, {
+      AssociationId: ec2Id('iip-assoc', 1),
+      IamInstanceProfile: { Name: quarantineProfile },
+    });
+    expect(ec2Mock).toHaveReceivedCommandWith(ModifyInstanceMetadataOptionsCommand, {
+      InstanceId: c.instanceId,
+      HttpTokens: 'required',
+    });
+    expect(result).toMatchObject({
+      revokedRoles: ['app-role'],
+      scope: 'instance',
+      profile: { originalArn: appProfileArn, quarantineProfile, replaced: true },
+      imdsv2: 'required by Cordon',
+    });
+  });
+
+  it('records the original profile, its roles and the metadata setting for release', async () => {
+    await revokeCredentials({ case: c, triage: withProfile }, deps());
+
+    expect(cases.changes(c.caseId, changeKeys.revoke)).toEqual({
+      scope: 'instance',
+      cutoff: revokedAt,
+      denies: [{ roleName: 'app-role', policyName }],
+      profile: { originalArn: appProfileArn, roleNames: ['app-role'] },
+      metadata: { originalHttpTokens: 'optional' },
+    } satisfies RevokeChanges);
+  });
+
+  it('leaves healthy instances sharing the profile working: the deny names this instance, and only this association is replaced', async () => {
+    await revokeCredentials({ case: c, triage: withProfile }, deps());
+
+    const statements = sentPolicy().Statement;
+    expect(statements).toHaveLength(1);
+    expect(statements[0]?.Condition).toEqual({ ArnEquals: { 'ec2:SourceInstanceArn': instanceArn } });
+    expect(JSON.stringify(statements)).not.toContain('aws:TokenIssueTime');
+    expect(ec2Mock).toHaveReceivedCommandTimes(ReplaceIamInstanceProfileAssociationCommand, 1);
+  });
+
+  it('denies every older session of the role when REVOKE_SCOPE is role', async () => {
+    const result = await revokeCredentials({ case: c, triage: withProfile }, deps({ REVOKE_SCOPE: 'role' }));
+
+    expect(sentPolicy().Statement.map((s) => s.Condition)).toEqual([
+      { ArnEquals: { 'ec2:SourceInstanceArn': instanceArn } },
+      { DateLessThan: { 'aws:TokenIssueTime': revokedAt } },
+    ]);
+    expect(result.scope).toBe('role');
+  });
+
+  it('touches no role and no profile for an instance without an instance profile, and still requires IMDSv2', async () => {
+    fake.instance.profile = undefined;
+
+    const result = await revokeCredentials({ case: c, triage: picture() }, deps());
+
+    expect(iamMock).toHaveReceivedCommandTimes(PutRolePolicyCommand, 0);
+    expect(ec2Mock).toHaveReceivedCommandTimes(ReplaceIamInstanceProfileAssociationCommand, 0);
+    expect(ec2Mock).toHaveReceivedCommandTimes(ModifyInstanceMetadataOptionsCommand, 1);
+    expect(result.revokedRoles).toEqual([]);
+    expect(result.profile.replaced).toBe(false);
+  });
+
+  it('reads the roles of a profile Triage did not see', async () => {
+    const result = await revokeCredentials({ case: c, triage: picture() }, deps());
+
+    expect(iamMock).toHaveReceivedCommandWith(GetInstanceProfileCommand, {
+      InstanceProfileName: 'app-profile',
+    });
+    expect(result.revokedRoles).toEqual(['app-role']);
+  });
+
+  it('sends no metadata change when IMDSv2 is already required or not asked for', async () => {
+    fake.instance.httpTokens = 'required';
+    const already = await revokeCredentials({ case: c, triage: withProfile }, deps());
+    const notAsked = await revokeCredentials(
+      { case: c, triage: withProfile },
+      deps({ REQUIRE_IMDSV2: false }),
+    );
+
+    expect(already.imdsv2).toBe('already required');
+    expect(notAsked.imdsv2).toBe('not requested');
+    expect(ec2Mock).toHaveReceivedCommandTimes(ModifyInstanceMetadataOptionsCommand, 0);
+  });
+
+  it('keeps its first cutoff and original profile when run again after the swap', async () => {
+    await revokeCredentials({ case: c, triage: withProfile }, deps({ REVOKE_SCOPE: 'role' }));
+    const later = { ...deps({ REVOKE_SCOPE: 'role' }), now: () => new Date('2026-11-27T21:00:00.000Z') };
+
+    const again = await revokeCredentials({ case: c, triage: withProfile }, later);
+
+    expect(again.cutoff).toBe(revokedAt);
+    expect(again.profile.originalArn).toBe(appProfileArn);
+    expect(ec2Mock).toHaveReceivedCommandTimes(ReplaceIamInstanceProfileAssociationCommand, 1);
+  });
+
+  it("takes over an earlier, unreleased case's denies and original profile", async () => {
+    const earlierId = '20261126T080000Z-i-0123456789abcdef0-0001';
+    cases.add(containCase({ caseId: earlierId }), 'contained', {
+      [changeKeys.revoke]: {
+        scope: 'instance',
+        cutoff: '2026-11-26T08:01:00.000Z',
+        denies: [{ roleName: 'app-role', policyName: `cordon-revoke-${earlierId}` }],
+        profile: { originalArn: appProfileArn, roleNames: ['app-role'] },
+        metadata: { originalHttpTokens: 'optional' },
+      } satisfies RevokeChanges,
+    });
+    cases.add(c, 'open', {
+      [changeKeys.protect]: {
+        previousCaseId: earlierId,
+        tags: [],
+        attributes: [],
+        volumes: [],
+        targetGroups: [],
+        classicLoadBalancers: [],
+      },
+    });
+    fake.instance.profile = { associationId: ec2Id('iip-assoc', 2), arn: quarantineProfileArn };
+    fake.instance.httpTokens = 'required';
+
+    const result = await revokeCredentials({ case: c, triage: picture() }, deps());
+
+    expect(result.profile).toEqual({ originalArn: appProfileArn, quarantineProfile, replaced: true });
+    expect(ec2Mock).toHaveReceivedCommandTimes(ReplaceIamInstanceProfileAssociationCommand, 0);
+    const saved = cases.changes(c.caseId, changeKeys.revoke) as RevokeChanges;
+    expect(saved.denies.map((d) => d.policyName)).toEqual([`cordon-revoke-${earlierId}`, policyName]);
+    expect(saved.metadata).toEqual({ originalHttpTokens: 'optional' });
+  });
+
+  it.each([
+    ['iam', 'PutRolePolicyCommand'],
+    ['ec2', 'DescribeIamInstanceProfileAssociationsCommand'],
+    ['ec2', 'ReplaceIamInstanceProfileAssociationCommand'],
+    ['ec2', 'ModifyInstanceMetadataOptionsCommand'],
+  ])('completes on the retry when %s %s is throttled once', async (service, command) => {
+    const throttled = awsError('Throttling');
+    if (service === 'iam') iamMock.on(PutRolePolicyCommand).rejectsOnce(throttled).resolves({});
+    else fake.failNext(command, awsError('RequestLimitExceeded'));
+
+    const first = await revokeCredentials({ case: c, triage: withProfile }, deps()).catch((e: unknown) => e);
+    const second = await revokeCredentials({ case: c, triage: withProfile }, deps());
+
+    expect(first).toBeInstanceOf(AwsThrottlingError);
+    expect(second).toMatchObject({ revokedRoles: ['app-role'], profile: { replaced: true } });
+    expect(fake.instance.profile?.arn).toBe(quarantineProfileArn);
+    expect((cases.changes(c.caseId, changeKeys.revoke) as RevokeChanges).profile?.originalArn).toBe(
+      appProfileArn,
+    );
+  });
+
+  it('fails with a RevocationError, before touching the profile, when the role has no room for another inline policy', async () => {
+    iamMock.on(PutRolePolicyCommand).rejects(awsError('LimitExceededException', 409));
+
+    const error = await revokeCredentials({ case: c, triage: withProfile }, deps()).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(RevocationError);
+    expect((error as Error).message).toContain('app-role has no room left for another inline policy');
+    expect((error as Error).message).toContain('Not applied: deny on the role; instance profile replaced');
+    expect(ec2Mock).toHaveReceivedCommandTimes(ReplaceIamInstanceProfileAssociationCommand, 0);
+  });
+
+  it('fails with a RevocationError that says the deny is in place when the quarantine profile cannot be attached', async () => {
+    fake.failNext('ReplaceIamInstanceProfileAssociationCommand', awsError('InvalidParameterValue'), 99);
+
+    const error = await revokeCredentials({ case: c, triage: withProfile }, deps()).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(RevocationError);
+    expect((error as Error).message).toContain('Applied: instance profile read; deny on the role.');
+    expect((error as Error).message).toContain(
+      'Not applied: instance profile replaced by the quarantine profile; IMDSv2 required.',
+    );
+    expect((cases.changes(c.caseId, changeKeys.revoke) as RevokeChanges).denies).toEqual([
+      { roleName: 'app-role', policyName },
+    ]);
+  });
+});

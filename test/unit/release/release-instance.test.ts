@@ -1,0 +1,438 @@
+import {
+  AttachInstancesCommand,
+  AutoScalingClient,
+  DescribeAutoScalingGroupsCommand,
+  DescribeAutoScalingInstancesCommand,
+  EnterStandbyCommand,
+  ExitStandbyCommand,
+} from '@aws-sdk/client-auto-scaling';
+import {
+  AssociateAddressCommand,
+  CreateTagsCommand,
+  DeleteNetworkAclEntryCommand,
+  EC2Client,
+  ModifyInstanceAttributeCommand,
+  ModifyInstanceMetadataOptionsCommand,
+  ModifyNetworkInterfaceAttributeCommand,
+  ReplaceIamInstanceProfileAssociationCommand,
+} from '@aws-sdk/client-ec2';
+import {
+  DeregisterInstancesFromLoadBalancerCommand,
+  ElasticLoadBalancingClient,
+  RegisterInstancesWithLoadBalancerCommand,
+} from '@aws-sdk/client-elastic-load-balancing';
+import {
+  DeregisterTargetsCommand,
+  ElasticLoadBalancingV2Client,
+  RegisterTargetsCommand,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
+import { DeleteRolePolicyCommand, IAMClient, PutRolePolicyCommand } from '@aws-sdk/client-iam';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { CaseStatus } from '../../../functions/core/cases.js';
+import { changeKeys, type IsolateChanges } from '../../../functions/core/containment.js';
+import {
+  AwsServiceError,
+  CaseNotFoundError,
+  ContainmentError,
+  ReleaseRefusedError,
+} from '../../../functions/core/errors.js';
+import { isolateInstance } from '../../../functions/forensics/isolate-instance/isolate-instance.js';
+import { protectInstance } from '../../../functions/forensics/protect-instance/protect-instance.js';
+import { revokeCredentials } from '../../../functions/forensics/revoke-credentials/revoke-credentials.js';
+import {
+  type ReleaseDeps,
+  releaseInstance,
+} from '../../../functions/release/release-instance/release-instance.js';
+import {
+  aclA,
+  adminGroup,
+  appGroup,
+  appProfileArn,
+  awsError,
+  containCase,
+  ec2Id,
+  eni,
+  FakeEc2,
+  MemoryCases,
+  picture,
+  quarantineProfile,
+} from '../../support/containment-fixtures.js';
+
+const ec2Mock = mockClient(EC2Client);
+const iamMock = mockClient(IAMClient);
+const asMock = mockClient(AutoScalingClient);
+const elbv2Mock = mockClient(ElasticLoadBalancingV2Client);
+const elbMock = mockClient(ElasticLoadBalancingClient);
+const snsMock = mockClient(SNSClient);
+const c = containCase();
+const topicArn = 'arn:aws:sns:us-east-1:123456789012:cordon-alerts-test';
+const targetGroup = 'arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef';
+const policyName = `cordon-revoke-${c.caseId}`;
+const triage = picture({
+  autoScalingGroup: 'web-asg',
+  instanceProfile: { arn: appProfileArn, associationId: ec2Id('iip-assoc', 1), roleNames: ['app-role'] },
+  targetGroups: [{ arn: targetGroup, id: c.instanceId, port: 80 }],
+  classicLoadBalancers: ['legacy-web'],
+});
+
+let fake: FakeEc2;
+let cases: MemoryCases;
+let asgState: string;
+
+const clients = () => ({
+  ec2: new EC2Client({ region: 'us-east-1' }),
+  iam: new IAMClient({ region: 'us-east-1' }),
+  autoscaling: new AutoScalingClient({ region: 'us-east-1' }),
+  elbv2: new ElasticLoadBalancingV2Client({ region: 'us-east-1' }),
+  elb: new ElasticLoadBalancingClient({ region: 'us-east-1' }),
+});
+
+function deps(): ReleaseDeps {
+  return {
+    cases,
+    clientsFor: () => clients(),
+    recorder: cases.recorder(c.caseId, 'release-instance'),
+    sns: new SNSClient({ region: 'us-east-1' }),
+    topicArn,
+    quarantineProfileName: quarantineProfile,
+  };
+}
+
+/** Runs the real Protect, Isolate and Revoke on the fake account, as the workflow would. */
+async function contain(status: CaseStatus = 'contained'): Promise<void> {
+  const common = { ...clients(), cases };
+  await protectInstance(
+    { case: c, triage },
+    { ...common, recorder: cases.recorder(c.caseId, 'protect-instance'), config: { ASG_MODE: 'standby' } },
+  );
+  await isolateInstance(
+    { case: c, triage },
+    {
+      ...common,
+      recorder: cases.recorder(c.caseId, 'isolate-instance'),
+      config: {
+        CORDON_STAGE: 'test',
+        FORENSIC_CIDR: '',
+        CONNTRACK_WAIT_SECONDS: 0,
+        BLOCK_REMOTE_IPS: true,
+        NACL_RULE_QUOTA: 20,
+      },
+      now: () => new Date('2026-11-27T20:15:00.000Z'),
+      sleep: async () => {},
+    },
+  );
+  await revokeCredentials(
+    { case: c, triage },
+    {
+      ...common,
+      recorder: cases.recorder(c.caseId, 'revoke-credentials'),
+      config: { REVOKE_SCOPE: 'instance', REQUIRE_IMDSV2: true, QUARANTINE_PROFILE_NAME: quarantineProfile },
+      now: () => new Date('2026-11-27T20:16:00.000Z'),
+    },
+  );
+  await cases.setStatus(c.caseId, status);
+  asgState = 'Standby';
+  for (const m of [ec2Mock, iamMock, asMock, elbv2Mock, elbMock, snsMock]) m.resetHistory();
+}
+
+const mutations: [ReturnType<typeof mockClient>, unknown][] = [
+  [ec2Mock, ModifyNetworkInterfaceAttributeCommand],
+  [ec2Mock, ModifyInstanceAttributeCommand],
+  [ec2Mock, ModifyInstanceMetadataOptionsCommand],
+  [ec2Mock, ReplaceIamInstanceProfileAssociationCommand],
+  [ec2Mock, AssociateAddressCommand],
+  [ec2Mock, DeleteNetworkAclEntryCommand],
+  [ec2Mock, CreateTagsCommand],
+  [iamMock, DeleteRolePolicyCommand],
+  [asMock, ExitStandbyCommand],
+  [elbv2Mock, RegisterTargetsCommand],
+  [elbMock, RegisterInstancesWithLoadBalancerCommand],
+  [snsMock, PublishCommand],
+];
+const expectNoMutation = () => {
+  for (const [mock, command] of mutations) expect(mock).toHaveReceivedCommandTimes(command as never, 0);
+};
+
+beforeEach(() => {
+  for (const m of [ec2Mock, iamMock, asMock, elbv2Mock, elbMock, snsMock]) m.reset();
+  fake = FakeEc2.standard().install(ec2Mock);
+  cases = new MemoryCases();
+  cases.add(c);
+  asgState = 'InService';
+  iamMock.on(PutRolePolicyCommand).resolves({});
+  iamMock.on(DeleteRolePolicyCommand).resolves({});
+  asMock.on(DescribeAutoScalingInstancesCommand).callsFake(async () => ({
+    AutoScalingInstances: [
+      {
+        InstanceId: c.instanceId,
+        AutoScalingGroupName: 'web-asg',
+        LifecycleState: asgState,
+        AvailabilityZone: 'us-east-1a',
+        HealthStatus: 'Healthy',
+        ProtectedFromScaleIn: false,
+      },
+    ],
+  }));
+  asMock.on(DescribeAutoScalingGroupsCommand).resolves({
+    AutoScalingGroups: [
+      {
+        AutoScalingGroupName: 'web-asg',
+        MinSize: 1,
+        MaxSize: 4,
+        DesiredCapacity: 2,
+        DefaultCooldown: 300,
+        AvailabilityZones: ['us-east-1a'],
+        HealthCheckType: 'ELB',
+        CreatedTime: new Date('2026-01-01T00:00:00Z'),
+      },
+    ],
+  });
+  asMock.on(EnterStandbyCommand).resolves({ Activities: [] });
+  asMock.on(ExitStandbyCommand).resolves({ Activities: [] });
+  asMock.on(AttachInstancesCommand).resolves({});
+  elbv2Mock.on(DeregisterTargetsCommand).resolves({});
+  elbv2Mock.on(RegisterTargetsCommand).resolves({});
+  elbMock.on(DeregisterInstancesFromLoadBalancerCommand).resolves({ Instances: [] });
+  elbMock.on(RegisterInstancesWithLoadBalancerCommand).resolves({ Instances: [] });
+  snsMock.on(PublishCommand).resolves({ MessageId: 'message-1' });
+});
+
+describe('releaseInstance', () => {
+  it('puts back every group, address, ACL entry, attribute and the profile that containment changed', async () => {
+    const aclBefore = structuredClone(fake.acls[0]?.entries);
+    await contain();
+
+    const result = await releaseInstance({ caseId: c.caseId }, deps());
+
+    expect([...fake.interfaces.values()].map((n) => n.groups)).toEqual([
+      [appGroup],
+      [appGroup, adminGroup],
+      [adminGroup],
+    ]);
+    expect(fake.addresses[0]).toMatchObject({ networkInterfaceId: eni[0], privateIp: '10.0.1.5' });
+    expect(fake.acls[0]?.entries).toEqual(aclBefore);
+    expect(fake.instance).toMatchObject({
+      disableApiTermination: false,
+      disableApiStop: false,
+      shutdownBehavior: 'terminate',
+      httpTokens: 'optional',
+      profile: { arn: appProfileArn },
+    });
+    expect(fake.instance.volumes.map((v) => v.deleteOnTermination)).toEqual([true, false]);
+    expect(fake.instance.tags['cordon:status']).toBe('released');
+    expect(result.notes).toEqual([]);
+  });
+
+  it('sends exactly the calls that undo containment', async () => {
+    await contain();
+
+    await releaseInstance({ caseId: c.caseId }, deps());
+
+    expect(ec2Mock).toHaveReceivedCommandWith(ReplaceIamInstanceProfileAssociationCommand, {
+      IamInstanceProfile: { Arn: appProfileArn },
+    });
+    expect(ec2Mock).toHaveReceivedCommandWith(ModifyInstanceMetadataOptionsCommand, {
+      InstanceId: c.instanceId,
+      HttpTokens: 'optional',
+    });
+    expect(iamMock).toHaveReceivedCommandWith(DeleteRolePolicyCommand, {
+      RoleName: 'app-role',
+      PolicyName: policyName,
+    });
+    expect(ec2Mock).toHaveReceivedCommandTimes(DeleteNetworkAclEntryCommand, 4);
+    expect(ec2Mock).toHaveReceivedCommandWith(ModifyNetworkInterfaceAttributeCommand, {
+      NetworkInterfaceId: eni[1],
+      Groups: [appGroup, adminGroup],
+    });
+    expect(ec2Mock).toHaveReceivedCommandWith(ModifyNetworkInterfaceAttributeCommand, {
+      NetworkInterfaceId: eni[0],
+      ConnectionTrackingSpecification: {
+        TcpEstablishedTimeout: 432000,
+        UdpStreamTimeout: 180,
+        UdpTimeout: 30,
+      },
+    });
+    expect(ec2Mock).toHaveReceivedCommandWith(AssociateAddressCommand, {
+      AllocationId: ec2Id('eipalloc', 1),
+      NetworkInterfaceId: eni[0],
+      PrivateIpAddress: '10.0.1.5',
+      AllowReassociation: false,
+    });
+    expect(asMock).toHaveReceivedCommandWith(ExitStandbyCommand, {
+      AutoScalingGroupName: 'web-asg',
+      InstanceIds: [c.instanceId],
+    });
+    expect(elbv2Mock).toHaveReceivedCommandWith(RegisterTargetsCommand, {
+      TargetGroupArn: targetGroup,
+      Targets: [{ Id: c.instanceId, Port: 80 }],
+    });
+    expect(elbMock).toHaveReceivedCommandWith(RegisterInstancesWithLoadBalancerCommand, {
+      LoadBalancerName: 'legacy-web',
+      Instances: [{ InstanceId: c.instanceId }],
+    });
+  });
+
+  it('marks the case released, frees the instance for new cases and publishes one alert saying what was restored', async () => {
+    await contain();
+
+    const result = await releaseInstance({ caseId: c.caseId }, deps());
+
+    expect(cases.records.get(c.caseId)?.status).toBe('released');
+    expect(cases.unlocked).toEqual([c.caseId]);
+    expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 1);
+    const message = String(snsMock.commandCalls(PublishCommand)[0]?.args[0].input.Message);
+    expect(message).toContain(`Cordon released ${c.instanceId}`);
+    expect(message).toContain(`- deny ${policyName} removed from app-role`);
+    expect(message).toContain('Evidence (snapshots, memory image, manifest) was not touched.');
+    expect(result.messageId).toBe('message-1');
+  });
+
+  it('changes nothing when it runs a second time', async () => {
+    await contain();
+    await releaseInstance({ caseId: c.caseId }, deps());
+    for (const m of [ec2Mock, iamMock, asMock, elbv2Mock, elbMock, snsMock]) m.resetHistory();
+
+    const again = await releaseInstance({ caseId: c.caseId }, deps()).catch((e: unknown) => e);
+
+    expect(again).toBeInstanceOf(ReleaseRefusedError);
+    expectNoMutation();
+  });
+
+  it.each(['open', 'failed', 'released'] as CaseStatus[])(
+    'refuses a case that is %s and changes nothing',
+    async (status) => {
+      await contain(status);
+
+      const error = await releaseInstance({ caseId: c.caseId }, deps()).catch((e: unknown) => e);
+
+      expect(error).toBeInstanceOf(ReleaseRefusedError);
+      expect((error as Error).message).toContain(`is ${status}`);
+      expectNoMutation();
+    },
+  );
+
+  it('releases a partially contained case', async () => {
+    await contain('partial');
+
+    await releaseInstance({ caseId: c.caseId }, deps());
+
+    expect(cases.records.get(c.caseId)?.status).toBe('released');
+  });
+
+  it('refuses a case it does not know', async () => {
+    const error = await releaseInstance(
+      { caseId: '20261127T000000Z-i-0123456789abcdef0-ffff' },
+      deps(),
+    ).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(CaseNotFoundError);
+    expectNoMutation();
+  });
+
+  it('refuses while a later case holds the instance', async () => {
+    await contain();
+    fake.instance.tags['cordon:case-id'] = '20261128T000000Z-i-0123456789abcdef0-0002';
+
+    const error = await releaseInstance({ caseId: c.caseId }, deps()).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(ReleaseRefusedError);
+    expect((error as Error).message).toContain('held by a later case');
+    expectNoMutation();
+  });
+
+  it('does not take back an Elastic IP that is now associated elsewhere', async () => {
+    await contain();
+    const address = fake.addresses[0];
+    if (address)
+      Object.assign(address, {
+        associationId: ec2Id('eipassoc', 9),
+        networkInterfaceId: eni[2],
+        privateIp: '10.0.3.5',
+      });
+
+    const result = await releaseInstance({ caseId: c.caseId }, deps());
+
+    expect(ec2Mock).toHaveReceivedCommandTimes(AssociateAddressCommand, 0);
+    expect(result.notes).toContain(
+      `Elastic IP 203.0.113.9 on ${eni[0]}: it is now associated with ${eni[2]}: not taken back`,
+    );
+  });
+
+  it("leaves alone a rule number that now holds someone else's rule", async () => {
+    await contain();
+    const ours = (cases.changes(c.caseId, changeKeys.isolate) as IsolateChanges).naclEntries[0];
+    const acl = fake.acls[0];
+    const at =
+      acl?.entries.findIndex((e) => e.RuleNumber === ours?.ruleNumber && e.Egress === ours?.egress) ?? -1;
+    acl?.entries.splice(at, 1, {
+      RuleNumber: ours?.ruleNumber,
+      Egress: ours?.egress,
+      Protocol: '6',
+      RuleAction: 'allow',
+      CidrBlock: '10.9.0.0/16',
+    });
+
+    await releaseInstance({ caseId: c.caseId }, deps());
+
+    expect(ec2Mock).not.toHaveReceivedCommandWith(DeleteNetworkAclEntryCommand, {
+      NetworkAclId: aclA,
+      RuleNumber: ours?.ruleNumber,
+      Egress: ours?.egress,
+    });
+    expect(ec2Mock).toHaveReceivedCommandTimes(DeleteNetworkAclEntryCommand, 3);
+  });
+
+  it('says what was and was not restored when a restore fails for good, keeps the case contained and alerts', async () => {
+    await contain();
+    iamMock.on(DeleteRolePolicyCommand).rejects(awsError('AccessDenied', 403));
+
+    const error = await releaseInstance({ caseId: c.caseId }, deps()).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(ContainmentError);
+    const message = (error as Error).message;
+    expect(message).toContain(`Not restored: deny ${policyName} removed from app-role: AwsAccessDeniedError`);
+    expect(message).toContain(
+      `Restored: instance profile app-profile; instance metadata HttpTokens=optional`,
+    );
+    expect(cases.records.get(c.caseId)?.status).toBe('contained');
+    expect(cases.unlocked).toEqual([]);
+    expect(snsMock).toHaveReceivedCommandWith(PublishCommand, {
+      Subject: `Cordon: release of ${c.instanceId} incomplete`,
+    });
+  });
+
+  it('leaves a transient failure to the workflow’s retry, which finishes the release', async () => {
+    await contain();
+    fake.failNext('ModifyNetworkInterfaceAttributeCommand', awsError('InternalError', 500));
+
+    const first = await releaseInstance({ caseId: c.caseId }, deps()).catch((e: unknown) => e);
+    const second = await releaseInstance({ caseId: c.caseId }, deps());
+
+    expect(first).toBeInstanceOf(AwsServiceError);
+    expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 1);
+    expect(second.restored).toContain(`instance profile app-profile`);
+    expect(second.restored).toContain(`${eni[0]} groups`);
+    expect([...fake.interfaces.values()].map((n) => n.groups)).toEqual([
+      [appGroup],
+      [appGroup, adminGroup],
+      [adminGroup],
+    ]);
+    expect(cases.records.get(c.caseId)?.status).toBe('released');
+  });
+
+  it("removes a terminated instance's role deny and ACL entries, and says the rest went with the instance", async () => {
+    await contain();
+    fake.instanceState = 'terminated';
+
+    const result = await releaseInstance({ caseId: c.caseId }, deps());
+
+    expect(iamMock).toHaveReceivedCommandTimes(DeleteRolePolicyCommand, 1);
+    expect(ec2Mock).toHaveReceivedCommandTimes(DeleteNetworkAclEntryCommand, 4);
+    expect(ec2Mock).toHaveReceivedCommandTimes(ReplaceIamInstanceProfileAssociationCommand, 0);
+    expect(asMock).toHaveReceivedCommandTimes(ExitStandbyCommand, 0);
+    expect(result.notes).toContain(`instance profile app-profile: ${c.instanceId} no longer exists`);
+    expect(cases.records.get(c.caseId)?.status).toBe('released');
+  });
+});
