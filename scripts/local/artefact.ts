@@ -131,11 +131,13 @@ export async function packagedArtefact(): Promise<Artefact> {
       copyFileSync(join(work, 'dev', zip), join(work, 'prod', zip));
     }
     packageStage('prod', join(work, 'prod'), true);
-    // Older artefacts go: the cache keeps only the tree's latest.
-    for (const old of readdirSync(cache)) {
-      if (old !== 'lock' && old !== `${hash}.partial`)
-        rmSync(join(cache, old), { recursive: true, force: true });
-    }
+    // Older artefacts go, but not the few newest: another test run on this tree may still be reading one.
+    const older = readdirSync(cache)
+      .filter((name) => name !== 'lock' && name !== `${hash}.partial`)
+      .map((name) => ({ name, at: statSync(join(cache, name)).mtimeMs }))
+      .sort((a, b) => b.at - a.at)
+      .slice(3);
+    for (const { name } of older) rmSync(join(cache, name), { recursive: true, force: true });
     renameSync(work, done);
     writeFileSync(join(done, 'complete'), new Date().toISOString());
     return artefact;
