@@ -93,6 +93,55 @@ export const shortConntrack = { TcpEstablishedTimeout: 60, UdpStreamTimeout: 60,
 
 const verifyAttempts = 5;
 
+/** What Isolate reads from the trigger and Triage's picture, and what its phases have done so far. */
+interface IsolationRun {
+  readonly case: IsolateInput['case'];
+  readonly triage: IsolateInput['triage'];
+  readonly deps: IsolateDeps;
+  /** Saved on the case before each change it describes (`save`), for Release and for a re-run. */
+  readonly changes: IsolateChanges;
+  /** An earlier, unreleased case's changes: the instance's own originals where Cordon already holds it. */
+  readonly inherited: IsolateChanges | undefined;
+  readonly save: () => Promise<void>;
+  interfaces: NetworkInterface[];
+  /** The rules each VPC's pair of groups must hold, once the groups are ready. */
+  desired: Map<string, { conversion: Rule[]; isolation: Rule[] }>;
+  ssmEgress: boolean;
+  /** The interfaces that did not already hold only the isolation group when read. */
+  pending: NetworkInterface[];
+  waitedSeconds: number;
+  readonly unavailable: IsolateResult['unavailable'];
+  readonly warnings: string[];
+}
+
+/** One phase of isolation; its name is what a failure reports as where isolation stopped. */
+interface Phase {
+  name: string;
+  /** Whether this run takes the phase; a phase not taken is not reported as not applied either. */
+  when?: (run: IsolationRun) => boolean;
+  apply: (run: IsolationRun) => Promise<void>;
+  /** Said once the phase is done, outside it: a disagreement to note is not the phase failing. */
+  afterwards?: (run: IsolationRun) => Promise<void>;
+}
+
+const phases: Phase[] = [
+  { name: 'read network interfaces', apply: readInterfaces },
+  { name: 'isolation groups ready', apply: readyGroups, afterwards: noteIfPlanLosesSsm },
+  { name: 'original groups recorded', apply: recordOriginalGroups },
+  {
+    name: 'network ACL denies for the remote addresses',
+    when: (run) => run.deps.config.BLOCK_REMOTE_IPS && run.case.trigger.remoteIps.length > 0,
+    apply: denyRemoteAddresses,
+  },
+  { name: 'Elastic IPs disassociated', apply: disassociateElasticIps },
+  { name: 'connection-tracking timeouts shortened', apply: shortenConntrack },
+  { name: 'conversion group applied', apply: applyConversionGroup },
+  { name: 'conntrack wait', apply: waitForConntrack },
+  { name: 'isolation group applied', apply: applyIsolationGroup },
+  { name: 'isolation verified', apply: verify },
+  { name: 'instance tagged isolated', apply: tagIsolated },
+];
+
 /**
  * Isolates every network interface of the instance: records its groups, shortens its connection-tracking
  * timeouts, moves it to the conversion group (which turns its flows untracked), waits, moves it to the
@@ -101,12 +150,45 @@ const verifyAttempts = 5;
  * case before it is made, and a re-run picks up where an earlier attempt stopped.
  */
 export async function isolateInstance(input: IsolateInput, deps: IsolateDeps): Promise<IsolateResult> {
-  const c = input.case;
-  const picture = input.triage.instance;
-  const { ec2, recorder } = deps;
   if (/\/0$/.test(deps.config.FORENSIC_CIDR)) {
     throw new ConfigurationError('FORENSIC_CIDR must name the forensic workstation, not the whole internet');
   }
+  const run = await startRun(input, deps);
+  const planned = phases.filter((p) => p.when?.(run) ?? true);
+  const steps = progress(
+    'Isolation',
+    planned.map((p) => p.name),
+  );
+  for (const phase of planned) {
+    await steps.phase(phase.name, () => phase.apply(run));
+    await phase.afterwards?.(run);
+  }
+  for (const u of run.unavailable) {
+    await deps.recorder.note(u.api, 'skipped', { detail: `unavailable: ${u.reason}` });
+  }
+  const { changes } = run;
+  return {
+    instanceId: run.case.instanceId,
+    groups: changes.groups,
+    enis: changes.enis.map((e) => ({
+      networkInterfaceId: e.networkInterfaceId,
+      originalGroups: e.originalGroups,
+      isolationGroupId: pairOf(run, e.vpcId).isolationGroupId,
+    })),
+    elasticIps: changes.elasticIps.map((e) => ({ allocationId: e.allocationId, publicIp: e.publicIp })),
+    naclEntries: changes.naclEntries,
+    waitedSeconds: run.waitedSeconds,
+    ssmEgress: run.ssmEgress,
+    verified: true,
+    unavailable: run.unavailable,
+    warnings: run.warnings,
+    done: steps.done,
+  };
+}
+
+/** This case's own changes if an earlier attempt saved some, else a fresh record that keeps an earlier case's. */
+async function startRun(input: IsolateInput, deps: IsolateDeps): Promise<IsolationRun> {
+  const c = input.case;
   const record = await deps.cases.get(c.caseId);
   const own = changesOf(record, changeKeys.isolate, isolateChangesSchema);
   const previous = await previousContainment(deps.cases, record);
@@ -119,290 +201,277 @@ export async function isolateInstance(input: IsolateInput, deps: IsolateDeps): P
     naclEntries: [...(inherited?.naclEntries ?? [])],
   };
   if (!own && previous) {
-    await recorder.note('take over earlier containment', 'info', {
+    await deps.recorder.note('take over earlier containment', 'info', {
       target: c.instanceId,
       detail: `case ${previous.caseId} still holds its changes on this instance; its originals are kept`,
     });
   }
-  const save = () => deps.cases.saveChanges(c.caseId, changeKeys.isolate, changes);
-  const unavailable: IsolateResult['unavailable'] = [];
-  const warnings: string[] = [];
-  const names = cordonGroupNames(deps.config.CORDON_STAGE);
-  const blockIps = deps.config.BLOCK_REMOTE_IPS && c.trigger.remoteIps.length > 0;
-
-  const steps = progress('Isolation', [
-    'read network interfaces',
-    'isolation groups ready',
-    'original groups recorded',
-    ...(blockIps ? ['network ACL denies for the remote addresses'] : []),
-    'Elastic IPs disassociated',
-    'connection-tracking timeouts shortened',
-    'conversion group applied',
-    'conntrack wait',
-    'isolation group applied',
-    'isolation verified',
-    'instance tagged isolated',
-  ]);
-
-  const interfaces = await steps.phase('read network interfaces', async () => {
-    const found = await attachedInterfaces(ec2, c.instanceId);
-    if (found.length === 0) throw new ContainmentError(`${c.instanceId} has no network interface to isolate`);
-    return found;
-  });
-  const vpcs = [...new Set(interfaces.map((n) => n.VpcId as string))];
-
-  // The groups, per VPC. Only the instance's own VPC has endpoints in Triage's picture; an interface
-  // in another VPC (a multi-VPC attachment) gets an isolation group without SSM egress.
-  const desired = new Map<string, { conversion: Rule[]; isolation: Rule[] }>();
-  let ssmEgress = false;
-  await steps.phase('isolation groups ready', async () => {
-    const prefixLists = await s3PrefixLists(ec2, picture.vpcEndpoints, c.region, unavailable);
-    for (const vpcId of vpcs) {
-      const settings = {
-        forensicCidr: deps.config.FORENSIC_CIDR,
-        endpoints: vpcId === picture.vpcId ? picture.vpcEndpoints : [],
-        region: c.region,
-        prefixLists,
-      };
-      const rules = { conversion: conversionRules(), isolation: isolationRules(settings) };
-      desired.set(vpcId, rules);
-      if (vpcId === picture.vpcId) ssmEgress = rulesKeepSsm(rules.isolation, settings);
-      const conversionGroupId = await ensureGroup(
-        deps,
-        vpcId,
-        names.conversion,
-        'conversion',
-        rules.conversion,
-      );
-      const isolationGroupId = await ensureGroup(deps, vpcId, names.isolation, 'isolation', rules.isolation);
-      changes.groups = [
-        ...changes.groups.filter((g) => g.vpcId !== vpcId),
-        { vpcId, conversionGroupId, isolationGroupId },
-      ];
-    }
-    await save();
-  });
-  if (input.triage.plan.ssmSurvivesIsolation && !ssmEgress) {
-    const warning =
-      'the plan counted on SSM surviving isolation, but the isolation group could not allow every SSM and S3 endpoint';
-    warnings.push(warning);
-    await recorder.note('isolation group and plan disagree', 'failed', {
-      target: c.instanceId,
-      detail: warning,
-    });
-  }
-  const pairOf = (vpcId: string) => {
-    const pair = changes.groups.find((g) => g.vpcId === vpcId);
-    if (!pair) throw new ContainmentError(`no isolation groups for ${vpcId}`);
-    return pair;
+  return {
+    case: c,
+    triage: input.triage,
+    deps,
+    changes,
+    inherited,
+    save: () => deps.cases.saveChanges(c.caseId, changeKeys.isolate, changes),
+    interfaces: [],
+    desired: new Map(),
+    ssmEgress: false,
+    pending: [],
+    waitedSeconds: 0,
+    unavailable: [],
+    warnings: [],
   };
+}
+
+function pairOf(run: IsolationRun, vpcId: string): IsolateChanges['groups'][number] {
+  const pair = run.changes.groups.find((g) => g.vpcId === vpcId);
+  if (!pair) throw new ContainmentError(`no isolation groups for ${vpcId}`);
+  return pair;
+}
+
+const isolationOf = (run: IsolationRun, n: NetworkInterface) =>
+  pairOf(run, n.VpcId as string).isolationGroupId;
+
+const holdsOnly = (n: NetworkInterface, groupId: string) =>
+  (n.Groups ?? []).length === 1 && n.Groups?.[0]?.GroupId === groupId;
+
+const eniEntry = (run: IsolationRun, n: NetworkInterface) =>
+  run.changes.enis.find((e) => e.networkInterfaceId === n.NetworkInterfaceId);
+
+async function readInterfaces(run: IsolationRun): Promise<void> {
+  const found = await attachedInterfaces(run.deps.ec2, run.case.instanceId);
+  if (found.length === 0) {
+    throw new ContainmentError(`${run.case.instanceId} has no network interface to isolate`);
+  }
+  run.interfaces = found;
+}
+
+/**
+ * The groups, per VPC. Only the instance's own VPC has endpoints in Triage's picture; an interface in
+ * another VPC (a multi-VPC attachment) gets an isolation group without SSM egress.
+ */
+async function readyGroups(run: IsolationRun): Promise<void> {
+  const { deps, changes } = run;
+  const picture = run.triage.instance;
+  const region = run.case.region;
+  const names = cordonGroupNames(deps.config.CORDON_STAGE);
+  const vpcs = [...new Set(run.interfaces.map((n) => n.VpcId as string))];
+  const prefixLists = await s3PrefixLists(deps.ec2, picture.vpcEndpoints, region, run.unavailable);
+  for (const vpcId of vpcs) {
+    const settings = {
+      forensicCidr: deps.config.FORENSIC_CIDR,
+      endpoints: vpcId === picture.vpcId ? picture.vpcEndpoints : [],
+      region,
+      prefixLists,
+    };
+    const rules = { conversion: conversionRules(), isolation: isolationRules(settings) };
+    run.desired.set(vpcId, rules);
+    if (vpcId === picture.vpcId) run.ssmEgress = rulesKeepSsm(rules.isolation, settings);
+    const conversionGroupId = await ensureGroup(
+      deps,
+      vpcId,
+      names.conversion,
+      'conversion',
+      rules.conversion,
+    );
+    const isolationGroupId = await ensureGroup(deps, vpcId, names.isolation, 'isolation', rules.isolation);
+    changes.groups = [
+      ...changes.groups.filter((g) => g.vpcId !== vpcId),
+      { vpcId, conversionGroupId, isolationGroupId },
+    ];
+  }
+  await run.save();
+}
+
+async function noteIfPlanLosesSsm(run: IsolationRun): Promise<void> {
+  if (!run.triage.plan.ssmSurvivesIsolation || run.ssmEgress) return;
+  const warning =
+    'the plan counted on SSM surviving isolation, but the isolation group could not allow every SSM and S3 endpoint';
+  run.warnings.push(warning);
+  await run.deps.recorder.note('isolation group and plan disagree', 'failed', {
+    target: run.case.instanceId,
+    detail: warning,
+  });
+}
+
+async function recordOriginalGroups(run: IsolationRun): Promise<void> {
+  const { changes } = run;
   const cordonIds = new Set(changes.groups.flatMap((g) => [g.conversionGroupId, g.isolationGroupId]));
   const isCordon = (g: { GroupId?: string; GroupName?: string }) =>
     cordonIds.has(g.GroupId ?? '') || /^cordon-[a-z0-9-]+-(?:untrack|isolation)$/.test(g.GroupName ?? '');
-
-  await steps.phase('original groups recorded', async () => {
-    for (const n of interfaces) {
-      const id = n.NetworkInterfaceId as string;
-      if (changes.enis.some((e) => e.networkInterfaceId === id)) continue;
-      const live = (n.Groups ?? []).filter((g) => !isCordon(g)).map((g) => g.GroupId as string);
-      const earlier = inherited?.enis.find((e) => e.networkInterfaceId === id);
-      const fromTriage = picture.enis
-        .find((e) => e.networkInterfaceId === id)
-        ?.groups.filter((g) => !cordonIds.has(g));
-      const originalGroups = live.length
-        ? live
-        : (earlier?.originalGroups ?? (fromTriage?.length ? fromTriage : null));
-      if (originalGroups === null) {
-        warnings.push(
-          `${id} already held only Cordon's groups and no record names its own: Release cannot restore them`,
-        );
-      }
-      changes.enis.push({
-        networkInterfaceId: id,
-        vpcId: n.VpcId as string,
-        originalGroups,
-        // An earlier case already shortened the timeouts: its record holds the interface's own.
-        ...(earlier?.originalConntrack !== undefined ? { originalConntrack: earlier.originalConntrack } : {}),
-      });
-    }
-    await save();
-  });
-
-  if (blockIps) {
-    await steps.phase('network ACL denies for the remote addresses', () =>
-      denyRemoteAddresses(deps, interfaces, c.trigger.remoteIps, changes, save, warnings),
-    );
-  }
-
-  await steps.phase('Elastic IPs disassociated', async () => {
-    const addresses = await ec2.send(
-      new DescribeAddressesCommand({
-        Filters: [
-          { Name: 'network-interface-id', Values: interfaces.map((n) => n.NetworkInterfaceId as string) },
-        ],
-      }),
-    );
-    for (const a of addresses.Addresses ?? []) {
-      if (!a.AssociationId || !a.AllocationId || !a.NetworkInterfaceId || !a.PrivateIpAddress || !a.PublicIp)
-        continue;
-      if (!changes.elasticIps.some((e) => e.allocationId === a.AllocationId)) {
-        changes.elasticIps.push({
-          allocationId: a.AllocationId,
-          publicIp: a.PublicIp,
-          networkInterfaceId: a.NetworkInterfaceId,
-          privateIpAddress: a.PrivateIpAddress,
-        });
-        await save();
-      }
-      await recorder
-        .run('ec2:DisassociateAddress', a.PublicIp, () =>
-          ec2.send(new DisassociateAddressCommand({ AssociationId: a.AssociationId })),
-        )
-        .catch(async (error: unknown) => {
-          // Already disassociated between our read and our call (a concurrent retry): nothing left to do.
-          if (codeOf(error) === 'InvalidAssociationID.NotFound') return;
-          if (isTransient(error)) throw error;
-          // A refinement, not isolation itself: the isolation group drops the address's traffic anyway.
-          const e = describeError(error);
-          warnings.push(
-            `${a.PublicIp} stays associated with ${a.NetworkInterfaceId}: ${e.name}: ${e.message}`,
-          );
-        });
-    }
-  });
-
-  await steps.phase('connection-tracking timeouts shortened', async () => {
-    for (const n of interfaces) {
-      const entry = changes.enis.find((e) => e.networkInterfaceId === n.NetworkInterfaceId);
-      if (!entry) continue;
-      if (entry.originalConntrack === undefined) {
-        const live = n.ConnectionTrackingConfiguration;
-        entry.originalConntrack = live
-          ? {
-              ...(live.TcpEstablishedTimeout !== undefined
-                ? { tcpEstablishedTimeout: live.TcpEstablishedTimeout }
-                : {}),
-              ...(live.UdpStreamTimeout !== undefined ? { udpStreamTimeout: live.UdpStreamTimeout } : {}),
-              ...(live.UdpTimeout !== undefined ? { udpTimeout: live.UdpTimeout } : {}),
-            }
-          : null;
-        await save();
-      }
-      try {
-        await recorder.run(
-          'ec2:ModifyNetworkInterfaceAttribute (conntrack timeouts)',
-          entry.networkInterfaceId,
-          () =>
-            ec2.send(
-              new ModifyNetworkInterfaceAttributeCommand({
-                NetworkInterfaceId: entry.networkInterfaceId,
-                ConnectionTrackingSpecification: { ...shortConntrack },
-              }),
-            ),
-        );
-      } catch (error) {
-        // A refinement, not isolation itself: instances that are not Nitro-based (and the emulator)
-        // refuse it. Tracked flows then keep their defaults; the timeline says so.
-        const e = describeError(error);
-        unavailable.push({
-          api: `ec2:ModifyNetworkInterfaceAttribute ConnectionTrackingSpecification (${entry.networkInterfaceId})`,
-          reason: `${e.name}: ${e.message}`,
-        });
-      }
-    }
-  });
-
-  const isolationOf = (n: NetworkInterface) => pairOf(n.VpcId as string).isolationGroupId;
-  const holdsOnly = (n: NetworkInterface, groupId: string) =>
-    (n.Groups ?? []).length === 1 && n.Groups?.[0]?.GroupId === groupId;
-  const pending = interfaces.filter((n) => !holdsOnly(n, isolationOf(n)));
-
-  await steps.phase('conversion group applied', async () => {
-    for (const n of pending) {
-      const entry = changes.enis.find((e) => e.networkInterfaceId === n.NetworkInterfaceId);
-      if (!entry) continue;
-      const conversion = pairOf(entry.vpcId).conversionGroupId;
-      if (!holdsOnly(n, conversion)) {
-        await recorder.run(
-          'ec2:ModifyNetworkInterfaceAttribute (conversion group)',
-          entry.networkInterfaceId,
-          () =>
-            ec2.send(
-              new ModifyNetworkInterfaceAttributeCommand({
-                NetworkInterfaceId: entry.networkInterfaceId,
-                Groups: [conversion],
-              }),
-            ),
-        );
-        entry.convertedAt = deps.now().toISOString();
-      }
-      entry.convertedAt ??= deps.now().toISOString();
-      await save();
-    }
-  });
-
-  const waitedSeconds = await steps.phase('conntrack wait', async () => {
-    if (pending.length === 0) return 0;
-    const started = Math.min(
-      ...pending.map((n) => {
-        const at = changes.enis.find((e) => e.networkInterfaceId === n.NetworkInterfaceId)?.convertedAt;
-        return at ? Date.parse(at) : deps.now().getTime();
-      }),
-    );
-    const remaining = Math.max(
-      0,
-      deps.config.CONNTRACK_WAIT_SECONDS * 1000 - (deps.now().getTime() - started),
-    );
-    if (remaining > 0) await deps.sleep(remaining);
-    await recorder.note('conntrack wait', 'info', {
-      target: c.instanceId,
-      detail: `interfaces held the conversion group for ${deps.config.CONNTRACK_WAIT_SECONDS} s before isolation`,
-    });
-    return deps.config.CONNTRACK_WAIT_SECONDS;
-  });
-
-  await steps.phase('isolation group applied', async () => {
-    for (const n of pending) {
-      const id = n.NetworkInterfaceId as string;
-      await recorder.run('ec2:ModifyNetworkInterfaceAttribute (isolation group)', id, () =>
-        ec2.send(
-          new ModifyNetworkInterfaceAttributeCommand({ NetworkInterfaceId: id, Groups: [isolationOf(n)] }),
-        ),
+  for (const n of run.interfaces) {
+    const id = n.NetworkInterfaceId as string;
+    if (changes.enis.some((e) => e.networkInterfaceId === id)) continue;
+    const live = (n.Groups ?? []).filter((g) => !isCordon(g)).map((g) => g.GroupId as string);
+    const earlier = run.inherited?.enis.find((e) => e.networkInterfaceId === id);
+    const fromTriage = run.triage.instance.enis
+      .find((e) => e.networkInterfaceId === id)
+      ?.groups.filter((g) => !cordonIds.has(g));
+    const originalGroups = live.length
+      ? live
+      : (earlier?.originalGroups ?? (fromTriage?.length ? fromTriage : null));
+    if (originalGroups === null) {
+      run.warnings.push(
+        `${id} already held only Cordon's groups and no record names its own: Release cannot restore them`,
       );
     }
+    changes.enis.push({
+      networkInterfaceId: id,
+      vpcId: n.VpcId as string,
+      originalGroups,
+      // An earlier case already shortened the timeouts: its record holds the interface's own.
+      ...(earlier?.originalConntrack !== undefined ? { originalConntrack: earlier.originalConntrack } : {}),
+    });
+  }
+  await run.save();
+}
+
+async function disassociateElasticIps(run: IsolationRun): Promise<void> {
+  const { ec2, recorder } = run.deps;
+  const { changes } = run;
+  const addresses = await ec2.send(
+    new DescribeAddressesCommand({
+      Filters: [
+        { Name: 'network-interface-id', Values: run.interfaces.map((n) => n.NetworkInterfaceId as string) },
+      ],
+    }),
+  );
+  for (const a of addresses.Addresses ?? []) {
+    if (!a.AssociationId || !a.AllocationId || !a.NetworkInterfaceId || !a.PrivateIpAddress || !a.PublicIp)
+      continue;
+    if (!changes.elasticIps.some((e) => e.allocationId === a.AllocationId)) {
+      changes.elasticIps.push({
+        allocationId: a.AllocationId,
+        publicIp: a.PublicIp,
+        networkInterfaceId: a.NetworkInterfaceId,
+        privateIpAddress: a.PrivateIpAddress,
+      });
+      await run.save();
+    }
+    await recorder
+      .run('ec2:DisassociateAddress', a.PublicIp, () =>
+        ec2.send(new DisassociateAddressCommand({ AssociationId: a.AssociationId })),
+      )
+      .catch(async (error: unknown) => {
+        // Already disassociated between our read and our call (a concurrent retry): nothing left to do.
+        if (codeOf(error) === 'InvalidAssociationID.NotFound') return;
+        if (isTransient(error)) throw error;
+        // A refinement, not isolation itself: the isolation group drops the address's traffic anyway.
+        const e = describeError(error);
+        run.warnings.push(
+          `${a.PublicIp} stays associated with ${a.NetworkInterfaceId}: ${e.name}: ${e.message}`,
+        );
+      });
+  }
+}
+
+async function shortenConntrack(run: IsolationRun): Promise<void> {
+  const { ec2, recorder } = run.deps;
+  for (const n of run.interfaces) {
+    const entry = eniEntry(run, n);
+    if (!entry) continue;
+    if (entry.originalConntrack === undefined) {
+      const live = n.ConnectionTrackingConfiguration;
+      entry.originalConntrack = live
+        ? {
+            ...(live.TcpEstablishedTimeout !== undefined
+              ? { tcpEstablishedTimeout: live.TcpEstablishedTimeout }
+              : {}),
+            ...(live.UdpStreamTimeout !== undefined ? { udpStreamTimeout: live.UdpStreamTimeout } : {}),
+            ...(live.UdpTimeout !== undefined ? { udpTimeout: live.UdpTimeout } : {}),
+          }
+        : null;
+      await run.save();
+    }
+    try {
+      await recorder.run(
+        'ec2:ModifyNetworkInterfaceAttribute (conntrack timeouts)',
+        entry.networkInterfaceId,
+        () =>
+          ec2.send(
+            new ModifyNetworkInterfaceAttributeCommand({
+              NetworkInterfaceId: entry.networkInterfaceId,
+              ConnectionTrackingSpecification: { ...shortConntrack },
+            }),
+          ),
+      );
+    } catch (error) {
+      // A refinement, not isolation itself: instances that are not Nitro-based (and the emulator)
+      // refuse it. Tracked flows then keep their defaults; the timeline says so.
+      const e = describeError(error);
+      run.unavailable.push({
+        api: `ec2:ModifyNetworkInterfaceAttribute ConnectionTrackingSpecification (${entry.networkInterfaceId})`,
+        reason: `${e.name}: ${e.message}`,
+      });
+    }
+  }
+}
+
+async function applyConversionGroup(run: IsolationRun): Promise<void> {
+  const { ec2, recorder, now } = run.deps;
+  run.pending = run.interfaces.filter((n) => !holdsOnly(n, isolationOf(run, n)));
+  for (const n of run.pending) {
+    const entry = eniEntry(run, n);
+    if (!entry) continue;
+    const conversion = pairOf(run, entry.vpcId).conversionGroupId;
+    if (!holdsOnly(n, conversion)) {
+      await recorder.run(
+        'ec2:ModifyNetworkInterfaceAttribute (conversion group)',
+        entry.networkInterfaceId,
+        () =>
+          ec2.send(
+            new ModifyNetworkInterfaceAttributeCommand({
+              NetworkInterfaceId: entry.networkInterfaceId,
+              Groups: [conversion],
+            }),
+          ),
+      );
+      entry.convertedAt = now().toISOString();
+    }
+    entry.convertedAt ??= now().toISOString();
+    await run.save();
+  }
+}
+
+/** Waits out what is left of CONNTRACK_WAIT_SECONDS since the first interface took the conversion group. */
+async function waitForConntrack(run: IsolationRun): Promise<void> {
+  const { config, now } = run.deps;
+  if (run.pending.length === 0) return;
+  const started = Math.min(
+    ...run.pending.map((n) => {
+      const at = eniEntry(run, n)?.convertedAt;
+      return at ? Date.parse(at) : now().getTime();
+    }),
+  );
+  const remaining = Math.max(0, config.CONNTRACK_WAIT_SECONDS * 1000 - (now().getTime() - started));
+  if (remaining > 0) await run.deps.sleep(remaining);
+  await run.deps.recorder.note('conntrack wait', 'info', {
+    target: run.case.instanceId,
+    detail: `interfaces held the conversion group for ${config.CONNTRACK_WAIT_SECONDS} s before isolation`,
   });
+  run.waitedSeconds = config.CONNTRACK_WAIT_SECONDS;
+}
 
-  await steps.phase('isolation verified', () => verify(deps, c.instanceId, changes, desired));
-
-  await steps.phase('instance tagged isolated', () =>
-    recorder.run('ec2:CreateTags', c.instanceId, () =>
+async function applyIsolationGroup(run: IsolationRun): Promise<void> {
+  const { ec2, recorder } = run.deps;
+  for (const n of run.pending) {
+    const id = n.NetworkInterfaceId as string;
+    await recorder.run('ec2:ModifyNetworkInterfaceAttribute (isolation group)', id, () =>
       ec2.send(
-        new CreateTagsCommand({
-          Resources: [c.instanceId],
-          Tags: [{ Key: tagKeys.status, Value: 'isolated' }],
-        }),
+        new ModifyNetworkInterfaceAttributeCommand({ NetworkInterfaceId: id, Groups: [isolationOf(run, n)] }),
       ),
+    );
+  }
+}
+
+async function tagIsolated(run: IsolationRun): Promise<void> {
+  const { ec2, recorder } = run.deps;
+  const instanceId = run.case.instanceId;
+  await recorder.run('ec2:CreateTags', instanceId, () =>
+    ec2.send(
+      new CreateTagsCommand({ Resources: [instanceId], Tags: [{ Key: tagKeys.status, Value: 'isolated' }] }),
     ),
   );
-  for (const u of unavailable) await recorder.note(u.api, 'skipped', { detail: `unavailable: ${u.reason}` });
-
-  return {
-    instanceId: c.instanceId,
-    groups: changes.groups,
-    enis: changes.enis.map((e) => ({
-      networkInterfaceId: e.networkInterfaceId,
-      originalGroups: e.originalGroups,
-      isolationGroupId: pairOf(e.vpcId).isolationGroupId,
-    })),
-    elasticIps: changes.elasticIps.map((e) => ({ allocationId: e.allocationId, publicIp: e.publicIp })),
-    naclEntries: changes.naclEntries,
-    waitedSeconds,
-    ssmEgress,
-    verified: true,
-    unavailable,
-    warnings,
-    done: steps.done,
-  };
 }
 
 async function attachedInterfaces(ec2: EC2Client, instanceId: string): Promise<NetworkInterface[]> {
@@ -587,17 +656,13 @@ async function converge(deps: IsolateDeps, groupId: string, rules: Rule[]): Prom
  * per-direction quota) is functions/core/nacl.ts's. An equivalent deny someone else added is not
  * relied on: the IP-block playbook expires its own, and that must not lift this case's.
  */
-async function denyRemoteAddresses(
-  deps: IsolateDeps,
-  interfaces: NetworkInterface[],
-  remoteIps: string[],
-  changes: IsolateChanges,
-  save: () => Promise<void>,
-  warnings: string[],
-): Promise<void> {
+async function denyRemoteAddresses(run: IsolationRun): Promise<void> {
+  const { deps, changes, save, warnings } = run;
   const { ec2, recorder } = deps;
-  const subnets = [...new Set(interfaces.map((n) => n.SubnetId as string).filter(Boolean))];
-  const ranges = remoteIps.map((ip) => hostCidr(ip)?.cidr).filter((r): r is string => r !== undefined);
+  const subnets = [...new Set(run.interfaces.map((n) => n.SubnetId as string).filter(Boolean))];
+  const ranges = run.case.trigger.remoteIps
+    .map((ip) => hostCidr(ip)?.cidr)
+    .filter((r): r is string => r !== undefined);
   const skipped = new Set<string>();
   for (let attempt = 0; attempt < 3; attempt++) {
     const acls =
@@ -670,13 +735,10 @@ async function denyRemoteAddresses(
 }
 
 /** Reads every interface and group back until they are exactly as meant, or says what differs. */
-async function verify(
-  deps: IsolateDeps,
-  instanceId: string,
-  changes: IsolateChanges,
-  desired: Map<string, { conversion: Rule[]; isolation: Rule[] }>,
-): Promise<void> {
+async function verify(run: IsolationRun): Promise<void> {
+  const { deps, changes, desired } = run;
   const { ec2 } = deps;
+  const instanceId = run.case.instanceId;
   let problems: string[] = [];
   for (let attempt = 0; attempt < verifyAttempts; attempt++) {
     if (attempt > 0) await deps.sleep(1000 * attempt);
