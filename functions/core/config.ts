@@ -6,7 +6,8 @@ const seconds = z.coerce.number().int().min(0).max(86_400);
 // S3's bucket naming rules: the name goes into policy ARNs, where `*` or `${...}` would widen them.
 const bucketName = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/);
 
-const schema = z.object({
+/** Every setting a function may read, each with its rule, declared once. */
+const settings = {
   CORDON_STAGE: z.string().regex(/^[a-z0-9-]{1,16}$/),
   CORDON_ACCOUNT_ID: z.string().regex(/^\d{12}$/),
   AWS_REGION: z.string().min(1),
@@ -77,27 +78,142 @@ const schema = z.object({
   FORENSICS_STATE_MACHINE_ARN: z.union([z.literal(''), z.string().startsWith('arn:')]).default(''),
   CREDENTIAL_ACTIVITY_DAYS: z.coerce.number().int().min(1).max(90).default(7),
   CREDENTIAL_ACTIVITY_MAX_EVENTS: z.coerce.number().int().min(50).max(50_000).default(5000),
-});
+} as const;
 
-export type Config = z.infer<typeof schema>;
+const everySetting = z.object(settings);
+export type Config = z.infer<typeof everySetting>;
+export type SettingName = keyof Config;
 
-/** Reads and checks the whole configuration; a missing or malformed variable names itself. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const parsed = schema.safeParse(env);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-  throw new ConfigurationError(`Cordon is misconfigured: ${problems}`);
+/** The settings of one function, or of the functions of one playbook: what they read, and only that. */
+export interface ConfigSlice<K extends SettingName = SettingName> {
+  /** Whose settings these are, for the error a bad one raises. */
+  readonly name: string;
+  readonly keys: readonly K[];
 }
 
-let cached: Config | undefined;
-/** The configuration of this process, read once. */
-export function config(): Config {
-  cached ??= loadConfig();
-  return cached;
+/** What every function reads: `stepContext` builds its clients and stores from these. */
+const common = [
+  'CORDON_STAGE',
+  'CORDON_ACCOUNT_ID',
+  'AWS_REGION',
+  'EVIDENCE_BUCKET',
+  'CASES_TABLE',
+  'ALERT_TOPIC_ARN',
+  'SIGNING_KEY_ID',
+  'MEMBER_ROLE_NAME',
+  'OBJECT_LOCK_MODE',
+  'OBJECT_LOCK_DAYS',
+] as const satisfies readonly SettingName[];
+export type CommonSetting = (typeof common)[number];
+
+/** Any settings by name, for a caller outside Lambda that checks the values it was given. */
+export function configSlice<const K extends SettingName>(name: string, keys: readonly K[]): ConfigSlice<K> {
+  return { name, keys };
+}
+
+const withCommon = <const K extends SettingName>(name: string, own: readonly K[]) =>
+  configSlice<K | CommonSetting>(name, [...common, ...own]);
+
+/**
+ * Each function checks at start only the slice its handler names, so that one malformed setting stops
+ * the functions that read it and no other: a bad AUTO_BLOCK_TTL stops the blocking playbook, not
+ * Intake. A step of a state machine takes its own slice: a broken memory setting costs the memory
+ * steps, while the instance is still contained and its disks snapshotted (the workflow's Catch takes
+ * the ConfigurationError to Notify, whose slice is the common one so that it can always report). A
+ * playbook's functions share one slice: they are configured together, and the one that runs most
+ * often (expire-blocks, every five minutes) reports a bad setting before a finding needs it. Unblock
+ * IP is the exception: it reads only where a block is, so that a person can always take one out.
+ *
+ * serverless.yml still gives every function the whole environment. That is harmless now: a function
+ * parses only its slice and never looks at the rest, and none of these values is a secret (names,
+ * ARNs, numbers, switches); what a function may do is its IAM role's business, not its environment's.
+ */
+export const configSlices = {
+  /** The notify steps, archive, triage, the credential containment steps, unblock-ip. */
+  common: withCommon('common', []),
+  intake: withCommon('intake-finding', [
+    'MIN_SEVERITY',
+    'ACCEPT_SAMPLE_FINDINGS',
+    'ACCEPT_SECURITYHUB_IMPORTED',
+    'SECURITYHUB_ACTION_ID',
+  ]),
+  protect: withCommon('protect-instance', ['ASG_MODE']),
+  isolate: withCommon('isolate-instance', [
+    'FORENSIC_CIDR',
+    'CONNTRACK_WAIT_SECONDS',
+    'BLOCK_REMOTE_IPS',
+    'NACL_RULE_QUOTA',
+  ]),
+  revoke: withCommon('revoke-credentials', ['REVOKE_SCOPE', 'REQUIRE_IMDSV2', 'QUARANTINE_PROFILE_NAME']),
+  /** snapshot-volumes and check-snapshots: a snapshot that could not be copied is not taken. */
+  snapshots: withCommon('snapshots', [
+    'SNAPSHOT_LOCK_DAYS',
+    'SNAPSHOT_BUDGET_SECONDS',
+    'SNAPSHOT_COPY_ACCOUNT_ID',
+    'SNAPSHOT_COPY_KMS_KEY_ARN',
+  ]),
+  /** capture-memory, check-memory and verify-memory. */
+  memory: withCommon('memory', [
+    'TOOLS_BUCKET',
+    'TOOLS_PREFIX',
+    'AVML_SHA256',
+    'WINPMEM_SHA256',
+    'MEMORY_DOCUMENT_LINUX',
+    'MEMORY_DOCUMENT_WINDOWS',
+    'MEMORY_BUDGET_SECONDS',
+    'MEMORY_COMPRESS',
+  ]),
+  release: withCommon('release-instance', ['QUARANTINE_PROFILE_NAME']),
+  credentialIntake: withCommon('credential-intake', ['MIN_SEVERITY', 'ACCEPT_SAMPLE_FINDINGS']),
+  credentialActivity: withCommon('collect-activity', [
+    'CREDENTIAL_ACTIVITY_DAYS',
+    'CREDENTIAL_ACTIVITY_MAX_EVENTS',
+  ]),
+  startForensics: withCommon('start-instance-response', ['FORENSICS_STATE_MACHINE_ARN']),
+  /** block-ip and expire-blocks. */
+  blocks: withCommon('the IP blocking playbook', [
+    'NACL_RULE_QUOTA',
+    'FORENSIC_CIDR',
+    'AUTO_BLOCK_FINDINGS',
+    'AUTO_BLOCK_TTL',
+    'ACCEPT_SAMPLE_FINDINGS',
+  ]),
+  /** ids-alert and ids-alert-stop. */
+  ids: withCommon('the IDS playbook', [
+    'IDS_START_MAX_SEVERITY',
+    'IDS_STOP_MAX_SEVERITY',
+    'FORENSICS_STATE_MACHINE_ARN',
+  ]),
+  policy: withCommon('policy-violation', [
+    'POLICY_ALLOWLIST',
+    'POLICY_REVERT_OPEN_INGRESS',
+    'POLICY_SENSITIVE_PORTS',
+  ]),
+} as const;
+
+/** Reads and checks one slice of the configuration; a missing or malformed variable names itself. */
+export function loadConfig<K extends SettingName>(
+  slice: ConfigSlice<K>,
+  env: Record<string, string | undefined> = process.env,
+): Pick<Config, K> {
+  const mask = Object.fromEntries(slice.keys.map((k) => [k, true])) as Partial<Record<SettingName, true>>;
+  const parsed = everySetting.pick(mask).safeParse(env);
+  if (parsed.success) return parsed.data as Pick<Config, K>;
+  const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+  throw new ConfigurationError(`Cordon is misconfigured (the settings of ${slice.name}): ${problems}`);
+}
+
+const cached = new Map<ConfigSlice, unknown>();
+/** The slice of this process's configuration, read once. */
+export function config<K extends SettingName>(slice: ConfigSlice<K>): Pick<Config, K> {
+  let found = cached.get(slice) as Pick<Config, K> | undefined;
+  if (!found) {
+    found = loadConfig(slice);
+    cached.set(slice, found);
+  }
+  return found;
 }
 /** For tests and the local runner, which change the environment between cases. */
 export function resetConfig(): void {
-  cached = undefined;
+  cached.clear();
 }
-
-export const configKeys = Object.keys(schema.shape) as (keyof Config)[];

@@ -5,13 +5,13 @@ import type { Context } from 'aws-lambda';
 import type { z } from 'zod';
 import { CaseStore, Recorder } from './cases.js';
 import { type ClientsFor, clientsFactory, type HomeClients, homeClients } from './clients.js';
-import { type Config, config } from './config.js';
+import { type Config, type ConfigSlice, config, configSlices, type SettingName } from './config.js';
 import { CordonError, escapeCharacter, InvalidStepInputError, normaliseError, oneLine } from './errors.js';
 import { EvidenceStore } from './evidence.js';
 
-/** Everything a step's logic may use, built once per Lambda process. */
-export interface StepContext {
-  config: Config;
+/** Everything a step's logic may use, built once per Lambda process; `config` holds its slice only. */
+export interface StepContext<K extends SettingName = SettingName> {
+  config: Pick<Config, K>;
   log: Logger;
   home: HomeClients;
   clientsFor: ClientsFor;
@@ -34,34 +34,39 @@ export function logSafe(_key: string, value: unknown): unknown {
 
 export const logger = new Logger({ serviceName: 'cordon', jsonReplacerFn: logSafe });
 
-let shared: StepContext | undefined;
+let shared: Omit<StepContext, 'config'> | undefined;
 
-/** Builds the process's context from the configuration; a bad configuration fails here, by name. */
-export function stepContext(): StepContext {
-  if (shared) return shared;
-  const cfg = config();
-  const settings = {
-    homeAccountId: cfg.CORDON_ACCOUNT_ID,
-    homeRegion: cfg.AWS_REGION,
-    memberRoleName: cfg.MEMBER_ROLE_NAME,
-    endpoint: process.env.AWS_ENDPOINT_URL || undefined,
-  };
-  const home = homeClients(settings);
-  const cases = new CaseStore(home.ddb, cfg.CASES_TABLE);
-  shared = {
-    config: cfg,
-    log: logger,
-    home,
-    clientsFor: clientsFactory(settings, home.sts),
-    cases,
-    evidence: new EvidenceStore(home.s3, cfg.EVIDENCE_BUCKET, {
-      mode: cfg.OBJECT_LOCK_MODE,
-      days: cfg.OBJECT_LOCK_DAYS,
-    }),
-    recorder: (caseId, step) => new Recorder(cases, caseId, step),
-    now: () => new Date(),
-  };
-  return shared;
+/**
+ * Builds the process's context: the clients and stores once, from the settings every function reads,
+ * and the configuration as the slice the handler names. A bad setting in that slice fails here, by
+ * name; a bad setting outside it is none of this function's business.
+ */
+export function stepContext<K extends SettingName>(slice: ConfigSlice<K>): StepContext<K> {
+  const own = config(slice);
+  if (!shared) {
+    const cfg = config(configSlices.common);
+    const settings = {
+      homeAccountId: cfg.CORDON_ACCOUNT_ID,
+      homeRegion: cfg.AWS_REGION,
+      memberRoleName: cfg.MEMBER_ROLE_NAME,
+      endpoint: process.env.AWS_ENDPOINT_URL || undefined,
+    };
+    const home = homeClients(settings);
+    const cases = new CaseStore(home.ddb, cfg.CASES_TABLE);
+    shared = {
+      log: logger,
+      home,
+      clientsFor: clientsFactory(settings, home.sts),
+      cases,
+      evidence: new EvidenceStore(home.s3, cfg.EVIDENCE_BUCKET, {
+        mode: cfg.OBJECT_LOCK_MODE,
+        days: cfg.OBJECT_LOCK_DAYS,
+      }),
+      recorder: (caseId, step) => new Recorder(cases, caseId, step),
+      now: () => new Date(),
+    };
+  }
+  return { ...shared, config: own };
 }
 
 /** For tests and the local runner, which change the configuration between runs. */
@@ -82,14 +87,16 @@ export function describeIssues(error: z.ZodError): string {
 
 /**
  * The one middy wrapper every Cordon Lambda uses: Lambda context in every log line, the input checked
- * against the step's schema before any logic runs, and every error turned into a named `CordonError`
+ * against the step's schema and the configuration slice it names (functions/core/config.ts) before any
+ * logic runs, and every error turned into a named `CordonError`
  * whose name the ASL's Retry and Catch match: an AWS SDK error into one of the Aws* errors, anything
  * else that is not already ours into an `InternalError` that names the step.
  */
-export function stepHandler<S extends z.ZodType, O>(
+export function stepHandler<S extends z.ZodType, O, K extends SettingName>(
   name: string,
+  slice: ConfigSlice<K>,
   schema: S,
-  logic: (input: z.infer<S>, ctx: StepContext) => Promise<O>,
+  logic: (input: z.infer<S>, ctx: StepContext<K>) => Promise<O>,
 ) {
   return middy<unknown, O, Error, Context>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
@@ -102,7 +109,7 @@ export function stepHandler<S extends z.ZodType, O>(
             `${name} received input it cannot use: ${describeIssues(parsed.error)}`,
           );
         }
-        const ctx = stepContext();
+        const ctx = stepContext(slice);
         const out = await logic(parsed.data, ctx);
         logger.info('step finished', { step: name, ms: Date.now() - started });
         return out;

@@ -11,6 +11,7 @@ import './quiet.js';
 import { parseArgs } from 'node:util';
 import { DescribeNetworkAclsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import type { UnblockResult } from '../../functions/core/blocks.js';
+import { configSlices } from '../../functions/core/config.js';
 import { stepContext } from '../../functions/core/handler.js';
 import type { BlockResult } from '../../functions/playbooks/block-ip/block-ip.js';
 import { type ExpireResult, expireBlocks } from '../../functions/playbooks/expire-blocks/expire-blocks.js';
@@ -105,7 +106,7 @@ export async function runBlockIpPlaybook(
     const afterUnblock = await denyEntries(env.endpoint, network.vpcId);
     // The schedule runs every five minutes; this is its run two minutes after the IPv6 block's TTL.
     // The logic is called directly for its clock; its calls are still the expire-blocks function's.
-    const ctx = stepContext();
+    const ctx = stepContext(configSlices.blocks);
     const scope = {
       stateName: 'expire-blocks',
       executionArn: 'local-invoke:expire-blocks',

@@ -22,6 +22,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
+import { configSlices } from '../../functions/core/config.js';
 import { containInputSchema } from '../../functions/core/containment.js';
 import { credentialStateSchema } from '../../functions/core/credentials.js';
 import { capLength, describeError, oneLine, showInvisible } from '../../functions/core/errors.js';
@@ -234,6 +235,7 @@ describe('log lines', () => {
   it('stay one JSON line per record when a step is handed input with hostile keys', async () => {
     const step = stepHandler(
       'test-step',
+      configSlices.common,
       z.object({ tags: z.record(z.string(), z.string().max(3)) }),
       async () => 'ran',
     );

@@ -1,12 +1,17 @@
+import { configSlices } from '../../core/config.js';
 import { credentialSteps } from '../../core/credentials.js';
 import { stepHandler } from '../../core/handler.js';
 import { credentialNotify, credentialNotifyInputSchema } from './credential-notify.js';
 
-export const handler = stepHandler(credentialSteps.notify, credentialNotifyInputSchema, (input, ctx) =>
-  credentialNotify(input, {
-    sns: ctx.home.sns,
-    topicArn: ctx.config.ALERT_TOPIC_ARN,
-    cases: ctx.cases,
-    ...(input.case ? { recorder: ctx.recorder(input.case.caseId, credentialSteps.notify) } : {}),
-  }),
+export const handler = stepHandler(
+  credentialSteps.notify,
+  configSlices.common,
+  credentialNotifyInputSchema,
+  (input, ctx) =>
+    credentialNotify(input, {
+      sns: ctx.home.sns,
+      topicArn: ctx.config.ALERT_TOPIC_ARN,
+      cases: ctx.cases,
+      ...(input.case ? { recorder: ctx.recorder(input.case.caseId, credentialSteps.notify) } : {}),
+    }),
 );

@@ -1,7 +1,8 @@
+import { configSlices } from '../../core/config.js';
 import { stepHandler } from '../../core/handler.js';
 import { intakeFinding, intakeInputSchema, intakeStep } from './intake-finding.js';
 
-export const handler = stepHandler(intakeStep, intakeInputSchema, (input, ctx) =>
+export const handler = stepHandler(intakeStep, configSlices.intake, intakeInputSchema, (input, ctx) =>
   intakeFinding(input, {
     cases: ctx.cases,
     evidence: ctx.evidence,

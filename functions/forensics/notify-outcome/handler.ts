@@ -1,7 +1,8 @@
+import { configSlices } from '../../core/config.js';
 import { stepHandler } from '../../core/handler.js';
 import { type NotifyInput, notifyInputSchema, notifyOutcome } from './notify-outcome.js';
 
-export const handler = stepHandler('notify-outcome', notifyInputSchema, (input, ctx) =>
+export const handler = stepHandler('notify-outcome', configSlices.common, notifyInputSchema, (input, ctx) =>
   notifyOutcome(input as NotifyInput, {
     sns: ctx.home.sns,
     topicArn: ctx.config.ALERT_TOPIC_ARN,

@@ -1,8 +1,9 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { configSlices } from '../../core/config.js';
 import { stepHandler } from '../../core/handler.js';
 import { blockInputSchema, blockIp } from './block-ip.js';
 
-export const handler = stepHandler('block-ip', blockInputSchema, (input, ctx) =>
+export const handler = stepHandler('block-ip', configSlices.blocks, blockInputSchema, (input, ctx) =>
   blockIp(input, {
     ec2For: (target) => ctx.clientsFor(target)(EC2Client),
     cases: ctx.cases,

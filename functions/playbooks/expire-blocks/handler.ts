@@ -1,8 +1,9 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { configSlices } from '../../core/config.js';
 import { stepHandler } from '../../core/handler.js';
 import { expireBlocks, expireInputSchema } from './expire-blocks.js';
 
-export const handler = stepHandler('expire-blocks', expireInputSchema, (_input, ctx) =>
+export const handler = stepHandler('expire-blocks', configSlices.blocks, expireInputSchema, (_input, ctx) =>
   expireBlocks({
     ec2For: (target) => ctx.clientsFor(target)(EC2Client),
     cases: ctx.cases,

@@ -1,8 +1,9 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { configSlices } from '../../core/config.js';
 import { stepHandler } from '../../core/handler.js';
 import { stopAfterEvidence, stopInputSchema, stopStep } from './ids-alert-stop.js';
 
-export const handler = stepHandler(stopStep, stopInputSchema, (input, ctx) =>
+export const handler = stepHandler(stopStep, configSlices.ids, stopInputSchema, (input, ctx) =>
   stopAfterEvidence(input, {
     sfn: ctx.home.sfn,
     ec2For: (target) => ctx.clientsFor(target)(EC2Client),

@@ -216,11 +216,11 @@ export async function playbookRuntime(
     // The functions log to stdout; a CLI keeps stdout for its own answer. Set before they load.
     if (!process.env.POWERTOOLS_LOG_LEVEL) process.env.POWERTOOLS_LOG_LEVEL = ctx.debug ? 'INFO' : 'SILENT';
     Object.assign(process.env, stack.local.env);
-    const { resetConfig } = await import('../../../functions/core/config.js');
+    const { configSlices, resetConfig } = await import('../../../functions/core/config.js');
     const { resetStepContext, stepContext } = await import('../../../functions/core/handler.js');
     resetConfig();
     resetStepContext();
-    const step = stepContext();
+    const step = stepContext(configSlices.blocks);
     const { EC2Client } = await import('@aws-sdk/client-ec2');
     return {
       ec2For: (target) => step.clientsFor(target)(EC2Client),

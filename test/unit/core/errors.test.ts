@@ -3,6 +3,7 @@ import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { S3ServiceException } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { configSlices } from '../../../functions/core/config.js';
 import * as errors from '../../../functions/core/errors.js';
 import {
   AwsAccessDeniedError,
@@ -169,7 +170,7 @@ describe('normaliseError', () => {
 
 describe('stepHandler', () => {
   const step = (logic: () => Promise<unknown>) =>
-    stepHandler('demo-step', z.object({ caseId: z.string() }), logic);
+    stepHandler('demo-step', configSlices.common, z.object({ caseId: z.string() }), logic);
 
   it('fails a bug in the logic as an InternalError that names the step', async () => {
     // Prepare
