@@ -8,6 +8,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { partitionOf } from './case.js';
 import { AssumeRoleError, describeError } from './errors.js';
+import { functionKeyIn, memberCapabilityOf, memberRoleName } from './member-roles.js';
 
 /** Clients for Cordon's own resources (evidence bucket, cases table, topic, signing key). */
 export interface HomeClients {
@@ -23,7 +24,13 @@ export interface HomeClients {
 export interface ClientSettings {
   homeAccountId: string;
   homeRegion: string;
+  /** The prefix of the member roles: `<memberRoleName>-<capability>` (functions/core/member-roles.ts). */
   memberRoleName: string;
+  /**
+   * The function whose member role to assume (functions/core/member-roles.ts). On Lambda it is read
+   * from the function's name; a caller outside Lambda (the CLI) names the function it acts as.
+   */
+  functionKey?: string;
   /** The SDK's own attempts per call (standard mode: exponential backoff with full jitter). */
   maxAttempts?: number;
   /** A non-AWS endpoint (the emulator): S3 then needs path-style addressing. */
@@ -127,6 +134,20 @@ function assumedCredentials(
 }
 
 /**
+ * The member role this function assumes: each function has one capability, and each capability its
+ * own role, trusted by exactly the functions that need it. A function with none cannot act in a
+ * member account at all.
+ */
+function memberRoleArn(settings: ClientSettings, accountId: string, region: string): string {
+  const fn = settings.functionKey ?? functionKeyIn(process.env.AWS_LAMBDA_FUNCTION_NAME);
+  const capability = fn === undefined ? undefined : memberCapabilityOf(fn);
+  if (!capability) {
+    throw new AssumeRoleError(`${fn ?? 'This function'} has no role to act in member account ${accountId}`);
+  }
+  return `arn:${partitionOf(region)}:iam::${accountId}:role/${memberRoleName(settings.memberRoleName, capability)}`;
+}
+
+/**
  * The one way steps get clients for an instance's account: Cordon's own credentials at home, the
  * member role elsewhere. Clients are cached per account, region and case for the life of the process.
  */
@@ -143,7 +164,7 @@ export function clientsFactory(settings: ClientSettings, sts: STSClient): Client
         : {
             credentials: assumedCredentials(
               sts,
-              `arn:${partitionOf(region)}:iam::${accountId}:role/${settings.memberRoleName}`,
+              memberRoleArn(settings, accountId, region),
               `cordon-${caseId ?? 'session'}`.slice(0, 64),
             ),
           }),

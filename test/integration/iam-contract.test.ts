@@ -11,6 +11,7 @@ import {
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { resetConfig } from '../../functions/core/config.js';
 import { resetStepContext } from '../../functions/core/handler.js';
+import { memberCapabilities } from '../../functions/core/member-roles.js';
 import { templateOf } from '../../scripts/local/artefact.js';
 import { type LocalCase, runLocalCase, runWorkflowLocally } from '../../scripts/local/case.js';
 import { resetMoto } from '../../scripts/local/moto.js';
@@ -34,8 +35,8 @@ import {
   type Row,
 } from '../support/iam/contract.js';
 import { type RecordedRequest, recordRequests } from '../support/iam/record.js';
-import type { Principal } from '../support/iam/simulate.js';
-import { type StackNames, TemplateModel } from '../support/iam/template.js';
+import { decide, type Principal } from '../support/iam/simulate.js';
+import { type RolePolicies, type StackNames, TemplateModel } from '../support/iam/template.js';
 import { loadServerlessConfig } from '../support/template-model.js';
 
 /**
@@ -136,6 +137,35 @@ function homeModel(stack: LocalStack): { model: TemplateModel; names: StackNames
   const names = localStackNames(stack, localAccountId, localRegion);
   return { model: TemplateModel.fromFile(templateOf(artefact.dev), names), names };
 }
+
+/** The functions that parse text an attacker can shape: a finding, a CloudTrail event, an IDS alert. */
+const untrustedInputReaders = [
+  'intake-finding',
+  'credential-intake',
+  'block-ip',
+  'policy-violation',
+  'ids-alert',
+];
+
+/** A session of a member role, as a function's AssumeRole gets it. */
+function memberSession(role: RolePolicies, account: string): Principal {
+  return {
+    roleArn: role.arn,
+    sessionArn: `arn:aws:sts::${account}:assumed-role/${role.name}/cordon-case`,
+    account,
+    identityPolicies: role.identityPolicies,
+  };
+}
+
+/** Handing any role of the account to EC2: an instance profile can then do what that role does. */
+const passAnyRole = (account: string) => ({
+  what: 'pass any role to EC2',
+  auth: {
+    action: 'iam:PassRole',
+    resource: `arn:aws:iam::${account}:role/any-role`,
+    context: { 'iam:PassedToService': 'ec2.amazonaws.com' },
+  },
+});
 
 let recordedRows: Row[] = [];
 /** Member-role decisions with Release allowed to restore profiles, and with the template's defaults. */
@@ -265,29 +295,96 @@ describe('what no Cordon principal may do', () => {
     expect(allowed.map((a) => `${a.principal} may ${a.what} (${a.verdict.deciding.join(', ')})`)).toEqual([]);
   });
 
-  it('is Denied for the member role', async () => {
+  it('is Denied for every member role', async () => {
     const home = homeModel(stackOf());
     const member = memberModel(home.names, 'dev');
-    const role = member.model.role('ResponderRole');
-    const principal: Principal = {
-      roleArn: role.arn,
-      sessionArn: `arn:aws:sts::${member.names.account}:assumed-role/${role.name}/cordon-case`,
-      account: member.names.account,
-      identityPolicies: role.identityPolicies,
-    };
     const forbidden = forbiddenRequests(home.names, stackOf().bucket, {
       evidence: stackOf().evidenceKeyArn,
       signing: stackOf().signingKeyId,
     });
-    const verdicts = await decideForbidden(principal, 'ResponderRole', forbidden, home.model, localRegion);
-    expect(verdicts.filter((v) => v.verdict.decision === 'Allowed').map((v) => v.what)).toEqual([]);
+    const roles = member.model.roles().filter((r) => r.logicalId !== 'QuarantineRole');
+    expect(roles.map((r) => r.logicalId).sort()).toEqual(
+      Object.keys(memberCapabilities)
+        .map((c) => `${c}Role`)
+        .sort(),
+    );
+    const allowed = [];
+    for (const role of roles) {
+      const verdicts = await decideForbidden(
+        memberSession(role, member.names.account),
+        role.logicalId,
+        forbidden,
+        home.model,
+        localRegion,
+      );
+      allowed.push(
+        ...verdicts
+          .filter((v) => v.verdict.decision === 'Allowed')
+          .map((v) => `${role.logicalId} may ${v.what}`),
+      );
+    }
+    expect(allowed).toEqual([]);
+  });
+
+  it('includes, for every function that reads text an attacker can shape, assuming any member role that writes IAM', async () => {
+    const home = homeModel(stackOf());
+    const member = memberModel(home.names, 'dev');
+    const roles = member.model.roles().filter((r) => r.logicalId !== 'QuarantineRole');
+    const writesIam = new Set<string>();
+    for (const role of roles) {
+      const verdicts = await decideForbidden(
+        memberSession(role, member.names.account),
+        role.logicalId,
+        [...iamWrites(member.names.account), passAnyRole(member.names.account)],
+        member.model,
+        localRegion,
+      );
+      if (verdicts.some((v) => v.verdict.decision === 'Allowed')) writesIam.add(role.logicalId);
+    }
+    // The split is real: some roles do write IAM, and the rest cannot.
+    expect([...writesIam].sort()).toEqual(['CredentialsRole', 'ReleaseRole', 'RevokeRole']);
+    const reachable = [];
+    for (const fn of untrustedInputReaders) {
+      for (const role of roles.filter((r) => writesIam.has(r.logicalId))) {
+        const verdict = await decide(
+          functionPrincipal(home.model, fn, home.names),
+          { action: 'sts:AssumeRole', resource: role.arn, context: { 'sts:RoleSessionName': 'cordon-case' } },
+          localRegion,
+          { logicalId: `${role.logicalId}(trust)`, policy: role.trustPolicy },
+        );
+        if (verdict.decision === 'Allowed') reachable.push(`${fn} may assume ${role.logicalId}`);
+      }
+    }
+    expect(reachable).toEqual([]);
+  });
+
+  it('trusts, in each member role, exactly the functions functions/core/member-roles.ts lists for it', async () => {
+    const home = homeModel(stackOf());
+    const member = memberModel(home.names, 'dev');
+    const functions = Object.keys(loadServerlessConfig().functions);
+    const trusted: Record<string, string[]> = {};
+    for (const role of member.model.roles().filter((r) => r.logicalId !== 'QuarantineRole')) {
+      for (const fn of functions) {
+        const verdict = await decide(
+          functionPrincipal(home.model, fn, home.names),
+          { action: 'sts:AssumeRole', resource: role.arn, context: { 'sts:RoleSessionName': 'cordon-case' } },
+          localRegion,
+          { logicalId: `${role.logicalId}(trust)`, policy: role.trustPolicy },
+        );
+        if (verdict.decision === 'Allowed')
+          trusted[role.logicalId] = [...(trusted[role.logicalId] ?? []), fn];
+      }
+    }
+    const expected = Object.fromEntries(
+      Object.entries(memberCapabilities).map(([c, fns]) => [`${c}Role`, [...fns].sort()]),
+    );
+    expect(Object.fromEntries(Object.entries(trusted).map(([r, fns]) => [r, fns.sort()]))).toEqual(expected);
   });
 
   it('includes writing IAM policy, for every function that reads text an attacker can shape', async () => {
     const home = homeModel(stackOf());
-    const readers = ['intake-finding', 'credential-intake', 'block-ip', 'policy-violation', 'ids-alert'];
     const allowed = [];
-    for (const fn of readers) {
+    for (const fn of untrustedInputReaders) {
       const verdicts = await decideForbidden(
         functionPrincipal(home.model, fn, home.names),
         fn,

@@ -1,4 +1,5 @@
 import { describe, expect, inject, it } from 'vitest';
+import { memberCapabilities } from '../../functions/core/member-roles.js';
 import {
   actionCovers,
   asArray,
@@ -181,11 +182,24 @@ describe('the three roles written here', () => {
   const grants = (roleId: string, action: string) =>
     allowStatements(roleId).filter((s) => asArray(s.Action).some((a) => actionCovers(a, action)));
 
-  it('let Triage Instance read instances in member accounts through the member role only', () => {
+  it('let Triage Instance read instances in member accounts through the read-only member role only', () => {
     const assume = grants('TriageInstanceRole', 'sts:AssumeRole');
 
-    expect(assume.map((s) => s.Resource)).toEqual([sub('arn:{AWS::Partition}:iam::*:role/CordonResponder')]);
+    expect(assume.map((s) => s.Resource)).toEqual([
+      sub('arn:{AWS::Partition}:iam::*:role/CordonResponder-Read'),
+    ]);
   });
+
+  it.each(Object.entries(memberCapabilities).flatMap(([c, fns]) => fns.map((fn) => [fn, c] as const)))(
+    'let %s assume the %s member role and no other',
+    (fn, capability) => {
+      const roleId = loadServerlessConfig().functions[fn]?.role as string;
+      const intoMemberAccounts = grants(roleId, 'sts:AssumeRole')
+        .map((s) => s.Resource)
+        .filter((r) => JSON.stringify(r).includes(':iam::*:'));
+      expect(intoMemberAccounts).toEqual([sub(`arn:{AWS::Partition}:iam::*:role/CordonResponder-${capability}`)]);
+    },
+  );
 
   it('let Triage Instance and Archive Evidence write evidence under cases/ only', () => {
     for (const roleId of ['TriageInstanceRole', 'ArchiveEvidenceRole']) {

@@ -151,9 +151,11 @@ describe('SigningKey', () => {
       expect.objectContaining({
         Action: ['kms:Sign', 'kms:GetPublicKey'],
         Condition: {
-          ArnLike: {
+          ArnEquals: {
             'aws:PrincipalArn': signingRoles.map((id) =>
-              sub(`arn:{AWS::Partition}:iam::{AWS::AccountId}:role/cordon-${stage}-${id}-*`),
+              sub(
+                `arn:{AWS::Partition}:iam::{AWS::AccountId}:role/${String(resource(template, id).Properties?.RoleName)}`,
+              ),
             ),
           },
         },
@@ -161,8 +163,8 @@ describe('SigningKey', () => {
     ]);
   });
 
-  it.each(signingRoles)('names %s by the pattern only while CloudFormation names the role', (roleId) => {
-    expect(resource(template, roleId).Properties?.RoleName).toBeUndefined();
+  it.each(signingRoles)('trusts %s by the exact name the role is given', (roleId) => {
+    expect(resource(template, roleId).Properties?.RoleName).toMatch(new RegExp(`^cordon-${stage}-[a-z-]+$`));
   });
 
   it('lets investigators verify signatures and read the public key', () => {

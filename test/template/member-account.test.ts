@@ -1,9 +1,11 @@
 import { describe, expect, inject, it } from 'vitest';
+import { memberCapabilities } from '../../functions/core/member-roles.js';
 import {
   asArray,
   type CfnTemplate,
   instantiate,
   loadCfnYaml,
+  loadServerlessConfig,
   loadTemplate,
   type PolicyStatement,
   paramFor,
@@ -16,7 +18,11 @@ import {
 const securityAccountId = '111111111111';
 const written: CfnTemplate = loadCfnYaml('resources/member-account.yml');
 /** The member template as a member account deploys it with every optional parameter left empty. */
-const member: CfnTemplate = instantiate(written, { SecurityAccountId: securityAccountId });
+const organizationId = 'o-exampleorg01';
+const member: CfnTemplate = instantiate(written, {
+  SecurityAccountId: securityAccountId,
+  OrganizationId: organizationId,
+});
 const home: CfnTemplate = loadTemplate(inject('cfnTemplates').prod);
 
 function inlineStatements(t: CfnTemplate, roleId: string): PolicyStatement[] {
@@ -24,7 +30,11 @@ function inlineStatements(t: CfnTemplate, roleId: string): PolicyStatement[] {
   return policies.flatMap((p) => statementsOf(p.PolicyDocument));
 }
 
-const responder = inlineStatements(member, 'ResponderRole');
+/** One role per capability (functions/core/member-roles.ts), by logical id. */
+const capabilityRoles = Object.keys(memberCapabilities).map((c) => `${c}Role`);
+/** What Cordon may do in a member account: every capability role's statements together. */
+const everyRole = (t: CfnTemplate) => capabilityRoles.flatMap((id) => inlineStatements(t, id));
+const responder = everyRole(member);
 const allowsIn = (statements: PolicyStatement[], action: string) =>
   statements.filter((s) => statementAllows(s, action));
 const responderAllows = (action: string) => allowsIn(responder, action);
@@ -47,7 +57,7 @@ const unscopedActions = [
   'cloudtrail:LookupEvents',
 ];
 
-describe('the member-account responder role', () => {
+describe('the member-account roles', () => {
   it('defaults to the role name Cordon assumes', () => {
     const parameters = (member as unknown as { Parameters: Record<string, { Default?: unknown }> })
       .Parameters;
@@ -55,28 +65,42 @@ describe('the member-account responder role', () => {
     expect(parameters.RoleName?.Default).toBe(paramFor('prod', 'memberRoleName'));
   });
 
-  it('trusts only Cordon’s Lambda roles in the security account, not the roles whose credentials leave Cordon', () => {
-    const trust = resource(member, 'ResponderRole').Properties?.AssumeRolePolicyDocument;
+  it.each(Object.entries(memberCapabilities))(
+    'has a %s role trusted by exactly its functions’ roles, in the organisation, with a Cordon session name',
+    (capability, functions) => {
+      const role = resource(member, `${capability}Role`).Properties;
+      expect(role?.RoleName).toEqual(sub(`{RoleName}-${capability}`));
+      expect(statementsOf(role?.AssumeRolePolicyDocument)).toEqual([
+        {
+          Effect: 'Allow',
+          Principal: { AWS: sub('arn:{AWS::Partition}:iam::{SecurityAccountId}:root') },
+          Action: 'sts:AssumeRole',
+          Condition: {
+            ArnEquals: {
+              'aws:PrincipalArn': functions.map((fn) =>
+                sub(`arn:{AWS::Partition}:iam::{SecurityAccountId}:role/cordon-{Stage}-${fn}`),
+              ),
+            },
+            StringEquals: { 'aws:PrincipalOrgID': { Ref: 'OrganizationId' } },
+            StringLike: { 'sts:RoleSessionName': 'cordon-*' },
+          },
+        },
+      ]);
+    },
+  );
 
-    expect(statementsOf(trust)).toEqual([
-      expect.objectContaining({
-        Effect: 'Allow',
-        Principal: { AWS: sub('arn:{AWS::Partition}:iam::{SecurityAccountId}:root') },
-        Action: 'sts:AssumeRole',
-        Condition: expect.objectContaining({
-          ArnLike: {
-            'aws:PrincipalArn': sub('arn:{AWS::Partition}:iam::{SecurityAccountId}:role/cordon-*'),
-          },
-          ArnNotLike: {
-            'aws:PrincipalArn': [
-              sub('arn:{AWS::Partition}:iam::{SecurityAccountId}:role/cordon-investigator-*'),
-              sub('arn:{AWS::Partition}:iam::{SecurityAccountId}:role/cordon-quarantine-*'),
-              sub('arn:{AWS::Partition}:iam::{SecurityAccountId}:role/cordon-*-memory-upload'),
-            ],
-          },
-        }),
-      }),
-    ]);
+  it('has no role but the capability roles and the quarantine role', () => {
+    const roles = Object.entries(member.Resources)
+      .filter(([, r]) => r.Type === 'AWS::IAM::Role')
+      .map(([id]) => id);
+    expect(roles.sort()).toEqual([...capabilityRoles, 'QuarantineRole'].sort());
+  });
+
+  it('gives the security account’s function roles the exact names the member roles trust', () => {
+    for (const fn of Object.values(memberCapabilities).flat()) {
+      const roleId = loadServerlessConfig().functions[fn]?.role as string;
+      expect(resource(home, roleId).Properties?.RoleName).toBe(`cordon-prod-${fn}`);
+    }
   });
 
   it('never grants `*` or a whole service', () => {
@@ -109,12 +133,16 @@ describe('the member-account responder role', () => {
   });
 
   it('may pass the quarantine role to EC2 and no other role', () => {
-    expect(responderAllows('iam:PassRole')).toEqual([
-      expect.objectContaining({
-        Resource: { 'Fn::GetAtt': ['QuarantineRole', 'Arn'] },
-        Condition: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } },
-      }),
-    ]);
+    const passes = responderAllows('iam:PassRole');
+    expect(passes.length).toBeGreaterThan(0);
+    for (const s of passes) {
+      expect(s).toEqual(
+        expect.objectContaining({
+          Resource: { 'Fn::GetAtt': ['QuarantineRole', 'Arn'] },
+          Condition: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } },
+        }),
+      );
+    }
   });
 
   it('changes the rules of Cordon’s own security groups only', () => {
@@ -144,15 +172,22 @@ describe('the member-account responder role', () => {
   it('by default swaps an instance profile for the quarantine profile only', () => {
     const swap = responderAllows('ec2:ReplaceIamInstanceProfileAssociation');
 
-    expect(swap.map((s) => s.Condition?.ArnEquals)).toEqual([
-      { 'ec2:NewInstanceProfile': { 'Fn::GetAtt': ['QuarantineInstanceProfile', 'Arn'] } },
-    ]);
+    expect(swap.length).toBeGreaterThan(0);
+    for (const s of swap) {
+      expect(s.Condition?.ArnEquals).toEqual({
+        'ec2:NewInstanceProfile': { 'Fn::GetAtt': ['QuarantineInstanceProfile', 'Arn'] },
+      });
+    }
   });
 
   it('lets Release pass other roles back to EC2 only when the account opts in', () => {
     const optedIn = inlineStatements(
-      instantiate(written, { SecurityAccountId: securityAccountId, AllowReleaseToRestoreProfiles: 'true' }),
-      'ResponderRole',
+      instantiate(written, {
+        SecurityAccountId: securityAccountId,
+        OrganizationId: organizationId,
+        AllowReleaseToRestoreProfiles: 'true',
+      }),
+      'ReleaseRole',
     );
 
     expect(allowsIn(optedIn, 'iam:PassRole').map((s) => s.Resource)).toEqual([
@@ -161,14 +196,16 @@ describe('the member-account responder role', () => {
     ]);
   });
 
-  it('never passes itself to an instance', () => {
-    expect(responder).toContainEqual(
-      expect.objectContaining({
-        Effect: 'Deny',
-        Action: 'iam:PassRole',
-        Resource: sub('arn:{AWS::Partition}:iam::{AWS::AccountId}:role/{RoleName}'),
-      }),
-    );
+  it('never passes a Cordon role to an instance, in each role that may pass one', () => {
+    for (const id of ['RevokeRole', 'ReleaseRole']) {
+      expect(inlineStatements(member, id)).toContainEqual(
+        expect.objectContaining({
+          Effect: 'Deny',
+          Action: 'iam:PassRole',
+          Resource: sub('arn:{AWS::Partition}:iam::{AWS::AccountId}:role/{RoleName}-*'),
+        }),
+      );
+    }
   });
 
   it('by default shares no snapshot with anyone', () => {
@@ -177,8 +214,12 @@ describe('the member-account responder role', () => {
 
   it('shares a case’s snapshots with the named forensic account only, never publicly', () => {
     const withCopy = inlineStatements(
-      instantiate(written, { SecurityAccountId: securityAccountId, SnapshotCopyAccountId: '222222222222' }),
-      'ResponderRole',
+      instantiate(written, {
+        SecurityAccountId: securityAccountId,
+        OrganizationId: organizationId,
+        SnapshotCopyAccountId: '222222222222',
+      }),
+      'EvidenceRole',
     );
 
     expect(allowsIn(withCopy, 'ec2:ModifySnapshotAttribute')).toEqual([
@@ -207,7 +248,7 @@ describe('the member-account responder role', () => {
     );
     const resources = denies.flatMap((s) => asArray(s.Resource));
 
-    expect(resources).toContainEqual(sub('arn:{AWS::Partition}:iam::{AWS::AccountId}:role/{RoleName}'));
+    expect(resources).toContainEqual(sub('arn:{AWS::Partition}:iam::{AWS::AccountId}:role/{RoleName}-*'));
     expect(resources).toContainEqual(sub('arn:{AWS::Partition}:iam::{AWS::AccountId}:role/cordon-*'));
   });
 });

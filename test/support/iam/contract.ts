@@ -3,6 +3,8 @@
  * it under the packaged template's policies, and the table a reviewer reads (function, action,
  * resource, decision, deciding statement).
  */
+
+import { memberCapabilityOf } from '../../../functions/core/member-roles.js';
 import type { LocalStack } from '../../../scripts/local/stack.js';
 import { loadCfnYaml, loadServerlessConfig } from '../template-model.js';
 import { type Authorisation, authorisations, type Where } from './operations.js';
@@ -191,6 +193,15 @@ export function formatRows(rows: Row[]): string {
 
 /** A member account the contract acts in: not the security account, so that AssumeRole is real. */
 export const memberAccount = '210987654321';
+/** The organisation both accounts are in (`aws:PrincipalOrgID` of every session of theirs). */
+export const organizationId = 'o-exampleorg01';
+
+/** The member role (resources/member-account.yml) a function assumes, by functions/core/member-roles.ts. */
+export function memberRoleOf(model: TemplateModel, fn: string) {
+  const capability = memberCapabilityOf(fn);
+  if (!capability) throw new Error(`${fn} acts in a member account but has no member role`);
+  return model.role(`${capability}Role`);
+}
 
 /**
  * resources/member-account.yml as deployed in `memberAccount` for the security account's stage, with
@@ -207,7 +218,13 @@ export function memberModel(
     region: home.region,
     stackName: 'cordon-member',
     known: {},
-    parameters: { SecurityAccountId: home.account, RoleName: 'CordonResponder', Stage: stage, ...parameters },
+    parameters: {
+      SecurityAccountId: home.account,
+      OrganizationId: organizationId,
+      RoleName: 'CordonResponder',
+      Stage: stage,
+      ...parameters,
+    },
   };
   return { model: new TemplateModel(loadCfnYaml('resources/member-account.yml'), names), names };
 }
@@ -224,7 +241,6 @@ export async function decideAsMember(
   member: { model: TemplateModel; names: StackNames },
 ): Promise<Row[]> {
   const rows = new Map<string, Row>();
-  const memberRole = member.model.role('ResponderRole');
   const move = <T>(value: T): T =>
     JSON.parse(JSON.stringify(value).replaceAll(home.names.account, member.names.account)) as T;
   const where: Where = {
@@ -238,6 +254,7 @@ export async function decideAsMember(
   for (const req of requests) {
     if (req.origin.kind !== 'member') continue;
     callers.add(req.fn);
+    const memberRole = memberRoleOf(member.model, req.fn);
     const caseId = req.origin.caseId ?? 'session';
     const principal: Principal = {
       roleArn: memberRole.arn,
@@ -272,6 +289,7 @@ export async function decideAsMember(
     }
   }
   for (const fn of callers) {
+    const memberRole = memberRoleOf(member.model, fn);
     const principal = functionPrincipal(home.model, fn, home.names);
     const auth: Authorisation = {
       action: 'sts:AssumeRole',
@@ -279,7 +297,7 @@ export async function decideAsMember(
       context: { 'sts:RoleSessionName': 'cordon-case' },
     };
     const verdict = await decide(principal, auth, home.names.region, {
-      logicalId: 'ResponderRole(trust)',
+      logicalId: `${memberRole.logicalId}(trust)`,
       policy: memberRole.trustPolicy,
     });
     rows.set(`${fn}|assume`, {
@@ -384,6 +402,10 @@ export function iamWrites(account: string, partition = 'aws'): Forbidden[] {
     {
       what: 'attach a managed policy to a role',
       auth: { action: 'iam:AttachRolePolicy', resource: role, context: {} },
+    },
+    {
+      what: 'delete an inline policy from a role',
+      auth: { action: 'iam:DeleteRolePolicy', resource: role, context: {} },
     },
     {
       what: 'attach a managed policy to a user',

@@ -47,6 +47,8 @@ export function globalContext(principal: Principal, auth: Authorisation, region:
     'aws:PrincipalArn': principal.roleArn,
     'aws:PrincipalAccount': principal.account,
     'aws:PrincipalType': 'AssumedRole',
+    // Every Cordon account is in one organisation (member-account.yml's OrganizationId).
+    'aws:PrincipalOrgID': 'o-exampleorg01',
     'aws:userid': `AROAEXAMPLE:${principal.sessionArn.split('/').pop() ?? ''}`,
     'aws:SecureTransport': 'true',
     'aws:CurrentTime': now.toISOString(),
