@@ -14,6 +14,7 @@ import {
   normaliseError,
   oneLine,
 } from './errors.js';
+import type { Artifact } from './evidence.js';
 
 /** EC2 ids as EC2 issues them: a prefix and 8 or 17 hex digits. Anything else is refused at the edge. */
 const ec2Id = (prefix: string) =>
@@ -65,51 +66,109 @@ export const targetSchema = z.object({
 });
 export type Target = z.infer<typeof targetSchema>;
 
-/** The parts of Triage's before-picture that containment reads (functions/core/state.ts). */
+const volumeSchema = z.object({
+  volumeId: volumeIdSchema,
+  deviceName: deviceNameSchema,
+  sizeGiB: z.number().optional(),
+  deleteOnTermination: z.boolean(),
+});
+
+/** An interface as it was before Cordon touched it: the groups Release must put back. */
+const eniSnapshotSchema = z.object({
+  networkInterfaceId: eniIdSchema,
+  subnetId: subnetIdSchema,
+  vpcId: vpcIdSchema,
+  groups: z.array(groupIdSchema),
+  privateIps: z.array(z.string()),
+  ipv6: z.array(z.string()),
+  attachmentId: z.string().optional(),
+  deviceIndex: z.number().int().optional(),
+  association: z
+    .object({
+      publicIp: z.string(),
+      allocationId: z.string().optional(),
+      associationId: z.string().optional(),
+    })
+    .optional(),
+});
+
+const planSchema = z.object({
+  order: z.enum(['contain-first', 'capture-first']),
+  memory: z.enum(['capture', 'skip']),
+  /** Why this plan: shown on the timeline and in the notification. */
+  reason: safeTextSchema.pipe(z.string().max(1000)),
+  platform: z.enum(['linux', 'windows', 'unknown']),
+  ssmManaged: z.union([z.boolean(), z.literal('unknown')]),
+  /** Whether the SSM agent can still reach SSM (and S3) once the isolation group is in place. */
+  ssmSurvivesIsolation: z.boolean(),
+});
+
+const pictureSchema = z.object({
+  instanceId: instanceIdSchema,
+  state: z.string(),
+  vpcId: vpcIdSchema.optional(),
+  subnetId: subnetIdSchema.optional(),
+  imageId: z.string().optional(),
+  instanceType: z.string().optional(),
+  launchTime: z.string().optional(),
+  platform: planSchema.shape.platform,
+  volumes: z.array(volumeSchema),
+  enis: z.array(eniSnapshotSchema),
+  instanceProfile: z
+    .object({
+      arn: instanceProfileArnSchema,
+      associationId: profileAssociationIdSchema,
+      roleNames: z.array(roleNameSchema),
+    })
+    .optional(),
+  autoScalingGroup: autoScalingGroupNameSchema.optional(),
+  targetGroups: z.array(targetSchema),
+  classicLoadBalancers: z.array(classicLoadBalancerNameSchema),
+  memoryGiB: z.number().optional(),
+  /** VPC endpoints in the instance's VPC: what SSM and S3 traffic can still reach once isolated. */
+  vpcEndpoints: z.array(
+    z.object({
+      id: z.string().regex(/^vpce-[0-9a-f]{8,17}$/),
+      serviceName: z.string().regex(/^[a-z0-9.-]{1,200}$/),
+      type: z.string().max(32),
+      groups: z.array(groupIdSchema),
+      prefixListId: prefixListIdSchema.optional(),
+    }),
+  ),
+});
+
+/** What Triage returns (`$.triage`, functions/core/state.ts): the plan and the "before" picture. */
+export const triageResultSchema = z.object({
+  plan: planSchema,
+  instance: pictureSchema,
+  /** APIs that the account (or the emulator) did not answer: recorded, not fatal. */
+  unavailable: z.array(z.object({ api: z.string(), reason: z.string() })),
+  /** Written by Triage itself through the evidence store, whose type they keep; no step parses them. */
+  artifacts: z.array(z.custom<Artifact>()),
+});
+export type TriageResult = z.infer<typeof triageResultSchema>;
+
+/** The parts of Triage's result that containment reads; the rest is dropped when its input is parsed. */
 export const triageSchema = z.object({
-  plan: z.object({
-    order: z.enum(['contain-first', 'capture-first']),
-    ssmSurvivesIsolation: z.boolean(),
-    reason: safeTextSchema.pipe(z.string().max(1000)).optional(),
-  }),
-  instance: z.object({
-    instanceId: instanceIdSchema,
-    vpcId: vpcIdSchema.optional(),
-    volumes: z.array(
-      z.object({
-        volumeId: volumeIdSchema,
-        deviceName: deviceNameSchema,
-        deleteOnTermination: z.boolean(),
-      }),
-    ),
-    enis: z.array(
-      z.object({
-        networkInterfaceId: eniIdSchema,
-        subnetId: subnetIdSchema,
-        vpcId: vpcIdSchema,
-        groups: z.array(groupIdSchema),
-      }),
-    ),
-    instanceProfile: z
-      .object({
-        arn: instanceProfileArnSchema,
-        associationId: profileAssociationIdSchema,
-        roleNames: z.array(roleNameSchema),
-      })
-      .optional(),
-    autoScalingGroup: autoScalingGroupNameSchema.optional(),
-    targetGroups: z.array(targetSchema),
-    classicLoadBalancers: z.array(classicLoadBalancerNameSchema),
-    vpcEndpoints: z.array(
-      z.object({
-        id: z.string().regex(/^vpce-[0-9a-f]{8,17}$/),
-        serviceName: z.string().regex(/^[a-z0-9.-]{1,200}$/),
-        type: z.string().max(32),
-        groups: z.array(groupIdSchema),
-        prefixListId: prefixListIdSchema.optional(),
-      }),
-    ),
-  }),
+  plan: planSchema.pick({ order: true, ssmSurvivesIsolation: true, reason: true }).partial({ reason: true }),
+  instance: pictureSchema
+    .pick({
+      instanceId: true,
+      vpcId: true,
+      volumes: true,
+      enis: true,
+      instanceProfile: true,
+      autoScalingGroup: true,
+      targetGroups: true,
+      classicLoadBalancers: true,
+      vpcEndpoints: true,
+    })
+    .extend({
+      volumes: z.array(volumeSchema.omit({ sizeGiB: true })),
+      enis: z.array(
+        eniSnapshotSchema.pick({ networkInterfaceId: true, subnetId: true, vpcId: true, groups: true }),
+      ),
+    }),
 });
 export type TriagePicture = z.infer<typeof triageSchema>;
 

@@ -14,6 +14,7 @@
  *   $.notify     Notify Outcome          NotifyResult
  */
 import type { Case, Outcome } from './case.js';
+import type { TriageResult } from './containment.js';
 import type { Artifact } from './evidence.js';
 
 export type Decision = 'accepted' | 'rejected' | 'duplicate';
@@ -23,63 +24,11 @@ export interface IntakeResult {
   case?: Case;
 }
 
-export type MemoryPlan = 'capture' | 'skip';
-export type ContainOrder = 'contain-first' | 'capture-first';
-
-export interface Plan {
-  order: ContainOrder;
-  memory: MemoryPlan;
-  /** Why this plan: shown on the timeline and in the notification. */
-  reason: string;
-  platform: 'linux' | 'windows' | 'unknown';
-  ssmManaged: boolean | 'unknown';
-  /** Whether the SSM agent can still reach SSM (and S3) once the isolation group is in place. */
-  ssmSurvivesIsolation: boolean;
-}
-
-export interface EniSnapshot {
-  networkInterfaceId: string;
-  subnetId: string;
-  vpcId: string;
-  groups: string[];
-  privateIps: string[];
-  ipv6: string[];
-  attachmentId?: string;
-  deviceIndex?: number;
-  association?: { publicIp: string; allocationId?: string; associationId?: string };
-}
-
-export interface TriageResult {
-  plan: Plan;
-  instance: {
-    instanceId: string;
-    state: string;
-    vpcId?: string;
-    subnetId?: string;
-    imageId?: string;
-    instanceType?: string;
-    launchTime?: string;
-    platform: 'linux' | 'windows' | 'unknown';
-    volumes: { volumeId: string; deviceName: string; sizeGiB?: number; deleteOnTermination: boolean }[];
-    enis: EniSnapshot[];
-    instanceProfile?: { arn: string; associationId: string; roleNames: string[] };
-    autoScalingGroup?: string;
-    targetGroups: { arn: string; port?: number; id: string }[];
-    classicLoadBalancers: string[];
-    memoryGiB?: number;
-    /** VPC endpoints in the instance's VPC: what SSM and S3 traffic can still reach once isolated. */
-    vpcEndpoints: {
-      id: string;
-      serviceName: string;
-      type: 'Interface' | 'Gateway' | string;
-      groups: string[];
-      prefixListId?: string;
-    }[];
-  };
-  /** APIs that the account (or the emulator) did not answer: recorded, not fatal. */
-  unavailable: { api: string; reason: string }[];
-  artifacts: Artifact[];
-}
+export type { TriageResult };
+export type Plan = TriageResult['plan'];
+export type MemoryPlan = Plan['memory'];
+export type ContainOrder = Plan['order'];
+export type EniSnapshot = TriageResult['instance']['enis'][number];
 
 export interface BranchResult {
   status: 'succeeded' | 'failed';
