@@ -1,4 +1,8 @@
-import { type CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import {
+  type CloudFormationClient,
+  DescribeStacksCommand,
+  GetTemplateCommand,
+} from '@aws-sdk/client-cloudformation';
 import { z } from 'zod';
 import { awsErrorCode } from '../../functions/core/errors.js';
 import type { LocalStack } from '../local/stack.js';
@@ -103,4 +107,36 @@ export async function discoverStack(
     info.local = parsed.data as LocalStack;
   }
   return info;
+}
+
+/**
+ * A deployed function's environment as the stack's processed template declares it (serverless resolves
+ * its parameters into the template): the settings no stack output carries. Empty when the template
+ * has no such function.
+ */
+export async function functionEnvironment(
+  cfn: CloudFormationClient,
+  stackName: string,
+  functionName: string,
+): Promise<Record<string, unknown>> {
+  const body = (await cfn.send(new GetTemplateCommand({ StackName: stackName, TemplateStage: 'Processed' })))
+    .TemplateBody;
+  let template: {
+    Resources?: Record<
+      string,
+      {
+        Type?: string;
+        Properties?: { FunctionName?: unknown; Environment?: { Variables?: Record<string, unknown> } };
+      }
+    >;
+  };
+  try {
+    template = JSON.parse(body ?? '{}');
+  } catch {
+    throw new CliError(`The template of ${stackName} is not JSON: its functions' settings cannot be read.`);
+  }
+  const fn = Object.values(template.Resources ?? {}).find(
+    (r) => r.Type === 'AWS::Lambda::Function' && r.Properties?.FunctionName === functionName,
+  );
+  return fn?.Properties?.Environment?.Variables ?? {};
 }

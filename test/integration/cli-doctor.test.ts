@@ -4,7 +4,7 @@ import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { EnableSecurityHubCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Check } from '../../scripts/cli/doctor.js';
+import type { Check } from '../../scripts/cli/doctor/check.js';
 import { resetMoto } from '../../scripts/local/moto.js';
 import { type SeededAccount, seedAccount } from '../../scripts/local/seed.js';
 import { deployLocalStack, type LocalStack } from '../../scripts/local/stack.js';

@@ -4,27 +4,22 @@ import { CloudTrailClient, DescribeTrailsCommand, GetTrailStatusCommand } from '
 import { DescribeInstancesCommand, DescribeVpcEndpointsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { GetDetectorCommand, GuardDutyClient, ListDetectorsCommand } from '@aws-sdk/client-guardduty';
 import { GetAccountSummaryCommand, IAMClient } from '@aws-sdk/client-iam';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { GetBucketVersioningCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DescribeHubCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
 import { DescribeInstanceInformationCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { RegionalClients } from '../../scripts/cli/aws.js';
 import { parseParams } from '../../scripts/cli/commands/doctor.js';
-import {
-  checkCloudTrail,
-  checkGuardDuty,
-  checkRoot,
-  checkSecurityHub,
-  checkSsmCoverage,
-  checkTools,
-  checkVpcEndpoints,
-  pinnedToolsFromTemplate,
-  runDoctor,
-  type StageTriggers,
-  stageParams,
-  triggersOf,
-} from '../../scripts/cli/doctor.js';
+import { checkCloudTrail } from '../../scripts/cli/doctor/cloudtrail.js';
+import { checkGuardDuty } from '../../scripts/cli/doctor/guardduty.js';
+import { checkTools, pinnedToolsFromTemplate } from '../../scripts/cli/doctor/memory-tools.js';
+import { checkRoot } from '../../scripts/cli/doctor/root-user.js';
+import { checkSecurityHub, type StageTriggers, triggersOf } from '../../scripts/cli/doctor/security-hub.js';
+import { checkSsmCoverage } from '../../scripts/cli/doctor/ssm-coverage.js';
+import { checkVpcEndpoints } from '../../scripts/cli/doctor/vpc-endpoints.js';
+import { runDoctor, stageParams } from '../../scripts/cli/doctor.js';
 import { objectBody } from '../support/cli-mocks.js';
 
 const ec2 = mockClient(EC2Client);
@@ -35,6 +30,7 @@ const s3 = mockClient(S3Client);
 const iam = mockClient(IAMClient);
 const cfn = mockClient(CloudFormationClient);
 const securityhub = mockClient(SecurityHubClient);
+const kms = mockClient(KMSClient);
 
 const clients = (): RegionalClients => ({
   ec2: new EC2Client({}),
@@ -50,7 +46,7 @@ const instances = [
 ];
 
 beforeEach(() => {
-  for (const m of [ec2, ssm, guardduty, cloudtrail, s3, iam, cfn, securityhub]) m.reset();
+  for (const m of [ec2, ssm, guardduty, cloudtrail, s3, iam, cfn, securityhub, kms]) m.reset();
 });
 
 describe('SSM coverage', () => {
@@ -418,5 +414,96 @@ describe('runDoctor', () => {
       'Root MFA pass',
     ]);
     expect(s3).toHaveReceivedCommandTimes(GetObjectCommand, 0);
+  });
+});
+
+describe('a check whose calls are denied', () => {
+  const denied = (action: string) =>
+    Object.assign(new Error(`User is not authorized to perform: ${action}`), {
+      name: 'AccessDeniedException',
+    });
+  const stack = {
+    stackName: 'cordon-prod',
+    stage: 'prod',
+    region: 'us-east-1',
+    evidenceBucket: 'evidence',
+    casesTable: 'cases',
+    alertTopicArn: 'arn:aws:sns:us-east-1:111122223333:alerts',
+    signingKeyArn: 'arn:aws:kms:us-east-1:111122223333:key/sign',
+    toolsBucket: 'tools',
+    forensicsStateMachineArn: 'arn:aws:states:us-east-1:111122223333:stateMachine:forensics',
+    releaseStateMachineArn: 'arn:aws:states:us-east-1:111122223333:stateMachine:release',
+  };
+  const doctor = () =>
+    runDoctor({
+      homeRegion: 'us-east-1',
+      regions: ['us-east-1'],
+      regional: async () => clients(),
+      iam: new IAMClient({}),
+      stack: {
+        info: stack,
+        s3: new S3Client({}),
+        kms: new KMSClient({}),
+        tools: { prefix: 'tools/', avmlSha256: 'a'.repeat(64), winpmemSha256: '' },
+      },
+      triggers: { stage: 'prod', securityHubCustomAction: true, securityHubImported: false },
+    });
+
+  it('is UNKNOWN, with the reason, and names the actions to allow', async () => {
+    cloudtrail.on(DescribeTrailsCommand).rejects(denied('cloudtrail:DescribeTrails'));
+    guardduty.on(ListDetectorsCommand).rejects(denied('guardduty:ListDetectors'));
+    ec2.on(DescribeInstancesCommand).resolves({
+      Reservations: [{ Instances: [{ InstanceId: 'i-0aaaaaaaaaaaaaaa1', VpcId: 'vpc-1' }] }],
+    });
+    ssm.on(DescribeInstanceInformationCommand).rejects(denied('ssm:DescribeInstanceInformation'));
+    ec2.on(DescribeVpcEndpointsCommand).rejects(denied('ec2:DescribeVpcEndpoints'));
+    securityhub.on(DescribeHubCommand).rejects(denied('securityhub:DescribeHub'));
+    s3.on(GetBucketVersioningCommand).rejects(denied('s3:GetBucketVersioning'));
+    kms.on(DescribeKeyCommand).rejects(denied('kms:DescribeKey'));
+    s3.on(GetObjectCommand).rejects(denied('s3:GetObject'));
+    iam.on(GetAccountSummaryCommand).rejects(denied('iam:GetAccountSummary'));
+
+    const checks = await doctor();
+
+    expect(checks.map((c) => [c.check, c.status, c.fix])).toEqual([
+      ['CloudTrail', 'unknown', 'Allow cloudtrail:DescribeTrails and cloudtrail:GetTrailStatus.'],
+      ['GuardDuty', 'unknown', 'Allow guardduty:ListDetectors and guardduty:GetDetector.'],
+      ['SSM management', 'unknown', 'Run doctor with ssm:DescribeInstanceInformation allowed, against AWS.'],
+      ['VPC endpoints', 'unknown', 'Allow ec2:DescribeVpcEndpoints.'],
+      ['Security Hub', 'unknown', 'Allow securityhub:DescribeHub.'],
+      ['Cordon stack', 'pass', ''],
+      [
+        'Evidence bucket lock',
+        'unknown',
+        'Allow s3:GetBucketVersioning and s3:GetBucketObjectLockConfiguration.',
+      ],
+      ['Signing key', 'unknown', 'Allow kms:DescribeKey on the signing key.'],
+      ['Memory tool AVML (Linux)', 'unknown', 'Allow s3:GetObject on the tools bucket.'],
+      [
+        'Memory tool WinPmem (Windows)',
+        'fail',
+        "Set winpmemSha256 in serverless.yml params to the tool's SHA-256 and deploy.",
+      ],
+      ['Root user', 'unknown', 'Allow iam:GetAccountSummary.'],
+    ]);
+    for (const c of checks.filter((c) => c.status === 'unknown')) {
+      expect(c.detail, c.check).toMatch(
+        /^could not check: Access denied: your identity may not call \w+:\w+\.$/,
+      );
+    }
+  });
+
+  it('says it could not list the instances when DescribeInstances is denied', async () => {
+    ec2.on(DescribeInstancesCommand).rejects(denied('ec2:DescribeInstances'));
+
+    const checks = await doctor();
+
+    expect(checks.find((c) => c.check === 'SSM management')).toEqual({
+      check: 'SSM management',
+      scope: 'us-east-1',
+      status: 'unknown',
+      detail: 'could not list instances: Access denied: your identity may not call ec2:DescribeInstances.',
+      fix: 'Allow ec2:DescribeInstances.',
+    });
   });
 });

@@ -1,6 +1,7 @@
 import { regionSchema } from '../../../functions/core/case.js';
 import { type CommandSpec, stringValue, type Values } from '../context.js';
-import type { Check, DoctorDeps } from '../doctor.js';
+import type { Check } from '../doctor/check.js';
+import type { DoctorDeps } from '../doctor.js';
 import { explain, UsageError } from '../errors.js';
 import { jsonDocument, safe } from '../output.js';
 
@@ -71,9 +72,12 @@ emulator lacks), a one-line detail and, for gaps, how to fix them. Exits 1 if an
     if (only !== undefined && !regionSchema.safeParse(only).success)
       throw new UsageError('--region is not an AWS region');
     const overrides = parseParams(values.param);
-    const { enabledRegions, pinnedToolsFromTemplate, runDoctor, stageParams, triggersOf } = await import(
-      '../doctor.js'
-    );
+    const [{ enabledRegions, runDoctor, stageParams }, { pinnedToolsFromTemplate }, { triggersOf }] =
+      await Promise.all([
+        import('../doctor.js'),
+        import('../doctor/memory-tools.js'),
+        import('../doctor/security-hub.js'),
+      ]);
     const homeRegion = await ctx.aws.region();
     const regions =
       values['all-regions'] === true ? await enabledRegions(await ctx.aws.ec2()) : [only ?? homeRegion];
