@@ -5,14 +5,7 @@ import {
   DetachInstancesCommand,
   EnterStandbyCommand,
 } from '@aws-sdk/client-auto-scaling';
-import {
-  CreateTagsCommand,
-  DescribeInstanceAttributeCommand,
-  DescribeInstancesCommand,
-  type EC2Client,
-  type Instance,
-  ModifyInstanceAttributeCommand,
-} from '@aws-sdk/client-ec2';
+import { CreateTagsCommand, type EC2Client, ModifyInstanceAttributeCommand } from '@aws-sdk/client-ec2';
 import {
   DeregisterInstancesFromLoadBalancerCommand,
   type ElasticLoadBalancingClient,
@@ -36,6 +29,7 @@ import {
   type Target,
 } from '../../core/containment.js';
 import { ContainmentError, describeError, InstanceNotFoundError } from '../../core/errors.js';
+import { attributeChange, type InstanceAttribute, readAttribute, readInstance } from '../../core/instance.js';
 
 export const protectInputSchema = containInputSchema;
 export type ProtectInput = ContainInput;
@@ -63,10 +57,8 @@ export interface ProtectResult {
   done: string[];
 }
 
-type AttributeName = ProtectChanges['attributes'][number]['name'];
-
 /** What Protect sets, and why: nothing the instance or an API caller does may destroy the evidence. */
-const wanted: { name: AttributeName; value: boolean | 'stop' }[] = [
+const wanted: { name: InstanceAttribute; value: boolean | 'stop' }[] = [
   { name: 'disableApiTermination', value: true },
   { name: 'disableApiStop', value: true },
   { name: 'instanceInitiatedShutdownBehavior', value: 'stop' },
@@ -97,7 +89,13 @@ export async function protectInstance(input: ProtectInput, deps: ProtectDeps): P
     'out of its load balancers',
   ]);
 
-  const instance = await steps.phase('instance read', () => readInstance(ec2, c.instanceId));
+  const instance = await steps.phase('instance read', async () => {
+    const found = await readInstance(ec2, c.instanceId);
+    if (!found || found.State?.Name === 'terminated' || found.State?.Name === 'shutting-down') {
+      throw new InstanceNotFoundError(`${c.instanceId} is gone or terminating: nothing left to protect`);
+    }
+    return found;
+  });
   const tagOf = (key: string) => instance.Tags?.find((t) => t.Key === key)?.Value ?? null;
 
   // The case named on the instance, if it is not this one and was never released, contained the
@@ -165,16 +163,7 @@ export async function protectInstance(input: ProtectInput, deps: ProtectDeps): P
       if (live === value) continue;
       try {
         await recorder.run(`ec2:ModifyInstanceAttribute ${name}`, c.instanceId, () =>
-          ec2.send(
-            new ModifyInstanceAttributeCommand({
-              InstanceId: c.instanceId,
-              ...(name === 'instanceInitiatedShutdownBehavior'
-                ? { InstanceInitiatedShutdownBehavior: { Value: String(value) } }
-                : name === 'disableApiStop'
-                  ? { DisableApiStop: { Value: value === true } }
-                  : { DisableApiTermination: { Value: value === true } }),
-            }),
-          ),
+          ec2.send(new ModifyInstanceAttributeCommand(attributeChange(c.instanceId, name, value))),
         );
       } catch (error) {
         // Stop protection does not exist for Spot and instance-store-backed instances: said, not fatal.
@@ -279,36 +268,6 @@ export async function protectInstance(input: ProtectInput, deps: ProtectDeps): P
     unavailable,
     done: steps.done,
   };
-}
-
-async function readInstance(ec2: EC2Client, instanceId: string): Promise<Instance> {
-  const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })).catch((error) => {
-    if (codeOf(error).startsWith('InvalidInstanceID')) {
-      throw new InstanceNotFoundError(`${instanceId} no longer exists`, { cause: error });
-    }
-    throw error;
-  });
-  const instance = out.Reservations?.flatMap((r) => r.Instances ?? []).find(
-    (i) => i.InstanceId === instanceId,
-  );
-  if (!instance || instance.State?.Name === 'terminated' || instance.State?.Name === 'shutting-down') {
-    throw new InstanceNotFoundError(`${instanceId} is gone or terminating: nothing left to protect`);
-  }
-  return instance;
-}
-
-async function readAttribute(
-  ec2: EC2Client,
-  instanceId: string,
-  name: AttributeName,
-): Promise<boolean | 'stop' | 'terminate' | undefined> {
-  const out = await ec2.send(
-    new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: name }),
-  );
-  if (name === 'disableApiTermination') return out.DisableApiTermination?.Value;
-  if (name === 'disableApiStop') return out.DisableApiStop?.Value;
-  const v = out.InstanceInitiatedShutdownBehavior?.Value;
-  return v === 'stop' || v === 'terminate' ? v : undefined;
 }
 
 /**

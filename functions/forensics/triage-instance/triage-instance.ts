@@ -4,7 +4,6 @@ import {
   type _InstanceType,
   DescribeAddressesCommand,
   DescribeIamInstanceProfileAssociationsCommand,
-  DescribeInstancesCommand,
   DescribeInstanceTypesCommand,
   DescribeNetworkInterfacesCommand,
   DescribeSecurityGroupsCommand,
@@ -32,6 +31,7 @@ import type { Recorder } from '../../core/cases.js';
 import { ssmSurvivesIsolation } from '../../core/endpoints.js';
 import { describeError, InstanceNotFoundError } from '../../core/errors.js';
 import { type Artifact, type EvidenceStore, evidenceJson, putObservation } from '../../core/evidence.js';
+import { readInstance } from '../../core/instance.js';
 import type { EniSnapshot, Plan, TriageResult } from '../../core/state.js';
 
 export const triageInputSchema = z.object({ case: caseSchema });
@@ -196,20 +196,7 @@ async function findTargetGroups(
 export async function triageInstance(input: TriageInput, deps: TriageDeps): Promise<TriageResult> {
   const c: Case = input.case;
   const unavailable: Unavailable = [];
-  const described = await deps.ec2
-    .send(new DescribeInstancesCommand({ InstanceIds: [c.instanceId] }))
-    .catch((error) => {
-      const code = (error as { name?: string }).name ?? '';
-      if (code.startsWith('InvalidInstanceID')) {
-        throw new InstanceNotFoundError(`${c.instanceId} does not exist in ${c.accountId}/${c.region}`, {
-          cause: error,
-        });
-      }
-      throw error;
-    });
-  const instance = described.Reservations?.flatMap((r) => r.Instances ?? []).find(
-    (i) => i.InstanceId === c.instanceId,
-  );
+  const instance = await readInstance(deps.ec2, c.instanceId);
   if (!instance)
     throw new InstanceNotFoundError(`${c.instanceId} does not exist in ${c.accountId}/${c.region}`);
   if (instance.State?.Name === 'terminated') {

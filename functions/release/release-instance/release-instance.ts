@@ -10,8 +10,6 @@ import {
   DeleteNetworkAclEntryCommand,
   DescribeAddressesCommand,
   DescribeIamInstanceProfileAssociationsCommand,
-  DescribeInstanceAttributeCommand,
-  DescribeInstancesCommand,
   DescribeNetworkAclsCommand,
   DescribeNetworkInterfacesCommand,
   type EC2Client,
@@ -58,6 +56,7 @@ import {
   oneLine,
   ReleaseRefusedError,
 } from '../../core/errors.js';
+import { attributeChange, readAttribute, readInstance } from '../../core/instance.js';
 
 export const releaseInputSchema = z.object({ caseId: caseIdSchema });
 export type ReleaseInput = z.infer<typeof releaseInputSchema>;
@@ -117,7 +116,8 @@ export async function releaseInstance(input: ReleaseInput, deps: ReleaseDeps): P
   const protect = changesOf(record, changeKeys.protect, protectChangesSchema);
   const isolate = changesOf(record, changeKeys.isolate, isolateChangesSchema);
   const revoke = changesOf(record, changeKeys.revoke, revokeChangesSchema);
-  const instance = await readInstance(clients.ec2, record.instanceId);
+  const live = await readInstance(clients.ec2, record.instanceId);
+  const instance = live?.State?.Name === 'terminated' ? undefined : live;
   const holder = instance?.Tags?.find((t) => t.Key === tagKeys.caseId)?.Value;
   if (holder && holder !== caseId) {
     throw new ReleaseRefusedError(
@@ -233,19 +233,6 @@ async function publish(
     ),
   );
   return out.MessageId;
-}
-
-async function readInstance(ec2: EC2Client, instanceId: string): Promise<Instance | undefined> {
-  try {
-    const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
-    const instance = out.Reservations?.flatMap((r) => r.Instances ?? []).find(
-      (i) => i.InstanceId === instanceId,
-    );
-    return instance && instance.State?.Name !== 'terminated' ? instance : undefined;
-  } catch (error) {
-    if (codeOf(error).startsWith('InvalidInstanceID')) return undefined;
-    throw error;
-  }
 }
 
 type Attempt = (label: string, work: () => Promise<Outcome>) => Promise<void>;
@@ -504,27 +491,9 @@ async function restoreProtection(
   for (const a of protect.attributes) {
     await attempt(`${a.name}=${a.original}`, async () => {
       if (!instance) return gone;
-      const out = await ec2.send(
-        new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: a.name }),
-      );
-      const live =
-        a.name === 'disableApiTermination'
-          ? out.DisableApiTermination?.Value
-          : a.name === 'disableApiStop'
-            ? out.DisableApiStop?.Value
-            : out.InstanceInitiatedShutdownBehavior?.Value;
-      if (live === a.original) return 'unchanged';
+      if ((await readAttribute(ec2, instanceId, a.name)) === a.original) return 'unchanged';
       await recorder.run(`ec2:ModifyInstanceAttribute ${a.name}`, instanceId, () =>
-        ec2.send(
-          new ModifyInstanceAttributeCommand({
-            InstanceId: instanceId,
-            ...(a.name === 'instanceInitiatedShutdownBehavior'
-              ? { InstanceInitiatedShutdownBehavior: { Value: String(a.original) } }
-              : a.name === 'disableApiStop'
-                ? { DisableApiStop: { Value: a.original === true } }
-                : { DisableApiTermination: { Value: a.original === true } }),
-          }),
-        ),
+        ec2.send(new ModifyInstanceAttributeCommand(attributeChange(instanceId, a.name, a.original))),
       );
       return 'restored';
     });
