@@ -50,31 +50,93 @@ export interface RevokeResult {
 }
 
 /**
- * The inline deny put on the instance's role. Its first statement denies every action to every
- * session that EC2 delivered to this instance (`ec2:SourceInstanceArn` is a property of the role
+ * What the SSM agent needs to keep its channel: registration, and the message and session channels
+ * Run Command is delivered through. Exactly what the quarantine role allows (resources/quarantine.yml,
+ * a template test holds the two together).
+ */
+export const agentChannelActions = [
+  'ssm:UpdateInstanceInformation',
+  'ssmmessages:CreateControlChannel',
+  'ssmmessages:CreateDataChannel',
+  'ssmmessages:OpenControlChannel',
+  'ssmmessages:OpenDataChannel',
+  'ec2messages:AcknowledgeMessage',
+  'ec2messages:DeleteMessage',
+  'ec2messages:FailMessage',
+  'ec2messages:GetEndpoint',
+  'ec2messages:GetMessages',
+  'ec2messages:SendReply',
+] as const;
+
+/**
+ * Sessions that may keep the agent's channel are held to the host: a request must come through a VPC
+ * endpoint in the VPC, and from the private address, that EC2 delivered the credentials to. Two
+ * statements, because the conditions of one statement must all hold for it to deny. A request that
+ * comes through no endpoint has neither key, and a negated operator on a missing key matches: denied.
+ */
+function agentChannelOffTheHost(sid: string, condition: object): object[] {
+  // IAM policy variables, resolved by AWS from the credentials: not template placeholders.
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable
+  const credentialVpc = '${aws:ec2InstanceSourceVPC}';
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable
+  const credentialAddress = '${aws:ec2InstanceSourcePrivateIPv4}';
+  return [
+    {
+      Sid: `${sid}OutsideItsVpc`,
+      Effect: 'Deny',
+      Action: [...agentChannelActions],
+      Resource: '*',
+      Condition: { ...condition, StringNotEquals: { 'aws:SourceVpc': credentialVpc } },
+    },
+    {
+      Sid: `${sid}FromAnotherAddress`,
+      Effect: 'Deny',
+      Action: [...agentChannelActions],
+      Resource: '*',
+      Condition: {
+        ...condition,
+        StringNotEquals: { 'aws:VpcSourceIp': credentialAddress },
+      },
+    },
+  ];
+}
+
+/**
+ * The inline deny put on the instance's role. It denies every action but the SSM agent's channel to
+ * every session that EC2 delivered to this instance (`ec2:SourceInstanceArn` is a property of the role
  * session, so it holds wherever the stolen credentials are used), whenever that session was issued:
- * fresh credentials the instance fetches if the profile swap fails or lags are denied too. Role scope
- * adds AWS's own revoke-sessions statement: every session of the role issued before `cutoff`, on any
- * instance. Only Deny statements, built from validated identifiers: nothing from the finding enters it.
+ * fresh credentials the instance fetches if the profile swap fails or lags are denied too. The agent's
+ * channel stays open to those sessions only on the host itself (its VPC endpoint and its address): an
+ * agent whose credentials are denied hibernates and backs off for up to hours, and memory capture,
+ * delivered through that channel after containment, would never arrive; the same credentials used
+ * anywhere else are denied the channel too. Role scope adds AWS's own revoke-sessions statement: every
+ * session of the role issued before `cutoff`, on any instance, with the same exception. Only Deny
+ * statements, built from validated identifiers: nothing from the finding enters it.
  */
 export function denyPolicy(scope: 'instance' | 'role', instanceArn: string, cutoff: string): string {
+  const thisInstance = { ArnEquals: { 'ec2:SourceInstanceArn': instanceArn } };
   const statements: object[] = [
     {
       Sid: 'CordonDenySessionsOfThisInstance',
       Effect: 'Deny',
-      Action: '*',
+      NotAction: [...agentChannelActions],
       Resource: '*',
-      Condition: { ArnEquals: { 'ec2:SourceInstanceArn': instanceArn } },
+      Condition: thisInstance,
     },
+    ...agentChannelOffTheHost('CordonDenyAgentChannelOfThisInstance', thisInstance),
   ];
   if (scope === 'role') {
-    statements.push({
-      Sid: 'CordonDenySessionsIssuedBeforeRevocation',
-      Effect: 'Deny',
-      Action: '*',
-      Resource: '*',
-      Condition: { DateLessThan: { 'aws:TokenIssueTime': cutoff } },
-    });
+    const issuedBefore = { DateLessThan: { 'aws:TokenIssueTime': cutoff } };
+    statements.push(
+      {
+        Sid: 'CordonDenySessionsIssuedBeforeRevocation',
+        Effect: 'Deny',
+        NotAction: [...agentChannelActions],
+        Resource: '*',
+        Condition: issuedBefore,
+      },
+      ...agentChannelOffTheHost('CordonDenyAgentChannelIssuedBeforeRevocation', issuedBefore),
+    );
   }
   return JSON.stringify({ Version: '2012-10-17', Statement: statements });
 }

@@ -10,6 +10,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { changeKeys, type RevokeChanges } from '../../../functions/core/containment.js';
 import { AwsThrottlingError, RevocationError } from '../../../functions/core/errors.js';
 import {
+  agentChannelActions,
   denyPolicy,
   type RevokeDeps,
   revokeCredentials,
@@ -88,31 +89,57 @@ beforeEach(() => {
 });
 
 describe('denyPolicy', () => {
-  it("denies, in instance scope, every session delivered to this instance and nothing of the role's other sessions", () => {
+  const agentOffTheHost = (prefix: string, condition: object) => [
+    {
+      Sid: `${prefix}OutsideItsVpc`,
+      Effect: 'Deny',
+      Action: [...agentChannelActions],
+      Resource: '*',
+      Condition: { ...condition, StringNotEquals: { 'aws:SourceVpc': '${aws:ec2InstanceSourceVPC}' } },
+    },
+    {
+      Sid: `${prefix}FromAnotherAddress`,
+      Effect: 'Deny',
+      Action: [...agentChannelActions],
+      Resource: '*',
+      Condition: {
+        ...condition,
+        StringNotEquals: { 'aws:VpcSourceIp': '${aws:ec2InstanceSourcePrivateIPv4}' },
+      },
+    },
+  ];
+
+  it("denies, in instance scope, every session delivered to this instance all but the agent's channel, and that off the host, and nothing of the role's other sessions", () => {
+    const thisInstance = { ArnEquals: { 'ec2:SourceInstanceArn': instanceArn } };
     expect(JSON.parse(denyPolicy('instance', instanceArn, revokedAt))).toEqual({
       Version: '2012-10-17',
       Statement: [
         {
           Sid: 'CordonDenySessionsOfThisInstance',
           Effect: 'Deny',
-          Action: '*',
+          NotAction: [...agentChannelActions],
           Resource: '*',
-          Condition: { ArnEquals: { 'ec2:SourceInstanceArn': instanceArn } },
+          Condition: thisInstance,
         },
+        ...agentOffTheHost('CordonDenyAgentChannelOfThisInstance', thisInstance),
       ],
     });
   });
 
-  it('adds, in role scope, the deny of every session of the role issued before the revocation', () => {
+  it('adds, in role scope, the same deny for every session of the role issued before the revocation', () => {
     const statements = JSON.parse(denyPolicy('role', instanceArn, revokedAt)).Statement;
+    const issuedBefore = { DateLessThan: { 'aws:TokenIssueTime': revokedAt } };
 
-    expect(statements[1]).toEqual({
-      Sid: 'CordonDenySessionsIssuedBeforeRevocation',
-      Effect: 'Deny',
-      Action: '*',
-      Resource: '*',
-      Condition: { DateLessThan: { 'aws:TokenIssueTime': revokedAt } },
-    });
+    expect(statements.slice(3)).toEqual([
+      {
+        Sid: 'CordonDenySessionsIssuedBeforeRevocation',
+        Effect: 'Deny',
+        NotAction: [...agentChannelActions],
+        Resource: '*',
+        Condition: issuedBefore,
+      },
+      ...agentOffTheHost('CordonDenyAgentChannelIssuedBeforeRevocation', issuedBefore),
+    ]);
   });
 
   it('holds only Deny statements, whatever the instance and the time', () => {
@@ -173,8 +200,10 @@ describe('revokeCredentials', () => {
     await revokeCredentials({ case: c, triage: withProfile }, deps());
 
     const statements = sentPolicy().Statement;
-    expect(statements).toHaveLength(1);
-    expect(statements[0]?.Condition).toEqual({ ArnEquals: { 'ec2:SourceInstanceArn': instanceArn } });
+    expect(statements).toHaveLength(3);
+    for (const statement of statements) {
+      expect(statement.Condition).toMatchObject({ ArnEquals: { 'ec2:SourceInstanceArn': instanceArn } });
+    }
     expect(JSON.stringify(statements)).not.toContain('aws:TokenIssueTime');
     expect(ec2Mock).toHaveReceivedCommandTimes(ReplaceIamInstanceProfileAssociationCommand, 1);
   });
@@ -182,9 +211,12 @@ describe('revokeCredentials', () => {
   it('denies every older session of the role when REVOKE_SCOPE is role', async () => {
     const result = await revokeCredentials({ case: c, triage: withProfile }, deps({ REVOKE_SCOPE: 'role' }));
 
-    expect(sentPolicy().Statement.map((s) => s.Condition)).toEqual([
-      { ArnEquals: { 'ec2:SourceInstanceArn': instanceArn } },
+    const conditions = sentPolicy().Statement.map((s) => s.Condition);
+    expect(conditions.slice(0, 3).every((c) => JSON.stringify(c).includes(instanceArn))).toBe(true);
+    expect(conditions.slice(3)).toEqual([
       { DateLessThan: { 'aws:TokenIssueTime': revokedAt } },
+      expect.objectContaining({ DateLessThan: { 'aws:TokenIssueTime': revokedAt } }),
+      expect.objectContaining({ DateLessThan: { 'aws:TokenIssueTime': revokedAt } }),
     ]);
     expect(result.scope).toBe('role');
   });
