@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { type Execution, runStateMachine, type TaskHandler } from '../../scripts/local/runner.js';
+import type { CredentialCase } from '../../functions/core/credentials.js';
+import { type Execution, runStateMachine } from '../../scripts/local/runner.js';
+import { exfiltrationCase, userCredentialCase } from '../support/playbooks-fixtures.js';
+import { credentialDoubles, type Doubles, handlersOf, notified, succeeded } from './doubles.js';
 
 /**
  * The real statemachines/credentials.asl.yml, executed locally with each Task bound to a small double:
@@ -13,42 +16,8 @@ function named(name: string, message = name): Error {
   return e;
 }
 
-const userCase = {
-  caseId: '20261127T201003Z-cred-3fa9c2d1-07be',
-  principal: { type: 'IAMUser', name: 'alice', accessKeyId: 'AKIAIOSFODNN7EXAMPLE' },
-  finding: { id: 'f1', type: 'Recon:IAMUser/MaliciousIPCaller', remoteIps: [] },
-  exfiltration: false,
-};
-const exfiltrationCase = {
-  ...userCase,
-  principal: { type: 'AssumedRole', name: 'web-role', accessKeyId: 'ASIAIOSFODNN7EXAMPLE' },
-  finding: {
-    id: 'f2',
-    type: 'UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS',
-    instanceId: 'i-0123456789abcdef0',
-    remoteIps: ['198.51.100.7'],
-  },
-  exfiltration: true,
-};
-
-function doubles(overrides: Partial<Record<string, TaskHandler>> = {}, theCase: object = userCase) {
-  const base: Record<string, TaskHandler> = {
-    'credential-intake': async () => ({
-      intake: { decision: 'accepted', reason: 'ACCEPTED', caseId: userCase.caseId },
-      case: theCase,
-    }),
-    'deactivate-access-key': async () => ({ status: 'succeeded', detail: 'deactivated' }),
-    'quarantine-principal': async () => ({ status: 'succeeded', detail: 'quarantined' }),
-    'revoke-sessions': async () => ({ status: 'succeeded', detail: 'revoked' }),
-    'start-instance-response': async () => ({ status: 'succeeded', detail: 'started' }),
-    'collect-activity': async () => ({ status: 'succeeded', detail: '3 events' }),
-    'credential-archive': async () => ({ outcome: 'completed', manifest: { key: 'k', versionId: 'v' } }),
-    'credential-notify': async (state) => ({
-      outcome: 'completed',
-      sawKeys: Object.keys(state as object).sort(),
-    }),
-  };
-  return { ...base, ...overrides } as Record<string, TaskHandler>;
+function doubles(overrides: Doubles = {}, theCase: CredentialCase = userCredentialCase) {
+  return handlersOf(credentialDoubles(theCase), overrides);
 }
 
 const names = (run: Execution) => run.steps.map((s) => s.name);
@@ -111,9 +80,9 @@ describe('credential workflow', () => {
 
   it('hands each containment step only the case', async () => {
     const inputs: unknown[] = [];
-    const record: TaskHandler = async (input) => {
+    const record = async (input: unknown) => {
       inputs.push(input);
-      return { status: 'succeeded', detail: 'ok' };
+      return succeeded('ok');
     };
     const handlers = doubles({
       'deactivate-access-key': record,
@@ -121,7 +90,11 @@ describe('credential workflow', () => {
       'revoke-sessions': record,
     });
     await runStateMachine(asl, {}, { handlers });
-    expect(inputs).toEqual([{ case: userCase }, { case: userCase }, { case: userCase }]);
+    expect(inputs).toEqual([
+      { case: userCredentialCase },
+      { case: userCredentialCase },
+      { case: userCredentialCase },
+    ]);
   });
 
   it('starts the instance workflow when instance credentials were exfiltrated', async () => {
@@ -153,7 +126,7 @@ describe('credential workflow', () => {
     expect(names(run)).toContain('Quarantine Principal');
     expect(names(run)).toContain('Revoke Sessions');
     expect(output(run).deactivate).toMatchObject({ Error: 'AwsAccessDeniedError' });
-    expect(output(run).quarantine).toEqual({ status: 'succeeded', detail: 'quarantined' });
+    expect(output(run).quarantine).toEqual(succeeded('quarantined'));
   });
 
   it('retries a throttled step and goes on with its result', async () => {
@@ -162,12 +135,12 @@ describe('credential workflow', () => {
       'revoke-sessions': async () => {
         calls++;
         if (calls < 3) throw named('AwsThrottlingError');
-        return { status: 'succeeded', detail: 'revoked on the third try' };
+        return succeeded('revoked on the third try');
       },
     });
     const run = await runStateMachine(asl, {}, { handlers });
     expect(calls).toBe(3);
-    expect(output(run).revoke).toEqual({ status: 'succeeded', detail: 'revoked on the third try' });
+    expect(output(run).revoke).toEqual(succeeded('revoked on the third try'));
   });
 
   it('does not retry a step that was refused access', async () => {
@@ -208,17 +181,15 @@ describe('credential workflow', () => {
   });
 
   it('gives notify every slot the outcome is decided from', async () => {
-    const run = await runStateMachine(asl, {}, { handlers: doubles() });
-    const notify = output(run).notify as { sawKeys: string[] };
-    expect(notify.sawKeys).toEqual([
-      'activity',
-      'archive',
-      'case',
-      'deactivate',
-      'intake',
-      'quarantine',
-      'revoke',
-    ]);
+    let keys: string[] = [];
+    const handlers = doubles({
+      'credential-notify': async (state) => {
+        keys = Object.keys(state as object).sort();
+        return notified('completed');
+      },
+    });
+    await runStateMachine(asl, {}, { handlers });
+    expect(keys).toEqual(['activity', 'archive', 'case', 'deactivate', 'intake', 'quarantine', 'revoke']);
   });
 
   it('fails the execution, for the alarm to see, when the outcome cannot be published', async () => {

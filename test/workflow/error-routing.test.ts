@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type Execution, runStateMachine, type TaskHandler } from '../../scripts/local/runner.js';
+import { exfiltrationCase } from '../support/playbooks-fixtures.js';
+import { credentialDoubles, forensicDoubles, handlersOf, notified, released } from './doubles.js';
 
 /**
  * How the real ASL routes each named error, state by state: what may pass on its own is retried, and
@@ -26,67 +28,35 @@ function failing(name: string, then: TaskHandler, times = Number.POSITIVE_INFINI
 
 interface Workflow {
   asl: string;
-  /** Every function's double; the Notify double hands the state it received to `notified`. */
-  doubles: (notified: (state: unknown) => void) => Record<string, TaskHandler>;
+  /** Every function's double; the Notify double hands the state it received to `seen`. */
+  doubles: (seen: (state: unknown) => void) => Record<string, TaskHandler>;
   notify: string;
 }
+
+/** A Notify double that hands the state it receives to `seen`, then answers as a clean run's does. */
+const notifying = (seen: (state: unknown) => void) => async (state: unknown) => {
+  seen(state);
+  return notified('completed');
+};
 
 const forensics: Workflow = {
   asl: 'statemachines/forensics.asl.yml',
   notify: 'notify-outcome',
-  doubles: (notified) => ({
-    'intake-finding': async () => ({
-      intake: { decision: 'accepted', reason: 'GuardDuty finding', caseId: 'case-1' },
-      case: { caseId: 'case-1', instanceId: 'i-0123456789abcdef0' },
-    }),
-    'triage-instance': async () => ({ plan: { order: 'contain-first', memory: 'capture', reason: 'test' } }),
-    'protect-instance': async () => ({ protected: true }),
-    'isolate-instance': async () => ({ isolated: ['eni-1'] }),
-    'revoke-credentials': async () => ({ revokedRoles: ['web-role'] }),
-    'snapshot-volumes': async () => ({ waitSeconds: 15, done: false }),
-    'check-snapshots': async () => ({ waitSeconds: 15, done: true }),
-    'capture-memory': async () => ({ status: 'running', waitSeconds: 30 }),
-    'check-memory': async () => ({ status: 'uploaded', waitSeconds: 30 }),
-    'verify-memory': async () => ({ status: 'verified' }),
-    'archive-evidence': async () => ({ outcome: 'completed' }),
-    'notify-outcome': async (state) => {
-      notified(state);
-      return { outcome: 'completed' };
-    },
-  }),
+  doubles: (seen) => handlersOf(forensicDoubles(), { 'notify-outcome': notifying(seen) }),
 };
 
 const credentials: Workflow = {
   asl: 'statemachines/credentials.asl.yml',
   notify: 'credential-notify',
-  doubles: (notified) => ({
-    'credential-intake': async () => ({
-      intake: { decision: 'accepted', reason: 'ACCEPTED', caseId: 'case-2' },
-      // Exfiltrated instance credentials: the run goes through Start Instance Response too.
-      case: {
-        caseId: 'case-2',
-        principal: { type: 'AssumedRole', name: 'web-role', accessKeyId: 'ASIAIOSFODNN7EXAMPLE' },
-        finding: { id: 'f2', instanceId: 'i-0123456789abcdef0', remoteIps: [] },
-        exfiltration: true,
-      },
-    }),
-    'deactivate-access-key': async () => ({ status: 'succeeded' }),
-    'quarantine-principal': async () => ({ status: 'succeeded' }),
-    'revoke-sessions': async () => ({ status: 'succeeded' }),
-    'start-instance-response': async () => ({ status: 'succeeded' }),
-    'collect-activity': async () => ({ status: 'succeeded' }),
-    'credential-archive': async () => ({ outcome: 'completed' }),
-    'credential-notify': async (state) => {
-      notified(state);
-      return { outcome: 'completed' };
-    },
-  }),
+  // Exfiltrated instance credentials: the run goes through Start Instance Response too.
+  doubles: (seen) =>
+    handlersOf(credentialDoubles(exfiltrationCase), { 'credential-notify': notifying(seen) }),
 };
 
 const release: Workflow = {
   asl: 'statemachines/release.asl.yml',
   notify: 'release-instance',
-  doubles: () => ({ 'release-instance': async () => ({ restored: [] }) }),
+  doubles: () => handlersOf({ 'release-instance': async () => released }),
 };
 
 /**

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { runStateMachine, type TaskHandler } from '../../scripts/local/runner.js';
+import type { ContainOrder } from '../../functions/core/state.js';
+import { runStateMachine } from '../../scripts/local/runner.js';
+import { type Doubles, forensicDoubles, handlersOf, isolated, notified } from './doubles.js';
 
 /**
  * The real statemachines/forensics.asl.yml, executed locally with each Task bound to a small double:
@@ -13,39 +15,8 @@ function named(name: string, message = name): Error {
   return e;
 }
 
-function doubles(
-  overrides: Partial<Record<string, TaskHandler>> = {},
-  order: 'contain-first' | 'capture-first' = 'contain-first',
-) {
-  let snapshotChecks = 0;
-  let memoryChecks = 0;
-  const base: Record<string, TaskHandler> = {
-    'intake-finding': async () => ({
-      intake: { decision: 'accepted', reason: 'GuardDuty finding', caseId: 'case-1' },
-      case: { caseId: 'case-1', instanceId: 'i-0123456789abcdef0' },
-    }),
-    'triage-instance': async () => ({ plan: { order, memory: 'capture', reason: 'test plan' } }),
-    'protect-instance': async () => ({ protected: true }),
-    'isolate-instance': async () => ({ isolated: ['eni-1', 'eni-2'] }),
-    'revoke-credentials': async () => ({ revokedRoles: ['web-role'] }),
-    'snapshot-volumes': async () => ({ waitSeconds: 15, done: false }),
-    'check-snapshots': async () => ({ waitSeconds: 30, done: ++snapshotChecks >= 3 }),
-    'capture-memory': async () => ({ status: 'running', waitSeconds: 30 }),
-    'check-memory': async () => ({ status: ++memoryChecks >= 2 ? 'uploaded' : 'running', waitSeconds: 60 }),
-    'verify-memory': async () => ({ status: 'verified' }),
-    'archive-evidence': async (state) => ({ outcome: 'completed', sawKeys: Object.keys(state as object) }),
-    'notify-outcome': async (state) => {
-      const s = state as {
-        archive?: { outcome: string };
-        error?: unknown;
-        response?: { contain?: { status: string } };
-      };
-      if (s.response?.contain?.status === 'failed' || !s.archive) return { outcome: 'failed' };
-      return { outcome: s.archive.outcome };
-    },
-    'release-instance': async () => ({}),
-  };
-  return { ...base, ...overrides } as Record<string, TaskHandler>;
+function doubles(overrides: Doubles = {}, order: ContainOrder = 'contain-first') {
+  return handlersOf(forensicDoubles({ order, snapshotChecks: 3, memoryChecks: 2 }), overrides);
 }
 
 const names = (steps: { name: string }[]) => steps.map((s) => s.name);
@@ -177,7 +148,7 @@ describe('forensic workflow', () => {
       'isolate-instance': async () => {
         calls += 1;
         if (calls < 3) throw named('AwsThrottlingError');
-        return { isolated: ['eni-1'] };
+        return isolated;
       },
     });
     const run = await runStateMachine(asl, {}, { handlers });
@@ -186,19 +157,19 @@ describe('forensic workflow', () => {
   });
 
   it('notifies with the error and fails the execution when triage fails', async () => {
-    let notified: unknown;
+    let seen: unknown;
     const handlers = doubles({
       'triage-instance': async () =>
         Promise.reject(named('InstanceNotFoundError', 'i-0123456789abcdef0 is gone')),
       'notify-outcome': async (state) => {
-        notified = state;
-        return { outcome: 'failed' };
+        seen = state;
+        return notified('failed');
       },
     });
     const run = await runStateMachine(asl, {}, { handlers });
     expect(run.status).toBe('FAILED');
     expect(names(run.steps)).toEqual(['Intake Finding', 'Triage Instance', 'Notify Outcome']);
-    expect(notified).toMatchObject({
+    expect(seen).toMatchObject({
       error: { Error: 'InstanceNotFoundError', Cause: 'i-0123456789abcdef0 is gone' },
     });
   });
