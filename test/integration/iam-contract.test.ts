@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { resetConfig } from '../../functions/core/config.js';
 import { resetStepContext } from '../../functions/core/handler.js';
 import { memberCapabilities } from '../../functions/core/member-roles.js';
+import { agentChannelActions } from '../../functions/forensics/revoke-credentials/revoke-credentials.js';
 import { templateOf } from '../../scripts/local/artefact.js';
 import { type LocalCase, runLocalCase, runWorkflowLocally } from '../../scripts/local/case.js';
 import { resetMoto } from '../../scripts/local/moto.js';
@@ -448,5 +449,91 @@ describe('what no Cordon principal may do', () => {
     }));
     const verdicts = await decideForbidden(principal, 'instance session', forbidden, home.model, localRegion);
     expect(verdicts.filter((v) => v.verdict.decision === 'Allowed').map((v) => v.what)).toEqual([]);
+  });
+
+  it("leaves the revoked session the SSM agent's channel on the host only, and nothing else", async () => {
+    if (!revocation) throw new Error('No case revoked a role: the revocation was not recorded');
+    const instanceArn = `arn:aws:ec2:${localRegion}:${localAccountId}:instance/${revocation.instanceId}`;
+    const principal: Principal = {
+      roleArn: `arn:aws:iam::${localAccountId}:role/${revocation.roleName}`,
+      sessionArn: `arn:aws:sts::${localAccountId}:assumed-role/${revocation.roleName}/${revocation.instanceId}`,
+      account: localAccountId,
+      identityPolicies: [
+        {
+          name: 'allow-all',
+          policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] },
+        },
+        { name: 'cordon-revoke', policy: revocation.denyPolicy },
+      ],
+    };
+    const credentials = {
+      'ec2:SourceInstanceArn': instanceArn,
+      'aws:TokenIssueTime': new Date(Date.now() - 3_600_000).toISOString(),
+      'aws:ec2InstanceSourceVPC': 'vpc-0123456789abcdef0',
+      'aws:ec2InstanceSourcePrivateIPv4': '10.0.1.25',
+    };
+    const onTheHost = { 'aws:SourceVpc': 'vpc-0123456789abcdef0', 'aws:VpcSourceIp': '10.0.1.25' };
+    const elsewhere = [
+      ['from the internet', {}],
+      ['through another VPC', { 'aws:SourceVpc': 'vpc-0fedcba9876543210', 'aws:VpcSourceIp': '10.0.1.25' }],
+      [
+        'from another address in the VPC',
+        { 'aws:SourceVpc': 'vpc-0123456789abcdef0', 'aws:VpcSourceIp': '10.0.1.99' },
+      ],
+    ] as const;
+    // Registration names the instance; the message channels take no resource.
+    const resourceOf = (action: string) => (action === 'ssm:UpdateInstanceInformation' ? instanceArn : '*');
+    const decideAgent = (action: string, where: object) =>
+      decide(
+        principal,
+        { action, resource: resourceOf(action), context: { ...credentials, ...where } },
+        localRegion,
+      );
+
+    for (const action of agentChannelActions) {
+      expect((await decideAgent(action, onTheHost)).decision, `${action} on the host`).toBe('Allowed');
+      for (const [what, where] of elsewhere) {
+        expect((await decideAgent(action, where)).decision, `${action} ${what}`).toBe('ExplicitlyDenied');
+      }
+    }
+    const others = [
+      ['ssm:SendCommand', instanceArn],
+      ['ssm:GetParameter', `arn:aws:ssm:${localRegion}:${localAccountId}:parameter/db-password`],
+      ['s3:ListAllMyBuckets', '*'],
+      ['ec2:DescribeInstances', '*'],
+    ] as const;
+    for (const [action, resource] of others) {
+      const context = { ...credentials, ...onTheHost };
+      const verdict = await decide(principal, { action, resource, context }, localRegion);
+      expect(verdict.decision, `${action} on the host`).toBe('ExplicitlyDenied');
+    }
+  });
+
+  it("gives the quarantine profile's role the agent's channel and nothing else", async () => {
+    const home = homeModel(stackOf());
+    const role = home.model.role('QuarantineRole');
+    const principal: Principal = {
+      roleArn: role.arn,
+      sessionArn: `arn:aws:sts::${localAccountId}:assumed-role/${role.name}/i-0123456789abcdef0`,
+      account: localAccountId,
+      identityPolicies: role.identityPolicies,
+    };
+    const instanceArn = `arn:aws:ec2:${localRegion}:${localAccountId}:instance/i-0123456789abcdef0`;
+    for (const action of agentChannelActions) {
+      const resource = action === 'ssm:UpdateInstanceInformation' ? instanceArn : '*';
+      const verdict = await decide(principal, { action, resource, context: {} }, localRegion);
+      expect(verdict.decision, action).toBe('Allowed');
+    }
+    const others = [
+      ['ssm:SendCommand', instanceArn],
+      ['ec2:DescribeInstances', '*'],
+      ['s3:GetObject', `arn:aws:s3:::${stackOf().bucket}/cases/x/trigger.json`],
+      ['iam:PassRole', `arn:aws:iam::${localAccountId}:role/any-role`],
+      ['sts:AssumeRole', `arn:aws:iam::${localAccountId}:role/any-role`],
+    ] as const;
+    for (const [action, resource] of others) {
+      const verdict = await decide(principal, { action, resource, context: {} }, localRegion);
+      expect(verdict.decision, action).not.toBe('Allowed');
+    }
   });
 });
