@@ -328,22 +328,32 @@ export async function runLocally(
   error?: { name?: string; message?: string };
   steps: StepLine[];
 }> {
-  // The functions log to stdout; a CLI must keep stdout for its own answer.
-  if (!process.env.POWERTOOLS_LOG_LEVEL) process.env.POWERTOOLS_LOG_LEVEL = options.debug ? 'INFO' : 'SILENT';
-  const { runWorkflowLocally } = await import('../local/case.js');
+  // The functions log to stdout, and their logger reads its level once, from the environment, when they
+  // load: set for the run, since a CLI must keep stdout for its own answer.
+  const quiet: Record<string, string> = process.env.POWERTOOLS_LOG_LEVEL
+    ? {}
+    : { POWERTOOLS_LOG_LEVEL: options.debug ? 'INFO' : 'SILENT' };
+  const [{ runWorkflowLocally }, { withEnvironment }] = await Promise.all([
+    import('../local/case.js'),
+    import('../local/environment.js'),
+  ]);
   const steps: StepLine[] = [];
-  const execution = await runWorkflowLocally(stack, machine, input, {
-    onStep: (s) => {
-      const line: StepLine = {
-        name: safe(s.name, 80),
-        status: s.status,
-        seconds: s.ms / 1000,
-        ...(s.reason ? { reason: safe(s.reason, 300) } : {}),
-      };
-      steps.push(line);
-      onStep(line);
-    },
-  });
+  // The handlers read their settings from the environment as on Lambda, so the runner sets the
+  // stack's there; scoped to the run, so that the CLI's own clients never see the functions' settings.
+  const execution = await withEnvironment(quiet, () =>
+    runWorkflowLocally(stack, machine, input, {
+      onStep: (s) => {
+        const line: StepLine = {
+          name: safe(s.name, 80),
+          status: s.status,
+          seconds: s.ms / 1000,
+          ...(s.reason ? { reason: safe(s.reason, 300) } : {}),
+        };
+        steps.push(line);
+        onStep(line);
+      },
+    }),
+  );
   // A failed case ends in a Fail state, which has no output; the state it failed in still holds the case.
   const output = execution.output ?? execution.failedState;
   return {
