@@ -4,12 +4,13 @@ import {
   partitionOf,
   regionPattern,
 } from '../../functions/core/case.js';
-import { instanceArnPattern } from '../../functions/forensics/intake-finding/asff.js';
-import { field, isRecord } from '../../functions/forensics/intake-finding/values.js';
+import { instanceArnPattern } from '../../functions/core/readers/asff.js';
+import { field } from '../../functions/core/readers/fields.js';
+import { isRecord } from '../../functions/core/text.js';
 
 /**
  * Puts a real finding onto the emulated account. Only what Intake reads to place the instance is
- * changed, in the field Intake reads it from (functions/forensics/intake-finding/): the instance id, the
+ * changed, in the field Intake's readers read it from (functions/core/readers/): the instance id, the
  * account and the region, each in the finding's own shape. Everything else stays as it came, and a
  * value Intake refuses is never replaced, so the demo refuses what a deployed Cordon refuses, for the
  * same reason.
@@ -44,7 +45,7 @@ const accepts: Record<What, (value: unknown) => value is string> = {
   region: (v): v is string => typeof v === 'string' && regionPattern.test(v),
 };
 
-/** The key `field` (intake-finding/values.ts) reads: the camelCase name, else its PascalCase twin. */
+/** The key `field` (core/readers/fields.ts) reads: the camelCase name, else its PascalCase twin. */
 function keyOf(record: Record<string, unknown>, name: string): string | undefined {
   if (Object.hasOwn(record, name)) return name;
   const pascal = `${name.charAt(0).toUpperCase()}${name.slice(1)}`;

@@ -2,9 +2,10 @@ import { z } from 'zod';
 import { type Case, caseSchema, newCaseId } from '../../core/case.js';
 import type { CaseStore, OpenResult, Recorder } from '../../core/cases.js';
 import { isTransient } from '../../core/containment.js';
-import { type CordonError, normaliseError, oneLine } from '../../core/errors.js';
+import { type CordonError, normaliseError } from '../../core/errors.js';
 import { type EvidenceStore, evidenceJson } from '../../core/evidence.js';
 import type { IntakeResult } from '../../core/state.js';
+import { oneLine } from '../../core/text.js';
 import { type IntakeConfig, intakeSettings, normaliseTrigger } from './normalise.js';
 
 export const intakeStep = 'intake-finding';

@@ -10,9 +10,23 @@ import {
 } from '../../core/case.js';
 import type { Config } from '../../core/config.js';
 import { RejectedInputError } from '../../core/errors.js';
-import { readAsffFinding } from './asff.js';
-import { readGuardDutyFinding } from './guardduty.js';
-import { cleanText, type Envelope, type FindingFacts, type Home, isRecord, refuse } from './values.js';
+import {
+  type AsffFinding,
+  customActionIds,
+  isAsffFinding,
+  readAsffFinding,
+  securityHubEventKind,
+  securityHubFindings,
+} from '../../core/readers/asff.js';
+import { type Envelope, type Home, refuseNotInstance } from '../../core/readers/fields.js';
+import {
+  bareFindingShape,
+  isGuardDutyEvent,
+  readGuardDutyFinding,
+  readGuardDutyResourceType,
+} from '../../core/readers/guardduty.js';
+import { cleanText, isRecord, typedText } from '../../core/text.js';
+import { refuse } from './values.js';
 
 /** Step Functions refuses larger state; a trigger this big is not a finding. */
 export const maxTriggerBytes = 256 * 1024;
@@ -105,8 +119,7 @@ function normalise(event: unknown, settings: IntakeSettings, now: Date): Normali
       automatic: true,
       requestedBy: 'guardduty',
     };
-    const facts = readGuardDutyFinding(event.detail, envelopeOf(event), home);
-    return build(facts, route, settings, now);
+    return build(readInstanceFinding(event.detail, envelopeOf(event), home), route, settings, now);
   }
   if (Object.hasOwn(event, 'instanceId')) return fromManualStart(event, home, now);
   if (Object.hasOwn(event, 'Findings')) return fromFindingList(event.Findings, settings, home, now);
@@ -131,19 +144,18 @@ function envelopeOf(event: Record<string, unknown>): Envelope {
 }
 
 function fromEventBridge(event: Record<string, unknown>, settings: IntakeSettings, home: Home, now: Date) {
-  const source = event.source;
-  const detailType = event['detail-type'];
   const envelope = envelopeOf(event);
-  if (source === 'aws.guardduty' && detailType === 'GuardDuty Finding') {
+  if (isGuardDutyEvent(event)) {
     const route: Route = {
       shape: 'eventbridge-guardduty',
       source: 'guardduty',
       automatic: true,
       requestedBy: 'guardduty',
     };
-    return build(readGuardDutyFinding(event.detail, envelope, home), route, settings, now);
+    return build(readInstanceFinding(event.detail, envelope, home), route, settings, now);
   }
-  if (source === 'aws.securityhub' && detailType === 'Security Hub Findings - Custom Action') {
+  const securityHub = securityHubEventKind(event);
+  if (securityHub === 'custom-action') {
     checkCustomAction(event.resources, settings.securityHubActionId);
     const route: Route = {
       shape: 'securityhub-custom-action',
@@ -153,7 +165,7 @@ function fromEventBridge(event: Record<string, unknown>, settings: IntakeSetting
     };
     return build(oneOf(securityHubFindings(event.detail), envelope, home), route, settings, now);
   }
-  if (source === 'aws.securityhub' && detailType === 'Security Hub Findings - Imported') {
+  if (securityHub === 'imported') {
     const route: Route = {
       shape: 'securityhub-imported',
       source: 'securityhub',
@@ -169,20 +181,9 @@ function fromEventBridge(event: Record<string, unknown>, settings: IntakeSetting
   );
 }
 
-const customActionArn = /^arn:[a-z-]*:securityhub:[a-z0-9-]*:\d{12}:action\/custom\/([A-Za-z0-9]{1,20})$/;
-
-/**
- * A custom-action event is Cordon's only if the action ARN in `resources` ends in Cordon's action id.
- * The display name (`actionName`) is not matched: it is free text, edited in the console, and has been
- * seen with trailing spaces.
- */
+/** A custom-action event is Cordon's only if the action ARN in `resources` ends in Cordon's action id. */
 function checkCustomAction(resources: unknown, ownId: string): void {
-  const ids = Array.isArray(resources)
-    ? resources.flatMap((r) => {
-        const match = typeof r === 'string' ? customActionArn.exec(r) : null;
-        return match?.[1] ? [match[1]] : [];
-      })
-    : [];
+  const ids = customActionIds(resources);
   if (ids.length === 0) refuse('MALFORMED', 'the custom-action event names no custom action ARN');
   if (ids.length > 1) refuse('MALFORMED', 'the custom-action event names more than one custom action');
   if (ids[0] !== ownId) {
@@ -193,12 +194,19 @@ function checkCustomAction(resources: unknown, ownId: string): void {
   }
 }
 
-function securityHubFindings(detail: unknown): unknown[] {
-  if (!isRecord(detail)) refuse('MALFORMED', 'the Security Hub event has no detail');
-  const findings = detail.findings;
-  if (!Array.isArray(findings) || findings.length === 0)
-    refuse('MALFORMED', 'the Security Hub event lists no findings');
-  return findings;
+/** What Intake needs of one finding, whichever reader read it. */
+type FindingFacts = AsffFinding;
+
+/**
+ * A GuardDuty finding about an instance. Its resource type is judged before anything else in it, so
+ * that a sample access-key finding is refused for what it is about.
+ */
+function readInstanceFinding(finding: unknown, envelope: Envelope, home: Home): FindingFacts {
+  const resourceType = readGuardDutyResourceType(finding);
+  if (resourceType !== 'Instance') refuseNotInstance(resourceType);
+  const read = readGuardDutyFinding(finding, envelope, home);
+  if (!read.instance) return refuse('MALFORMED', 'the finding names no instance');
+  return { ...read, instanceId: read.instance.instanceId };
 }
 
 /**
@@ -232,56 +240,28 @@ function oneOf(findings: unknown[], envelope: Envelope, home: Home, read = readA
 /** `{ Findings: [...] }` as `get-findings` or Security Hub's `get-findings` print it. */
 function fromFindingList(list: unknown, settings: IntakeSettings, home: Home, now: Date) {
   if (!Array.isArray(list) || list.length === 0) refuse('MALFORMED', 'Findings is not a list of findings');
-  const asff = list.some(isAsff);
-  if (asff && !list.every(isAsff)) refuse('MALFORMED', 'Findings mixes GuardDuty and Security Hub findings');
+  const asff = list.some(isAsffFinding);
+  if (asff && !list.every(isAsffFinding))
+    refuse('MALFORMED', 'Findings mixes GuardDuty and Security Hub findings');
   const route = asff ? operator('asff', 'securityhub') : operator('guardduty-api', 'guardduty');
-  return build(oneOf(list, {}, home, asff ? readAsffFinding : readGuardDutyFinding), route, settings, now);
+  return build(oneOf(list, {}, home, asff ? readAsffFinding : readInstanceFinding), route, settings, now);
 }
 
 /** A single finding handed over through the CLI: ASFF, `get-findings` PascalCase, or EventBridge camelCase. */
 function fromBareFinding(event: Record<string, unknown>, settings: IntakeSettings, home: Home, now: Date) {
-  if (isAsff(event))
+  if (isAsffFinding(event))
     return build(readAsffFinding(event, {}, home), operator('asff', 'securityhub'), settings, now);
-  if (Object.hasOwn(event, 'Resource') || Object.hasOwn(event, 'Service')) {
-    return build(
-      readGuardDutyFinding(event, {}, home),
-      operator('guardduty-api', 'guardduty'),
-      settings,
-      now,
-    );
-  }
-  if (Object.hasOwn(event, 'resource') || Object.hasOwn(event, 'service')) {
-    return build(
-      readGuardDutyFinding(event, {}, home),
-      operator('guardduty-detail', 'guardduty'),
-      settings,
-      now,
-    );
+  const shape = bareFindingShape(event);
+  if (shape) {
+    const route = operator(shape === 'api' ? 'guardduty-api' : 'guardduty-detail', 'guardduty');
+    return build(readInstanceFinding(event, {}, home), route, settings, now);
   }
   return refuse('MALFORMED', 'the trigger is none of the shapes Cordon accepts');
-}
-
-function isAsff(value: unknown): boolean {
-  return isRecord(value) && (Object.hasOwn(value, 'Resources') || Object.hasOwn(value, 'ProductArn'));
 }
 
 function operator(shape: Trigger['shape'], source: Trigger['source']): Route {
   return { shape, source, automatic: false, requestedBy: 'operator' };
 }
-
-/**
- * Text a person typed. Unlike finding text, it is refused rather than cleaned when it holds control or
- * bidirectional-override characters: the person is there to fix it, and nobody else chose it.
- */
-const typedText = z
-  .string()
-  .trim()
-  .min(1, 'empty')
-  .max(512, 'over 512 characters')
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-  .refine((s) => !/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/.test(s), {
-    message: 'contains control characters',
-  });
 
 /** Strict: a misspelt `accountID` must not quietly become "the home account". */
 const manualStartSchema = z.strictObject({
@@ -357,14 +337,14 @@ function build(facts: FindingFacts, route: Route, settings: IntakeSettings, now:
     trigger: {
       source: route.source,
       shape: route.shape,
-      findingId: facts.findingId,
-      ...(facts.findingType ? { findingType: facts.findingType } : {}),
+      findingId: facts.id,
+      ...(facts.type ? { findingType: facts.type } : {}),
       severity: facts.severity,
       ...(facts.count === undefined ? {} : { count: facts.count }),
       sample: facts.sample,
       remoteIps: facts.remoteIps,
       requestedBy: route.requestedBy,
-      reason: facts.title ?? facts.findingType ?? `finding ${facts.findingId}`,
+      reason: facts.title ?? facts.type ?? `finding ${facts.id}`,
       receivedAt: now.toISOString(),
     },
   });
