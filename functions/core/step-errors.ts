@@ -88,7 +88,12 @@ export const stepErrors = {
   'policy-violation': [...everyStep, 'AssumeRoleError'],
   'ids-alert': [...everyStep, 'AssumeRoleError'],
   'ids-alert-stop': [...everyStep, 'AssumeRoleError'],
-  'credential-intake': [...everyStep, 'EvidenceConflictError', 'EvidenceIntegrityError'],
+  'credential-intake': [
+    ...everyStep,
+    'RejectedInputError',
+    'EvidenceConflictError',
+    'EvidenceIntegrityError',
+  ],
   'deactivate-access-key': [...everyStep, 'AssumeRoleError'],
   'quarantine-principal': [...everyStep, 'AssumeRoleError'],
   'revoke-sessions': [...everyStep, 'AssumeRoleError'],

@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { vi } from 'vitest';
 import { blockExpiryQueue, blockLock } from '../../functions/core/blocks.js';
 import type { CaseStatus, OpenResult, TimelineEvent } from '../../functions/core/cases.js';
 import { Recorder } from '../../functions/core/cases.js';
 import type { CredentialCase } from '../../functions/core/credentials.js';
+import type { CredentialIntakeDeps } from '../../functions/credentials/credential-intake/credential-intake.js';
 
 /**
  * An in-memory stand-in for the parts of CaseStore the playbooks use: case items, subject locks, the
@@ -90,6 +92,38 @@ export class MemoryCases {
   actions(caseId?: string): string[] {
     return this.events.filter((e) => caseId === undefined || e.caseId === caseId).map((e) => e.action);
   }
+}
+
+/**
+ * Credential Intake's dependencies over MemoryCases, in account 123456789012 and us-east-1, with an
+ * evidence store whose `put` records what it was given.
+ */
+export function credentialIntakeDeps(
+  config: Partial<CredentialIntakeDeps['config']> = {},
+  now = new Date('2026-11-27T20:10:03.000Z'),
+) {
+  const cases = new MemoryCases();
+  const put = vi.fn(async () => ({
+    key: 'k',
+    versionId: 'v',
+    bytes: 1,
+    sha256: 'a'.repeat(64),
+    contentType: 'application/json',
+  }));
+  const d: CredentialIntakeDeps = {
+    cases,
+    evidence: { put },
+    recorder: cases.recorder,
+    config: {
+      CORDON_ACCOUNT_ID: '123456789012',
+      AWS_REGION: 'us-east-1',
+      MIN_SEVERITY: 7,
+      ACCEPT_SAMPLE_FINDINGS: true,
+      ...config,
+    },
+    now: () => now,
+  };
+  return { cases, put, d };
 }
 
 export const fixturesDir = resolve(import.meta.dirname, '..', 'fixtures');

@@ -1,27 +1,27 @@
 import { z } from 'zod';
-import {
-  accountIdPattern,
-  instanceIdPattern,
-  ipSchema,
-  newPlaybookCaseId,
-  partitionOf,
-  regionPattern,
-} from '../../core/case.js';
+import { instanceIdPattern, newPlaybookCaseId, partitionOf } from '../../core/case.js';
 import type { CaseStore, Recorder } from '../../core/cases.js';
 import type { Config } from '../../core/config.js';
 import {
-  accessKeyIdSchema,
   type CredentialCase,
   credentialCaseSchema,
   credentialSteps,
   findingLock,
-  iamNameSchema,
   type Principal,
-  principalIdSchema,
   principalLock,
 } from '../../core/credentials.js';
-import { oneLine } from '../../core/errors.js';
+import { RejectedInputError } from '../../core/errors.js';
 import { type EvidenceStore, evidenceJson } from '../../core/evidence.js';
+import { type Envelope, refuseWith } from '../../core/readers/fields.js';
+import {
+  bareFindingShape,
+  type FindingAccessKey,
+  type GuardDutyFinding,
+  isGuardDutyEvent,
+  readGuardDutyFinding,
+  readGuardDutyResourceType,
+} from '../../core/readers/guardduty.js';
+import { capLength, isRecord } from '../../core/text.js';
 
 /** The "Credential Intake" state passes the execution input as it came, and the execution's ARN. */
 export const credentialIntakeInputSchema = z.object({
@@ -50,23 +50,18 @@ export const maxTriggerBytes = 256 * 1024;
 
 export const exfiltrationTypePrefix = 'UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration';
 
-class Refusal extends Error {}
+type CredentialRefusalCode =
+  | 'TOO_LARGE'
+  | 'MALFORMED'
+  | 'UNSUPPORTED_TRIGGER'
+  | 'MULTIPLE_FINDINGS'
+  | 'RESOURCE_NOT_ACCESS_KEY'
+  | 'PRINCIPAL_UNKNOWN'
+  | 'FINDING_ARCHIVED'
+  | 'SAMPLE_FINDING'
+  | 'SEVERITY_BELOW_MINIMUM';
 /** Stops reading with a refusal whose text is written here, never copied from the finding. */
-function refuse(code: string, sentence: string): never {
-  throw new Refusal(`${code}: ${sentence}`);
-}
-
-const isRecord = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** A field by its camelCase name (EventBridge `detail`) or its PascalCase twin (`GetFindings`). */
-function field(record: unknown, name: string): unknown {
-  if (!isRecord(record)) return undefined;
-  if (Object.hasOwn(record, name)) return record[name];
-  const pascal = `${name.charAt(0).toUpperCase()}${name.slice(1)}`;
-  return Object.hasOwn(record, pascal) ? record[pascal] : undefined;
-}
-const path = (record: unknown, ...names: string[]): unknown => names.reduce((v, n) => field(v, n), record);
+const refuse: (code: CredentialRefusalCode, sentence: string) => never = refuseWith;
 
 interface Route {
   shape: CredentialCase['trigger']['shape'];
@@ -89,7 +84,8 @@ export async function credentialIntake(
   try {
     facts = readTrigger(input.event, deps.config, now);
   } catch (error) {
-    if (error instanceof Refusal) return { intake: { decision: 'rejected', reason: error.message } };
+    if (error instanceof RejectedInputError)
+      return { intake: { decision: 'rejected', reason: error.reason } };
     throw error;
   }
   const candidate = credentialCaseSchema.parse({
@@ -174,13 +170,6 @@ function summary(c: CredentialCase): string {
     .join('; ');
 }
 
-/** Finding text as one safe line: control and bidirectional-override characters become spaces. */
-function cleanText(value: unknown, max: number): string | undefined {
-  if (typeof value !== 'string') return undefined;
-  const cleaned = oneLine(value.replace(/[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, ' '), max);
-  return cleaned.length > 0 ? cleaned : undefined;
-}
-
 function readTrigger(
   event: unknown,
   config: CredentialIntakeDeps['config'],
@@ -198,9 +187,9 @@ function readTrigger(
 
   let finding: unknown;
   let route: Route;
-  let envelope: { account?: unknown; region?: unknown } = {};
+  let envelope: Envelope = {};
   if (Object.hasOwn(event, 'source') || Object.hasOwn(event, 'detail-type')) {
-    if (event.source !== 'aws.guardduty' || event['detail-type'] !== 'GuardDuty Finding') {
+    if (!isGuardDutyEvent(event)) {
       refuse('UNSUPPORTED_TRIGGER', 'the credential playbook acts on GuardDuty findings only');
     }
     finding = event.detail;
@@ -216,82 +205,68 @@ function readTrigger(
       refuse('MULTIPLE_FINDINGS', 'hand over one finding at a time');
     finding = list[0];
     route = { shape: 'guardduty-api', automatic: false, requestedBy: 'operator' };
-  } else if (Object.hasOwn(event, 'Resource') || Object.hasOwn(event, 'Service')) {
-    finding = event;
-    route = { shape: 'guardduty-api', automatic: false, requestedBy: 'operator' };
-  } else if (Object.hasOwn(event, 'resource') || Object.hasOwn(event, 'service')) {
-    finding = event;
-    route = { shape: 'guardduty-detail', automatic: false, requestedBy: 'operator' };
   } else {
-    refuse('MALFORMED', 'the trigger is none of the shapes Cordon accepts');
+    const shape = bareFindingShape(event);
+    if (!shape) refuse('MALFORMED', 'the trigger is none of the shapes Cordon accepts');
+    finding = event;
+    route = {
+      shape: shape === 'api' ? 'guardduty-api' : 'guardduty-detail',
+      automatic: false,
+      requestedBy: 'operator',
+    };
   }
   if (!isRecord(finding)) refuse('MALFORMED', 'the trigger holds no finding object');
 
-  if (path(finding, 'resource', 'resourceType') !== 'AccessKey') {
+  // The resource is judged before anything else in the finding: an instance finding is not ours at all.
+  if (readGuardDutyResourceType(finding) !== 'AccessKey') {
     refuse('RESOURCE_NOT_ACCESS_KEY', 'the credential playbook acts on findings about access keys only');
   }
-  const id = field(finding, 'id');
-  if (typeof id !== 'string' || !/^[A-Za-z0-9]{1,128}$/.test(id))
-    refuse('MALFORMED', 'the finding has no valid id');
-  const type = cleanText(field(finding, 'type'), 200);
-  if (!type) refuse('MALFORMED', 'the finding has no type');
-  const severity = field(finding, 'severity');
-  if (typeof severity !== 'number' || !(severity >= 0 && severity <= 10)) {
-    refuse('MALFORMED', 'the finding severity is not a number from 0 to 10');
-  }
-  const accountId =
-    [envelope.account, field(finding, 'accountId')].find((a) => a !== undefined && a !== '') ??
-    config.CORDON_ACCOUNT_ID;
-  if (typeof accountId !== 'string' || !accountIdPattern.test(accountId))
-    refuse('MALFORMED', 'the account id is not 12 digits');
-  const region =
-    [envelope.region, field(finding, 'region')].find((r) => r !== undefined && r !== '') ?? config.AWS_REGION;
-  if (typeof region !== 'string' || !regionPattern.test(region))
-    refuse('MALFORMED', 'the region is not an AWS region');
-
-  const principal = readPrincipal(path(finding, 'resource', 'accessKeyDetails'));
-  const archived = path(finding, 'service', 'archived') === true;
-  const sample = path(finding, 'service', 'additionalInfo', 'sample') === true;
-  if (archived && route.automatic) {
+  const read = readGuardDutyFinding(finding, envelope, {
+    accountId: config.CORDON_ACCOUNT_ID,
+    region: config.AWS_REGION,
+  });
+  if (!/^[A-Za-z0-9]{1,128}$/.test(read.id)) refuse('MALFORMED', 'the finding has no valid id');
+  const principal = readPrincipal(read.accessKey ?? {});
+  if (read.archived && route.automatic) {
     refuse('FINDING_ARCHIVED', 'the finding is archived; hand it over by hand to act on it anyway');
   }
-  if (sample && !config.ACCEPT_SAMPLE_FINDINGS) {
+  if (read.sample && !config.ACCEPT_SAMPLE_FINDINGS) {
     refuse('SAMPLE_FINDING', 'sample findings start no response unless ACCEPT_SAMPLE_FINDINGS is on');
   }
-  if (route.automatic && severity < config.MIN_SEVERITY) {
+  if (route.automatic && read.severity < config.MIN_SEVERITY) {
     refuse(
       'SEVERITY_BELOW_MINIMUM',
-      `severity ${severity} is below the minimum of ${config.MIN_SEVERITY} for automatic triggers`,
+      `severity ${read.severity} is below the minimum of ${config.MIN_SEVERITY} for automatic triggers`,
     );
   }
+  // The reason below must stay within the case's 512 characters.
+  const type = capLength(read.type, 200);
   const exfiltration = type.startsWith(exfiltrationTypePrefix);
-  const count = path(finding, 'service', 'count');
+  const instanceId = exfiltration ? instanceOf(read, principal) : undefined;
   return {
     kind: 'credential',
-    accountId,
-    region,
-    partition: partitionOf(region),
+    accountId: read.accountId,
+    region: read.region,
+    partition: partitionOf(read.region),
     openedAt: now.toISOString(),
     principal,
     finding: {
-      id,
+      id: read.id,
       type,
-      severity,
-      sample,
-      archived,
-      ...(cleanText(field(finding, 'title'), 300) ? { title: cleanText(field(finding, 'title'), 300) } : {}),
-      remoteIps: remoteIps(finding),
+      severity: read.severity,
+      sample: read.sample,
+      archived: read.archived,
+      ...(read.title ? { title: capLength(read.title, 300) } : {}),
+      remoteIps: read.remoteIps,
       // Only exfiltrated instance credentials implicate an instance; other findings (sample ones
       // especially) may carry instance details that have nothing to do with the key.
-      ...(exfiltration && instanceOf(finding, principal)
-        ? { instanceId: instanceOf(finding, principal) }
-        : {}),
-      ...(typeof count === 'number' && Number.isSafeInteger(count) && count >= 0 ? { count } : {}),
+      ...(instanceId ? { instanceId } : {}),
+      ...(read.count === undefined ? {} : { count: read.count }),
     },
     trigger: {
       shape: route.shape,
       requestedBy: route.requestedBy,
-      reason: `${type}${archived ? ' (archived finding, handed over)' : ''}`,
+      reason: `${type}${read.archived ? ' (archived finding, handed over)' : ''}`,
       receivedAt: now.toISOString(),
     },
     exfiltration,
@@ -302,39 +277,27 @@ function readTrigger(
  * Who the credentials belong to. GuardDuty names an IAM user in `userName`; for a role session
  * `userName` is the role and `principalId` is `<role id>:<session name>`.
  */
-function readPrincipal(details: unknown): Principal {
-  if (!isRecord(details)) refuse('MALFORMED', 'the finding has no access key details');
-  const userType = field(details, 'userType');
-  const name = iamNameSchema.safeParse(field(details, 'userName'));
-  const key = accessKeyIdSchema.safeParse(field(details, 'accessKeyId'));
-  const principalId = principalIdSchema.safeParse(field(details, 'principalId'));
+function readPrincipal(details: FindingAccessKey): Principal {
+  const { userType, userName: name } = details;
   const common = {
-    ...(key.success ? { accessKeyId: key.data } : {}),
-    ...(principalId.success ? { principalId: principalId.data } : {}),
+    ...(details.accessKeyId ? { accessKeyId: details.accessKeyId } : {}),
+    ...(details.principalId ? { principalId: details.principalId } : {}),
   };
   if (userType === 'IAMUser' || userType === 'AssumedRole') {
-    if (!name.success)
+    if (!name)
       refuse('PRINCIPAL_UNKNOWN', `the finding names no valid ${userType === 'IAMUser' ? 'user' : 'role'}`);
-    return { type: userType, name: name.data, ...common };
+    return { type: userType, name, ...common };
   }
   if (userType === 'Root') return { type: 'Root', ...common };
-  if (userType === 'FederatedUser')
-    return { type: 'FederatedUser', ...(name.success ? { name: name.data } : {}), ...common };
+  if (userType === 'FederatedUser') return { type: 'FederatedUser', ...(name ? { name } : {}), ...common };
   if (!common.principalId && !common.accessKeyId)
     refuse('PRINCIPAL_UNKNOWN', 'the finding names no principal Cordon can act on');
   return { type: 'Other', ...common };
 }
 
-function remoteIps(finding: unknown): string[] {
-  const details = path(finding, 'service', 'action', 'awsApiCallAction', 'remoteIpDetails');
-  const candidates = [field(details, 'ipAddressV4'), field(details, 'ipAddressV6')];
-  return candidates.filter((ip): ip is string => ipSchema.safeParse(ip).success);
-}
-
 /** The instance named by the finding, or the instance id that EC2 uses as a role session's name. */
-function instanceOf(finding: unknown, principal: Principal): string | undefined {
-  const named = path(finding, 'resource', 'instanceDetails', 'instanceId');
-  if (typeof named === 'string' && instanceIdPattern.test(named)) return named;
+function instanceOf(read: GuardDutyFinding, principal: Principal): string | undefined {
+  if (read.instance) return read.instance.instanceId;
   const session = principal.principalId?.split(':')[1];
   return session && instanceIdPattern.test(session) ? session : undefined;
 }

@@ -1,4 +1,4 @@
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { findingLock, principalLock } from '../../../functions/core/credentials.js';
 import {
   type CredentialIntakeDeps,
@@ -6,7 +6,7 @@ import {
 } from '../../../functions/credentials/credential-intake/credential-intake.js';
 import { normaliseTrigger } from '../../../functions/forensics/intake-finding/normalise.js';
 import { readRealEvent, realEventFiles } from '../../support/fixtures.js';
-import { MemoryCases } from '../../support/playbooks-fixtures.js';
+import { credentialIntakeDeps } from '../../support/playbooks-fixtures.js';
 
 const now = new Date('2026-11-27T20:10:03.000Z');
 const accessKeyFixtures = realEventFiles().filter((f) => f.includes('REJECT') && f.includes('accesskey'));
@@ -15,30 +15,8 @@ const fixture = () =>
     readRealEvent('gd_detail_REJECT_accesskey_recon_maliciousipcaller_custom_sample_archived.json'),
   ) as Record<string, unknown>;
 
-function deps(overrides: Partial<CredentialIntakeDeps['config']> = {}) {
-  const cases = new MemoryCases();
-  const put = vi.fn(async () => ({
-    key: 'k',
-    versionId: 'v',
-    bytes: 1,
-    sha256: 'a'.repeat(64),
-    contentType: 'application/json',
-  }));
-  const d: CredentialIntakeDeps = {
-    cases,
-    evidence: { put },
-    recorder: cases.recorder,
-    config: {
-      CORDON_ACCOUNT_ID: '123456789012',
-      AWS_REGION: 'us-east-1',
-      MIN_SEVERITY: 7,
-      ACCEPT_SAMPLE_FINDINGS: true,
-      ...overrides,
-    },
-    now: () => now,
-  };
-  return { cases, put, d };
-}
+const deps = (overrides: Partial<CredentialIntakeDeps['config']> = {}) =>
+  credentialIntakeDeps(overrides, now);
 
 /** An EventBridge GuardDuty event around a finding detail. */
 const envelope = (detail: unknown) => ({
