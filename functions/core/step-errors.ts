@@ -82,9 +82,29 @@ export const stepErrors = {
     'ContainmentError',
     'ReleaseRefusedError',
   ],
-  'block-ip': [...everyStep, 'AssumeRoleError', 'CaseNotFoundError', 'NetworkBlockError'],
-  'unblock-ip': [...everyStep, 'AssumeRoleError', 'CaseNotFoundError', 'NetworkBlockError'],
-  'expire-blocks': [...everyStep, 'AssumeRoleError', 'CaseNotFoundError', 'NetworkBlockError'],
+  // The finding reader (core/readers) refuses with RejectedInputError, which blockFromFinding turns
+  // into a refused result; core/blocks.ts imports it for Unblock IP and Expire Blocks as well.
+  'block-ip': [
+    ...everyStep,
+    'AssumeRoleError',
+    'CaseNotFoundError',
+    'NetworkBlockError',
+    'RejectedInputError',
+  ],
+  'unblock-ip': [
+    ...everyStep,
+    'AssumeRoleError',
+    'CaseNotFoundError',
+    'NetworkBlockError',
+    'RejectedInputError',
+  ],
+  'expire-blocks': [
+    ...everyStep,
+    'AssumeRoleError',
+    'CaseNotFoundError',
+    'NetworkBlockError',
+    'RejectedInputError',
+  ],
   'policy-violation': [...everyStep, 'AssumeRoleError'],
   'ids-alert': [...everyStep, 'AssumeRoleError'],
   'ids-alert-stop': [...everyStep, 'AssumeRoleError'],

@@ -10,10 +10,9 @@
 import './quiet.js';
 import { parseArgs } from 'node:util';
 import { DescribeNetworkAclsCommand, EC2Client } from '@aws-sdk/client-ec2';
-import type { UnblockResult } from '../../functions/core/blocks.js';
+import type { BlockResult, UnblockResult } from '../../functions/core/blocks.js';
 import { configSlices } from '../../functions/core/config.js';
 import { stepContext } from '../../functions/core/handler.js';
-import type { BlockResult } from '../../functions/playbooks/block-ip/block-ip.js';
 import { type ExpireResult, expireBlocks } from '../../functions/playbooks/expire-blocks/expire-blocks.js';
 import { taskScope } from '../local/runner.js';
 import {

@@ -1,7 +1,8 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { blockIp } from '../../core/blocks.js';
 import { configSlices } from '../../core/config.js';
 import { stepHandler } from '../../core/handler.js';
-import { blockInputSchema, blockIp } from './block-ip.js';
+import { blockInputSchema } from './block-ip.js';
 
 export const handler = stepHandler('block-ip', configSlices.blocks, blockInputSchema, (input, ctx) =>
   blockIp(input, {

@@ -1,17 +1,17 @@
 /**
  * `cordon block-ip`, and what `cordon unblock` shares with it: the arguments checked before any AWS call,
- * the playbook library (functions/playbooks/block-ip, functions/core/blocks.ts) run in this process with its
- * dependencies, and the deny entries printed. See docs/playbooks.md#ip-range-blocking.
+ * the playbook library (functions/core/blocks.ts) run in this process with its dependencies, and the
+ * deny entries printed. See docs/playbooks.md#ip-range-blocking.
  */
 
 import type { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { SNSClient } from '@aws-sdk/client-sns';
+import type { BlockDeps, BlockResult } from '../../../functions/core/blocks.js';
 import { accountIdSchema, regionSchema } from '../../../functions/core/case.js';
 import type { CaseStore, Recorder } from '../../../functions/core/cases.js';
 import { AssumeRoleError, NetworkBlockError } from '../../../functions/core/errors.js';
 import { type Cidr, type DenyEntry, parseCidr } from '../../../functions/core/nacl.js';
-import type { BlockDeps, BlockResult } from '../../../functions/playbooks/block-ip/block-ip.js';
 import { type CommandContext, type CommandSpec, stringValue, type Values } from '../context.js';
 import { CliError, exitCodes, explain, UsageError } from '../errors.js';
 import { jsonDocument, safe, table } from '../output.js';
@@ -19,7 +19,6 @@ import type { StackInfo } from '../stack.js';
 
 // The library's modules load the AWS clients, which takes seconds: commands load them when they run, so
 // that --help and a mistyped argument answer at once. Loading a module makes no AWS call.
-const blockLibrary = () => import('../../../functions/playbooks/block-ip/block-ip.js');
 const blocksLibrary = () => import('../../../functions/core/blocks.js');
 
 // ---------------------------------------------------------------------------------------------------
@@ -106,7 +105,7 @@ export const defaultBlockReason = 'blocked by hand with cordon block-ip (no reas
 /** Every argument of `cordon block-ip`, checked as the playbook would, before any AWS call. */
 export async function parseBlockArgs(values: Values, positionals: string[]): Promise<BlockArgs> {
   const range = parseRange(positionals[0]);
-  const { minPrefix } = await blockLibrary();
+  const { minPrefix } = await blocksLibrary();
   if (range.prefix < minPrefix[range.family]) {
     throw new UsageError(
       `${range.cidr} is too broad: Cordon blocks ${familyName(range.family)} ranges of /${minPrefix[range.family]} or narrower`,
@@ -412,7 +411,7 @@ settings.`,
   async run(ctx, values, positionals) {
     const args = await parseBlockArgs(values, positionals);
     const requestedBy = (await ctx.aws.identity()).arn;
-    const { blockRange, blockRequestSchema } = await blockLibrary();
+    const { blockRange, blockRequestSchema } = await blocksLibrary();
     const request = blockRequestSchema.safeParse({
       cidr: args.range.cidr,
       vpcId: args.vpcId,

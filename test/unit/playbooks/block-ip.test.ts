@@ -8,9 +8,14 @@ import {
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { blockExpiryQueue, blockLock } from '../../../functions/core/blocks.js';
+import {
+  type BlockDeps,
+  blockExpiryQueue,
+  blockIp,
+  blockLock,
+  blockRange,
+} from '../../../functions/core/blocks.js';
 import { NetworkBlockError } from '../../../functions/core/errors.js';
-import { type BlockDeps, blockIp, blockRange } from '../../../functions/playbooks/block-ip/block-ip.js';
 import { readRealEvent } from '../../support/fixtures.js';
 import { defaultAcl, MemoryCases } from '../../support/playbooks-fixtures.js';
 
@@ -354,6 +359,17 @@ describe('blockIp', () => {
   it('refuses a reason holding control characters', async () => {
     const { d } = deps();
     const { blocks } = await blockIp({ ...request, reason: 'ok\u001b[31m' }, d);
+    expect(blocks[0]?.reason).toBe('MALFORMED: reason contains control characters');
+    expectNoMutation();
+  });
+
+  it.each([
+    ['a zero-width space', 'ok\u200bthen'],
+    ['a right-to-left override', 'ok\u202egnp.exe'],
+    ['a byte-order mark', 'ok\ufeffthen'],
+  ])('refuses a reason holding %s, as cordon block-ip does', async (_what, reason) => {
+    const { d } = deps();
+    const { blocks } = await blockIp({ ...request, reason }, d);
     expect(blocks[0]?.reason).toBe('MALFORMED: reason contains control characters');
     expectNoMutation();
   });
