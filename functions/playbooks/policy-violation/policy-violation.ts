@@ -9,7 +9,12 @@ import { z } from 'zod';
 import { accountIdPattern, newPlaybookCaseId, partitionOf, regionPattern } from '../../core/case.js';
 import type { CaseStore, Recorder } from '../../core/cases.js';
 import type { Config } from '../../core/config.js';
-import { oneLine } from '../../core/errors.js';
+import {
+  type CloudTrailCall,
+  type CloudTrailPrincipal,
+  readCloudTrailCall,
+} from '../../core/readers/cloudtrail.js';
+import { asciiLine as clean } from '../../core/text.js';
 
 export const violationStep = 'policy-violation';
 
@@ -62,16 +67,6 @@ export interface ViolationDeps {
   now: () => Date;
 }
 
-export interface Principal {
-  /** The identity the allowlist is matched against: the role behind a session, the user, the root. */
-  arn: string;
-  type: string;
-  /** The ARN CloudTrail recorded for the caller (a session ARN for an assumed role). */
-  callerArn?: string;
-  accessKeyId?: string;
-  mfa?: boolean;
-}
-
 /** A security-group rule an event opened to the whole internet on a sensitive port. */
 export interface OpenRule {
   groupId: string;
@@ -88,7 +83,7 @@ export interface ViolationResult {
   reason: string;
   eventId?: string;
   eventName?: string;
-  principal?: Principal;
+  principal?: CloudTrailPrincipal;
   openRules?: OpenRule[];
   revert?: {
     caseId: string;
@@ -97,34 +92,6 @@ export interface ViolationResult {
     detail: string;
   };
   messageId?: string;
-}
-
-const isRecord = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
-const at = (v: unknown, ...path: string[]): unknown =>
-  path.reduce<unknown>((o, k) => (isRecord(o) && Object.hasOwn(o, k) ? o[k] : undefined), v);
-const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
-/** Text from the event for a message: one line, printable ASCII, bounded (SNS subjects need ASCII). */
-const clean = (v: unknown, max = 200): string => oneLine(String(v ?? ''), max).replace(/[^\x20-\x7e]/g, '?');
-
-/** Reads who made the call, as precisely as CloudTrail's `userIdentity` allows. */
-export function principalOf(identity: unknown): Principal {
-  const type = clean(at(identity, 'type'), 40) || 'Unknown';
-  const callerArn = str(at(identity, 'arn'));
-  const issuer = str(at(identity, 'sessionContext', 'sessionIssuer', 'arn'));
-  const accessKeyId = str(at(identity, 'accessKeyId'));
-  const mfa = at(identity, 'sessionContext', 'attributes', 'mfaAuthenticated');
-  const arn =
-    type === 'AWSService'
-      ? `service:${clean(at(identity, 'invokedBy'), 100)}`
-      : (issuer ?? callerArn ?? `principal:${clean(at(identity, 'principalId'), 128) || 'unknown'}`);
-  return {
-    arn: clean(arn, 512),
-    type,
-    ...(callerArn ? { callerArn: clean(callerArn, 512) } : {}),
-    ...(accessKeyId ? { accessKeyId: clean(accessKeyId, 128) } : {}),
-    ...(mfa === 'true' || mfa === 'false' ? { mfa: mfa === 'true' } : {}),
-  };
 }
 
 /** `arn:aws:iam::*:role/admins-*` as a whole-string regular expression: `*` is any run, `?` one character. */
@@ -151,7 +118,7 @@ export function allowlist(config: ViolationDeps['config']): RegExp[] {
   return [...configured, ...own].map(globToRegExp);
 }
 
-export function isAllowed(principal: Principal, patterns: readonly RegExp[]): boolean {
+export function isAllowed(principal: CloudTrailPrincipal, patterns: readonly RegExp[]): boolean {
   return patterns.some(
     (p) => p.test(principal.arn) || (principal.callerArn !== undefined && p.test(principal.callerArn)),
   );
@@ -175,79 +142,20 @@ function exposed(protocol: string, fromPort: number, toPort: number, ports: read
 
 const world = (cidr: unknown): '0.0.0.0/0' | '::/0' | undefined =>
   cidr === '0.0.0.0/0' ? '0.0.0.0/0' : cidr === '::/0' ? '::/0' : undefined;
-const items = (v: unknown): unknown[] => {
-  const list = at(v, 'items');
-  return Array.isArray(list) ? list : Array.isArray(v) ? v : [];
-};
-const portOf = (v: unknown, fallback: number) =>
-  typeof v === 'number' && Number.isInteger(v) ? v : fallback;
 
-/**
- * The ingress rules an `AuthorizeSecurityGroupIngress` event opened to 0.0.0.0/0 or ::/0 on a
- * sensitive port. Rule ids come from the response (`securityGroupRuleSet`) when CloudTrail has it;
- * otherwise from the request's `ipPermissions`, without ids.
- */
-export function openIngressRules(detail: unknown, ports: readonly number[]): OpenRule[] {
-  if (at(detail, 'eventName') !== 'AuthorizeSecurityGroupIngress' || at(detail, 'errorCode') !== undefined)
-    return [];
-  const groupId = str(at(detail, 'requestParameters', 'groupId'));
-  const rules: OpenRule[] = [];
-  const created = items(at(detail, 'responseElements', 'securityGroupRuleSet'));
-  if (created.length > 0) {
-    for (const r of created) {
-      const cidr = world(at(r, 'cidrIpv4')) ?? world(at(r, 'cidrIpv6'));
-      const gid = str(at(r, 'groupId')) ?? groupId;
-      if (!cidr || !gid || at(r, 'isEgress') === true) continue;
-      const protocol = String(at(r, 'ipProtocol') ?? '');
-      const fromPort = portOf(at(r, 'fromPort'), -1);
-      const toPort = portOf(at(r, 'toPort'), -1);
-      const hit = exposed(protocol, fromPort, toPort, ports);
-      const ruleId = str(at(r, 'securityGroupRuleId'));
-      if (hit.length)
-        rules.push({
-          groupId: gid,
-          ...(ruleId ? { ruleId } : {}),
-          protocol,
-          fromPort,
-          toPort,
-          cidr,
-          ports: hit,
-        });
-    }
-    return rules;
-  }
-  if (!groupId) return [];
-  for (const p of items(at(detail, 'requestParameters', 'ipPermissions'))) {
-    const protocol = String(at(p, 'ipProtocol') ?? '');
-    const fromPort = portOf(at(p, 'fromPort'), -1);
-    const toPort = portOf(at(p, 'toPort'), -1);
-    const hit = exposed(protocol, fromPort, toPort, ports);
-    if (!hit.length) continue;
-    const cidrs = [
-      ...items(at(p, 'ipRanges')).map((r) => world(at(r, 'cidrIp'))),
-      ...items(at(p, 'ipv6Ranges')).map((r) => world(at(r, 'cidrIpv6'))),
-    ];
-    for (const cidr of cidrs) if (cidr) rules.push({ groupId, protocol, fromPort, toPort, cidr, ports: hit });
-  }
-  return rules;
+/** The ingress rules a successful call opened to 0.0.0.0/0 or ::/0 on a sensitive port. */
+export function openIngressRules(call: CloudTrailCall, ports: readonly number[]): OpenRule[] {
+  if (call.errorCode !== undefined) return [];
+  return call.ingress.flatMap((grant) => {
+    const cidr = world(grant.cidr);
+    const hit = exposed(grant.protocol, grant.fromPort, grant.toPort, ports);
+    return cidr && hit.length ? [{ ...grant, cidr, ports: hit }] : [];
+  });
 }
 
-const resourceId = /^(?:i|sg|sgr|eni|subnet|vpc|key|lt|ami|vol)-[0-9a-f]{8,17}$/;
-/** The resource ids an event names (groups, instances, interfaces, key pairs), at most 20. */
-export function resourcesOf(detail: unknown): string[] {
-  const found = new Set<string>();
-  const visit = (v: unknown, depth: number) => {
-    if (found.size >= 20 || depth > 6) return;
-    if (typeof v === 'string') {
-      if (resourceId.test(v)) found.add(v);
-    } else if (Array.isArray(v)) for (const x of v.slice(0, 50)) visit(x, depth + 1);
-    else if (isRecord(v)) for (const x of Object.values(v).slice(0, 50)) visit(x, depth + 1);
-  };
-  visit(at(detail, 'requestParameters'), 0);
-  visit(at(detail, 'responseElements'), 0);
-  const keyName = str(at(detail, 'requestParameters', 'keyName'));
-  if (keyName) found.add(`key pair "${clean(keyName, 64)}"`);
-  return [...found];
+/** What the event acted on, for the alert: its resource ids, and a key pair by name. */
+function resourcesOf(call: CloudTrailCall): string[] {
+  return [...call.resourceIds, ...(call.keyName ? [`key pair "${clean(call.keyName, 64)}"`] : [])];
 }
 
 function describeRule(r: OpenRule): string {
@@ -265,19 +173,17 @@ export async function policyViolation(
   event: z.infer<typeof violationInputSchema>,
   deps: ViolationDeps,
 ): Promise<ViolationResult> {
-  const detail = event.detail;
-  const eventName = at(detail, 'eventName');
+  const call = readCloudTrailCall(event);
+  const { eventName, eventId, principal } = call;
   if (
-    event['detail-type'] !== 'AWS API Call via CloudTrail' ||
-    at(detail, 'eventSource') !== 'ec2.amazonaws.com' ||
-    typeof eventName !== 'string' ||
+    call.detailType !== 'AWS API Call via CloudTrail' ||
+    call.eventSource !== 'ec2.amazonaws.com' ||
+    eventName === undefined ||
     !(watchedEvents as readonly string[]).includes(eventName)
   ) {
     return { decision: 'ignored', reason: 'IGNORED: not a watched EC2 management event' };
   }
   const name = eventName as WatchedEvent;
-  const eventId = clean(at(detail, 'eventID'), 64);
-  const principal = principalOf(at(detail, 'userIdentity'));
   if (isAllowed(principal, allowlist(deps.config))) {
     return {
       decision: 'allowed',
@@ -287,9 +193,8 @@ export async function policyViolation(
       principal,
     };
   }
-  const accountId = str(at(detail, 'recipientAccountId')) ?? str(at(event, 'account')) ?? '';
-  const region = str(at(detail, 'awsRegion')) ?? str(at(event, 'region')) ?? '';
-  const openRules = openIngressRules(detail, sensitivePorts(deps.config));
+  const { accountId, region } = call;
+  const openRules = openIngressRules(call, sensitivePorts(deps.config));
   const result: ViolationResult = {
     decision: 'alerted',
     reason: `ALERTED: ${name} by ${principal.arn}`,
@@ -303,7 +208,7 @@ export async function policyViolation(
       result.revert = await revert({ accountId, region, eventId, name, principal, openRules }, deps);
     }
   }
-  const message = compose(detail, {
+  const message = compose(call, {
     name,
     eventId,
     principal,
@@ -327,18 +232,18 @@ export async function policyViolation(
 }
 
 function compose(
-  detail: unknown,
+  call: CloudTrailCall,
   facts: {
     name: WatchedEvent;
     eventId: string;
-    principal: Principal;
+    principal: CloudTrailPrincipal;
     accountId: string;
     region: string;
     openRules: OpenRule[];
     revert: ViolationResult['revert'];
   },
 ): { subject: string; body: string } {
-  const errorCode = str(at(detail, 'errorCode'));
+  const { errorCode } = call;
   const p = facts.principal;
   const headline = errorCode
     ? 'POLICY VIOLATION ATTEMPTED'
@@ -351,13 +256,13 @@ function compose(
     `Who:   ${p.arn} (${p.type}${p.mfa === undefined ? '' : p.mfa ? ', MFA' : ', no MFA'})`,
     ...(p.callerArn && p.callerArn !== p.arn ? [`       session ${p.callerArn}`] : []),
     ...(p.accessKeyId ? [`       access key ${p.accessKeyId}`] : []),
-    `What:  ${facts.name} on ${resourcesOf(detail).join(', ') || '(no resource id in the event)'}`,
+    `What:  ${facts.name} on ${resourcesOf(call).join(', ') || '(no resource id in the event)'}`,
     ...facts.openRules.map(
       (r) => `       opened ${describeRule(r)}; sensitive port(s) ${r.ports.join(', ')}`,
     ),
     `Where: account ${clean(facts.accountId, 12)}, ${clean(facts.region, 30)}`,
-    `From:  ${clean(at(detail, 'sourceIPAddress'), 100) || '(no source IP)'}, ${clean(at(detail, 'userAgent'), 200) || '(no user agent)'}`,
-    `When:  ${clean(at(detail, 'eventTime'), 40)}`,
+    `From:  ${clean(call.sourceIp, 100) || '(no source IP)'}, ${clean(call.userAgent, 200) || '(no user agent)'}`,
+    `When:  ${clean(call.eventTime, 40)}`,
     `Event: ${facts.eventId}`,
   ];
   if (facts.revert) {
@@ -392,7 +297,7 @@ async function revert(
     region: string;
     eventId: string;
     name: string;
-    principal: Principal;
+    principal: CloudTrailPrincipal;
     openRules: OpenRule[];
   },
   deps: ViolationDeps,

@@ -7,10 +7,10 @@ import {
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { principalOf, readCloudTrailCall } from '../../../functions/core/readers/cloudtrail.js';
 import {
   openIngressRules,
   policyViolation,
-  principalOf,
   sensitivePorts,
   type ViolationDeps,
 } from '../../../functions/playbooks/policy-violation/policy-violation.js';
@@ -290,7 +290,7 @@ describe('openIngressRules', () => {
         },
       },
     };
-    expect(openIngressRules(detail, [22, 3389])).toEqual([
+    expect(openIngressRules(readCloudTrailCall({ detail }), [22, 3389])).toEqual([
       {
         groupId: sg,
         ruleId: 'sgr-1',
@@ -323,7 +323,10 @@ describe('openIngressRules', () => {
       },
     };
     expect(
-      openIngressRules(detail, sensitivePorts({ POLICY_SENSITIVE_PORTS: '22,3389,5432' }))[0]?.ports,
+      openIngressRules(
+        readCloudTrailCall({ detail }),
+        sensitivePorts({ POLICY_SENSITIVE_PORTS: '22,3389,5432' }),
+      )[0]?.ports,
     ).toEqual([3389, 5432]);
   });
 
@@ -346,7 +349,7 @@ describe('openIngressRules', () => {
         },
       },
     };
-    expect(openIngressRules(detail, [22])).toEqual([]);
+    expect(openIngressRules(readCloudTrailCall({ detail }), [22])).toEqual([]);
   });
 });
 
