@@ -12,7 +12,7 @@ import { accountIdPattern, instanceIdPattern } from '../../core/case.js';
 import type { Config } from '../../core/config.js';
 import { awsErrorCode, ConfigurationError, InvalidStepInputError } from '../../core/errors.js';
 import { hostCidr, isPublicRange } from '../../core/nacl.js';
-import { type EveAlert, parseEveLine } from './eve.js';
+import { type EveAlert, parseEveLine } from '../../core/readers/suricata.js';
 
 export const idsStep = 'ids-alert';
 /** Who the forensic workflow records as having asked (Intake's `requestedBy`). */

@@ -4,7 +4,7 @@ import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ConfigurationError, InvalidStepInputError } from '../../../functions/core/errors.js';
-import { parseEveLine } from '../../../functions/playbooks/ids-alert/eve.js';
+import { parseEveLine } from '../../../functions/core/readers/suricata.js';
 import { type IdsDeps, idsAlert } from '../../../functions/playbooks/ids-alert/ids-alert.js';
 import { eveLines } from '../../support/playbooks-fixtures.js';
 
