@@ -115,6 +115,15 @@ sigv4_authorization() {
     "$s_access_key" "$scope" "$signed_headers" "$(hmac_hex "$key" "$string_to_sign")"
 }
 
+# The protocols curl may use for URL: HTTPS only, except plain HTTP to this host's own loopback, which
+# is where a local emulator listens; no memory image or session ever crosses a network in clear.
+protocols_for() {
+  case $1 in
+  http://127.0.0.1/* | http://127.0.0.1:[0-9]*/* | http://localhost/* | http://localhost:[0-9]*/*) printf '=https,http' ;;
+  *) printf '=https' ;;
+  esac
+}
+
 # PUTs FILE to PATH?QUERY with its SHA-256 checksum, signed; prints the ETag S3 answered. The checksum
 # header lets S3 reject a part that arrives altered; the algorithm header is what Object Lock buckets
 # require of every upload. Headers go to curl through a config file, one per line, as signed.
@@ -139,7 +148,7 @@ s3_put() {
       printf 'header = "Authorization: %s"\n' "$auth"
       for header in "$@"; do printf 'header = "%s"\n' "$header"; done
     } >"$work/request.curlrc"
-    status=$(curl --silent --show-error --proto '=https,http' --max-time 900 -o "$work/response" \
+    status=$(curl --silent --show-error --proto "$(protocols_for "$url")" --max-time 900 -o "$work/response" \
       -D "$work/headers" -w '%{http_code}' -X PUT -T "$file" -H 'Expect:' -K "$work/request.curlrc" \
       "$url" </dev/null) || status=000
     if [ "$status" = 200 ]; then
@@ -275,13 +284,13 @@ main() {
     die "not enough memory-backed space for one $CORDON_PART_SIZE_MIB MiB part"
 
   log "case $CORDON_CASE_ID: fetching the acquisition tool"
-  curl --fail --silent --show-error --proto '=https,http' --max-time 300 -o "$work/tool" "$tool_url" </dev/null ||
+  curl --fail --silent --show-error --proto "$(protocols_for "$tool_url")" --max-time 300 -o "$work/tool" "$tool_url" </dev/null ||
     die "the tool download failed"
   [ "$(sha256_hex "$work/tool")" = "$CORDON_TOOL_SHA256" ] ||
     die "the tool's SHA-256 is not the pinned one; it was not run"
   chmod 0700 "$work/tool"
 
-  curl --fail --silent --show-error --proto '=https,http' --max-time 120 -D "$work/session.headers" \
+  curl --fail --silent --show-error --proto "$(protocols_for "$session_url")" --max-time 120 -D "$work/session.headers" \
     -o "$work/session.env" "$session_url" </dev/null || die "the upload session download failed"
   local server_date server_epoch
   server_date=$(grep -i '^date:' "$work/session.headers" | tail -n 1 | cut -d' ' -f2- | tr -d '\r')

@@ -151,6 +151,7 @@ describe('SigningKey', () => {
       expect.objectContaining({
         Action: ['kms:Sign', 'kms:GetPublicKey'],
         Condition: {
+          StringEqualsIfExists: { 'kms:SigningAlgorithm': 'ECDSA_SHA_256', 'kms:MessageType': 'RAW' },
           ArnEquals: {
             'aws:PrincipalArn': signingRoles.map((id) =>
               sub(
