@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { safeTextSchema } from './text.js';
 
 /** `i-` and 8 or 17 hex digits: the only instance ids EC2 issues. */
 export const instanceIdPattern = /^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
@@ -13,12 +14,8 @@ export const accountIdSchema = z.string().regex(accountIdPattern, 'not a 12-digi
 export const regionSchema = z.string().regex(regionPattern, 'not an AWS region');
 export const caseIdSchema = z.string().regex(caseIdPattern, 'not a Cordon case id');
 
-/** Free text from outside (a reason, a principal): printable, one line, bounded. */
-export const safeTextSchema = z
-  .string()
-  .max(512)
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-  .refine((s) => !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s), 'contains control characters');
+// The case's text fields are held to the one rule; named here too, where the case schema is read.
+export { safeTextSchema };
 
 export const ipSchema = z.union([z.ipv4(), z.ipv6()]);
 

@@ -9,8 +9,9 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { Case, Outcome } from './case.js';
-import { type CordonError, describeError, normaliseError, oneLine } from './errors.js';
+import { type CordonError, describeError, normaliseError } from './errors.js';
 import type { Artifact } from './evidence.js';
+import { oneLine } from './text.js';
 
 /**
  * The Cases table, one item per kind:

@@ -4,7 +4,7 @@
  * and the step that undoes it cannot drift apart.
  */
 import { z } from 'zod';
-import { caseIdSchema, caseSchema, instanceIdSchema, ipSchema, safeTextSchema } from './case.js';
+import { caseIdSchema, caseSchema, instanceIdSchema, ipSchema } from './case.js';
 import type { CaseRecord, CaseStore } from './cases.js';
 import {
   AwsServiceError,
@@ -12,9 +12,9 @@ import {
   ContainmentError,
   CordonError,
   normaliseError,
-  oneLine,
 } from './errors.js';
 import type { Artifact } from './evidence.js';
+import { oneLine, safeTextSchema } from './text.js';
 
 /** EC2 ids as EC2 issues them: a prefix and 8 or 17 hex digits. Anything else is refused at the edge. */
 const ec2Id = (prefix: string) =>

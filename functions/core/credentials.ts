@@ -24,10 +24,10 @@ import {
   ipSchema,
   type Outcome,
   regionSchema,
-  safeTextSchema,
 } from './case.js';
 import { awsErrorCode } from './errors.js';
 import type { StepSummary } from './outcome.js';
+import { safeTextSchema } from './text.js';
 
 export const credentialCaseIdSchema = z
   .string()

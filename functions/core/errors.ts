@@ -1,3 +1,5 @@
+import { oneLine } from './text.js';
+
 /**
  * Every error a Cordon step throws on purpose. Its `name` is the `errorType` Lambda reports, so it is
  * what the ASL's `Retry` and `Catch` match. Each class sets its name as a string literal: a name read
@@ -236,52 +238,4 @@ export function normaliseError(error: unknown, step?: string): CordonError {
 export function describeError(error: unknown): { name: string; message: string } {
   const e = normaliseError(error);
   return { name: e.name, message: oneLine(e.message, 500) };
-}
-
-/**
- * What a reader of text from outside must never receive raw: control characters (C0 with the ANSI
- * escape, DEL, and C1 with its one-byte CSI), line and paragraph separators, and format characters,
- * which are invisible yet reorder (bidirectional overrides and isolates) or hide (zero-width) what a
- * person reads.
- */
-const unsafeRuns = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+/gu;
-/** A surrogate half without its other half is not a character: encoders replace or reject it. */
-const loneSurrogates = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-
-/** Cuts `text` to `max` characters, marking the cut, never between the two halves of a surrogate pair. */
-export function capLength(text: string, max: number): string {
-  if (text.length <= max) return text;
-  let cut = text.slice(0, Math.max(0, max - 1));
-  if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1);
-  return `${cut}…`;
-}
-
-/**
- * Makes a string from outside safe for a log line, a tag, a notification or a terminal: every run of
- * control, separator or format characters (ANSI escapes, newlines, bidirectional overrides, NUL)
- * becomes one space, a lone surrogate becomes U+FFFD, and the length is capped.
- */
-export function oneLine(text: string, max = 200): string {
-  const clean = text.replace(loneSurrogates, '\uFFFD').replace(unsafeRuns, ' ').trim();
-  return capLength(clean, max);
-}
-
-/** One character as a visible escape: `\n`, `\u001b`, `\u{e0001}`. */
-export function escapeCharacter(c: string): string {
-  if (c === '\n') return '\\n';
-  if (c === '\r') return '\\r';
-  if (c === '\t') return '\\t';
-  const code = c.codePointAt(0) ?? 0;
-  return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, '0')}`;
-}
-
-/** Control, separator and format characters, and lone surrogates (with the `u` flag, `\p{Cs}` matches only those). */
-const invisibleCharacter = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/gu;
-
-/**
- * Shows what `oneLine` would hide: every control, separator or format character and lone surrogate is
- * written as a visible escape (`\u001b[2J`), so that a reader sees that it was there, and nothing acts on it.
- */
-export function showInvisible(text: string): string {
-  return text.replace(invisibleCharacter, escapeCharacter);
 }

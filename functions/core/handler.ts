@@ -6,8 +6,9 @@ import type { z } from 'zod';
 import { CaseStore, Recorder } from './cases.js';
 import { type ClientsFor, clientsFactory, type HomeClients, homeClients } from './clients.js';
 import { type Config, type ConfigSlice, config, configSlices, type SettingName } from './config.js';
-import { CordonError, escapeCharacter, InvalidStepInputError, normaliseError, oneLine } from './errors.js';
+import { CordonError, InvalidStepInputError, normaliseError } from './errors.js';
 import { EvidenceStore } from './evidence.js';
+import { escapeCharacter, oneLine, rawInJson } from './text.js';
 
 /** Everything a step's logic may use, built once per Lambda process; `config` holds its slice only. */
 export interface StepContext<K extends SettingName = SettingName> {
@@ -27,7 +28,6 @@ export interface StepContext<K extends SettingName = SettingName> {
  * bidirectional overrides as they are. Every string a log line carries gets those written as visible
  * escapes instead, so that a value from outside can neither forge a line nor act on whoever reads it.
  */
-const rawInJson = /[\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}]/gu;
 export function logSafe(_key: string, value: unknown): unknown {
   return typeof value === 'string' ? value.replace(rawInJson, escapeCharacter) : value;
 }

@@ -1,5 +1,5 @@
 import type { Outcome } from './case.js';
-import { oneLine } from './errors.js';
+import { oneLine } from './text.js';
 
 /** A step as the case reports it: what ran, and for what did not, why. */
 export interface StepSummary {

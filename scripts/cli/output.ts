@@ -1,5 +1,5 @@
 import { createInterface } from 'node:readline/promises';
-import { capLength, showInvisible } from '../../functions/core/errors.js';
+import { capLength, rawInJson, showInvisible } from '../../functions/core/text.js';
 
 /**
  * Where the CLI writes and reads. Commands never touch `process.stdout` directly, so that tests run
@@ -58,9 +58,6 @@ export function table(headers: string[], rows: unknown[][], max = 200): string {
   return `${[line(headers), ...cells.map(line)].join('\n')}\n`;
 }
 
-// What JSON.stringify leaves raw: DEL and C1 controls (U+009B is a one-byte CSI to some terminals),
-// line and paragraph separators, and format characters such as bidirectional overrides.
-const rawInJson = /[\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}]/gu;
 const jsonEscape = (c: string) =>
   Array.from({ length: c.length }, (_, i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`).join('');
 

@@ -25,8 +25,9 @@ import { z } from 'zod';
 import { configSlices } from '../../functions/core/config.js';
 import { containInputSchema } from '../../functions/core/containment.js';
 import { credentialStateSchema } from '../../functions/core/credentials.js';
-import { capLength, describeError, oneLine, showInvisible } from '../../functions/core/errors.js';
+import { describeError } from '../../functions/core/errors.js';
 import { describeIssues, logger, stepHandler } from '../../functions/core/handler.js';
+import { capLength, oneLine, showInvisible } from '../../functions/core/text.js';
 import { handler as collectActivityHandler } from '../../functions/credentials/collect-activity/handler.js';
 import { handler as credentialArchiveHandler } from '../../functions/credentials/credential-archive/handler.js';
 import { credentialNotifyInputSchema } from '../../functions/credentials/credential-notify/credential-notify.js';
@@ -382,7 +383,7 @@ describe('the steps that act on AWS refuse hostile identifiers before any call',
   });
 
   it.each(['reason', 'requestedBy', 'findingType', 'findingId'] as const)(
-    'the forensic steps refuse a trigger %s with control characters or over 512 characters',
+    'the forensic steps refuse a trigger %s with control, format or separator characters or over 512 characters',
     async (field) => {
       const refused = [
         payloads['a forged log line'],
@@ -392,6 +393,9 @@ describe('the steps that act on AWS refuse hostile identifiers before any call',
         payloads['a C1 control sequence introducer'],
         payloads['a NUL'],
         payloads['a line separator'],
+        payloads['a bidirectional override'],
+        '\u200b',
+        '\ud800',
         oversized,
       ];
       for (const payload of refused) {

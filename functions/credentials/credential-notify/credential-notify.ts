@@ -10,8 +10,9 @@ import {
   findingLock,
   principalLock,
 } from '../../core/credentials.js';
-import { NotificationError, oneLine } from '../../core/errors.js';
+import { NotificationError } from '../../core/errors.js';
 import type { StepSummary } from '../../core/outcome.js';
+import { oneLine } from '../../core/text.js';
 
 /** Notify reads the whole state; when intake itself failed there is no case, only the error. */
 export const credentialNotifyInputSchema = z

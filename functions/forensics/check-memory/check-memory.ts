@@ -15,10 +15,10 @@ import {
   EvidenceIntegrityError,
   MemoryCaptureError,
   MemoryCaptureTimeoutError,
-  oneLine,
 } from '../../core/errors.js';
 import { memoryRunningSchema, memoryWait, nextWaitSeconds, readReport } from '../../core/memory.js';
 import type { MemoryRunning, MemoryUploaded } from '../../core/state.js';
+import { oneLine } from '../../core/text.js';
 
 export const checkMemoryInputSchema = z.object({ case: caseSchema, memory: memoryRunningSchema });
 export type CheckMemoryInput = z.infer<typeof checkMemoryInputSchema>;

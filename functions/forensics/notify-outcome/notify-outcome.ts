@@ -2,15 +2,10 @@ import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { z } from 'zod';
 import { caseSchema, type Outcome } from '../../core/case.js';
 import type { CaseStatus, CaseStore, Recorder } from '../../core/cases.js';
-import {
-  type CordonError,
-  describeError,
-  NotificationError,
-  normaliseError,
-  oneLine,
-} from '../../core/errors.js';
+import { type CordonError, describeError, NotificationError, normaliseError } from '../../core/errors.js';
 import { type OutcomeState, reasonLength, type StepSummary, summarise, why } from '../../core/outcome.js';
 import type { ArchiveResult, NotifyResult } from '../../core/state.js';
+import { oneLine } from '../../core/text.js';
 
 /**
  * Notify reads the whole state. Intake may itself have failed, in which case there is no case yet,

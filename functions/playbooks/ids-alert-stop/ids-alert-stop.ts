@@ -10,7 +10,8 @@ import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { z } from 'zod';
 import { caseSchema } from '../../core/case.js';
 import type { CaseStore, Recorder } from '../../core/cases.js';
-import { ConfigurationError, InvalidStepInputError, oneLine } from '../../core/errors.js';
+import { ConfigurationError, InvalidStepInputError } from '../../core/errors.js';
+import { oneLine } from '../../core/text.js';
 import { stopPrefix } from '../ids-alert/ids-alert.js';
 
 export const stopStep = 'ids-alert-stop';

@@ -12,15 +12,7 @@ import { accountIdSchema, regionSchema } from '../../core/case.js';
 import type { CaseStore } from '../../core/cases.js';
 import { CaseNotFoundError } from '../../core/errors.js';
 import { parseCidr } from '../../core/nacl.js';
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-const unsafeText = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
-const typedText = z
-  .string()
-  .trim()
-  .min(1, 'is empty')
-  .max(512, 'is over 512 characters')
-  .refine((s) => !unsafeText.test(s), { message: 'contains control characters' });
+import { typedText } from '../../core/text.js';
 
 /**
  * `cordon unblock`: by the block's case id, or by the range and VPC it blocks (the open block of that

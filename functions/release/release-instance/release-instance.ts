@@ -53,10 +53,10 @@ import {
   ContainmentError,
   describeError,
   normaliseError,
-  oneLine,
   ReleaseRefusedError,
 } from '../../core/errors.js';
 import { attributeChange, readAttribute, readInstance } from '../../core/instance.js';
+import { oneLine } from '../../core/text.js';
 
 export const releaseInputSchema = z.object({ caseId: caseIdSchema });
 export type ReleaseInput = z.infer<typeof releaseInputSchema>;

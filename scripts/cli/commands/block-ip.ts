@@ -12,6 +12,7 @@ import { accountIdSchema, regionSchema } from '../../../functions/core/case.js';
 import type { CaseStore, Recorder } from '../../../functions/core/cases.js';
 import { AssumeRoleError, NetworkBlockError } from '../../../functions/core/errors.js';
 import { type Cidr, type DenyEntry, parseCidr } from '../../../functions/core/nacl.js';
+import { isSafeText } from '../../../functions/core/text.js';
 import { type CommandContext, type CommandSpec, stringValue, type Values } from '../context.js';
 import { CliError, exitCodes, explain, UsageError } from '../errors.js';
 import { jsonDocument, safe, table } from '../output.js';
@@ -26,8 +27,6 @@ const blocksLibrary = () => import('../../../functions/core/blocks.js');
 // ---------------------------------------------------------------------------------------------------
 
 const vpcIdPattern = /^vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
-/** Control (C0, C1, DEL) and format characters (bidirectional overrides, zero-width), line separators. */
-const unprintable = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 export const maxReasonLength = 512;
 
 const familyName = (family: Cidr['family']) => (family === 'ipv4' ? 'IPv4' : 'IPv6');
@@ -83,7 +82,7 @@ export function parseReason(values: Values): string | undefined {
   if (text.length > maxReasonLength) {
     throw new UsageError(`--reason is ${text.length} characters long; at most ${maxReasonLength}`);
   }
-  if (unprintable.test(text)) {
+  if (!isSafeText(text)) {
     throw new UsageError(
       '--reason contains control or invisible formatting characters: type it as plain text',
     );
