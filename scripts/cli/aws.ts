@@ -120,6 +120,25 @@ export class Aws {
     return client;
   }
 
+  private readonly built = new Map<unknown, Map<string, unknown>>();
+  /**
+   * A client of a class the caller has loaded, built with the same settings, for a library that is
+   * handed a synchronous factory (`ec2For`) rather than awaiting one.
+   */
+  clientOf<C>(Client: new (config: ReturnType<Aws['base']>) => C, region: string): C {
+    let byRegion = this.built.get(Client);
+    if (!byRegion) {
+      byRegion = new Map();
+      this.built.set(Client, byRegion);
+    }
+    let client = byRegion.get(region) as C | undefined;
+    if (!client) {
+      client = annotate(new Client(this.base(region)));
+      byRegion.set(region, client);
+    }
+    return client;
+  }
+
   /** The stack's region: given, the emulator's default, or what the SDK resolves (env, profile). */
   async region(): Promise<string> {
     if (this.resolvedRegion) return this.resolvedRegion;

@@ -4,23 +4,23 @@
  * deny entries printed. See docs/playbooks.md#ip-range-blocking.
  */
 
-import type { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { BlockDeps, BlockResult } from '../../../functions/core/blocks.js';
 import { accountIdSchema, regionSchema } from '../../../functions/core/case.js';
 import type { CaseStore, Recorder } from '../../../functions/core/cases.js';
-import { AssumeRoleError, NetworkBlockError } from '../../../functions/core/errors.js';
+import { type Config, configSlice, loadConfig } from '../../../functions/core/config.js';
+import { AssumeRoleError, ConfigurationError, NetworkBlockError } from '../../../functions/core/errors.js';
 import { type Cidr, type DenyEntry, parseCidr } from '../../../functions/core/nacl.js';
 import { isSafeText } from '../../../functions/core/text.js';
 import { type CommandContext, type CommandSpec, stringValue, type Values } from '../context.js';
 import { CliError, exitCodes, explain, UsageError } from '../errors.js';
 import { jsonDocument, safe, table } from '../output.js';
-import type { StackInfo } from '../stack.js';
+import { functionEnvironment, type StackInfo } from '../stack.js';
 
 // The library's modules load the AWS clients, which takes seconds: commands load them when they run, so
 // that --help and a mistyped argument answer at once. Loading a module makes no AWS call.
-const blocksLibrary = () => import('../../../functions/core/blocks.js');
+export const blocksLibrary = () => import('../../../functions/core/blocks.js');
 
 // ---------------------------------------------------------------------------------------------------
 // Arguments, checked before any AWS call
@@ -133,108 +133,63 @@ export interface PlaybookRuntime {
   home: { accountId: string; region: string };
 }
 
-/** The settings a playbook function reads from its environment that no stack output carries. */
-export interface FunctionSettings {
-  memberRoleName: string;
-  forensicCidr: string;
-  naclRuleQuota: number;
-}
+/**
+ * The settings of block-ip and unblock-ip that no stack output carries, checked with the functions' own
+ * rules (functions/core/config.ts), defaults included.
+ */
+const functionSettingsSlice = configSlice('cordon block-ip and unblock', [
+  'MEMBER_ROLE_NAME',
+  'FORENSIC_CIDR',
+  'NACL_RULE_QUOTA',
+]);
+export type FunctionSettings = Pick<Config, (typeof functionSettingsSlice.keys)[number]>;
 
 /**
- * The settings of a deployed function (`cordon-<stage>-block-ip`), from its environment as the stack's
- * processed template declares it (serverless resolves its parameters into the template).
+ * The settings of the function (`cordon-<stage>-block-ip`) as it gets them: a deployed stack declares
+ * them in its processed template (serverless resolves its parameters there); the emulated stack
+ * publishes its functions' environment (`LocalStackJson`).
  */
 export async function functionSettings(
-  cfn: CloudFormationClient,
-  stackName: string,
+  ctx: CommandContext,
+  stack: StackInfo,
   functionName: string,
 ): Promise<FunctionSettings> {
-  const { GetTemplateCommand } = await import('@aws-sdk/client-cloudformation');
-  const body = (await cfn.send(new GetTemplateCommand({ StackName: stackName, TemplateStage: 'Processed' })))
-    .TemplateBody;
-  let template: {
-    Resources?: Record<
-      string,
-      {
-        Type?: string;
-        Properties?: { FunctionName?: unknown; Environment?: { Variables?: Record<string, unknown> } };
-      }
-    >;
-  };
+  const where = stack.local ? 'LocalStackJson output' : 'template';
+  const vars = stack.local
+    ? stack.local.env
+    : await functionEnvironment(await ctx.aws.cloudformation(), stack.stackName, functionName);
   try {
-    template = JSON.parse(body ?? '{}');
-  } catch {
-    throw new CliError(`The template of ${stackName} is not JSON: its functions' settings cannot be read.`);
-  }
-  const fn = Object.values(template.Resources ?? {}).find(
-    (r) => r.Type === 'AWS::Lambda::Function' && r.Properties?.FunctionName === functionName,
-  );
-  const vars = fn?.Properties?.Environment?.Variables ?? {};
-  const memberRoleName = vars.MEMBER_ROLE_NAME;
-  const forensicCidr = vars.FORENSIC_CIDR;
-  const quota = Number(vars.NACL_RULE_QUOTA);
-  if (
-    typeof memberRoleName !== 'string' ||
-    !/^[\w+=,.@/-]{1,64}$/.test(memberRoleName) ||
-    typeof forensicCidr !== 'string' ||
-    (forensicCidr !== '' && !parseCidr(forensicCidr)) ||
-    !Number.isInteger(quota) ||
-    quota < 2 ||
-    quota > 40
-  ) {
+    return loadConfig(functionSettingsSlice, vars as Record<string, string | undefined>);
+  } catch (error) {
+    if (!(error instanceof ConfigurationError)) throw error;
     throw new CliError(
-      `The template of ${stackName} does not show ${functionName}'s settings (MEMBER_ROLE_NAME, FORENSIC_CIDR, NACL_RULE_QUOTA).`,
+      `The ${where} of ${stack.stackName} does not show ${functionName}'s settings (MEMBER_ROLE_NAME, FORENSIC_CIDR, NACL_RULE_QUOTA).`,
       'Deploy the stack again from this version of Cordon.',
     );
   }
-  return { memberRoleName, forensicCidr, naclRuleQuota: quota };
 }
 
 /** The account of an ARN (`arn:aws:sns:us-east-1:111122223333:topic`), if it names one. */
 const accountOfArn = (arn: string) => /^arn:[\w-]+:[\w-]+:[\w-]*:(\d{12}):/.exec(arn)?.[1];
 
 /**
- * What the playbook functions get from `stepContext()`. With --endpoint: exactly that, from the emulated
- * stack's environment (`LocalStackJson`). Against AWS: the same library objects built here, with the
- * caller's credentials, the stack's outputs and the function's own settings from the template; a VPC
- * in another account is reached through the member role, as the function reaches it.
+ * What the playbook library needs, built here rather than by the functions' `stepContext`: clients from
+ * the CLI's own AWS settings (credentials, profile, --endpoint), the cases table from the stack's
+ * outputs, and the function's settings passed as values, never through the process environment. A VPC
+ * in another account is reached through the member role the function would assume.
  */
 export async function playbookRuntime(
   ctx: CommandContext,
   stack: StackInfo,
   fn: 'block-ip' | 'unblock-ip',
 ): Promise<PlaybookRuntime> {
-  if (ctx.aws.endpoint) {
-    if (!stack.local) {
-      throw new CliError(
-        `The stack ${stack.stackName} at ${ctx.aws.endpoint} publishes no LocalStackJson output, so its functions' settings are unknown here.`,
-        'Deploy the emulated stack with the local runner (npm run demo -- --endpoint URL).',
-      );
-    }
-    // The functions log to stdout; a CLI keeps stdout for its own answer. Set before they load.
-    if (!process.env.POWERTOOLS_LOG_LEVEL) process.env.POWERTOOLS_LOG_LEVEL = ctx.debug ? 'INFO' : 'SILENT';
-    Object.assign(process.env, stack.local.env);
-    const { configSlices, resetConfig } = await import('../../../functions/core/config.js');
-    const { resetStepContext, stepContext } = await import('../../../functions/core/handler.js');
-    resetConfig();
-    resetStepContext();
-    const step = stepContext(configSlices.blocks);
-    const { EC2Client } = await import('@aws-sdk/client-ec2');
-    return {
-      ec2For: (target) => step.clientsFor(target)(EC2Client),
-      cases: step.cases,
-      recorder: step.recorder,
-      sns: step.home.sns,
-      config: step.config,
-      home: { accountId: step.config.CORDON_ACCOUNT_ID, region: step.config.AWS_REGION },
-    };
+  if (ctx.aws.endpoint && !stack.local) {
+    throw new CliError(
+      `The stack ${stack.stackName} at ${ctx.aws.endpoint} publishes no LocalStackJson output, so its functions' settings are unknown here.`,
+      'Deploy the emulated stack with the local runner (npm run demo -- --endpoint URL).',
+    );
   }
-
-  const settings = await functionSettings(
-    await ctx.aws.cloudformation(),
-    stack.stackName,
-    `${stack.stackName}-${fn}`,
-  );
+  const settings = await functionSettings(ctx, stack, `${stack.stackName}-${fn}`);
   const homeAccountId = accountOfArn(stack.alertTopicArn) ?? (await ctx.aws.identity()).account;
   const [{ EC2Client }, { SNSClient }, { CaseStore, Recorder }, { clientsFactory }] = await Promise.all([
     import('@aws-sdk/client-ec2'),
@@ -242,38 +197,32 @@ export async function playbookRuntime(
     import('../../../functions/core/cases.js'),
     import('../../../functions/core/clients.js'),
   ]);
-  const profile = ctx.aws.settings.profile;
-  const base = (region: string) => ({
-    region,
-    maxAttempts: 5,
-    retryMode: 'standard' as const,
-    ...(profile ? { profile } : {}),
-  });
   const member = clientsFactory(
-    { homeAccountId, homeRegion: stack.region, memberRoleName: settings.memberRoleName, maxAttempts: 5 },
+    {
+      homeAccountId,
+      homeRegion: stack.region,
+      memberRoleName: settings.MEMBER_ROLE_NAME,
+      functionKey: fn,
+      maxAttempts: 5,
+      ...(ctx.aws.endpoint ? { endpoint: ctx.aws.endpoint } : {}),
+    },
     await ctx.aws.sts(),
   );
-  const homeEc2 = new Map<string, EC2Client>();
   const cases = new CaseStore(await ctx.aws.ddb(), stack.casesTable, ctx.now);
   return {
-    ec2For: ({ accountId, region, caseId }) => {
-      if (accountId !== homeAccountId)
-        return member({ accountId, region, ...(caseId ? { caseId } : {}) })(EC2Client);
-      let client = homeEc2.get(region);
-      if (!client) {
-        client = new EC2Client(base(region));
-        homeEc2.set(region, client);
-      }
-      return client;
-    },
+    ec2For: ({ accountId, region, caseId }) =>
+      accountId === homeAccountId
+        ? ctx.aws.clientOf(EC2Client, region)
+        : member({ accountId, region, ...(caseId ? { caseId } : {}) })(EC2Client),
     cases,
     recorder: (caseId, step) => new Recorder(cases, caseId, step),
-    sns: new SNSClient(base(stack.region)),
+    sns: ctx.aws.clientOf(SNSClient, stack.region),
     config: {
       CORDON_ACCOUNT_ID: homeAccountId,
       AWS_REGION: stack.region,
-      NACL_RULE_QUOTA: settings.naclRuleQuota,
-      FORENSIC_CIDR: settings.forensicCidr,
+      NACL_RULE_QUOTA: settings.NACL_RULE_QUOTA,
+      FORENSIC_CIDR: settings.FORENSIC_CIDR,
+      // A person's request reads none of these: they are how the function treats findings.
       AUTO_BLOCK_FINDINGS: false,
       AUTO_BLOCK_TTL: '24h',
       ACCEPT_SAMPLE_FINDINGS: false,
@@ -281,6 +230,15 @@ export async function playbookRuntime(
     },
     home: { accountId: homeAccountId, region: stack.region },
   };
+}
+
+/** The case of the open block of a range in a VPC, if there is one. */
+export async function openBlockCase(
+  rt: PlaybookRuntime,
+  where: { accountId: string; region: string; vpcId: string; cidr: string },
+): Promise<string | undefined> {
+  const { blockLock } = await blocksLibrary();
+  return rt.cases.holder(blockLock(where));
 }
 
 /** A failure to reach a member account, with what to do about it. */
@@ -355,8 +313,8 @@ async function recordedBlock(
   where: { accountId: string; region: string; vpcId: string; cidr: string },
 ): Promise<{ caseId: string; entries: DenyEntry[] } | undefined> {
   try {
-    const { blockLock, blockStep, readBlock } = await blocksLibrary();
-    const caseId = await rt.cases.holder(blockLock(where));
+    const { blockStep, readBlock } = await blocksLibrary();
+    const caseId = await openBlockCase(rt, where);
     if (!caseId) return undefined;
     const record = await readBlock(rt.cases, caseId);
     return { caseId, entries: record.changes?.[blockStep]?.entries ?? [] };

@@ -5,9 +5,12 @@ import type { CommandContext, CommandSpec, Values } from '../context.js';
 import { CliError, exitCodes, UnknownCaseError, UsageError } from '../errors.js';
 import { jsonDocument, safe, table } from '../output.js';
 import {
+  blocksLibrary,
   entryHeaders,
   entryRow,
   memberAccountError,
+  openBlockCase,
+  type PlaybookRuntime,
   parseRange,
   parseReason,
   parseVpc,
@@ -48,6 +51,19 @@ export function parseUnblockTarget(values: Values, positionals: string[]): Unblo
   }
   const range = parseRange(subject);
   return { cidr: range.cidr, vpcId: parseVpc(values), ...parseWhere(values) };
+}
+
+/** The block case to take out: the one named, or the open block of the range in the VPC. */
+async function blockCaseOf(rt: PlaybookRuntime, target: UnblockTarget): Promise<string> {
+  if ('caseId' in target) return target.caseId;
+  const caseId = await openBlockCase(rt, {
+    accountId: target.accountId ?? rt.home.accountId,
+    region: target.region ?? rt.home.region,
+    vpcId: target.vpcId,
+    cidr: target.cidr,
+  });
+  if (!caseId) throw new CaseNotFoundError(`${target.cidr} has no open block in ${target.vpcId}`);
+  return caseId;
 }
 
 function printUnblock(ctx: CommandContext, r: UnblockResult): void {
@@ -113,29 +129,15 @@ send the same request to the function (docs/playbooks.md):
 With --endpoint the library runs in this process against the emulator.`,
   async run(ctx, values, positionals) {
     const target = parseUnblockTarget(values, positionals);
-    const reason = parseReason(values);
-    const requestedBy = (await ctx.aws.identity()).arn;
-    const { unblockInputSchema, unblockIp } = await import(
-      '../../../functions/playbooks/unblock-ip/unblock-ip.js'
-    );
-    const input = unblockInputSchema.safeParse({
-      ...target,
-      requestedBy: safe(requestedBy, 512),
-      ...(reason ? { reason } : {}),
-    });
-    if (!input.success) {
-      throw new CliError(`The unblock request is malformed: ${safe(input.error.issues[0]?.message, 200)}`);
-    }
+    const reason = parseReason(values) ?? 'unblock requested';
+    const requestedBy = safe((await ctx.aws.identity()).arn, 512);
     const stack = await ctx.stack();
     const rt = await playbookRuntime(ctx, stack, 'unblock-ip');
+    const { unblockCase, unblockStep } = await blocksLibrary();
     let result: UnblockResult;
     try {
-      result = await unblockIp(input.data, {
-        ec2For: (t) => rt.ec2For(t),
-        cases: rt.cases,
-        recorder: rt.recorder,
-        home: rt.home,
-      });
+      const caseId = await blockCaseOf(rt, target);
+      result = await unblockCase(caseId, { requestedBy, reason, step: unblockStep }, rt);
     } catch (error) {
       if (error instanceof AssumeRoleError) throw memberAccountError(error, 'unblock-ip', ctx.stage);
       if (error instanceof CaseNotFoundError) {
