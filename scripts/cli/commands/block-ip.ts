@@ -120,7 +120,7 @@ export async function parseBlockArgs(values: Values, positionals: string[]): Pro
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The playbook's dependencies: the emulated stack's, or built from the deployed stack
+// The playbook's dependencies, built by the CLI from the deployed (or emulated) stack
 // ---------------------------------------------------------------------------------------------------
 
 export interface PlaybookRuntime {
