@@ -296,6 +296,41 @@ describe('what no Cordon principal may do', () => {
     expect(allowed.map((a) => `${a.principal} may ${a.what} (${a.verdict.deciding.join(', ')})`)).toEqual([]);
   });
 
+  it("includes reading or replacing a host's upload session, for every role but Capture Memory's", async () => {
+    const home = homeModel(stackOf());
+    const session = `arn:aws:s3:::${stackOf().toolsBucket}/sessions/20260101T000000Z-i-0123456789abcdef0-abcd/memory-upload.env`;
+    const capture = loadServerlessConfig().functions['capture-memory']?.role;
+    const allowed = [];
+    for (const role of home.model.roles().filter((r) => r.logicalId !== capture)) {
+      const principal: Principal = {
+        roleArn: role.arn,
+        sessionArn: `arn:aws:sts::${localAccountId}:assumed-role/${role.name}/session`,
+        account: localAccountId,
+        // Whatever S3 the role is given, even all of it, the bucket policy decides.
+        identityPolicies: [
+          ...role.identityPolicies,
+          {
+            name: 'all-of-s3',
+            policy: {
+              Version: '2012-10-17',
+              Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }],
+            },
+          },
+        ],
+      };
+      for (const action of ['s3:GetObject', 's3:PutObject']) {
+        const verdict = await decide(
+          principal,
+          { action, resource: session, context: {} },
+          localRegion,
+          home.model.resourcePolicyFor(session),
+        );
+        if (verdict.decision === 'Allowed') allowed.push(`${role.logicalId} may ${action}`);
+      }
+    }
+    expect(allowed).toEqual([]);
+  });
+
   it('is Denied for every member role', async () => {
     const home = homeModel(stackOf());
     const member = memberModel(home.names, 'dev');
