@@ -173,6 +173,14 @@ export function readAsffFinding(finding: unknown, envelope: Envelope, home: Home
 
   const id = cleanText(finding.Id);
   if (!id) refuse('MALFORMED', 'the finding has no id');
+  // A finding imported into Security Hub says which account it is from (AwsAccountId, which Security
+  // Hub checks against the importer for most products) and names the instance by ARN, which nobody
+  // checks: a member principal allowed BatchImportFindings could name another account's instance.
+  // The two must agree.
+  const claimed = pickAccount([finding.AwsAccountId], '');
+  if (arn.account && claimed && arn.account !== claimed) {
+    refuse('ACCOUNT_MISMATCH', 'the instance belongs to another account than the one the finding is from');
+  }
   const accountId = pickAccount([arn.account, finding.AwsAccountId, envelope.account], home.accountId);
   const region = pickRegion([arn.region, resource.Region, finding.Region, envelope.region], home.region);
   if (arn.partition && arn.partition !== partitionOf(region)) {

@@ -18,7 +18,7 @@ export function refuseWith(code: string, sentence: string): never {
 }
 
 /** The codes the readers themselves refuse with. */
-type ReadRefusalCode = 'MALFORMED' | 'RESOURCE_NOT_INSTANCE' | 'MULTIPLE_INSTANCES';
+type ReadRefusalCode = 'MALFORMED' | 'RESOURCE_NOT_INSTANCE' | 'MULTIPLE_INSTANCES' | 'ACCOUNT_MISMATCH';
 export const refuse: (code: ReadRefusalCode, sentence: string) => never = refuseWith;
 
 /**

@@ -467,6 +467,21 @@ describe('refusals', () => {
     expect(refusalCode(decide(event))).toBe('MULTIPLE_INSTANCES');
   });
 
+  it('refuses an ASFF finding whose instance is in another account than the finding is from, as ACCOUNT_MISMATCH', () => {
+    const finding = asffFinding();
+    const [resource] = finding.Resources as Record<string, unknown>[];
+    const elsewhere = { ...resource, Id: 'arn:aws:ec2:us-east-1:444455556666:instance/i-0c10c2c7863d1a356' };
+    const event = withPath(finding, ['Resources'], [elsewhere]);
+
+    expect(decide(event)).toEqual({
+      rejected: 'ACCOUNT_MISMATCH: the instance belongs to another account than the one the finding is from',
+    });
+  });
+
+  it('acts on an ASFF finding whose instance ARN names the account the finding is from', () => {
+    expect(refusalCode(decide(asffFinding()))).toBeUndefined();
+  });
+
   it('refuses a list holding two instance findings as MULTIPLE_FINDINGS', () => {
     const event = {
       Findings: [
