@@ -129,10 +129,20 @@ class Mapper {
       },
     });
     if (!this.map('instance id', part('instanceId'))) return;
-    this.map(
-      'account',
-      firstNamed([part('account'), slotAt(finding, 'AwsAccountId'), slotAt(envelope, 'account')]),
-    );
+    const claimed = slotAt(finding, 'AwsAccountId');
+    // Intake refuses an instance ARN whose account is not the finding's AwsAccountId: where the two
+    // agree, both are mapped and still agree; where they disagree, neither is, and Intake refuses.
+    const disagree =
+      arn.account !== '' &&
+      typeof claimed?.value === 'string' &&
+      claimed.value !== '' &&
+      claimed.value !== arn.account;
+    if (disagree) this.kept.push({ what: 'account', value: arn.account });
+    else {
+      const sameAccount = arn.account !== '' && claimed?.value === arn.account;
+      this.map('account', firstNamed([part('account'), claimed, slotAt(envelope, 'account')]));
+      if (sameAccount && next.account !== arn.account) claimed?.set(next.account);
+    }
     const region = firstNamed([
       part('region'),
       slotAt(first, 'Region'),

@@ -118,6 +118,7 @@ describe('mapEvent', () => {
     const { event: mapped } = mapEvent(event, to);
 
     expect(changes(event, mapped)).toEqual([
+      '$.AwsAccountId: "193043430472" -> "123456789012"',
       '$.Resources.0.Id: "arn:aws::ec2:us-east-1:193043430472:instance/i-0c10c2c7863d1a356" -> "arn:aws::ec2:us-east-1:123456789012:instance/i-0123456789abcdef0"',
     ]);
   });
