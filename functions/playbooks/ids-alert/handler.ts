@@ -7,10 +7,11 @@ export const handler = stepHandler(idsStep, configSlices.ids, idsInputSchema, as
   const result = await idsAlert(input, {
     ec2For: (target) => ctx.clientsFor(target)(EC2Client),
     sfn: ctx.home.sfn,
+    sns: ctx.home.sns,
     config: ctx.config,
   });
   // Counts only: the lines themselves came from a host that may be compromised.
-  const { started, ...counts } = result;
-  ctx.log.info('ids batch', { ...counts, started: started.length });
+  const { started, notified, ...counts } = result;
+  ctx.log.info('ids batch', { ...counts, started: started.length, notified: notified.length });
   return result;
 });

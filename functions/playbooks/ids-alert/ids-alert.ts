@@ -7,18 +7,22 @@ import {
   type Filter,
 } from '@aws-sdk/client-ec2';
 import { type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { z } from 'zod';
 import { accountIdPattern, instanceIdPattern } from '../../core/case.js';
 import type { Config } from '../../core/config.js';
 import { awsErrorCode, ConfigurationError, InvalidStepInputError } from '../../core/errors.js';
 import { hostCidr, isPublicRange } from '../../core/nacl.js';
 import { type EveAlert, parseEveLine } from '../../core/readers/suricata.js';
+import { asciiLine } from '../../core/text.js';
 
 export const idsStep = 'ids-alert';
 /** Who the forensic workflow records as having asked (Intake's `requestedBy`). */
 export const idsRequester = 'ids:suricata';
 /** Executions that should end with the instance stopped are named so; Stop After Evidence looks for it. */
 export const stopPrefix = 'ids-stop-';
+/** Alerts listed one by one in the notification; the rest are counted. */
+export const maxNotifiedAlerts = 50;
 
 /** What CloudWatch Logs hands a subscribed Lambda function: base64 of a gzipped JSON document. */
 export const idsInputSchema = z.object({ awslogs: z.object({ data: z.string().min(1).max(8_000_000) }) });
@@ -37,9 +41,14 @@ const payloadSchema = z.object({
 export interface IdsDeps {
   ec2For: (target: { accountId: string; region: string }) => EC2Client;
   sfn: SFNClient;
+  sns: SNSClient;
   config: Pick<
     Config,
-    'AWS_REGION' | 'IDS_START_MAX_SEVERITY' | 'IDS_STOP_MAX_SEVERITY' | 'FORENSICS_STATE_MACHINE_ARN'
+    | 'AWS_REGION'
+    | 'ALERT_TOPIC_ARN'
+    | 'IDS_START_MAX_SEVERITY'
+    | 'IDS_STOP_MAX_SEVERITY'
+    | 'FORENSICS_STATE_MACHINE_ARN'
   >;
 }
 
@@ -49,6 +58,8 @@ export interface Started {
   stopAfterEvidence: boolean;
   severity: number;
   signatureId: number;
+  /** The batch was delivered before and this execution, started then, has already ended. */
+  startedBefore?: true;
 }
 
 export interface IdsResult {
@@ -67,16 +78,31 @@ export interface IdsResult {
   unmatched: number;
   /** Alerts whose address belongs to more than one instance (overlapping VPC ranges). */
   ambiguous: number;
+  /**
+   * Alerts whose destination is one of our instances and whose source is not: inbound traffic, whose
+   * destination the sender chose. Notified, never responded to.
+   */
+  destinationOnly: number;
+  /** Alerts from one of our instances to another: the source is responded to, the destination notified. */
+  lateral: number;
+  /** Instances named as a destination in the notification, without a response of their own from it. */
+  notified: string[];
+  /** The alert topic's id for the one notification of the batch, when there was one. */
+  messageId?: string;
   started: Started[];
 }
 
-/** Text from the IDS for the workflow's `reason`: printable ASCII only (Intake refuses control characters). */
-const ascii = (text: string, max: number) =>
-  text
-    .replace(/\s+/g, ' ')
-    .replace(/[^\x20-\x7e]/g, '?')
-    .trim()
-    .slice(0, max);
+interface Candidate {
+  alert: EveAlert;
+  eventId: string;
+}
+
+/** An alert naming one of our instances as its destination, told to people rather than acted on. */
+interface Notice extends Candidate {
+  destination: string;
+  /** The instance that sent it, when it is ours too (lateral movement): that one gets the response. */
+  source?: string;
+}
 
 function decode(input: IdsInput): z.infer<typeof payloadSchema> {
   let json: unknown;
@@ -94,11 +120,16 @@ function decode(input: IdsInput): z.infer<typeof payloadSchema> {
 
 /**
  * Suricata alerts shipped to CloudWatch Logs, delivered by a subscription filter: each line is parsed
- * (malformed lines are counted and skipped, never fatal), each alert at or above the configured
- * severity is matched to the instance that holds its source or destination address, and the forensic
- * workflow is started once per instance per batch. When the alert is severe enough
- * (IDS_STOP_MAX_SEVERITY), the execution is named so that Stop After Evidence stops the instance once
- * its disks and memory are safely captured.
+ * (malformed lines are counted and skipped, never fatal), and each alert at or above the configured
+ * severity whose SOURCE address is held by one of our instances starts the forensic workflow on that
+ * instance, once per instance per batch. When the alert is severe enough (IDS_STOP_MAX_SEVERITY), the
+ * execution is named so that Stop After Evidence stops the instance once its disks and memory are
+ * safely captured.
+ *
+ * The destination of a packet is whoever its sender chose: an outside attacker who trips a signature
+ * against one of our instances must not get it isolated or stopped. An alert whose destination only is
+ * ours starts nothing; those instances (and the destinations of lateral movement) are listed in one
+ * notification on the alert topic after the batch.
  */
 export async function idsAlert(input: IdsInput, deps: IdsDeps): Promise<IdsResult> {
   const payload = decode(input);
@@ -113,6 +144,9 @@ export async function idsAlert(input: IdsInput, deps: IdsDeps): Promise<IdsResul
     blocked: 0,
     unmatched: 0,
     ambiguous: 0,
+    destinationOnly: 0,
+    lateral: 0,
+    notified: [],
     started: [],
   };
   // CloudWatch Logs checks that the destination is reachable with a control message: nothing to do.
@@ -120,7 +154,7 @@ export async function idsAlert(input: IdsInput, deps: IdsDeps): Promise<IdsResul
   if (!accountIdPattern.test(payload.owner))
     throw new InvalidStepInputError('The log data owner is not an account id');
 
-  const candidates: { alert: EveAlert; eventId: string }[] = [];
+  const candidates: Candidate[] = [];
   for (const event of payload.logEvents) {
     const parsed = parseEveLine(event.message);
     if (parsed.kind === 'malformed') {
@@ -154,24 +188,28 @@ export async function idsAlert(input: IdsInput, deps: IdsDeps): Promise<IdsResul
   };
 
   // The most severe alert per instance decides what its one execution asks for.
-  const chosen = new Map<string, { alert: EveAlert; eventId: string }>();
+  const chosen = new Map<string, Candidate>();
+  const notices: Notice[] = [];
   for (const c of candidates) {
-    const holders = new Set<string>();
-    let ambiguous = false;
-    for (const ip of new Set([c.alert.srcIp, c.alert.destIp])) {
-      const found = await instancesAt(ip);
-      if (found.length > 1) ambiguous = true;
-      else if (found[0]) holders.add(found[0]);
-    }
-    if (holders.size === 0) {
-      if (ambiguous) result.ambiguous++;
-      else result.unmatched++;
+    const sources = await instancesAt(c.alert.srcIp);
+    const destinations = c.alert.destIp === c.alert.srcIp ? sources : await instancesAt(c.alert.destIp);
+    const [source] = sources;
+    const [destination] = destinations;
+    if (sources.length > 1 || (!source && destinations.length > 1)) {
+      result.ambiguous++;
       continue;
     }
-    for (const instanceId of holders) {
-      const best = chosen.get(instanceId);
-      if (!best || c.alert.severity < best.alert.severity) chosen.set(instanceId, c);
-    }
+    if (source) {
+      const best = chosen.get(source);
+      if (!best || c.alert.severity < best.alert.severity) chosen.set(source, c);
+      if (destinations.length === 1 && destination && destination !== source) {
+        result.lateral++;
+        notices.push({ ...c, destination, source });
+      }
+    } else if (destination) {
+      result.destinationOnly++;
+      notices.push({ ...c, destination });
+    } else result.unmatched++;
   }
 
   for (const [instanceId, { alert, eventId }] of chosen) {
@@ -179,35 +217,125 @@ export async function idsAlert(input: IdsInput, deps: IdsDeps): Promise<IdsResul
     const digest = createHash('sha256')
       .update(`${payload.logGroup}\n${payload.logStream}\n${eventId}`)
       .digest('hex');
-    const reason = ascii(
+    // Printable ASCII only: Intake refuses control characters in a reason.
+    const reason = asciiLine(
       `Suricata alert sid ${alert.signatureId}${alert.rev === undefined ? '' : ` rev ${alert.rev}`}, severity ${alert.severity}` +
         `${alert.category ? ` (${alert.category})` : ''} at ${alert.timestamp}: ${alert.signature}; ` +
         `${alert.srcIp} -> ${alert.destIp}; log ${payload.logGroup} event ${eventId}`,
       512,
     );
-    const out = await deps.sfn.send(
-      new StartExecutionCommand({
-        stateMachineArn: deps.config.FORENSICS_STATE_MACHINE_ARN,
-        // The same batch retried starts nothing twice: same name, same input.
-        name: `${stop ? stopPrefix : 'ids-'}${instanceId}-${digest.slice(0, 16)}`,
-        input: JSON.stringify({
-          instanceId,
-          region,
-          accountId: payload.owner,
-          reason,
-          requestedBy: idsRequester,
-        }),
-      }),
-    );
-    result.started.push({
+    // The same batch retried starts nothing twice: same name, same input.
+    const name = `${stop ? stopPrefix : 'ids-'}${instanceId}-${digest.slice(0, 16)}`;
+    const started = await startOnce(deps, name, {
       instanceId,
-      executionArn: out.executionArn ?? '',
+      region,
+      accountId: payload.owner,
+      reason,
+      requestedBy: idsRequester,
+    });
+    result.started.push({
+      ...started,
+      instanceId,
       stopAfterEvidence: stop,
       severity: alert.severity,
       signatureId: alert.signatureId,
     });
   }
+
+  // Last, once every start has succeeded: a batch retried because a start failed has published
+  // nothing yet, and nothing after the publication can fail the batch.
+  if (notices.length > 0) {
+    result.notified = [...new Set(notices.map((n) => n.destination))];
+    const message = compose(notices, payload, result, new Set(chosen.keys()));
+    const published = await deps.sns.send(
+      new PublishCommand({
+        TopicArn: deps.config.ALERT_TOPIC_ARN,
+        Subject: message.subject,
+        Message: message.body,
+        MessageAttributes: {
+          playbook: { DataType: 'String', StringValue: idsStep },
+          // Standard topics do not deduplicate: a subscriber that must see a batch once can.
+          batch: { DataType: 'String', StringValue: message.batch },
+        },
+      }),
+    );
+    if (published.MessageId) result.messageId = published.MessageId;
+  }
   return result;
+}
+
+/**
+ * StartExecution with a name already used returns the running execution when the input is the same,
+ * and refuses once it has ended: a batch delivered again after its executions ended (its notification
+ * failed, say) finds them started, and goes on to notify.
+ */
+async function startOnce(
+  deps: IdsDeps,
+  name: string,
+  input: Record<string, string>,
+): Promise<{ executionArn: string; startedBefore?: true }> {
+  const stateMachineArn = deps.config.FORENSICS_STATE_MACHINE_ARN;
+  try {
+    const out = await deps.sfn.send(
+      new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify(input) }),
+    );
+    return { executionArn: out.executionArn ?? '' };
+  } catch (error) {
+    if (awsErrorCode(error) !== 'ExecutionAlreadyExists') throw error;
+    const executionArn = `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
+    return { executionArn, startedBefore: true };
+  }
+}
+
+/**
+ * The notification of a batch. Every field from the IDS (signature, category, addresses, timestamp)
+ * and the log stream's name are written by the sensor, a host that may be compromised: each is made
+ * printable ASCII by the one text rule before it is written.
+ */
+function compose(
+  notices: readonly Notice[],
+  payload: z.infer<typeof payloadSchema>,
+  result: IdsResult,
+  responded: ReadonlySet<string>,
+): { subject: string; body: string; batch: string } {
+  const batch = createHash('sha256')
+    .update(`${payload.logGroup}\n${payload.logStream}\n${notices.map((n) => n.eventId).join('\n')}`)
+    .digest('hex')
+    .slice(0, 16);
+  const instances = result.notified.length;
+  const lines = [
+    `IDS ALERTS NAMING ${instances === 1 ? 'AN INSTANCE' : `${instances} INSTANCES`} AS DESTINATION: NO RESPONSE STARTED FROM THESE ALERTS`,
+    '',
+    'Cordon starts the forensic workflow only on the instance an alert names as its SOURCE. The',
+    'destination of a packet is chosen by whoever sends it: an attacker outside could otherwise have any',
+    'instance isolated or stopped by tripping a signature against it. Look at these instances; traffic',
+    'they send in answer raises alerts of its own, with them as the source.',
+    '',
+    ...notices
+      .slice(0, maxNotifiedAlerts)
+      .flatMap(({ alert, eventId, destination, source }) => [
+        `${destination}: ${source ? `lateral movement from ${source}, on which a response was started` : 'inbound'}` +
+          `${responded.has(destination) ? '; a response was started on it for an alert it sent' : '; no response started on it'}`,
+        `  sid ${alert.signatureId}${alert.rev === undefined ? '' : ` rev ${alert.rev}`}, severity ${alert.severity}, ` +
+          `category ${asciiLine(alert.category ?? '(none)', 100)}: ${asciiLine(alert.signature, 200)}`,
+        `  ${asciiLine(alert.srcIp, 45)} -> ${asciiLine(alert.destIp, 45)} at ${asciiLine(alert.timestamp, 40)}; event ${asciiLine(eventId, 64)}`,
+      ]),
+    ...(notices.length > maxNotifiedAlerts
+      ? [`... and ${notices.length - maxNotifiedAlerts} more alert(s), in the log group`]
+      : []),
+    '',
+    `Account ${payload.owner}; log ${asciiLine(payload.logGroup, 200)} stream ${asciiLine(payload.logStream, 200)}; batch ${batch}`,
+    `Inbound: ${result.destinationOnly}; lateral: ${result.lateral}; responses started: ${result.started.length}`,
+  ];
+  return {
+    subject:
+      `[Cordon] IDS: ${notices.length} alert(s) on ${instances} instance(s) as destination, no response`.slice(
+        0,
+        100,
+      ),
+    body: `${lines.join('\n')}\n`,
+    batch,
+  };
 }
 
 /**
