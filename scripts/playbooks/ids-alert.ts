@@ -6,9 +6,10 @@
  * fixtures: alerts, other records and malformed lines) are delivered to the IDS function exactly as a
  * CloudWatch Logs subscription delivers them (gzipped, base64). The fixtures' protected address
  * (10.0.1.4) is mapped onto a seeded instance. The function counts what it could not read, finds the
- * instance by its private IP and starts the forensic workflow on it (the emulated Step Functions records
- * the execution). With `--stop`, the most severe alerts also ask for the instance to be stopped once
- * its evidence is sealed.
+ * instance by its private IP, starts the forensic workflow on it for the alerts it SENT (the emulated
+ * Step Functions records the execution), and notifies the alert topic, once, of the inbound alerts
+ * that named it as their destination and started nothing. With `--stop`, the most severe alerts also
+ * ask for the instance to be stopped once its evidence is sealed.
  */
 import './quiet.js';
 import { readFileSync } from 'node:fs';
@@ -19,6 +20,7 @@ import { DescribeExecutionCommand, ListExecutionsCommand, SFNClient } from '@aws
 import type { IdsResult } from '../../functions/playbooks/ids-alert/ids-alert.js';
 import { repoRoot } from '../local/runner.js';
 import {
+  alerts,
   emulated,
   invoke,
   isMain,
@@ -61,6 +63,8 @@ export interface IdsPlaybookReport {
   ipv6AlertsLeftOut: number;
   result: IdsResult;
   executions: { name: string; executionArn: string; input: unknown }[];
+  /** What the alert topic received, read from the queue subscribed to it. */
+  alerts: { subject?: string; body: string }[];
 }
 
 export async function runIdsPlaybook(
@@ -107,6 +111,7 @@ export async function runIdsPlaybook(
       ipv6AlertsLeftOut: all.length - lines.length,
       result,
       executions,
+      alerts: await alerts(env),
     };
   } finally {
     await env.close();
@@ -129,11 +134,19 @@ function print(r: IdsPlaybookReport): void {
   out(
     `  below the severity threshold: ${x.belowSeverity}; blocked inline: ${x.blocked}; no instance: ${x.unmatched}; ambiguous: ${x.ambiguous}`,
   );
+  out(
+    `  from the instance: ${x.started.length} response(s); to it only (inbound): ${x.destinationOnly}; lateral: ${x.lateral}`,
+  );
   out();
   out('Forensic workflow started');
   for (const e of r.executions) {
     out(`  ${e.name}`);
     out(`    input ${JSON.stringify(e.input)}`);
+  }
+  for (const a of r.alerts) {
+    out();
+    out(`Alert topic (${x.messageId ?? 'no message id'}): ${a.subject ?? '(no subject)'}`);
+    for (const l of a.body.trimEnd().split('\n')) out(`  ${l}`);
   }
   if (r.executions.some((e) => e.name.startsWith('ids-stop-'))) {
     out();

@@ -4,7 +4,8 @@ import { type IdsPlaybookReport, runIdsPlaybook } from '../../scripts/playbooks/
 /**
  * The IDS-triggered response against the emulated account: the EVE fixtures (alerts, other records,
  * malformed lines) delivered as a CloudWatch Logs subscription delivers them to the real handler,
- * the instance found in moto by its private IP, the forensic execution recorded by moto.
+ * the instance found in moto by its private IP, the forensic execution recorded by moto, the
+ * notification read from the queue subscribed to the alert topic.
  */
 const endpoint = inject('motoEndpoint');
 let report: IdsPlaybookReport;
@@ -15,7 +16,7 @@ beforeAll(async () => {
 
 describe('the Suricata alert playbook on the emulated account', () => {
   it('reads every alert line and counts the malformed ones by reason without failing the batch', () => {
-    expect(report.result).toMatchObject({ received: report.lines, alerts: 6, other: 3, malformed: 8 });
+    expect(report.result).toMatchObject({ received: report.lines, alerts: 7, other: 3, malformed: 8 });
     expect(report.result.refusals).toEqual({
       'not JSON': 2,
       'not a JSON object': 1,
@@ -25,7 +26,7 @@ describe('the Suricata alert playbook on the emulated account', () => {
     });
   });
 
-  it('starts the forensic workflow once on the instance holding the alert address', () => {
+  it('starts the forensic workflow once on the instance the outbound alerts come from', () => {
     expect(report.executions).toHaveLength(1);
     expect(report.executions[0]?.input).toMatchObject({
       instanceId: report.network.instanceId,
@@ -33,6 +34,23 @@ describe('the Suricata alert playbook on the emulated account', () => {
       region: 'us-east-1',
       requestedBy: 'ids:suricata',
     });
+    expect((report.executions[0]?.input as { reason?: string } | undefined)?.reason).toContain(
+      `${report.network.privateIp} -> 198.51.100.77`,
+    );
+  });
+
+  it('starts nothing for the inbound alerts and notifies them once, naming the instance', () => {
+    expect(report.result.destinationOnly).toBe(3);
+    expect(report.result.notified).toEqual([report.network.instanceId]);
+    expect(report.alerts).toHaveLength(1);
+    expect(report.result.messageId).toEqual(expect.any(String));
+    const body = report.alerts[0]?.body ?? '';
+    expect(body).toContain('NO RESPONSE STARTED FROM THESE ALERTS');
+    expect(body).toContain(
+      `${report.network.instanceId}: inbound; a response was started on it for an alert it sent`,
+    );
+    expect(body).toContain(`203.0.113.50 -> ${report.network.privateIp}`);
+    expect(body).toContain('sid 1000005 rev 3, severity 1, category Web Application Attack');
   });
 
   it('names the execution so that the instance is stopped once its evidence is sealed', () => {
@@ -42,7 +60,7 @@ describe('the Suricata alert playbook on the emulated account', () => {
   });
 
   it('leaves out alerts below the severity threshold and alerts the IDS blocked inline', () => {
-    expect(report.result.belowSeverity).toBe(2);
+    expect(report.result.belowSeverity).toBe(1);
     expect(report.result.blocked).toBe(1);
   });
 });
