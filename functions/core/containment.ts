@@ -264,7 +264,15 @@ export const revokeChangesSchema = z.object({
   // Goes into the deny's aws:TokenIssueTime condition: a date, never a policy variable.
   cutoff: z.iso.datetime(),
   denies: z.array(
-    z.object({ roleName: roleNameSchema, policyName: z.string().regex(/^[\w+=,.@-]{1,128}$/) }),
+    z.object({
+      roleName: roleNameSchema,
+      policyName: z.string().regex(/^[\w+=,.@-]{1,128}$/),
+      /**
+       * Kept by Release until this instant: the deny on sessions issued before containment, each of
+       * which has expired by then. Without it, the deny is containment's and Release removes it.
+       */
+      until: z.iso.datetime().optional(),
+    }),
   ),
   profile: z
     .object({
@@ -324,6 +332,13 @@ export const cordonGroupNames = (stage: string) => ({
 
 /** Name of the inline deny Revoke puts on a role: one per case, so cases sharing a role never overwrite each other. */
 export const denyPolicyName = (caseId: string) => `cordon-revoke-${caseId}`;
+/** Name of the deny on the sessions issued before containment, which outlives a release. */
+export const issuedBeforeDenyPolicyName = (caseId: string) => `cordon-revoke-${caseId}-issued-before`;
+/**
+ * No role session outlives this (a role's maximum session duration is at most 12 hours): a deny on
+ * sessions issued before an instant has nothing left to deny this long after it.
+ */
+export const longestRoleSessionMs = 12 * 3_600_000;
 
 export type Sleep = (ms: number) => Promise<void>;
 export const sleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

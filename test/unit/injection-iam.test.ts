@@ -41,7 +41,7 @@ import { captureMemory } from '../../functions/forensics/capture-memory/capture-
 import { isolateInstance } from '../../functions/forensics/isolate-instance/isolate-instance.js';
 import { protectInstance } from '../../functions/forensics/protect-instance/protect-instance.js';
 import {
-  denyPolicy,
+  denyPolicies,
   instanceArnOf,
   revokeCredentials,
 } from '../../functions/forensics/revoke-credentials/revoke-credentials.js';
@@ -94,7 +94,14 @@ describe('the deny Revoke Credentials puts on the instance role', () => {
           const arn = instanceArnOf(c);
           const cutoff = when.toISOString();
 
-          const document = JSON.parse(denyPolicy(scope, arn, cutoff));
+          const documents = denyPolicies(scope, arn, cutoff);
+          const document = {
+            Version: '2012-10-17',
+            Statement: [
+              ...JSON.parse(documents.containment).Statement,
+              ...JSON.parse(documents.issuedBefore).Statement,
+            ],
+          };
 
           // Every statement denies, and the only values in it are the instance's ARN and the cutoff
           // (the agent's channel and AWS's own policy variables are constants).
@@ -109,9 +116,9 @@ describe('the deny Revoke Credentials puts on the instance role', () => {
               .replaceAll('${aws:ec2InstanceSourceVPC}', '')
               .replaceAll('${aws:ec2InstanceSourcePrivateIPv4}', ''),
           ).toMatch(/^[[\]{}":,A-Za-z0-9:.-]*$/);
-          expect(document.Statement).toHaveLength(scope === 'role' ? 6 : 3);
+          expect(document.Statement).toHaveLength(6);
           expect(values).toContain(JSON.stringify(expectedArn));
-          if (scope === 'role') expect(values).toContain(JSON.stringify(cutoff));
+          expect(values).toContain(JSON.stringify(cutoff));
           expect(wildcardOrVariable.test(arn)).toBe(false);
         },
       ),
@@ -154,14 +161,18 @@ describe('the deny Revoke Credentials puts on the instance role', () => {
     );
 
     const calls = iamMock.commandCalls(PutRolePolicyCommand);
-    expect(calls).toHaveLength(1);
-    const input = calls[0]?.args[0].input;
-    expect(input?.RoleName).toBe('app-role');
-    expect(input?.PolicyName).toBe(`cordon-revoke-${c.caseId}`);
-    expect(JSON.parse(String(input?.PolicyDocument))).toEqual(
-      JSON.parse(denyPolicy('role', instanceArnOf(c), '2026-11-27T20:16:00.000Z')),
-    );
-    expect(String(input?.PolicyDocument)).not.toContain('Allow');
+    expect(calls).toHaveLength(2);
+    const documents = denyPolicies('role', instanceArnOf(c), '2026-11-27T20:16:00.000Z');
+    const sent = calls.map((call) => call.args[0].input);
+    expect(sent.map((i) => [i.RoleName, i.PolicyName])).toEqual([
+      ['app-role', `cordon-revoke-${c.caseId}`],
+      ['app-role', `cordon-revoke-${c.caseId}-issued-before`],
+    ]);
+    expect(sent.map((i) => JSON.parse(String(i.PolicyDocument)))).toEqual([
+      JSON.parse(documents.containment),
+      JSON.parse(documents.issuedBefore),
+    ]);
+    for (const i of sent) expect(String(i.PolicyDocument)).not.toContain('Allow');
   });
 });
 

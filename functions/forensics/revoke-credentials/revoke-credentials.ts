@@ -17,6 +17,8 @@ import {
   codeOf,
   containInputSchema,
   denyPolicyName,
+  issuedBeforeDenyPolicyName,
+  longestRoleSessionMs,
   previousContainment,
   progress,
   type RevokeChanges,
@@ -102,43 +104,80 @@ function agentChannelOffTheHost(sid: string, condition: object): object[] {
 }
 
 /**
- * The inline deny put on the instance's role. It denies every action but the SSM agent's channel to
- * every session that EC2 delivered to this instance (`ec2:SourceInstanceArn` is a property of the role
- * session, so it holds wherever the stolen credentials are used), whenever that session was issued:
- * fresh credentials the instance fetches if the profile swap fails or lags are denied too. The agent's
- * channel stays open to those sessions only on the host itself (its VPC endpoint and its address): an
- * agent whose credentials are denied hibernates and backs off for up to hours, and memory capture,
- * delivered through that channel after containment, would never arrive; the same credentials used
- * anywhere else are denied the channel too. Role scope adds AWS's own revoke-sessions statement: every
- * session of the role issued before `cutoff`, on any instance, with the same exception. Only Deny
- * statements, built from validated identifiers: nothing from the finding enters it.
+ * The two inline denies put on the instance's role.
+ *
+ * `containment` denies every action but the SSM agent's channel to every session that EC2 delivered to
+ * this instance (`ec2:SourceInstanceArn` is a property of the role session, so it holds wherever the
+ * stolen credentials are used), whenever that session was issued: fresh credentials the instance
+ * fetches if the profile swap fails or lags are denied too. The agent's channel stays open to those
+ * sessions only on the host itself (its VPC endpoint and its address): an agent whose credentials are
+ * denied hibernates and backs off for up to hours, and memory capture, delivered through that channel
+ * after containment, would never arrive; the same credentials used anywhere else are denied the
+ * channel too. Release removes it.
+ *
+ * `issuedBefore` is the same deny for the sessions issued before `cutoff` only: this instance's in
+ * instance scope, the role's on every instance in role scope (AWS's own revoke-sessions statement). It
+ * outlives a release, so that credentials stolen before containment never work again; it has nothing
+ * left to deny once every such session has expired, and a later release removes it then.
+ *
+ * Only Deny statements, built from validated identifiers: nothing from the finding enters them.
  */
-export function denyPolicy(scope: 'instance' | 'role', instanceArn: string, cutoff: string): string {
+export function denyPolicies(
+  scope: 'instance' | 'role',
+  instanceArn: string,
+  cutoff: string,
+): { containment: string; issuedBefore: string } {
   const thisInstance = { ArnEquals: { 'ec2:SourceInstanceArn': instanceArn } };
-  const statements: object[] = [
+  const issuedBefore = { DateLessThan: { 'aws:TokenIssueTime': cutoff } };
+  const statements = (sid: string, condition: object): object[] => [
     {
-      Sid: 'CordonDenySessionsOfThisInstance',
+      Sid: `Cordon${sid}`,
       Effect: 'Deny',
       NotAction: [...agentChannelActions],
       Resource: '*',
-      Condition: thisInstance,
+      Condition: condition,
     },
-    ...agentChannelOffTheHost('CordonDenyAgentChannelOfThisInstance', thisInstance),
+    ...agentChannelOffTheHost(`CordonAgentChannel${sid}`, condition),
   ];
-  if (scope === 'role') {
-    const issuedBefore = { DateLessThan: { 'aws:TokenIssueTime': cutoff } };
-    statements.push(
-      {
-        Sid: 'CordonDenySessionsIssuedBeforeRevocation',
-        Effect: 'Deny',
-        NotAction: [...agentChannelActions],
-        Resource: '*',
-        Condition: issuedBefore,
-      },
-      ...agentChannelOffTheHost('CordonDenyAgentChannelIssuedBeforeRevocation', issuedBefore),
+  const document = (list: object[]) => JSON.stringify({ Version: '2012-10-17', Statement: list });
+  return {
+    containment: document(statements('DenySessionsOfThisInstance', thisInstance)),
+    issuedBefore: document(
+      scope === 'role'
+        ? statements('DenySessionsIssuedBeforeRevocation', issuedBefore)
+        : statements('DenySessionsOfThisInstanceIssuedBeforeRevocation', {
+            ...thisInstance,
+            ...issuedBefore,
+          }),
+    ),
+  };
+}
+
+/** Puts one deny on a role; IAM's own refusals (no room, a role nobody may change) by name. */
+async function putDeny(
+  recorder: RevokeDeps['recorder'],
+  iam: IAMClient,
+  roleName: string,
+  policyName: string,
+  document: string,
+): Promise<void> {
+  try {
+    await recorder.run('iam:PutRolePolicy', `${roleName}/${policyName}`, () =>
+      iam.send(
+        new PutRolePolicyCommand({ RoleName: roleName, PolicyName: policyName, PolicyDocument: document }),
+      ),
     );
+  } catch (error) {
+    const code = codeOf(error);
+    if (code === 'LimitExceeded' || code === 'LimitExceededException') {
+      // IAM's quota on a role's inline policy size, not throttling: retrying cannot help.
+      throw new RevocationError(`${roleName} has no room left for another inline policy`, { cause: error });
+    }
+    if (code === 'UnmodifiableEntity' || code === 'UnmodifiableEntityException') {
+      throw new RevocationError(`${roleName} is a role IAM does not let anyone change`, { cause: error });
+    }
+    throw error;
   }
-  return JSON.stringify({ Version: '2012-10-17', Statement: statements });
 }
 
 export const instanceArnOf = (c: Pick<Case, 'partition' | 'region' | 'accountId' | 'instanceId'>) =>
@@ -209,35 +248,20 @@ export async function revokeCredentials(input: RevokeInput, deps: RevokeDeps): P
   });
 
   const instanceArn = instanceArnOf(c);
-  const policyName = denyPolicyName(c.caseId);
+  const documents = denyPolicies(changes.scope, instanceArn, changes.cutoff);
+  const until = new Date(Date.parse(changes.cutoff) + longestRoleSessionMs).toISOString();
+  const denies = [
+    { policyName: denyPolicyName(c.caseId), document: documents.containment },
+    { policyName: issuedBeforeDenyPolicyName(c.caseId), document: documents.issuedBefore, until },
+  ];
   await steps.phase('deny on the role', async () => {
     for (const roleName of changes.profile?.roleNames ?? []) {
-      if (!changes.denies.some((d) => d.roleName === roleName && d.policyName === policyName)) {
-        changes.denies.push({ roleName, policyName });
-        await save();
-      }
-      try {
-        await recorder.run('iam:PutRolePolicy', `${roleName}/${policyName}`, () =>
-          iam.send(
-            new PutRolePolicyCommand({
-              RoleName: roleName,
-              PolicyName: policyName,
-              PolicyDocument: denyPolicy(changes.scope, instanceArn, changes.cutoff),
-            }),
-          ),
-        );
-      } catch (error) {
-        const code = codeOf(error);
-        if (code === 'LimitExceeded' || code === 'LimitExceededException') {
-          // IAM's quota on a role's inline policy size, not throttling: retrying cannot help.
-          throw new RevocationError(`${roleName} has no room left for another inline policy`, {
-            cause: error,
-          });
+      for (const { policyName, document, until: keptUntil } of denies) {
+        if (!changes.denies.some((d) => d.roleName === roleName && d.policyName === policyName)) {
+          changes.denies.push({ roleName, policyName, ...(keptUntil ? { until: keptUntil } : {}) });
+          await save();
         }
-        if (code === 'UnmodifiableEntity' || code === 'UnmodifiableEntityException') {
-          throw new RevocationError(`${roleName} is a role IAM does not let anyone change`, { cause: error });
-        }
-        throw error;
+        await putDeny(recorder, iam, roleName, policyName, document);
       }
     }
     if (!changes.profile) {

@@ -28,5 +28,6 @@ export const handler = stepHandler(
       sns: ctx.home.sns,
       topicArn: ctx.config.ALERT_TOPIC_ARN,
       quarantineProfileName: ctx.config.QUARANTINE_PROFILE_NAME,
+      now: ctx.now,
     }),
 );

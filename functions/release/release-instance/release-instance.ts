@@ -77,6 +77,7 @@ export interface ReleaseDeps {
   sns: SNSClient;
   topicArn: string;
   quarantineProfileName: string;
+  now: () => Date;
 }
 
 export interface ReleaseResult {
@@ -262,7 +263,7 @@ async function restoreCredentials(
   gone: Outcome,
 ): Promise<void> {
   const { ec2, iam } = clients;
-  const { recorder } = deps;
+  const { recorder, now } = deps;
   const profile = revoke.profile;
   if (profile) {
     await attempt(`instance profile ${profile.originalArn.split('/').pop()}`, async () => {
@@ -307,6 +308,14 @@ async function restoreCredentials(
     });
   }
   for (const deny of revoke.denies) {
+    // The deny on sessions issued before containment stays while any of them may still be valid:
+    // releasing the instance must not bring back credentials stolen before it was contained.
+    if (deny.until && now().getTime() < Date.parse(deny.until)) {
+      await attempt(`deny ${deny.policyName} on ${deny.roleName}`, async () => ({
+        note: `kept until ${deny.until}: sessions issued before containment stay denied until they have expired`,
+      }));
+      continue;
+    }
     await attempt(`deny ${deny.policyName} removed from ${deny.roleName}`, async () => {
       try {
         await recorder.run('iam:DeleteRolePolicy', `${deny.roleName}/${deny.policyName}`, () =>

@@ -11,7 +11,7 @@ import { changeKeys, type RevokeChanges } from '../../../functions/core/containm
 import { AwsThrottlingError, RevocationError } from '../../../functions/core/errors.js';
 import {
   agentChannelActions,
-  denyPolicy,
+  denyPolicies,
   type RevokeDeps,
   revokeCredentials,
 } from '../../../functions/forensics/revoke-credentials/revoke-credentials.js';
@@ -33,6 +33,7 @@ const iamMock = mockClient(IAMClient);
 const c = containCase();
 const revokedAt = '2026-11-27T20:16:00.000Z';
 const policyName = `cordon-revoke-${c.caseId}`;
+const issuedBeforeName = `cordon-revoke-${c.caseId}-issued-before`;
 const withProfile = picture({
   instanceProfile: { arn: appProfileArn, associationId: ec2Id('iip-assoc', 1), roleNames: ['app-role'] },
 });
@@ -56,8 +57,9 @@ function deps(config: Partial<RevokeDeps['config']> = {}): RevokeDeps {
   };
 }
 
-const sentPolicy = () =>
-  JSON.parse(String(iamMock.commandCalls(PutRolePolicyCommand)[0]?.args[0].input.PolicyDocument)) as {
+/** The n-th deny sent: the containment deny first, then the deny on sessions issued before it. */
+const sentPolicy = (n = 0) =>
+  JSON.parse(String(iamMock.commandCalls(PutRolePolicyCommand)[n]?.args[0].input.PolicyDocument)) as {
     Statement: { Effect: string; Condition: Record<string, Record<string, string>> }[];
   };
 
@@ -88,7 +90,7 @@ beforeEach(() => {
   });
 });
 
-describe('denyPolicy', () => {
+describe('denyPolicies', () => {
   const agentOffTheHost = (prefix: string, condition: object) => [
     {
       Sid: `${prefix}OutsideItsVpc`,
@@ -108,38 +110,40 @@ describe('denyPolicy', () => {
       },
     },
   ];
-
-  it("denies, in instance scope, every session delivered to this instance all but the agent's channel, and that off the host, and nothing of the role's other sessions", () => {
-    const thisInstance = { ArnEquals: { 'ec2:SourceInstanceArn': instanceArn } };
-    expect(JSON.parse(denyPolicy('instance', instanceArn, revokedAt))).toEqual({
-      Version: '2012-10-17',
-      Statement: [
-        {
-          Sid: 'CordonDenySessionsOfThisInstance',
-          Effect: 'Deny',
-          NotAction: [...agentChannelActions],
-          Resource: '*',
-          Condition: thisInstance,
-        },
-        ...agentOffTheHost('CordonDenyAgentChannelOfThisInstance', thisInstance),
-      ],
-    });
-  });
-
-  it('adds, in role scope, the same deny for every session of the role issued before the revocation', () => {
-    const statements = JSON.parse(denyPolicy('role', instanceArn, revokedAt)).Statement;
-    const issuedBefore = { DateLessThan: { 'aws:TokenIssueTime': revokedAt } };
-
-    expect(statements.slice(3)).toEqual([
+  const deny = (sid: string, condition: object) => ({
+    Version: '2012-10-17',
+    Statement: [
       {
-        Sid: 'CordonDenySessionsIssuedBeforeRevocation',
+        Sid: `Cordon${sid}`,
         Effect: 'Deny',
         NotAction: [...agentChannelActions],
         Resource: '*',
-        Condition: issuedBefore,
+        Condition: condition,
       },
-      ...agentOffTheHost('CordonDenyAgentChannelIssuedBeforeRevocation', issuedBefore),
-    ]);
+      ...agentOffTheHost(`CordonAgentChannel${sid}`, condition),
+    ],
+  });
+  const thisInstance = { ArnEquals: { 'ec2:SourceInstanceArn': instanceArn } };
+  const issuedBefore = { DateLessThan: { 'aws:TokenIssueTime': revokedAt } };
+
+  it("contains with a deny of every session delivered to this instance, whenever issued: all but the agent's channel, and that off the host", () => {
+    for (const scope of ['instance', 'role'] as const) {
+      expect(JSON.parse(denyPolicies(scope, instanceArn, revokedAt).containment)).toEqual(
+        deny('DenySessionsOfThisInstance', thisInstance),
+      );
+    }
+  });
+
+  it("keeps, in instance scope, this instance's sessions issued before the revocation denied, and none of the role's other sessions", () => {
+    expect(JSON.parse(denyPolicies('instance', instanceArn, revokedAt).issuedBefore)).toEqual(
+      deny('DenySessionsOfThisInstanceIssuedBeforeRevocation', { ...thisInstance, ...issuedBefore }),
+    );
+  });
+
+  it('keeps, in role scope, every session of the role issued before the revocation denied', () => {
+    expect(JSON.parse(denyPolicies('role', instanceArn, revokedAt).issuedBefore)).toEqual(
+      deny('DenySessionsIssuedBeforeRevocation', issuedBefore),
+    );
   });
 
   it('holds only Deny statements, whatever the instance and the time', () => {
@@ -149,10 +153,16 @@ describe('denyPolicy', () => {
         fc.stringMatching(/^[0-9a-f]{17}$/),
         fc.date({ min: new Date('2020-01-01'), max: new Date('2040-01-01'), noInvalidDate: true }),
         (scope, hex, when) => {
-          const doc = JSON.parse(
-            denyPolicy(scope, `arn:aws:ec2:us-east-1:123456789012:instance/i-${hex}`, when.toISOString()),
+          const docs = denyPolicies(
+            scope,
+            `arn:aws:ec2:us-east-1:123456789012:instance/i-${hex}`,
+            when.toISOString(),
           );
-          expect(doc.Statement.every((s: { Effect: string }) => s.Effect === 'Deny')).toBe(true);
+          for (const doc of [docs.containment, docs.issuedBefore]) {
+            expect(JSON.parse(doc).Statement.every((s: { Effect: string }) => s.Effect === 'Deny')).toBe(
+              true,
+            );
+          }
         },
       ),
     );
@@ -163,10 +173,16 @@ describe('revokeCredentials', () => {
   it('denies the role to this instance’s sessions, swaps in the quarantine profile and requires IMDSv2', async () => {
     const result = await revokeCredentials({ case: c, triage: withProfile }, deps());
 
+    const documents = denyPolicies('instance', instanceArn, revokedAt);
     expect(iamMock).toHaveReceivedCommandWith(PutRolePolicyCommand, {
       RoleName: 'app-role',
       PolicyName: policyName,
-      PolicyDocument: denyPolicy('instance', instanceArn, revokedAt),
+      PolicyDocument: documents.containment,
+    });
+    expect(iamMock).toHaveReceivedCommandWith(PutRolePolicyCommand, {
+      RoleName: 'app-role',
+      PolicyName: issuedBeforeName,
+      PolicyDocument: documents.issuedBefore,
     });
     expect(ec2Mock).toHaveReceivedCommandWith(ReplaceIamInstanceProfileAssociationCommand, {
       AssociationId: ec2Id('iip-assoc', 1),
@@ -190,7 +206,15 @@ describe('revokeCredentials', () => {
     expect(cases.changes(c.caseId, changeKeys.revoke)).toEqual({
       scope: 'instance',
       cutoff: revokedAt,
-      denies: [{ roleName: 'app-role', policyName }],
+      denies: [
+        { roleName: 'app-role', policyName },
+        // Kept by Release until every session issued before containment has expired.
+        {
+          roleName: 'app-role',
+          policyName: issuedBeforeName,
+          until: new Date(Date.parse(revokedAt) + 12 * 3_600_000).toISOString(),
+        },
+      ],
       profile: { originalArn: appProfileArn, roleNames: ['app-role'] },
       metadata: { originalHttpTokens: 'optional' },
     } satisfies RevokeChanges);
@@ -211,13 +235,15 @@ describe('revokeCredentials', () => {
   it('denies every older session of the role when REVOKE_SCOPE is role', async () => {
     const result = await revokeCredentials({ case: c, triage: withProfile }, deps({ REVOKE_SCOPE: 'role' }));
 
-    const conditions = sentPolicy().Statement.map((s) => s.Condition);
-    expect(conditions.slice(0, 3).every((c) => JSON.stringify(c).includes(instanceArn))).toBe(true);
-    expect(conditions.slice(3)).toEqual([
-      { DateLessThan: { 'aws:TokenIssueTime': revokedAt } },
-      expect.objectContaining({ DateLessThan: { 'aws:TokenIssueTime': revokedAt } }),
-      expect.objectContaining({ DateLessThan: { 'aws:TokenIssueTime': revokedAt } }),
-    ]);
+    expect(sentPolicy(0).Statement.every((s) => JSON.stringify(s.Condition).includes(instanceArn))).toBe(
+      true,
+    );
+    const older = sentPolicy(1).Statement.map((s) => s.Condition);
+    expect(older).toHaveLength(3);
+    for (const condition of older) {
+      expect(condition).toMatchObject({ DateLessThan: { 'aws:TokenIssueTime': revokedAt } });
+      expect(JSON.stringify(condition)).not.toContain(instanceArn);
+    }
     expect(result.scope).toBe('role');
   });
 
@@ -295,7 +321,11 @@ describe('revokeCredentials', () => {
     expect(result.profile).toEqual({ originalArn: appProfileArn, quarantineProfile, replaced: true });
     expect(ec2Mock).toHaveReceivedCommandTimes(ReplaceIamInstanceProfileAssociationCommand, 0);
     const saved = cases.changes(c.caseId, changeKeys.revoke) as RevokeChanges;
-    expect(saved.denies.map((d) => d.policyName)).toEqual([`cordon-revoke-${earlierId}`, policyName]);
+    expect(saved.denies.map((d) => d.policyName)).toEqual([
+      `cordon-revoke-${earlierId}`,
+      policyName,
+      issuedBeforeName,
+    ]);
     expect(saved.metadata).toEqual({ originalHttpTokens: 'optional' });
   });
 
@@ -343,6 +373,7 @@ describe('revokeCredentials', () => {
     );
     expect((cases.changes(c.caseId, changeKeys.revoke) as RevokeChanges).denies).toEqual([
       { roleName: 'app-role', policyName },
+      { roleName: 'app-role', policyName: issuedBeforeName, until: expect.any(String) },
     ]);
   });
 });

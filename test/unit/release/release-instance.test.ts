@@ -89,6 +89,9 @@ const clients = () => ({
   elb: new ElasticLoadBalancingClient({ region: 'us-east-1' }),
 });
 
+/** An hour after containment: the sessions issued before it may still be valid. */
+let releasedAt = new Date('2026-11-27T21:16:00.000Z');
+
 function deps(): ReleaseDeps {
   return {
     cases,
@@ -97,6 +100,7 @@ function deps(): ReleaseDeps {
     sns: new SNSClient({ region: 'us-east-1' }),
     topicArn,
     quarantineProfileName: quarantineProfile,
+    now: () => releasedAt,
   };
 }
 
@@ -222,7 +226,10 @@ describe('releaseInstance', () => {
     });
     expect(fake.instance.volumes.map((v) => v.deleteOnTermination)).toEqual([true, false]);
     expect(fake.instance.tags['cordon:status']).toBe('released');
-    expect(result.notes).toEqual([]);
+    // Only the sessions issued before containment stay denied, and only while they may be valid.
+    expect(result.notes).toEqual([
+      expect.stringMatching(/^deny cordon-revoke-.*-issued-before on app-role: kept until /),
+    ]);
   });
 
   it('sends exactly the calls that undo containment', async () => {
@@ -241,6 +248,7 @@ describe('releaseInstance', () => {
       RoleName: 'app-role',
       PolicyName: policyName,
     });
+    expect(iamMock).toHaveReceivedCommandTimes(DeleteRolePolicyCommand, 1);
     expect(ec2Mock).toHaveReceivedCommandTimes(DeleteNetworkAclEntryCommand, 4);
     expect(ec2Mock).toHaveReceivedCommandWith(ModifyNetworkInterfaceAttributeCommand, {
       NetworkInterfaceId: eni[1],
@@ -420,6 +428,32 @@ describe('releaseInstance', () => {
       [adminGroup],
     ]);
     expect(cases.records.get(c.caseId)?.status).toBe('released');
+  });
+
+  it('keeps the sessions issued before containment denied, saying until when, while any may still be valid', async () => {
+    await contain();
+
+    const result = await releaseInstance({ caseId: c.caseId }, deps());
+
+    expect(iamMock).not.toHaveReceivedCommandWith(DeleteRolePolicyCommand, {
+      PolicyName: `${policyName}-issued-before`,
+    });
+    expect(result.notes).toContain(
+      `deny ${policyName}-issued-before on app-role: kept until 2026-11-28T08:16:00.000Z: sessions issued before containment stay denied until they have expired`,
+    );
+  });
+
+  it('removes the deny on sessions issued before containment once every one of them has expired', async () => {
+    await contain();
+    releasedAt = new Date('2026-11-28T08:16:00.001Z');
+
+    await releaseInstance({ caseId: c.caseId }, deps());
+
+    expect(iamMock).toHaveReceivedCommandWith(DeleteRolePolicyCommand, {
+      RoleName: 'app-role',
+      PolicyName: `${policyName}-issued-before`,
+    });
+    releasedAt = new Date('2026-11-27T21:16:00.000Z');
   });
 
   it("removes a terminated instance's role deny and ACL entries, and says the rest went with the instance", async () => {
