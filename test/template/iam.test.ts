@@ -197,7 +197,9 @@ describe('the three roles written here', () => {
       const intoMemberAccounts = grants(roleId, 'sts:AssumeRole')
         .map((s) => s.Resource)
         .filter((r) => JSON.stringify(r).includes(':iam::*:'));
-      expect(intoMemberAccounts).toEqual([sub(`arn:{AWS::Partition}:iam::*:role/CordonResponder-${capability}`)]);
+      expect(intoMemberAccounts).toEqual([
+        sub(`arn:{AWS::Partition}:iam::*:role/CordonResponder-${capability}`),
+      ]);
     },
   );
 

@@ -113,8 +113,8 @@ describe('the deny Revoke Credentials puts on the instance role', () => {
             values
               .replaceAll(expectedArn, '')
               .replaceAll(cutoff, '')
-              .replaceAll('${aws:ec2InstanceSourceVPC}', '')
-              .replaceAll('${aws:ec2InstanceSourcePrivateIPv4}', ''),
+              // IAM policy variables, constants of the policy.
+              .replace(/\$\{aws:ec2InstanceSource(VPC|PrivateIPv4)\}/g, ''),
           ).toMatch(/^[[\]{}":,A-Za-z0-9:.-]*$/);
           expect(document.Statement).toHaveLength(6);
           expect(values).toContain(JSON.stringify(expectedArn));

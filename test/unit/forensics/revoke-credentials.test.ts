@@ -90,6 +90,12 @@ beforeEach(() => {
   });
 });
 
+// IAM policy variables, resolved by AWS from the credentials: not template placeholders.
+// biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable
+const credentialVpc = '${aws:ec2InstanceSourceVPC}';
+// biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable
+const credentialAddress = '${aws:ec2InstanceSourcePrivateIPv4}';
+
 describe('denyPolicies', () => {
   const agentOffTheHost = (prefix: string, condition: object) => [
     {
@@ -97,7 +103,7 @@ describe('denyPolicies', () => {
       Effect: 'Deny',
       Action: [...agentChannelActions],
       Resource: '*',
-      Condition: { ...condition, StringNotEquals: { 'aws:SourceVpc': '${aws:ec2InstanceSourceVPC}' } },
+      Condition: { ...condition, StringNotEquals: { 'aws:SourceVpc': credentialVpc } },
     },
     {
       Sid: `${prefix}FromAnotherAddress`,
@@ -106,7 +112,7 @@ describe('denyPolicies', () => {
       Resource: '*',
       Condition: {
         ...condition,
-        StringNotEquals: { 'aws:VpcSourceIp': '${aws:ec2InstanceSourcePrivateIPv4}' },
+        StringNotEquals: { 'aws:VpcSourceIp': credentialAddress },
       },
     },
   ];
