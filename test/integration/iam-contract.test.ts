@@ -57,7 +57,26 @@ interface Scenario {
 }
 const scenarios: Scenario[] = [];
 let unattributed: string[] = [];
-let revocation: { roleName: string; instanceId: string; denyPolicy: unknown } | undefined;
+let revocation: { roleName: string; instanceId: string; denyPolicies: unknown[] } | undefined;
+
+/**
+ * A session of the contained instance's own role, under the denies revocation put on it, as if the
+ * role allowed everything: what is left to it is what the denies leave.
+ */
+function revokedInstanceSession(r: NonNullable<typeof revocation>): Principal {
+  return {
+    roleArn: `arn:aws:iam::${localAccountId}:role/${r.roleName}`,
+    sessionArn: `arn:aws:sts::${localAccountId}:assumed-role/${r.roleName}/${r.instanceId}`,
+    account: localAccountId,
+    identityPolicies: [
+      {
+        name: 'allow-all',
+        policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] },
+      },
+      ...r.denyPolicies.map((policy, n) => ({ name: `cordon-revoke-${n}`, policy })),
+    ],
+  };
+}
 
 async function recorded<T>(name: string, run: () => Promise<T>): Promise<T> {
   const recording = recordRequests(() => endpoint);
@@ -192,14 +211,22 @@ beforeAll(async () => {
     runWorkflowLocally(contained.stack, 'release', { caseId: contained.report.caseId }),
   );
   await recorded('ids-alert-stop after sealed evidence', () => stopAfterSealedCase(contained));
-  const revoke = scenarios
+  // Every deny revocation put on the contained instance's role (containment's, and the one on the
+  // sessions issued before it).
+  const denies = scenarios
     .flatMap((s) => s.requests)
-    .find((r) => r.fn === 'revoke-credentials' && r.operation === 'iam:PutRolePolicy');
-  if (revoke) {
+    .filter(
+      (r) =>
+        r.fn === 'revoke-credentials' &&
+        r.operation === 'iam:PutRolePolicy' &&
+        String(r.input.PolicyDocument).includes(contained.seeded.instanceId),
+    );
+  const [firstDeny] = denies;
+  if (firstDeny) {
     revocation = {
-      roleName: revoke.input.RoleName as string,
+      roleName: firstDeny.input.RoleName as string,
       instanceId: contained.seeded.instanceId,
-      denyPolicy: JSON.parse(revoke.input.PolicyDocument as string),
+      denyPolicies: denies.map((r) => JSON.parse(r.input.PolicyDocument as string)),
     };
   }
   // The playbooks reset the emulator: each is decided with the stack it ran on.
@@ -437,20 +464,11 @@ describe('what no Cordon principal may do', () => {
 
   it("is Denied for the contained instance's own credentials after revocation, even under an allow-all role", async () => {
     if (!revocation) throw new Error('No case revoked a role: the revocation was not recorded');
+    // Containment's deny and the one on sessions issued before it.
+    expect(revocation.denyPolicies).toHaveLength(2);
     const home = homeModel(stackOf());
     const instanceArn = `arn:aws:ec2:${localRegion}:${localAccountId}:instance/${revocation.instanceId}`;
-    const principal: Principal = {
-      roleArn: `arn:aws:iam::${localAccountId}:role/${revocation.roleName}`,
-      sessionArn: `arn:aws:sts::${localAccountId}:assumed-role/${revocation.roleName}/${revocation.instanceId}`,
-      account: localAccountId,
-      identityPolicies: [
-        {
-          name: 'allow-all',
-          policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] },
-        },
-        { name: 'cordon-revoke', policy: revocation.denyPolicy },
-      ],
-    };
+    const principal = revokedInstanceSession(revocation);
     const issuedBefore = new Date(Date.now() - 3_600_000).toISOString();
     const forbidden = [
       ...forbiddenRequests(home.names, stackOf().bucket, {
@@ -489,18 +507,7 @@ describe('what no Cordon principal may do', () => {
   it("leaves the revoked session the SSM agent's channel on the host only, and nothing else", async () => {
     if (!revocation) throw new Error('No case revoked a role: the revocation was not recorded');
     const instanceArn = `arn:aws:ec2:${localRegion}:${localAccountId}:instance/${revocation.instanceId}`;
-    const principal: Principal = {
-      roleArn: `arn:aws:iam::${localAccountId}:role/${revocation.roleName}`,
-      sessionArn: `arn:aws:sts::${localAccountId}:assumed-role/${revocation.roleName}/${revocation.instanceId}`,
-      account: localAccountId,
-      identityPolicies: [
-        {
-          name: 'allow-all',
-          policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] },
-        },
-        { name: 'cordon-revoke', policy: revocation.denyPolicy },
-      ],
-    };
+    const principal = revokedInstanceSession(revocation);
     const credentials = {
       'ec2:SourceInstanceArn': instanceArn,
       'aws:TokenIssueTime': new Date(Date.now() - 3_600_000).toISOString(),
