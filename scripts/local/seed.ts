@@ -29,7 +29,7 @@ import {
   CreateRoleCommand,
   IAMClient,
 } from '@aws-sdk/client-iam';
-import { localRegion } from './stack.js';
+import { localAccountId, localRegion } from './stack.js';
 
 export interface SeededAccount {
   vpcId: string;
@@ -131,6 +131,20 @@ export async function seedAccount(endpoint: string, options: SeedOptions = {}): 
         ServiceName: `com.amazonaws.${localRegion}.s3`,
         VpcEndpointType: 'Gateway',
         RouteTableIds: (routes.RouteTables ?? []).map((r) => r.RouteTableId as string),
+        // As a well-kept account has it: the endpoint reaches only buckets the account owns, so an
+        // isolated instance's S3 egress (for its memory upload) leads nowhere else.
+        PolicyDocument: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Effect: 'Allow',
+              Principal: '*',
+              Action: 's3:*',
+              Resource: '*',
+              Condition: { StringEquals: { 'aws:ResourceAccount': localAccountId } },
+            },
+          ],
+        }),
       }),
     );
   }

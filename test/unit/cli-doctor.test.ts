@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto';
 import { CloudFormationClient, GetTemplateCommand } from '@aws-sdk/client-cloudformation';
 import { CloudTrailClient, DescribeTrailsCommand, GetTrailStatusCommand } from '@aws-sdk/client-cloudtrail';
-import { DescribeInstancesCommand, DescribeVpcEndpointsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import {
+  DescribeInstancesCommand,
+  DescribeVpcEndpointsCommand,
+  type DescribeVpcEndpointsCommandOutput,
+  EC2Client,
+} from '@aws-sdk/client-ec2';
 import { GetDetectorCommand, GuardDutyClient, ListDetectorsCommand } from '@aws-sdk/client-guardduty';
 import { GetAccountSummaryCommand, IAMClient } from '@aws-sdk/client-iam';
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
@@ -95,6 +100,20 @@ describe('SSM coverage', () => {
   });
 });
 
+/** An S3 endpoint policy that reaches only buckets the organisation owns. */
+const organisationOnly = JSON.stringify({
+  Version: '2012-10-17',
+  Statement: [
+    {
+      Effect: 'Allow',
+      Principal: '*',
+      Action: 's3:*',
+      Resource: '*',
+      Condition: { StringEquals: { 'aws:ResourceOrgID': 'o-exampleorg01' } },
+    },
+  ],
+});
+
 describe('VPC endpoints', () => {
   it('checks each VPC that has instances, counting only available endpoints', async () => {
     ec2.on(DescribeVpcEndpointsCommand, { Filters: [{ Name: 'vpc-id', Values: ['vpc-1'] }] }).resolves({
@@ -103,6 +122,7 @@ describe('VPC endpoints', () => {
         ServiceName: `com.amazonaws.eu-west-1.${s}`,
         VpcEndpointType: s === 's3' ? 'Gateway' : 'Interface',
         State: 'Available',
+        ...(s === 's3' ? { PolicyDocument: organisationOnly } : {}),
       })),
     });
     ec2.on(DescribeVpcEndpointsCommand, { Filters: [{ Name: 'vpc-id', Values: ['vpc-2'] }] }).resolves({
@@ -126,6 +146,43 @@ describe('VPC endpoints', () => {
         resources: ['ssm', 'ssmmessages', 'ec2messages', 's3'],
       }),
     ]);
+  });
+});
+
+describe('the S3 endpoint an isolated instance may reach', () => {
+  const endpoints = (policy?: string): DescribeVpcEndpointsCommandOutput => ({
+    $metadata: {},
+    VpcEndpoints: ['ssm', 'ssmmessages', 'ec2messages', 's3'].map((s) => ({
+      VpcEndpointId: `vpce-${s}`,
+      ServiceName: `com.amazonaws.eu-west-1.${s}`,
+      VpcEndpointType: s === 's3' ? 'Gateway' : 'Interface',
+      State: 'Available',
+      ...(s === 's3' && policy !== undefined ? { PolicyDocument: policy } : {}),
+    })),
+  });
+  const allowEverything = JSON.stringify({
+    Statement: [{ Effect: 'Allow', Principal: '*', Action: '*', Resource: '*' }],
+  });
+
+  it.each([
+    ['the default full-access policy', allowEverything],
+    ['no policy document at all', undefined],
+    ['a policy it cannot read', '{not json'],
+  ])('fails a VPC whose S3 endpoint has %s, naming the way out', async (_what, policy) => {
+    ec2.on(DescribeVpcEndpointsCommand).resolves(endpoints(policy));
+
+    const [check] = await checkVpcEndpoints(clients(), 'eu-west-1', instances.slice(0, 1));
+
+    expect(check).toMatchObject({ status: 'fail', resources: ['vpce-s3'] });
+    expect(check?.detail).toContain('could upload to a bucket outside the organisation');
+  });
+
+  it("passes a VPC whose S3 endpoint reaches only the organisation's buckets", async () => {
+    ec2.on(DescribeVpcEndpointsCommand).resolves(endpoints(organisationOnly));
+
+    const [check] = await checkVpcEndpoints(clients(), 'eu-west-1', instances.slice(0, 1));
+
+    expect(check).toMatchObject({ status: 'pass' });
   });
 });
 

@@ -1,7 +1,7 @@
 import { DescribeVpcEndpointsCommand } from '@aws-sdk/client-ec2';
-import { serviceOf, ssmEndpointServices } from '../../../functions/core/endpoints.js';
+import { s3EndpointIsOpen, serviceOf, ssmEndpointServices } from '../../../functions/core/endpoints.js';
 import type { RegionalClients } from '../aws.js';
-import { allow, type Check, guarded } from './check.js';
+import { allow, type Check, guarded, list } from './check.js';
 import type { RegionInstance } from './instances.js';
 
 /** Per VPC with instances: interface endpoints for ssm, ssmmessages, ec2messages and one for s3. */
@@ -36,6 +36,25 @@ export async function checkVpcEndpoints(
             .filter(Boolean),
         );
         const missing = [...ssmEndpointServices, 's3'].filter((s) => !services.has(s));
+        // The isolation group lets an isolated instance reach the VPC's S3 endpoint (for the memory
+        // upload): an endpoint whose policy reaches every bucket is a way out to the attacker's own.
+        const openS3 = (out.VpcEndpoints ?? [])
+          .filter(
+            (e) =>
+              String(e.State ?? '').toLowerCase() === 'available' &&
+              (e.ServiceName ?? '').endsWith(`.${region}.s3`) &&
+              s3EndpointIsOpen(e.PolicyDocument),
+          )
+          .map((e) => e.VpcEndpointId ?? '');
+        if (!missing.length && openS3.length) {
+          return {
+            ...base,
+            status: 'fail',
+            detail: `the S3 endpoint ${list(openS3)} lets any request reach any bucket: an isolated instance could upload to a bucket outside the organisation while its memory is captured`,
+            fix: `Limit its policy to the organisation's buckets (an Allow on s3:* with aws:ResourceOrgID equal to your organisation's id), as docs/security.md shows.`,
+            resources: openS3,
+          };
+        }
         return missing.length
           ? {
               ...base,
