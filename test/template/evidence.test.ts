@@ -170,21 +170,13 @@ describe('the evidence bucket policy', () => {
     );
   });
 
-  it('denies writes that ask for any encryption other than EvidenceKey', () => {
+  it('denies writes that ask for any encryption themselves: the bucket default (EvidenceKey) is the only one', () => {
     const statements = bucketPolicyStatements(template('prod'), 'EvidenceBucket');
     const denies = statements.filter((s) => s.Effect === 'Deny' && s.Action === 's3:PutObject');
 
     expect(denies.map((s) => s.Condition)).toEqual([
-      {
-        StringNotEquals: { 's3:x-amz-server-side-encryption': 'aws:kms' },
-        Null: { 's3:x-amz-server-side-encryption': 'false' },
-      },
-      {
-        StringNotEquals: {
-          's3:x-amz-server-side-encryption-aws-kms-key-id': { 'Fn::GetAtt': ['EvidenceKey', 'Arn'] },
-        },
-        Null: { 's3:x-amz-server-side-encryption-aws-kms-key-id': 'false' },
-      },
+      { Null: { 's3:x-amz-server-side-encryption': 'false' } },
+      { Null: { 's3:x-amz-server-side-encryption-customer-algorithm': 'false' } },
     ]);
   });
 

@@ -359,6 +359,19 @@ export function forbiddenRequests(
     s3('delete a sealed evidence version', 's3:DeleteObjectVersion', sealed),
     s3('delete a sealed evidence object', 's3:DeleteObject', sealed),
     s3('overwrite sealed evidence with a new version', 's3:PutObject', sealed),
+    // A new object of a case, written as a writer would (once), but under another encryption.
+    s3('write evidence under SSE-S3 instead of the evidence key', 's3:PutObject', `${sealed}.new`, {
+      's3:if-none-match': '*',
+      's3:x-amz-server-side-encryption': 'AES256',
+    }),
+    s3('write evidence under the account’s aws/s3 key', 's3:PutObject', `${sealed}.new`, {
+      's3:if-none-match': '*',
+      's3:x-amz-server-side-encryption': 'aws:kms',
+    }),
+    s3('write evidence under a key of the caller’s own (SSE-C)', 's3:PutObject', `${sealed}.new`, {
+      's3:if-none-match': '*',
+      's3:x-amz-server-side-encryption-customer-algorithm': 'AES256',
+    }),
     s3('shorten retention by moving to GOVERNANCE', 's3:PutObjectRetention', sealed, {
       's3:object-lock-mode': 'GOVERNANCE-NOT-THE-STAGE-MODE',
     }),
