@@ -47,7 +47,7 @@ describe.each(machines)('%s', (machineId, name) => {
   });
 
   it('may invoke exactly the functions its definition names', () => {
-    const statements = (role?.Policies as { PolicyDocument: unknown }[]).flatMap((p) =>
+    const statements = ((role?.Policies ?? []) as { PolicyDocument: unknown }[]).flatMap((p) =>
       statementsOf(p.PolicyDocument),
     );
     const invokes = statements.filter((s) => asArray(s.Action).includes('lambda:InvokeFunction'));
