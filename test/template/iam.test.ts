@@ -1,5 +1,6 @@
 import { describe, expect, inject, it } from 'vitest';
 import { memberCapabilities } from '../../functions/core/member-roles.js';
+import { agentChannelActions } from '../../functions/forensics/revoke-credentials/revoke-credentials.js';
 import {
   actionCovers,
   asArray,
@@ -274,19 +275,8 @@ describe('the investigator role', () => {
 
 describe('the quarantine instance profile', () => {
   const statements = roleStatements(template, 'QuarantineRole');
-  const agentActions = [
-    'ssm:UpdateInstanceInformation',
-    'ssmmessages:CreateControlChannel',
-    'ssmmessages:CreateDataChannel',
-    'ssmmessages:OpenControlChannel',
-    'ssmmessages:OpenDataChannel',
-    'ec2messages:AcknowledgeMessage',
-    'ec2messages:DeleteMessage',
-    'ec2messages:FailMessage',
-    'ec2messages:GetEndpoint',
-    'ec2messages:GetMessages',
-    'ec2messages:SendReply',
-  ];
+  // The SSM agent's channel: what revocation leaves the instance's old sessions, on the host.
+  const agentActions = [...agentChannelActions];
 
   it('is named per stage, as member accounts name theirs', () => {
     const profile = resource(template, 'QuarantineInstanceProfile');

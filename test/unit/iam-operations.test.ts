@@ -69,7 +69,7 @@ describe('the IAM contract map (test/support/iam/operations.ts)', () => {
   it('names in each entry only actions that AWS has', async () => {
     const source = readFileSync(resolve(repoRoot, 'test/support/iam/operations.ts'), 'utf8');
     // Actions appear as `action: '…'` or as the first argument of the builders that take one.
-    const pattern = /(?:action: |anyResource\(|onTable\(|s3Object\(|, f, )'([a-z0-9-]+:[A-Z]\w+)'/g;
+    const pattern = /(?:action: |anyResource\(|onTable\(|onRole\(|s3Object\(|, f, )'([a-z0-9-]+:[A-Z]\w+)'/g;
     const named = [...new Set([...source.matchAll(pattern)].map((m) => m[1] as string))];
     expect(named.length).toBeGreaterThan(60);
     const unknown = [];

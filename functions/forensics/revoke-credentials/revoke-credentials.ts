@@ -53,8 +53,8 @@ export interface RevokeResult {
 
 /**
  * What the SSM agent needs to keep its channel: registration, and the message and session channels
- * Run Command is delivered through. Exactly what the quarantine role allows (resources/quarantine.yml,
- * a template test holds the two together).
+ * Run Command is delivered through. Exactly what the quarantine role allows (resources/quarantine.yml;
+ * test/template/iam.test.ts holds the two together).
  */
 export const agentChannelActions = [
   'ssm:UpdateInstanceInformation',

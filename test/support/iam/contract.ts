@@ -98,6 +98,34 @@ const stable = (a: Authorisation) => {
   return JSON.stringify([a.action, a.resource, context]);
 };
 
+/**
+ * Decides `auth` for the request's function once: a request made again (every timeline write, say)
+ * only counts on the row of the first.
+ */
+async function decideOnce(
+  rows: Map<string, Row>,
+  req: RecordedRequest,
+  role: string,
+  auth: Authorisation,
+  run: () => Promise<Verdict>,
+): Promise<void> {
+  const id = `${req.fn}|${stable(auth)}`;
+  const seen = rows.get(id);
+  if (seen) {
+    seen.count += 1;
+    return;
+  }
+  rows.set(id, {
+    fn: req.fn,
+    role,
+    operation: req.operation,
+    action: auth.action,
+    resource: auth.resource,
+    verdict: await run(),
+    count: 1,
+  });
+}
+
 /** What a request's resource policy is, if any: a bucket's, a key's, a topic's, a role's trust. */
 function resourcePolicy(model: TemplateModel, auth: Authorisation) {
   if (auth.resource === '*') return undefined;
@@ -125,23 +153,11 @@ export async function decideRecorded(
     if (req.origin.kind === 'member' && req.origin.assumed) continue;
     const principal = functionPrincipal(model, req.fn, names);
     const list = authorisations(req.operation, req.input, req.facts, { ...where, region: req.region });
+    const role = principal.roleArn.split('/').pop() ?? '';
     for (const auth of list) {
-      const id = `${req.fn}|${stable(auth)}`;
-      const seen = rows.get(id);
-      if (seen) {
-        seen.count += 1;
-        continue;
-      }
-      const verdict = await decide(principal, auth, req.region, resourcePolicy(model, auth));
-      rows.set(id, {
-        fn: req.fn,
-        role: principal.roleArn.split('/').pop() ?? '',
-        operation: req.operation,
-        action: auth.action,
-        resource: auth.resource,
-        verdict,
-        count: 1,
-      });
+      await decideOnce(rows, req, role, auth, () =>
+        decide(principal, auth, req.region, resourcePolicy(model, auth)),
+      );
     }
   }
   return [...rows.values()];
@@ -270,22 +286,9 @@ export async function decideAsMember(
       ...where,
       region: req.region,
     })) {
-      const id = `${req.fn}|${stable(auth)}`;
-      const seen = rows.get(id);
-      if (seen) {
-        seen.count += 1;
-        continue;
-      }
-      const verdict = await decide(principal, auth, req.region, documentShare(auth, where));
-      rows.set(id, {
-        fn: req.fn,
-        role: memberRole.name,
-        operation: req.operation,
-        action: auth.action,
-        resource: auth.resource,
-        verdict,
-        count: 1,
-      });
+      await decideOnce(rows, req, memberRole.name, auth, () =>
+        decide(principal, auth, req.region, documentShare(auth, where)),
+      );
     }
   }
   for (const fn of callers) {

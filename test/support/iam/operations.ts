@@ -405,6 +405,18 @@ const roleArnFromFacts = (w: Where, facts: Facts, name: string) =>
 const userArnFromFacts = (w: Where, facts: Facts, name: string) =>
   (fact(facts, name).arn as string | undefined) ?? `arn:${w.partition}:iam::${w.account}:user/${name}`;
 
+/** An inline-policy call on a role named in the request, with the role's tags. */
+const onRole = (action: string): OperationSpec => ({
+  observe: (i, p) => roleByName(p, i.RoleName),
+  authorise: (i, f, w) => [
+    {
+      action,
+      resource: roleArnFromFacts(w, f, i.RoleName),
+      context: resourceTags(fact(f, i.RoleName).tags, ['iam:ResourceTag']),
+    },
+  ],
+});
+
 // ---- the map -----------------------------------------------------------------------------------------
 
 export const operations: Record<string, OperationSpec> = {
@@ -774,26 +786,8 @@ export const operations: Record<string, OperationSpec> = {
       },
     ],
   },
-  'iam:PutRolePolicy': {
-    observe: (i, p) => roleByName(p, i.RoleName),
-    authorise: (i, f, w) => [
-      {
-        action: 'iam:PutRolePolicy',
-        resource: roleArnFromFacts(w, f, i.RoleName),
-        context: resourceTags(fact(f, i.RoleName).tags, ['iam:ResourceTag']),
-      },
-    ],
-  },
-  'iam:DeleteRolePolicy': {
-    observe: (i, p) => roleByName(p, i.RoleName),
-    authorise: (i, f, w) => [
-      {
-        action: 'iam:DeleteRolePolicy',
-        resource: roleArnFromFacts(w, f, i.RoleName),
-        context: resourceTags(fact(f, i.RoleName).tags, ['iam:ResourceTag']),
-      },
-    ],
-  },
+  'iam:PutRolePolicy': onRole('iam:PutRolePolicy'),
+  'iam:DeleteRolePolicy': onRole('iam:DeleteRolePolicy'),
   'iam:PutUserPolicy': {
     observe: (i, p) => userByName(p, i.UserName),
     authorise: (i, f, w) => [
