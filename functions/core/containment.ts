@@ -269,7 +269,8 @@ export const revokeChangesSchema = z.object({
       policyName: z.string().regex(/^[\w+=,.@-]{1,128}$/),
       /**
        * Kept by Release until this instant: the deny on sessions issued before containment, each of
-       * which has expired by then. Without it, the deny is containment's and Release removes it.
+       * which has expired by then. Without it, the deny is containment's, which Release narrows to the
+       * sessions issued before the release.
        */
       until: z.iso.datetime().optional(),
     }),
@@ -287,6 +288,11 @@ export type RevokeChanges = z.infer<typeof revokeChangesSchema>;
 export const releaseProgressSchema = z.object({
   restored: z.array(z.string()),
   notRestored: z.array(z.string()),
+  /**
+   * The release's own cutoff, saved before anything changes so that a release run again narrows the
+   * containment deny to the same instant: the instance's sessions issued before it stay denied.
+   */
+  cutoff: z.iso.datetime().optional(),
 });
 
 /** The step keys under which each step saves its changes on the case. */

@@ -81,6 +81,8 @@ export const stepErrors = {
     'CaseNotFoundError',
     'ContainmentError',
     'ReleaseRefusedError',
+    // A role with no room for the narrowed deny (core/denies.ts); the release reports it per restore.
+    'RevocationError',
   ],
   // The finding reader (core/readers) refuses with RejectedInputError, which blockFromFinding turns
   // into a refused result; core/blocks.ts imports it for Unblock IP and Expire Blocks as well.

@@ -140,7 +140,8 @@ describe('after a case on the emulated account', () => {
 });
 
 describe('Release', () => {
-  it('restores groups, Elastic IP, profile, Auto Scaling and target group, and removes containment’s deny', async () => {
+  it('restores groups, Elastic IP, profile, Auto Scaling and target group, and narrows containment’s deny to sessions issued before the release', async () => {
+    const releaseStarted = Date.now();
     const released = await runWorkflowLocally(run.stack, 'release', { caseId: caseId() });
     expect(released.status, JSON.stringify(released.error)).toBe('SUCCEEDED');
     for (const n of await enis())
@@ -149,10 +150,26 @@ describe('Release', () => {
     const { PolicyNames = [] } = await iam.send(
       new ListRolePoliciesCommand({ RoleName: run.seeded.roleName }),
     );
-    // Containment's deny is gone; the deny on sessions issued before containment stays while they may live.
-    expect(PolicyNames.filter((p) => p.includes(caseId()))).toEqual([
+    // Both denies stay while the sessions they deny may live: containment's now denies only this
+    // instance's sessions issued before the release, so the credentials it is issued from now on work.
+    expect(PolicyNames.filter((p) => p.includes(caseId())).sort()).toEqual([
+      `cordon-revoke-${caseId()}`,
       `cordon-revoke-${caseId()}-issued-before`,
     ]);
+    const narrowed = await iam.send(
+      new GetRolePolicyCommand({ RoleName: run.seeded.roleName, PolicyName: `cordon-revoke-${caseId()}` }),
+    );
+    const statements = JSON.parse(decodeURIComponent(narrowed.PolicyDocument ?? '')).Statement as {
+      Effect: string;
+      Condition: { DateLessThan?: Record<string, string> };
+    }[];
+    expect(statements.length).toBeGreaterThan(0);
+    for (const s of statements) {
+      expect(s.Effect).toBe('Deny');
+      expect(Date.parse(s.Condition.DateLessThan?.['aws:TokenIssueTime'] ?? '')).toBeGreaterThanOrEqual(
+        releaseStarted,
+      );
+    }
     const { Addresses = [] } = await ec2.send(
       new DescribeAddressesCommand({ PublicIps: [run.seeded.elasticIp] }),
     );

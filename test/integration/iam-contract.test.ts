@@ -10,9 +10,9 @@ import {
 } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { resetConfig } from '../../functions/core/config.js';
+import { agentChannelActions } from '../../functions/core/denies.js';
 import { resetStepContext } from '../../functions/core/handler.js';
 import { memberCapabilities } from '../../functions/core/member-roles.js';
-import { agentChannelActions } from '../../functions/forensics/revoke-credentials/revoke-credentials.js';
 import { templateOf } from '../../scripts/local/artefact.js';
 import { type LocalCase, runLocalCase, runWorkflowLocally } from '../../scripts/local/case.js';
 import { resetMoto } from '../../scripts/local/moto.js';
@@ -442,6 +442,55 @@ describe('what no Cordon principal may do', () => {
       Object.entries(memberCapabilities).map(([c, fns]) => [`${c}Role`, [...fns].sort()]),
     );
     expect(Object.fromEntries(Object.entries(trusted).map(([r, fns]) => [r, fns.sort()]))).toEqual(expected);
+  });
+
+  it("includes changing a Cordon or AWS role's inline policies, even for the roles that make room on an instance role", async () => {
+    const home = homeModel(stackOf());
+    const member = memberModel(home.names, 'dev');
+    // Revoke and Release, in a member account and in the security account itself.
+    const principals: [string, Principal, string][] = [
+      ...['RevokeRole', 'ReleaseRole'].map((id): [string, Principal, string] => [
+        `member ${id}`,
+        memberSession(member.model.role(id), member.names.account),
+        member.names.account,
+      ]),
+      ...['revoke-credentials', 'release-instance'].map((fn): [string, Principal, string] => [
+        fn,
+        functionPrincipal(home.model, fn, home.names),
+        localAccountId,
+      ]),
+    ];
+    const decisions: string[] = [];
+    for (const [label, principal, account] of principals) {
+      for (const [role, mayChange] of [
+        ['app-role', true],
+        ['CordonResponder-Read', false],
+        ['cordon-dev-intake-finding', false],
+        ['aws-service-role/ssm.amazonaws.com/AWSServiceRoleForAmazonSSM', false],
+        ['aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_0123456789abcdef', false],
+      ] as const) {
+        // Putting (containment's deny, narrowed on release) and, to make room on a full role, removing
+        // Cordon's spent denies: functions/core/denies.ts.
+        for (const action of ['iam:PutRolePolicy', 'iam:DeleteRolePolicy']) {
+          const verdict = await decide(
+            principal,
+            { action, resource: `arn:aws:iam::${account}:role/${role}`, context: {} },
+            localRegion,
+          );
+          if ((verdict.decision === 'Allowed') !== mayChange)
+            decisions.push(`${label} ${action} ${role}: ${verdict.decision}`);
+        }
+      }
+      for (const action of ['iam:ListRolePolicies', 'iam:GetRolePolicy']) {
+        const verdict = await decide(
+          principal,
+          { action, resource: `arn:aws:iam::${account}:role/app-role`, context: {} },
+          localRegion,
+        );
+        if (verdict.decision !== 'Allowed') decisions.push(`${label} ${action}: ${verdict.decision}`);
+      }
+    }
+    expect(decisions).toEqual([]);
   });
 
   it('includes writing IAM policy, for every function that reads text an attacker can shape', async () => {

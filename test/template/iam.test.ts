@@ -1,6 +1,6 @@
 import { describe, expect, inject, it } from 'vitest';
+import { agentChannelActions } from '../../functions/core/denies.js';
 import { memberCapabilities } from '../../functions/core/member-roles.js';
-import { agentChannelActions } from '../../functions/forensics/revoke-credentials/revoke-credentials.js';
 import {
   actionCovers,
   asArray,

@@ -35,16 +35,13 @@ import fc from 'fast-check';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type Case, caseIdPattern, caseSchema, partitionOf } from '../../functions/core/case.js';
 import type { CredentialCase } from '../../functions/core/credentials.js';
+import { denyPolicies, instanceArnOf } from '../../functions/core/denies.js';
 import { quarantinePrincipal } from '../../functions/credentials/quarantine-principal/quarantine-principal.js';
 import { revokeSessions } from '../../functions/credentials/revoke-sessions/revoke-sessions.js';
 import { captureMemory } from '../../functions/forensics/capture-memory/capture-memory.js';
 import { isolateInstance } from '../../functions/forensics/isolate-instance/isolate-instance.js';
 import { protectInstance } from '../../functions/forensics/protect-instance/protect-instance.js';
-import {
-  denyPolicies,
-  instanceArnOf,
-  revokeCredentials,
-} from '../../functions/forensics/revoke-credentials/revoke-credentials.js';
+import { revokeCredentials } from '../../functions/forensics/revoke-credentials/revoke-credentials.js';
 import { snapshotVolumes } from '../../functions/forensics/snapshot-volumes/snapshot-volumes.js';
 import {
   appProfileArn,

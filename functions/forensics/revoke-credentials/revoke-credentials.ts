@@ -6,15 +6,13 @@ import {
   ModifyInstanceMetadataOptionsCommand,
   ReplaceIamInstanceProfileAssociationCommand,
 } from '@aws-sdk/client-ec2';
-import { GetInstanceProfileCommand, type IAMClient, PutRolePolicyCommand } from '@aws-sdk/client-iam';
-import type { Case } from '../../core/case.js';
+import { GetInstanceProfileCommand, type IAMClient } from '@aws-sdk/client-iam';
 import type { CaseStore, Recorder } from '../../core/cases.js';
 import type { Config } from '../../core/config.js';
 import {
   type ContainInput,
   changeKeys,
   changesOf,
-  codeOf,
   containInputSchema,
   denyPolicyName,
   issuedBeforeDenyPolicyName,
@@ -25,6 +23,7 @@ import {
   revokeChangesSchema,
   roleNameSchema,
 } from '../../core/containment.js';
+import { denyPolicies, instanceArnOf, putDeny } from '../../core/denies.js';
 import { RevocationError } from '../../core/errors.js';
 
 export const revokeInputSchema = containInputSchema;
@@ -50,138 +49,6 @@ export interface RevokeResult {
   imdsv2: 'required by Cordon' | 'already required' | 'not requested';
   done: string[];
 }
-
-/**
- * What the SSM agent needs to keep its channel: registration, and the message and session channels
- * Run Command is delivered through. Exactly what the quarantine role allows (resources/quarantine.yml;
- * test/template/iam.test.ts holds the two together).
- */
-export const agentChannelActions = [
-  'ssm:UpdateInstanceInformation',
-  'ssmmessages:CreateControlChannel',
-  'ssmmessages:CreateDataChannel',
-  'ssmmessages:OpenControlChannel',
-  'ssmmessages:OpenDataChannel',
-  'ec2messages:AcknowledgeMessage',
-  'ec2messages:DeleteMessage',
-  'ec2messages:FailMessage',
-  'ec2messages:GetEndpoint',
-  'ec2messages:GetMessages',
-  'ec2messages:SendReply',
-] as const;
-
-/**
- * Sessions that may keep the agent's channel are held to the host: a request must come through a VPC
- * endpoint in the VPC, and from the private address, that EC2 delivered the credentials to. Two
- * statements, because the conditions of one statement must all hold for it to deny. A request that
- * comes through no endpoint has neither key, and a negated operator on a missing key matches: denied.
- */
-function agentChannelOffTheHost(sid: string, condition: object): object[] {
-  // IAM policy variables, resolved by AWS from the credentials: not template placeholders.
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable
-  const credentialVpc = '${aws:ec2InstanceSourceVPC}';
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable
-  const credentialAddress = '${aws:ec2InstanceSourcePrivateIPv4}';
-  return [
-    {
-      Sid: `${sid}OutsideItsVpc`,
-      Effect: 'Deny',
-      Action: [...agentChannelActions],
-      Resource: '*',
-      Condition: { ...condition, StringNotEquals: { 'aws:SourceVpc': credentialVpc } },
-    },
-    {
-      Sid: `${sid}FromAnotherAddress`,
-      Effect: 'Deny',
-      Action: [...agentChannelActions],
-      Resource: '*',
-      Condition: {
-        ...condition,
-        StringNotEquals: { 'aws:VpcSourceIp': credentialAddress },
-      },
-    },
-  ];
-}
-
-/**
- * The two inline denies put on the instance's role.
- *
- * `containment` denies every action but the SSM agent's channel to every session that EC2 delivered to
- * this instance (`ec2:SourceInstanceArn` is a property of the role session, so it holds wherever the
- * stolen credentials are used), whenever that session was issued: fresh credentials the instance
- * fetches if the profile swap fails or lags are denied too. The agent's channel stays open to those
- * sessions only on the host itself (its VPC endpoint and its address): an agent whose credentials are
- * denied hibernates and backs off for up to hours, and memory capture, delivered through that channel
- * after containment, would never arrive; the same credentials used anywhere else are denied the
- * channel too. Release removes it.
- *
- * `issuedBefore` is the same deny for the sessions issued before `cutoff` only: this instance's in
- * instance scope, the role's on every instance in role scope (AWS's own revoke-sessions statement). It
- * outlives a release, so that credentials stolen before containment never work again; it has nothing
- * left to deny once every such session has expired, and a later release removes it then.
- *
- * Only Deny statements, built from validated identifiers: nothing from the finding enters them.
- */
-export function denyPolicies(
-  scope: 'instance' | 'role',
-  instanceArn: string,
-  cutoff: string,
-): { containment: string; issuedBefore: string } {
-  const thisInstance = { ArnEquals: { 'ec2:SourceInstanceArn': instanceArn } };
-  const issuedBefore = { DateLessThan: { 'aws:TokenIssueTime': cutoff } };
-  const statements = (sid: string, condition: object): object[] => [
-    {
-      Sid: `Cordon${sid}`,
-      Effect: 'Deny',
-      NotAction: [...agentChannelActions],
-      Resource: '*',
-      Condition: condition,
-    },
-    ...agentChannelOffTheHost(`CordonAgentChannel${sid}`, condition),
-  ];
-  const document = (list: object[]) => JSON.stringify({ Version: '2012-10-17', Statement: list });
-  return {
-    containment: document(statements('DenySessionsOfThisInstance', thisInstance)),
-    issuedBefore: document(
-      scope === 'role'
-        ? statements('DenySessionsIssuedBeforeRevocation', issuedBefore)
-        : statements('DenySessionsOfThisInstanceIssuedBeforeRevocation', {
-            ...thisInstance,
-            ...issuedBefore,
-          }),
-    ),
-  };
-}
-
-/** Puts one deny on a role; IAM's own refusals (no room, a role nobody may change) by name. */
-async function putDeny(
-  recorder: RevokeDeps['recorder'],
-  iam: IAMClient,
-  roleName: string,
-  policyName: string,
-  document: string,
-): Promise<void> {
-  try {
-    await recorder.run('iam:PutRolePolicy', `${roleName}/${policyName}`, () =>
-      iam.send(
-        new PutRolePolicyCommand({ RoleName: roleName, PolicyName: policyName, PolicyDocument: document }),
-      ),
-    );
-  } catch (error) {
-    const code = codeOf(error);
-    if (code === 'LimitExceeded' || code === 'LimitExceededException') {
-      // IAM's quota on a role's inline policy size, not throttling: retrying cannot help.
-      throw new RevocationError(`${roleName} has no room left for another inline policy`, { cause: error });
-    }
-    if (code === 'UnmodifiableEntity' || code === 'UnmodifiableEntityException') {
-      throw new RevocationError(`${roleName} is a role IAM does not let anyone change`, { cause: error });
-    }
-    throw error;
-  }
-}
-
-export const instanceArnOf = (c: Pick<Case, 'partition' | 'region' | 'accountId' | 'instanceId'>) =>
-  `arn:${c.partition}:ec2:${c.region}:${c.accountId}:instance/${c.instanceId}`;
 
 const profileName = (arn: string) => arn.split('/').pop() ?? '';
 
@@ -261,7 +128,7 @@ export async function revokeCredentials(input: RevokeInput, deps: RevokeDeps): P
           changes.denies.push({ roleName, policyName, ...(keptUntil ? { until: keptUntil } : {}) });
           await save();
         }
-        await putDeny(recorder, iam, roleName, policyName, document);
+        await putDeny({ iam, recorder, now: deps.now }, roleName, policyName, document);
       }
     }
     if (!changes.profile) {

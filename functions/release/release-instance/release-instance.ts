@@ -40,12 +40,14 @@ import {
   type IsolateChanges,
   isolateChangesSchema,
   isTransient,
+  longestRoleSessionMs,
   type ProtectChanges,
   protectChangesSchema,
   type RevokeChanges,
   releaseProgressSchema,
   revokeChangesSchema,
 } from '../../core/containment.js';
+import { denyPolicies, instanceArnOf, putDeny } from '../../core/denies.js';
 import {
   AwsServiceError,
   AwsThrottlingError,
@@ -135,7 +137,12 @@ export async function releaseInstance(input: ReleaseInput, deps: ReleaseDeps): P
   };
   const failures: { label: string; error: unknown }[] = [];
   // What an earlier, interrupted run of this release already put back still counts as restored.
-  const before = changesOf(record, changeKeys.release, releaseProgressSchema)?.restored ?? [];
+  const progress = changesOf(record, changeKeys.release, releaseProgressSchema);
+  const before = progress?.restored ?? [];
+  const cutoff = progress?.cutoff ?? deps.now().toISOString();
+  if (revoke?.denies.some((d) => !d.until) && !progress?.cutoff) {
+    await deps.cases.saveChanges(caseId, changeKeys.release, { restored: before, notRestored: [], cutoff });
+  }
   const attempt = async (label: string, work: () => Promise<Outcome>) => {
     try {
       const outcome = await work();
@@ -149,7 +156,7 @@ export async function releaseInstance(input: ReleaseInput, deps: ReleaseDeps): P
   };
   const gone = { note: `${record.instanceId} no longer exists` } as const;
 
-  if (revoke) await restoreCredentials(clients, deps, record, revoke, instance, attempt, gone);
+  if (revoke) await restoreCredentials(clients, deps, record, revoke, cutoff, instance, attempt, gone);
   if (isolate) await restoreNetwork(clients, recorder, isolate, instance, attempt, gone);
   if (protect)
     await restoreProtection(clients, recorder, record.instanceId, protect, instance, attempt, gone);
@@ -174,6 +181,7 @@ export async function releaseInstance(input: ReleaseInput, deps: ReleaseDeps): P
   await deps.cases.saveChanges(caseId, changeKeys.release, {
     restored: result.restored,
     notRestored: [...notRestored, ...result.notes],
+    cutoff,
   });
   if (failures.length > 0) {
     const message = oneLine(
@@ -258,6 +266,7 @@ async function restoreCredentials(
   deps: ReleaseDeps,
   record: CaseRecord,
   revoke: RevokeChanges,
+  cutoff: string,
   instance: Instance | undefined,
   attempt: Attempt,
   gone: Outcome,
@@ -307,10 +316,25 @@ async function restoreCredentials(
       return 'restored';
     });
   }
+  // Containment's deny becomes a deny on this instance's sessions issued before the release: the
+  // credentials the host held while contained (its own role's, if the profile swap failed or lagged)
+  // never work again, and those it is issued from now on do. Kept, like the deny on sessions issued
+  // before containment, until every session it denies has expired.
+  const narrowed = denyPolicies('instance', instanceArnOf(record), cutoff).issuedBefore;
+  const narrowedUntil = new Date(Date.parse(cutoff) + longestRoleSessionMs).toISOString();
   for (const deny of revoke.denies) {
+    if (!deny.until) {
+      await attempt(`deny ${deny.policyName} on ${deny.roleName}`, async () => {
+        await putDeny({ iam, recorder, now }, deny.roleName, deny.policyName, narrowed);
+        return {
+          note: `narrowed to this instance's sessions issued before the release (${cutoff}), kept until ${narrowedUntil}, when Cordon removes it as spent`,
+        };
+      });
+      continue;
+    }
     // The deny on sessions issued before containment stays while any of them may still be valid:
     // releasing the instance must not bring back credentials stolen before it was contained.
-    if (deny.until && now().getTime() < Date.parse(deny.until)) {
+    if (now().getTime() < Date.parse(deny.until)) {
       await attempt(`deny ${deny.policyName} on ${deny.roleName}`, async () => ({
         note: `kept until ${deny.until}: sessions issued before containment stay denied until they have expired`,
       }));

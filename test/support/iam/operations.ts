@@ -788,6 +788,8 @@ export const operations: Record<string, OperationSpec> = {
   },
   'iam:PutRolePolicy': onRole('iam:PutRolePolicy'),
   'iam:DeleteRolePolicy': onRole('iam:DeleteRolePolicy'),
+  'iam:ListRolePolicies': onRole('iam:ListRolePolicies'),
+  'iam:GetRolePolicy': onRole('iam:GetRolePolicy'),
   'iam:PutUserPolicy': {
     observe: (i, p) => userByName(p, i.UserName),
     authorise: (i, f, w) => [

@@ -3,15 +3,21 @@ import {
   ModifyInstanceMetadataOptionsCommand,
   ReplaceIamInstanceProfileAssociationCommand,
 } from '@aws-sdk/client-ec2';
-import { GetInstanceProfileCommand, IAMClient, PutRolePolicyCommand } from '@aws-sdk/client-iam';
+import {
+  DeleteRolePolicyCommand,
+  GetInstanceProfileCommand,
+  GetRolePolicyCommand,
+  IAMClient,
+  ListRolePoliciesCommand,
+  PutRolePolicyCommand,
+} from '@aws-sdk/client-iam';
 import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { changeKeys, type RevokeChanges } from '../../../functions/core/containment.js';
+import { agentChannelActions, denyPolicies } from '../../../functions/core/denies.js';
 import { AwsThrottlingError, RevocationError } from '../../../functions/core/errors.js';
 import {
-  agentChannelActions,
-  denyPolicies,
   type RevokeDeps,
   revokeCredentials,
 } from '../../../functions/forensics/revoke-credentials/revoke-credentials.js';
@@ -37,6 +43,15 @@ const issuedBeforeName = `cordon-revoke-${c.caseId}-issued-before`;
 const withProfile = picture({
   instanceProfile: { arn: appProfileArn, associationId: ec2Id('iip-assoc', 1), roleNames: ['app-role'] },
 });
+
+/** Another case on the same role, contained more than 12 hours ago and never released. */
+const earlierCase = {
+  containment: 'cordon-revoke-20261127T000000Z-i-0fedcba9876543210-ab12',
+  issuedBefore: 'cordon-revoke-20261127T000000Z-i-0fedcba9876543210-ab12-issued-before',
+};
+const earlierArn = 'arn:aws:ec2:us-east-1:123456789012:instance/i-0fedcba9876543210';
+const earlierContainment = denyPolicies('instance', earlierArn, '2026-11-27T00:00:00Z').containment;
+const earlierIssuedBefore = denyPolicies('instance', earlierArn, '2026-11-27T00:00:00Z').issuedBefore;
 
 let fake: FakeEc2;
 let cases: MemoryCases;
@@ -356,15 +371,52 @@ describe('revokeCredentials', () => {
     );
   });
 
-  it('fails with a RevocationError, before touching the profile, when the role has no room for another inline policy', async () => {
+  it("fails with a RevocationError, before touching the profile, when the role has no room and none of Cordon's denies on it is spent", async () => {
     iamMock.on(PutRolePolicyCommand).rejects(awsError('LimitExceededException', 409));
+    iamMock.on(ListRolePoliciesCommand).resolves({ PolicyNames: ['app-policy', earlierCase.containment] });
+    iamMock.on(GetRolePolicyCommand).resolves({ PolicyDocument: encodeURIComponent(earlierContainment) });
 
     const error = await revokeCredentials({ case: c, triage: withProfile }, deps()).catch((e: unknown) => e);
 
     expect(error).toBeInstanceOf(RevocationError);
-    expect((error as Error).message).toContain('app-role has no room left for another inline policy');
+    expect((error as Error).message).toContain(
+      "app-role has no room left for another inline policy, and none of Cordon's earlier denies on it is spent",
+    );
     expect((error as Error).message).toContain('Not applied: deny on the role; instance profile replaced');
+    expect(iamMock).toHaveReceivedCommandTimes(DeleteRolePolicyCommand, 0);
+    // Only Cordon's own policies are ever read, let alone removed.
+    expect(iamMock.commandCalls(GetRolePolicyCommand).map((call) => call.args[0].input.PolicyName)).toEqual([
+      earlierCase.containment,
+    ]);
     expect(ec2Mock).toHaveReceivedCommandTimes(ReplaceIamInstanceProfileAssociationCommand, 0);
+  });
+
+  it("makes room on a full role by removing only earlier cases' spent denies, then puts its own", async () => {
+    iamMock.on(PutRolePolicyCommand).rejectsOnce(awsError('LimitExceededException', 409)).resolves({});
+    iamMock.on(ListRolePoliciesCommand).resolves({
+      PolicyNames: ['app-policy', earlierCase.containment, earlierCase.issuedBefore, 'cordon-revoke-notes'],
+    });
+    iamMock
+      .on(GetRolePolicyCommand, { PolicyName: earlierCase.containment })
+      .resolves({ PolicyDocument: encodeURIComponent(earlierContainment) })
+      .on(GetRolePolicyCommand, { PolicyName: earlierCase.issuedBefore })
+      .resolves({ PolicyDocument: encodeURIComponent(earlierIssuedBefore) })
+      .on(GetRolePolicyCommand, { PolicyName: 'cordon-revoke-notes' })
+      .resolves({ PolicyDocument: encodeURIComponent('{"Statement":[{"Effect":"Allow","Action":"s3:*"}]}') });
+    iamMock.on(DeleteRolePolicyCommand).resolves({});
+
+    const result = await revokeCredentials({ case: c, triage: withProfile }, deps());
+
+    expect(result.revokedRoles).toEqual(['app-role']);
+    expect(iamMock.commandCalls(DeleteRolePolicyCommand).map((call) => call.args[0].input)).toEqual([
+      { RoleName: 'app-role', PolicyName: earlierCase.issuedBefore },
+    ]);
+    expect(iamMock.commandCalls(PutRolePolicyCommand).map((call) => call.args[0].input.PolicyName)).toEqual([
+      policyName,
+      policyName,
+      issuedBeforeName,
+    ]);
+    expect(fake.instance.profile?.arn).toBe(quarantineProfileArn);
   });
 
   it('fails with a RevocationError that says the deny is in place when the quarantine profile cannot be attached', async () => {

@@ -32,6 +32,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { CaseStatus } from '../../../functions/core/cases.js';
 import { changeKeys, type IsolateChanges } from '../../../functions/core/containment.js';
+import { denyPolicies } from '../../../functions/core/denies.js';
 import {
   AwsServiceError,
   CaseNotFoundError,
@@ -55,6 +56,7 @@ import {
   ec2Id,
   eni,
   FakeEc2,
+  instanceArn,
   MemoryCases,
   picture,
   quarantineProfile,
@@ -150,6 +152,7 @@ const mutations: [ReturnType<typeof mockClient>, unknown][] = [
   [ec2Mock, DeleteNetworkAclEntryCommand],
   [ec2Mock, CreateTagsCommand],
   [iamMock, DeleteRolePolicyCommand],
+  [iamMock, PutRolePolicyCommand],
   [asMock, ExitStandbyCommand],
   [elbv2Mock, RegisterTargetsCommand],
   [elbMock, RegisterInstancesWithLoadBalancerCommand],
@@ -226,8 +229,9 @@ describe('releaseInstance', () => {
     });
     expect(fake.instance.volumes.map((v) => v.deleteOnTermination)).toEqual([true, false]);
     expect(fake.instance.tags['cordon:status']).toBe('released');
-    // Only the sessions issued before containment stay denied, and only while they may be valid.
+    // Only sessions issued before the release stay denied, and only while they may be valid.
     expect(result.notes).toEqual([
+      `deny ${policyName} on app-role: narrowed to this instance's sessions issued before the release (2026-11-27T21:16:00.000Z), kept until 2026-11-28T09:16:00.000Z, when Cordon removes it as spent`,
       expect.stringMatching(/^deny cordon-revoke-.*-issued-before on app-role: kept until /),
     ]);
   });
@@ -244,11 +248,16 @@ describe('releaseInstance', () => {
       InstanceId: c.instanceId,
       HttpTokens: 'optional',
     });
-    expect(iamMock).toHaveReceivedCommandWith(DeleteRolePolicyCommand, {
-      RoleName: 'app-role',
-      PolicyName: policyName,
-    });
-    expect(iamMock).toHaveReceivedCommandTimes(DeleteRolePolicyCommand, 1);
+    // Containment's deny is narrowed in place, never removed: the credentials the host held while
+    // contained stay denied.
+    expect(iamMock).toHaveReceivedCommandTimes(DeleteRolePolicyCommand, 0);
+    expect(iamMock.commandCalls(PutRolePolicyCommand).map((call) => call.args[0].input)).toEqual([
+      {
+        RoleName: 'app-role',
+        PolicyName: policyName,
+        PolicyDocument: denyPolicies('instance', instanceArn, '2026-11-27T21:16:00.000Z').issuedBefore,
+      },
+    ]);
     expect(ec2Mock).toHaveReceivedCommandTimes(DeleteNetworkAclEntryCommand, 4);
     expect(ec2Mock).toHaveReceivedCommandWith(ModifyNetworkInterfaceAttributeCommand, {
       NetworkInterfaceId: eni[1],
@@ -292,7 +301,9 @@ describe('releaseInstance', () => {
     expect(snsMock).toHaveReceivedCommandTimes(PublishCommand, 1);
     const message = String(snsMock.commandCalls(PublishCommand)[0]?.args[0].input.Message);
     expect(message).toContain(`Cordon released ${c.instanceId}`);
-    expect(message).toContain(`- deny ${policyName} removed from app-role`);
+    expect(message).toContain(
+      `- deny ${policyName} on app-role: narrowed to this instance's sessions issued before the release`,
+    );
     expect(message).toContain('Evidence (snapshots, memory image, manifest) was not touched.');
     expect(result.messageId).toBe('message-1');
   });
@@ -394,13 +405,13 @@ describe('releaseInstance', () => {
 
   it('says what was and was not restored when a restore fails for good, keeps the case contained and alerts', async () => {
     await contain();
-    iamMock.on(DeleteRolePolicyCommand).rejects(awsError('AccessDenied', 403));
+    iamMock.on(PutRolePolicyCommand).rejects(awsError('AccessDenied', 403));
 
     const error = await releaseInstance({ caseId: c.caseId }, deps()).catch((e: unknown) => e);
 
     expect(error).toBeInstanceOf(ContainmentError);
     const message = (error as Error).message;
-    expect(message).toContain(`Not restored: deny ${policyName} removed from app-role: AwsAccessDeniedError`);
+    expect(message).toContain(`Not restored: deny ${policyName} on app-role: AwsAccessDeniedError`);
     expect(message).toContain(
       `Restored: instance profile app-profile; instance metadata HttpTokens=optional`,
     );
@@ -443,6 +454,26 @@ describe('releaseInstance', () => {
     );
   });
 
+  it('narrows to the same instant when an interrupted release runs again, so new credentials are never denied', async () => {
+    await contain();
+    fake.failNext('ModifyNetworkInterfaceAttributeCommand', awsError('InternalError', 500));
+    await releaseInstance({ caseId: c.caseId }, deps()).catch(() => undefined);
+    releasedAt = new Date('2026-11-27T21:46:00.000Z');
+
+    await releaseInstance({ caseId: c.caseId }, deps());
+
+    const cutoffs = iamMock
+      .commandCalls(PutRolePolicyCommand)
+      .map(
+        (call) => JSON.parse(String(call.args[0].input.PolicyDocument)).Statement[0].Condition.DateLessThan,
+      );
+    expect(cutoffs).toEqual([
+      { 'aws:TokenIssueTime': '2026-11-27T21:16:00.000Z' },
+      { 'aws:TokenIssueTime': '2026-11-27T21:16:00.000Z' },
+    ]);
+    releasedAt = new Date('2026-11-27T21:16:00.000Z');
+  });
+
   it('removes the deny on sessions issued before containment once every one of them has expired', async () => {
     await contain();
     releasedAt = new Date('2026-11-28T08:16:00.001Z');
@@ -462,7 +493,12 @@ describe('releaseInstance', () => {
 
     const result = await releaseInstance({ caseId: c.caseId }, deps());
 
-    expect(iamMock).toHaveReceivedCommandTimes(DeleteRolePolicyCommand, 1);
+    // Its credentials outlive it: they stay denied, narrowed like any other release's.
+    expect(iamMock).toHaveReceivedCommandTimes(DeleteRolePolicyCommand, 0);
+    expect(iamMock).toHaveReceivedCommandWith(PutRolePolicyCommand, {
+      RoleName: 'app-role',
+      PolicyName: policyName,
+    });
     expect(ec2Mock).toHaveReceivedCommandTimes(DeleteNetworkAclEntryCommand, 4);
     expect(ec2Mock).toHaveReceivedCommandTimes(ReplaceIamInstanceProfileAssociationCommand, 0);
     expect(asMock).toHaveReceivedCommandTimes(ExitStandbyCommand, 0);
