@@ -107,7 +107,8 @@ const partMismatch = new Set([
  * MemoryCaptureTimeoutError. A command that failed, timed out, was cancelled or could not be delivered
  * is a MemoryCaptureError carrying SSM's status and the start of the host's error output. On success it
  * reads the host's report and completes the multipart upload with exactly the parts the host reported
- * (ETag and SHA-256 each), so S3 itself checks that every part it holds is the one the host hashed.
+ * (ETag and SHA-256 each), so S3 itself checks that every part it holds is the one the host hashed,
+ * and only if no object is at the image's key yet: an image anyone else completed is refused.
  */
 export async function checkMemory(
   input: CheckMemoryInput,
@@ -168,6 +169,9 @@ export async function checkMemory(
           Bucket: memory.bucket,
           Key: memory.key,
           UploadId: memory.uploadId,
+          // Only Cordon's completion makes the image: whoever held the upload session could start
+          // and complete an upload of its own on this key first (S3 authorises both as PutObject).
+          IfNoneMatch: '*',
           MultipartUpload: {
             Parts: report.parts.map((p) => ({
               PartNumber: p.partNumber,
@@ -181,6 +185,14 @@ export async function checkMemory(
     versionId = done.VersionId;
   } catch (error) {
     const code = awsErrorCode(error);
+    // 412: an object is there already; 409: another write to the key raced this one; 404: the upload
+    // itself was completed or aborted by someone else.
+    if (code === 'PreconditionFailed' || code === 'ConditionalRequestConflict' || code === 'NoSuchUpload') {
+      throw new EvidenceIntegrityError(
+        `${memory.key} was written before Cordon completed the capture's upload (S3: ${code}): an image Cordon did not complete is never sealed`,
+        { cause: error },
+      );
+    }
     if (code && partMismatch.has(code)) {
       const e = describeError(error);
       throw new EvidenceIntegrityError(

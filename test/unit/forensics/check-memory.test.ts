@@ -128,6 +128,7 @@ describe('check memory', () => {
       Bucket: evidenceConfig.EVIDENCE_BUCKET,
       Key: memoryKey,
       UploadId: 'upload-1',
+      IfNoneMatch: '*',
       MultipartUpload: {
         Parts: report.parts.map((p) => ({
           PartNumber: p.partNumber,
@@ -317,6 +318,33 @@ describe('check memory', () => {
     // Assess
     await expect(run).rejects.toBeInstanceOf(EvidenceIntegrityError);
   });
+
+  it.each(['PreconditionFailed', 'ConditionalRequestConflict', 'NoSuchUpload'])(
+    'refuses, as EvidenceIntegrityError, an image someone completed before Cordon did (S3: %s)',
+    async (name) => {
+      // Prepare
+      invocation('Success');
+      hostReported(report);
+      s3.on(CompleteMultipartUploadCommand).rejects(
+        Object.assign(new Error('At least one of the pre-conditions you specified did not hold'), {
+          name,
+          $metadata: { httpStatusCode: name === 'PreconditionFailed' ? 412 : 404 },
+        }),
+      );
+      const { deps: d } = deps();
+
+      // Act
+      const error = await checkMemory({ case: sampleCase, memory: runningCapture() }, d).catch(
+        (e: unknown) => e,
+      );
+
+      // Assess
+      expect(error).toBeInstanceOf(EvidenceIntegrityError);
+      expect((error as Error).message).toContain(
+        `was written before Cordon completed the capture's upload (S3: ${name})`,
+      );
+    },
+  );
 
   it("refuses a capture whose image key is outside the case's memory folder, and sends nothing", async () => {
     // Prepare
