@@ -148,6 +148,22 @@ function memberRoleArn(settings: ClientSettings, accountId: string, region: stri
 }
 
 /**
+ * Clients of any class for Cordon's own account, built once each: for the steps that need a client no
+ * other step does (so that only their bundles carry it).
+ */
+export function homeClientFactory(settings: ClientSettings): MemberClient {
+  const built = new Map<unknown, PluggableClient>();
+  return (Client) => {
+    let client = built.get(Client);
+    if (!client) {
+      client = plugged(new Client(common(settings, settings.homeRegion)));
+      built.set(Client, client);
+    }
+    return client as InstanceType<typeof Client>;
+  };
+}
+
+/**
  * The one way steps get clients for an instance's account: Cordon's own credentials at home, the
  * member role elsewhere. Clients are cached per account, region and case for the life of the process.
  */

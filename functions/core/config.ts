@@ -77,6 +77,8 @@ const settings = {
   /** Set only on the functions that start the forensic workflow. */
   FORENSICS_STATE_MACHINE_ARN: z.union([z.literal(''), z.string().startsWith('arn:')]).default(''),
   CREDENTIAL_ACTIVITY_DAYS: z.coerce.number().int().min(1).max(90).default(7),
+  /** Where a trigger that could not open a case waits for `cordon redrive` (the trigger queue). */
+  REDRIVE_QUEUE_URL: z.url({ protocol: /^https?$/ }),
   CREDENTIAL_ACTIVITY_MAX_EVENTS: z.coerce.number().int().min(50).max(50_000).default(5000),
 } as const;
 
@@ -170,6 +172,7 @@ export const configSlices = {
     'CREDENTIAL_ACTIVITY_MAX_EVENTS',
   ]),
   startForensics: withCommon('start-instance-response', ['FORENSICS_STATE_MACHINE_ARN']),
+  hold: withCommon('hold-trigger', ['REDRIVE_QUEUE_URL']),
   /** block-ip and expire-blocks. */
   blocks: withCommon('the IP blocking playbook', [
     'NACL_RULE_QUOTA',

@@ -4,7 +4,14 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { z } from 'zod';
 import { CaseStore, Recorder } from './cases.js';
-import { type ClientsFor, clientsFactory, type HomeClients, homeClients } from './clients.js';
+import {
+  type ClientsFor,
+  clientsFactory,
+  type HomeClients,
+  homeClientFactory,
+  homeClients,
+  type MemberClient,
+} from './clients.js';
 import { type Config, type ConfigSlice, config, configSlices, type SettingName } from './config.js';
 import { CordonError, InvalidStepInputError, normaliseError } from './errors.js';
 import { EvidenceStore } from './evidence.js';
@@ -15,6 +22,8 @@ export interface StepContext<K extends SettingName = SettingName> {
   config: Pick<Config, K>;
   log: Logger;
   home: HomeClients;
+  /** Any other client for Cordon's own account, by class. */
+  homeClient: MemberClient;
   clientsFor: ClientsFor;
   cases: CaseStore;
   evidence: EvidenceStore;
@@ -56,6 +65,7 @@ export function stepContext<K extends SettingName>(slice: ConfigSlice<K>): StepC
     shared = {
       log: logger,
       home,
+      homeClient: homeClientFactory(settings),
       clientsFor: clientsFactory(settings, home.sts),
       cases,
       evidence: new EvidenceStore(home.s3, cfg.EVIDENCE_BUCKET, {

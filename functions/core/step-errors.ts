@@ -75,6 +75,7 @@ export const stepErrors = {
   'verify-memory': [...everyStep, 'MemoryCaptureError', 'EvidenceConflictError', 'EvidenceIntegrityError'],
   'archive-evidence': [...everyStep, 'SigningError', 'EvidenceConflictError', 'EvidenceIntegrityError'],
   'notify-outcome': [...everyStep, 'NotificationError'],
+  'hold-trigger': [...everyStep],
   'release-instance': [
     ...everyStep,
     'AssumeRoleError',

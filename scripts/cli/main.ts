@@ -9,6 +9,7 @@ import { blockIpCommand } from './commands/block-ip.js';
 import { casesCommand, statusCommand } from './commands/cases.js';
 import { doctorCommand } from './commands/doctor.js';
 import { evidenceGetCommand, evidenceLsCommand, evidenceVerifyCommand } from './commands/evidence.js';
+import { redriveCommand } from './commands/redrive.js';
 import { releaseCommand } from './commands/release.js';
 import { startCommand } from './commands/start.js';
 import { unblockCommand } from './commands/unblock.js';
@@ -31,6 +32,7 @@ export const commands: CommandSpec[] = [
   evidenceGetCommand,
   evidenceVerifyCommand,
   releaseCommand,
+  redriveCommand,
   blockIpCommand,
   unblockCommand,
   doctorCommand,

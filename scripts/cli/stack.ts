@@ -18,6 +18,7 @@ export interface StackInfo {
   alertTopicArn: string;
   signingKeyArn: string;
   toolsBucket: string;
+  triggerQueueUrl: string;
   forensicsStateMachineArn: string;
   releaseStateMachineArn: string;
   /** Only on the emulator: the whole local stack, to run the workflows in this process. */
@@ -30,6 +31,7 @@ const outputNames = {
   alertTopicArn: 'AlertTopicArn',
   signingKeyArn: 'SigningKeyArn',
   toolsBucket: 'ToolsBucketName',
+  triggerQueueUrl: 'TriggerQueueUrl',
   forensicsStateMachineArn: 'ForensicsStateMachineArn',
   releaseStateMachineArn: 'ReleaseStateMachineArn',
 } as const;
@@ -44,6 +46,7 @@ const localStackSchema = z.looseObject({
   signingKeyId: z.string(),
   evidenceKeyArn: z.string(),
   toolsBucket: z.string(),
+  triggerQueueUrl: z.string(),
   forensicsStateMachineArn: z.string(),
   releaseStateMachineArn: z.string(),
 });
@@ -97,6 +100,7 @@ export async function discoverStack(
     alertTopicArn: read(outputNames.alertTopicArn),
     signingKeyArn: read(outputNames.signingKeyArn),
     toolsBucket: read(outputNames.toolsBucket),
+    triggerQueueUrl: read(outputNames.triggerQueueUrl),
     forensicsStateMachineArn: read(outputNames.forensicsStateMachineArn),
     releaseStateMachineArn: read(outputNames.releaseStateMachineArn),
   };

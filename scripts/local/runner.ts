@@ -238,6 +238,7 @@ export async function sourceHandler(fn: string): Promise<LambdaHandler> {
 /** The deployed functions, each as Lambda would call it: `handler(event, context)`. */
 export const functionKeys = [
   'intake-finding',
+  'hold-trigger',
   'triage-instance',
   'protect-instance',
   'isolate-instance',

@@ -45,6 +45,8 @@ export interface LocalStack {
   /** The key the evidence bucket encrypts under (SSE-KMS). */
   evidenceKeyArn: string;
   toolsBucket: string;
+  /** Where triggers that could not start a case wait for `cordon redrive`. */
+  triggerQueueUrl: string;
   forensicsStateMachineArn: string;
   releaseStateMachineArn: string;
 }
@@ -119,6 +121,7 @@ function stackOutputsTemplate(stack: LocalStack) {
     AlertTopicArn: stack.topicArn,
     SigningKeyArn: stack.signingKeyId,
     ToolsBucketName: stack.toolsBucket,
+    TriggerQueueUrl: stack.triggerQueueUrl,
     ForensicsStateMachineArn: stack.forensicsStateMachineArn,
     ReleaseStateMachineArn: stack.releaseStateMachineArn,
     LocalStackJson: JSON.stringify(stack),
@@ -234,6 +237,7 @@ async function createLocalStack(
     await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.QueueUrl, AttributeNames: ['QueueArn'] }))
   ).Attributes?.QueueArn;
   await sns.send(new SubscribeCommand({ TopicArn: topic.TopicArn, Protocol: 'sqs', Endpoint: queueArn }));
+  const triggerQueue = await sqs.send(new CreateQueueCommand({ QueueName: `cordon-${stage}-triggers` }));
 
   const quarantine = `cordon-quarantine-${stage}`;
   await iam.send(
@@ -329,6 +333,7 @@ async function createLocalStack(
     MEMORY_COMPRESS: (params.memoryCompress as string) ?? 'false',
     TOOLS_BUCKET: toolsBucket,
     TOOLS_PREFIX: 'tools/',
+    REDRIVE_QUEUE_URL: triggerQueue.QueueUrl as string,
     AVML_SHA256: params.avmlSha256 as string,
     WINPMEM_SHA256: params.winpmemSha256 as string,
     AWS_ENDPOINT_URL: endpoint,
@@ -347,5 +352,6 @@ async function createLocalStack(
     signingKeyId: signingKey.KeyMetadata?.Arn as string,
     evidenceKeyArn: evidenceKey.KeyMetadata?.Arn as string,
     toolsBucket,
+    triggerQueueUrl: triggerQueue.QueueUrl as string,
   };
 }

@@ -39,7 +39,7 @@ const serviceOf = (p: Pair) => p.operation.split(':')[0] ?? '';
 const isRead = (operation: string) => /:(Describe|Get|List|Head|Query)/.test(operation);
 /** A call that changes the instance or its credentials (the case's own bookkeeping is not one). */
 const changesInstance = (operation: string) =>
-  !isRead(operation) && !/^(dynamodb|s3|kms|sns|sts):/.test(operation);
+  !isRead(operation) && !/^(dynamodb|s3|kms|sns|sts|sqs):/.test(operation);
 const containmentStates = new Set(['Protect Instance', 'Isolate Instance', 'Revoke Credentials']);
 const cordonNames = new Set<string>(errorNames);
 const errorName = (reason: string | undefined) => reason?.split(':')[0] ?? '';
@@ -260,6 +260,15 @@ describe('a call failing for good', () => {
             pairKey(p),
           )
           .toEqual([]);
+        // And the trigger is not lost: it waits on the trigger queue for `cordon redrive`.
+        expect
+          .soft(
+            run.attempts.some(
+              (a) => a.stateName === 'Hold Trigger' && a.operation === 'sqs:SendMessage' && a.result === 'ok',
+            ),
+            `${pairKey(p)}: trigger held`,
+          )
+          .toBe(true);
         continue;
       }
       const recorded = run.timeline.filter((e) => e.status !== 'ok').map((e) => `${e.action}: ${e.detail}`);

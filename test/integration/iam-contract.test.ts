@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DeleteTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   CreateStateMachineCommand,
   DeleteStateMachineCommand,
@@ -153,6 +154,28 @@ async function stopAfterSealedCase(contained: LocalCase): Promise<unknown> {
   }
 }
 
+/**
+ * A trigger Intake cannot open a case for: the cases table is gone, so every attempt fails, and the
+ * workflow holds the trigger on the trigger queue before notifying.
+ */
+async function heldTrigger(): Promise<unknown> {
+  const stack = await deployLocalStack(endpoint, 'dev');
+  await new DynamoDBClient({
+    endpoint,
+    region: localRegion,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  }).send(new DeleteTableCommand({ TableName: stack.table }));
+  const run = await runWorkflowLocally(
+    stack,
+    'forensics',
+    readRealEvent('gd_detail_canary_ec2_stateless_integtest.json'),
+  );
+  if (!run.steps.some((s) => s.name === 'Hold Trigger' && s.status === 'succeeded')) {
+    throw new Error(`The trigger was not held: ${JSON.stringify(run.steps)}`);
+  }
+  return run;
+}
+
 function homeModel(stack: LocalStack): { model: TemplateModel; names: StackNames } {
   const names = localStackNames(stack, localAccountId, localRegion);
   return { model: TemplateModel.fromFile(templateOf(artefact.dev), names), names };
@@ -237,6 +260,7 @@ beforeAll(async () => {
   await recorded('credentials playbook, exfiltration', () =>
     runCredentialPlaybook({ endpoint, exfiltration: true }),
   );
+  await recorded('a trigger Intake cannot take in', heldTrigger);
 
   for (const s of scenarios) {
     const home = homeModel(s.stack);

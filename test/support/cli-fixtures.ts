@@ -42,6 +42,7 @@ export async function publishStack(endpoint: string, stack: LocalStack): Promise
           AlertTopicArn: value(stack.topicArn),
           SigningKeyArn: value(stack.signingKeyId),
           ToolsBucketName: value(stack.toolsBucket),
+          TriggerQueueUrl: value(stack.triggerQueueUrl),
           ForensicsStateMachineArn: value(stack.forensicsStateMachineArn),
           ReleaseStateMachineArn: value(stack.releaseStateMachineArn),
           LocalStackJson: value(JSON.stringify(stack)),

@@ -16,6 +16,7 @@ export const deployed = {
   AlertTopicArn: 'arn:aws:sns:us-east-1:111122223333:cordon-alerts-dev',
   SigningKeyArn: 'arn:aws:kms:us-east-1:111122223333:key/sign-1',
   ToolsBucketName: 'cordon-tools-dev-111122223333-us-east-1',
+  TriggerQueueUrl: 'https://sqs.us-east-1.amazonaws.com/111122223333/cordon-dev-triggers',
   ForensicsStateMachineArn: 'arn:aws:states:us-east-1:111122223333:stateMachine:cordon-forensics-dev',
   ReleaseStateMachineArn: 'arn:aws:states:us-east-1:111122223333:stateMachine:cordon-release-dev',
 };

@@ -100,6 +100,7 @@ export const stepEnvironment: Record<string, string> = {
   TOOLS_PREFIX: 'tools/',
   AVML_SHA256: 'a'.repeat(64),
   WINPMEM_SHA256: 'b'.repeat(64),
+  REDRIVE_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/cordon-test-triggers',
   AWS_ENDPOINT_URL: '',
 };
 

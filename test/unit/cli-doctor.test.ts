@@ -488,6 +488,7 @@ describe('a check whose calls are denied', () => {
     alertTopicArn: 'arn:aws:sns:us-east-1:111122223333:alerts',
     signingKeyArn: 'arn:aws:kms:us-east-1:111122223333:key/sign',
     toolsBucket: 'tools',
+    triggerQueueUrl: 'https://sqs.us-east-1.amazonaws.com/123456789012/cordon-prod-triggers',
     forensicsStateMachineArn: 'arn:aws:states:us-east-1:111122223333:stateMachine:forensics',
     releaseStateMachineArn: 'arn:aws:states:us-east-1:111122223333:stateMachine:release',
   };

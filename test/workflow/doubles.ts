@@ -21,6 +21,7 @@ import type { archiveEvidence } from '../../functions/forensics/archive-evidence
 import type { captureMemory } from '../../functions/forensics/capture-memory/capture-memory.js';
 import type { checkMemory } from '../../functions/forensics/check-memory/check-memory.js';
 import type { checkSnapshots } from '../../functions/forensics/check-snapshots/check-snapshots.js';
+import type { holdTrigger } from '../../functions/forensics/hold-trigger/hold-trigger.js';
 import type { intakeFinding } from '../../functions/forensics/intake-finding/intake-finding.js';
 import type { isolateInstance } from '../../functions/forensics/isolate-instance/isolate-instance.js';
 import type { notifyOutcome } from '../../functions/forensics/notify-outcome/notify-outcome.js';
@@ -39,6 +40,7 @@ type ResultOf<F extends (...args: never[]) => Promise<unknown>> = Awaited<Return
 /** What each function's logic returns, by its `functions:` key in serverless.yml. */
 export interface StepResults {
   'intake-finding': ResultOf<typeof intakeFinding>;
+  'hold-trigger': ResultOf<typeof holdTrigger>;
   'triage-instance': ResultOf<typeof triageInstance>;
   'protect-instance': ResultOf<typeof protectInstance>;
   'isolate-instance': ResultOf<typeof isolateInstance>;
@@ -273,6 +275,7 @@ export function forensicDoubles(
   let memoryCalls = 0;
   return {
     'intake-finding': async () => accepted,
+    'hold-trigger': async () => ({ held: true, messageId: 'held-1', redrive: 'cordon redrive' }),
     'triage-instance': async () => triaged(order),
     'protect-instance': async () => protectedInstance,
     'isolate-instance': async () => isolated,

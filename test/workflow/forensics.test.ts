@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { ContainOrder } from '../../functions/core/state.js';
 import { runStateMachine } from '../../scripts/local/runner.js';
-import { type Doubles, forensicDoubles, handlersOf, isolated, notified } from './doubles.js';
+import { accepted, type Doubles, forensicDoubles, handlersOf, isolated, notified } from './doubles.js';
 
 /**
  * The real statemachines/forensics.asl.yml, executed locally with each Task bound to a small double:
  * these tests are about the workflow's routing, retries and catches, not about the steps' logic.
  */
 const asl = 'statemachines/forensics.asl.yml';
+const executionArn = 'arn:aws:states:us-east-1:123456789012:execution:cordon-forensics-dev:finding-1';
 
 function named(name: string, message = name): Error {
   const e = new Error(message);
@@ -174,12 +175,68 @@ describe('forensic workflow', () => {
     });
   });
 
-  it('notifies even when Intake itself fails', async () => {
+  it('holds the trigger for redrive, then notifies, when Intake cannot open a case', async () => {
+    const trigger = { source: 'aws.guardduty', detail: { id: 'finding-1' } };
+    let held: unknown;
+    let notifiedWith: unknown;
     const handlers = doubles({
       'intake-finding': async () => Promise.reject(named('AwsServiceError', 'DynamoDB down')),
+      'hold-trigger': async (input) => {
+        held = input;
+        return { held: true, messageId: 'message-7', redrive: 'cordon redrive' };
+      },
+      'notify-outcome': async (state) => {
+        notifiedWith = state;
+        return notified('failed');
+      },
+    });
+    const run = await runStateMachine(asl, trigger, { handlers, executionArn });
+    expect(names(run.steps).filter((n) => n !== 'Intake Finding')).toEqual([
+      'Hold Trigger',
+      'Notify Outcome',
+    ]);
+    // Intake outlasts minutes of server errors before giving up: 1 + 8 attempts.
+    expect(names(run.steps).filter((n) => n === 'Intake Finding')).toHaveLength(9);
+    // The trigger exactly as the execution received it, with who held it and why.
+    expect(held).toEqual({
+      trigger,
+      executionArn,
+      error: { Error: 'AwsServiceError', Cause: expect.stringContaining('DynamoDB down') },
+    });
+    expect(notifiedWith).toMatchObject({ held: { messageId: 'message-7' } });
+    expect(run.status).toBe('FAILED');
+  });
+
+  it('outlasts ten throttled Intake attempts', async () => {
+    let calls = 0;
+    const handlers = doubles({
+      'intake-finding': async () => {
+        calls += 1;
+        if (calls < 10) throw named('AwsThrottlingError', 'Rate exceeded');
+        return accepted;
+      },
     });
     const run = await runStateMachine(asl, {}, { handlers });
-    expect(names(run.steps).filter((n) => n !== 'Intake Finding')).toEqual(['Notify Outcome']);
+    expect(calls).toBe(10);
+    expect(names(run.steps)).not.toContain('Hold Trigger');
+    expect(run.status).toBe('SUCCEEDED');
+  });
+
+  it('notifies, saying so, when the trigger cannot be held either', async () => {
+    let notifiedWith: unknown;
+    const handlers = doubles({
+      'intake-finding': async () => Promise.reject(named('AwsAccessDeniedError', 'not allowed')),
+      'hold-trigger': async () => Promise.reject(named('AwsAccessDeniedError', 'sqs:SendMessage denied')),
+      'notify-outcome': async (state) => {
+        notifiedWith = state;
+        return notified('failed');
+      },
+    });
+    const run = await runStateMachine(asl, {}, { handlers });
+    expect(names(run.steps).filter((n) => n !== 'Intake Finding' && n !== 'Hold Trigger')).toEqual([
+      'Notify Outcome',
+    ]);
+    expect(notifiedWith).toMatchObject({ holdError: { Error: 'AwsAccessDeniedError' } });
     expect(run.status).toBe('FAILED');
   });
 

@@ -16,6 +16,9 @@ export const notifyInputSchema = z
     case: caseSchema.optional(),
     intake: z.looseObject({ decision: z.string() }).optional(),
     error: z.looseObject({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
+    /** Hold Trigger's result: the trigger Intake could not take in waits on the trigger queue. */
+    held: z.looseObject({ messageId: z.string().max(200) }).optional(),
+    holdError: z.looseObject({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
   })
   // Every path to Notify carries one of them; a state with none is not from this workflow.
   .refine((s) => s.case !== undefined || s.intake !== undefined || s.error !== undefined, {
@@ -58,11 +61,34 @@ export function composeMessage(input: NotifyInput): Message {
   }
   if (!c) {
     const reason = why(input.error);
+    const lines = [
+      'Cordon could not open a case for a trigger: nothing was done to any instance.',
+      `Reason: ${reason}`,
+    ];
+    const steps: StepSummary[] = [{ name: 'intake', status: 'failed', reason }];
+    if (input.held) {
+      lines.push(
+        '',
+        `The trigger waits on Cordon's trigger queue (message ${oneLine(input.held.messageId, 200)}).`,
+        'Fix the cause above, then run: cordon redrive',
+      );
+      steps.push({ name: 'hold trigger', status: 'succeeded' });
+    } else if (input.holdError) {
+      const holdReason = why(input.holdError);
+      lines.push(
+        '',
+        `The trigger could not be put on the trigger queue either: ${holdReason}`,
+        "Start the case by hand: cordon start --finding FILE, with the execution's input as FILE.",
+      );
+      steps.push({ name: 'hold trigger', status: 'failed', reason: holdReason });
+    }
     return {
       outcome: 'failed',
-      subject: '[Cordon] FAILED: a trigger could not be taken in',
-      body: `Cordon could not open a case for a trigger: nothing was done to any instance.\nReason: ${reason}\n`,
-      steps: [{ name: 'intake', status: 'failed', reason }],
+      subject: input.held
+        ? '[Cordon] FAILED: a trigger could not be taken in (held for cordon redrive)'
+        : '[Cordon] FAILED: a trigger could not be taken in',
+      body: `${lines.join('\n')}\n`,
+      steps,
     };
   }
   const headline: Record<Outcome, string> = {

@@ -36,8 +36,9 @@ export const releaseCommand: CommandSpec = {
   help: `usage: cordon release CASE [--yes] [--wait]
 
 Starts the release workflow for a contained (or partially contained) case: the instance gets back its
-security groups, instance profile, Elastic IPs, Auto Scaling and load balancer membership, and the
-credential deny is removed. The evidence stays locked and untouched. Asks for confirmation first.
+security groups, instance profile, Elastic IPs, Auto Scaling and load balancer membership; the
+credential deny is narrowed to the sessions issued before the release, which stay denied until they
+expire. The evidence stays locked and untouched. Asks for confirmation first.
 
   --yes    do not ask (required when stdin is not a terminal)
   --wait   against AWS, follow the execution to its end

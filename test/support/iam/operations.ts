@@ -919,6 +919,19 @@ export const operations: Record<string, OperationSpec> = {
   'sns:Publish': {
     authorise: (i) => [{ action: 'sns:Publish', resource: i.TopicArn, context: {} }],
   },
+  // A queue URL ends in the queue's account and name (AWS's and the emulator's alike).
+  'sqs:SendMessage': {
+    authorise: (i, _f, w) => {
+      const [account, name] = new URL(String(i.QueueUrl)).pathname.split('/').filter(Boolean).slice(-2);
+      return [
+        {
+          action: 'sqs:SendMessage',
+          resource: `arn:${w.partition}:sqs:${w.region}:${account}:${name}`,
+          context: {},
+        },
+      ];
+    },
+  },
   'dynamodb:GetItem': { authorise: onTable('dynamodb:GetItem') },
   'dynamodb:PutItem': { authorise: onTable('dynamodb:PutItem') },
   'dynamodb:UpdateItem': { authorise: onTable('dynamodb:UpdateItem') },

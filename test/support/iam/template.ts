@@ -75,6 +75,7 @@ export class TemplateModel {
       'BucketName',
       'TableName',
       'TopicName',
+      'QueueName',
     ]
       .map((k) => props[k])
       .find((v) => v !== undefined);

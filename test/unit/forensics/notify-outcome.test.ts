@@ -106,6 +106,40 @@ describe('notifyOutcome', () => {
     expect(cases.setStatus).not.toHaveBeenCalled();
   });
 
+  it('says a trigger Intake could not take in waits for cordon redrive, and on which message', () => {
+    const message = composeMessage({
+      error: { Error: 'AwsServiceError', Cause: 'DynamoDB unavailable' },
+      held: { messageId: 'message-7\u001b[31m' },
+    });
+    expect(message.subject).toBe(
+      '[Cordon] FAILED: a trigger could not be taken in (held for cordon redrive)',
+    );
+    expect(message.body).toContain("The trigger waits on Cordon's trigger queue (message message-7");
+    expect(message.body).toContain('Fix the cause above, then run: cordon redrive');
+    expect(message.body).not.toContain('\u001b');
+    expect(message.steps).toEqual([
+      { name: 'intake', status: 'failed', reason: 'AwsServiceError: DynamoDB unavailable' },
+      { name: 'hold trigger', status: 'succeeded' },
+    ]);
+  });
+
+  it('says how to start the case by hand when the trigger could not be held either', () => {
+    const message = composeMessage({
+      error: { Error: 'AwsServiceError', Cause: 'DynamoDB unavailable' },
+      holdError: { Error: 'AwsAccessDeniedError', Cause: 'sqs:SendMessage' },
+    });
+    expect(message.subject).toBe('[Cordon] FAILED: a trigger could not be taken in');
+    expect(message.body).toContain(
+      'The trigger could not be put on the trigger queue either: AwsAccessDeniedError: sqs:SendMessage',
+    );
+    expect(message.body).toContain('cordon start --finding FILE');
+    expect(message.steps.at(-1)).toEqual({
+      name: 'hold trigger',
+      status: 'failed',
+      reason: 'AwsAccessDeniedError: sqs:SendMessage',
+    });
+  });
+
   it('fails with NotificationError, leaving the status unchanged, when SNS refuses', async () => {
     sns
       .on(PublishCommand)
