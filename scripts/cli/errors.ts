@@ -150,7 +150,7 @@ export function explain(error: unknown, context: { endpoint?: string } = {}): Ex
   if (/Region is missing/i.test(message)) {
     return {
       message: 'No AWS region is configured.',
-      hint: 'Pass --stack-region REGION (the region where the Cordon stack is deployed) or set AWS_REGION.',
+      hint: 'Pass --region REGION (where the Cordon stack is deployed), set AWS_REGION or AWS_DEFAULT_REGION, or give the profile a region.',
       exitCode: 3,
     };
   }

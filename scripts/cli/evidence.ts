@@ -221,7 +221,7 @@ export async function readSignatureObject(
     if (!any.KeyCount) {
       throw new UnknownCaseError(
         `There is no evidence for case ${caseId} in s3://${bucket}.`,
-        'Check the case id (cordon cases) and --stage / --stack-region.',
+        'Check the case id (cordon cases) and --stage / --region.',
       );
     }
     throw new NotSealedError(

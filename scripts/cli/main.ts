@@ -38,6 +38,8 @@ export const commands: CommandSpec[] = [
 
 const globalOptions: Record<string, OptionSpec> = {
   stage: { type: 'string' },
+  region: { type: 'string' },
+  // Before `--region` meant the stack's region everywhere; kept so that old scripts still run.
   'stack-region': { type: 'string' },
   profile: { type: 'string' },
   endpoint: { type: 'string' },
@@ -48,7 +50,8 @@ const globalOptions: Record<string, OptionSpec> = {
 
 const globalHelp = `Options for every command:
   --stage STAGE          the Cordon stage: the stack is cordon-STAGE (default dev)
-  --stack-region REGION  where that stack is deployed (default: AWS_REGION or the profile's region)
+  --region REGION        the AWS region of the stack and of every call, as in the AWS CLI (default:
+                         AWS_REGION, then AWS_DEFAULT_REGION, then the profile's region)
   --profile NAME         the AWS profile to use
   --endpoint URL         use an emulated AWS account (moto) at URL instead of AWS: region us-east-1
                          and credentials test/test unless set; workflows then run in this process
@@ -73,6 +76,28 @@ Run cordon COMMAND --help for a command's options.
 
 ${globalHelp}
 `;
+}
+
+/**
+ * `--region`, the region of the stack and of every call (the AWS CLI's meaning), or the deprecated
+ * `--stack-region` it replaced, checked before any call.
+ */
+function regionOption(values: Values, io: Io): string | undefined {
+  const region = typeof values.region === 'string' ? values.region : undefined;
+  const old = typeof values['stack-region'] === 'string' ? values['stack-region'] : undefined;
+  if (old !== undefined) {
+    if (region !== undefined) throw new UsageError('pass --region only (--stack-region is its old name)');
+    io.err(
+      'cordon: --stack-region is deprecated: use --region, which now means the same in every command.\n',
+    );
+  }
+  const given = region ?? old;
+  if (given !== undefined && !regionSchema.safeParse(given).success) {
+    throw new UsageError(
+      `${region !== undefined ? '--region' : '--stack-region'} is not an AWS region (such as eu-west-1)`,
+    );
+  }
+  return given;
 }
 
 const commandHelp = (c: CommandSpec) => `${c.help}\n\n${globalHelp}\n`;
@@ -156,10 +181,7 @@ export async function runCli(argv: string[], options: RunOptions = {}): Promise<
     const stageValue = typeof values.stage === 'string' ? values.stage : 'dev';
     const stage = stageSchema.safeParse(stageValue);
     if (!stage.success) throw new UsageError(`--stage: ${stage.error.issues[0]?.message ?? 'invalid'}`);
-    const stackRegion = typeof values['stack-region'] === 'string' ? values['stack-region'] : undefined;
-    if (stackRegion !== undefined && !regionSchema.safeParse(stackRegion).success) {
-      throw new UsageError('--stack-region is not an AWS region (such as eu-west-1)');
-    }
+    const stackRegion = regionOption(values, io);
     const aws = new Aws({
       ...(endpoint ? { endpoint } : {}),
       ...(typeof values.profile === 'string' ? { profile: values.profile } : {}),

@@ -99,7 +99,7 @@ describe('runCli', () => {
     expect(code).toBe(3);
     expect(stdout).toBe('');
     expect(stderr).toBe(
-      `cordon: There is no case ${unknown} in the table cordon-cases-dev.\n  List the cases with \`cordon cases\`; check --stage and --stack-region.\n`,
+      `cordon: There is no case ${unknown} in the table cordon-cases-dev.\n  List the cases with \`cordon cases\`; check --stage and --region.\n`,
     );
   });
 
