@@ -12,6 +12,8 @@ export interface Io {
   readonly errIsTty: boolean;
   /** Whether stdin is a terminal: a confirmation is asked only then. */
   readonly inIsTty: boolean;
+  /** The terminal's width when stdout is one; wide tables are fitted to it. */
+  readonly columns?: number;
   ask(question: string): Promise<string>;
 }
 
@@ -21,6 +23,7 @@ export function processIo(): Io {
     err: (text) => process.stderr.write(text),
     errIsTty: process.stderr.isTTY === true,
     inIsTty: process.stdin.isTTY === true,
+    ...(process.stdout.isTTY && process.stdout.columns ? { columns: process.stdout.columns } : {}),
     ask: async (question) => {
       const rl = createInterface({ input: process.stdin, output: process.stderr });
       try {
@@ -56,6 +59,42 @@ export function table(headers: string[], rows: unknown[][], max = 200): string {
       .join('  ')
       .trimEnd();
   return `${[line(headers), ...cells.map(line)].join('\n')}\n`;
+}
+
+/**
+ * A table no wider than `width`: the columns listed in `shrink` give up characters, the widest first,
+ * none below 8 or its header, their cells cut with `…` as `safe` cuts text. `below`
+ * adds an indented line under a row (cut to the width too), for what has no room in a column.
+ */
+export function fittedTable(
+  headers: string[],
+  rows: unknown[][],
+  options: { width: number; shrink: number[]; below?: (row: number) => string | undefined; max?: number },
+): string {
+  const max = options.max ?? 200;
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((row) => safe(row[i], max).length)));
+  const total = () => widths.reduce((a, b) => a + b, 0) + 2 * (widths.length - 1);
+  const floor = (i: number) => Math.max(headers[i]?.length ?? 0, 8);
+  // The widest shrinkable column gives up a character at a time, so that they end up evenly cut.
+  while (total() > options.width) {
+    const widest = options.shrink
+      .filter((i) => (widths[i] ?? 0) > floor(i))
+      .sort((a, b) => (widths[b] ?? 0) - (widths[a] ?? 0))[0];
+    if (widest === undefined) break;
+    widths[widest] = (widths[widest] ?? 0) - 1;
+  }
+  const line = (row: string[]) =>
+    row
+      .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  const out = [line(headers)];
+  rows.forEach((row, r) => {
+    out.push(line(headers.map((_, i) => safe(row[i], Math.min(max, widths[i] ?? max)))));
+    const extra = options.below?.(r);
+    if (extra) out.push(`    ${safe(extra, Math.max(20, options.width - 4))}`);
+  });
+  return `${out.join('\n')}\n`;
 }
 
 const jsonEscape = (c: string) =>

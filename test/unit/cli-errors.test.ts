@@ -131,7 +131,7 @@ describe('runCli', () => {
     const { code, stderr } = await cordonOnAws(['status', 'cases/../../etc']);
 
     expect(code).toBe(2);
-    expect(stderr).toContain('CASE is not a Cordon case id');
+    expect(stderr).toContain('cordon: "cases/../../etc" is not a Cordon case id');
     expect(stack.cfn).toHaveReceivedCommandTimes(DescribeStacksCommand, 0);
     expect(ddb).toHaveReceivedCommandTimes(GetCommand, 0);
   });

@@ -1,5 +1,5 @@
 import { regionSchema } from '../../../functions/core/case.js';
-import { type CommandSpec, stringValue, type Values } from '../context.js';
+import type { CommandSpec, Values } from '../context.js';
 import type { Check } from '../doctor/check.js';
 import type { DoctorDeps } from '../doctor.js';
 import { explain, UsageError } from '../errors.js';
