@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { regionSchema } from '../../functions/core/case.js';
 import { Aws } from './aws.js';
+import { paint } from './colour.js';
 import { blockIpCommand } from './commands/block-ip.js';
 import { casesCommand, statusCommand } from './commands/cases.js';
 import { doctorCommand } from './commands/doctor.js';
@@ -12,6 +13,7 @@ import { evidenceGetCommand, evidenceLsCommand, evidenceVerifyCommand } from './
 import { releaseCommand } from './commands/release.js';
 import { startCommand } from './commands/start.js';
 import { unblockCommand } from './commands/unblock.js';
+import { completionScript, type Shell, shells } from './completion.js';
 import {
   type CommandContext,
   type CommandSpec,
@@ -20,8 +22,33 @@ import {
   type Values,
 } from './context.js';
 import { exitCodes, explain, UsageError } from './errors.js';
-import { type Io, processIo, safe } from './output.js';
+import { type Io, jsonDocument, processIo, safe } from './output.js';
 import type { StackInfo } from './stack.js';
+import { cliVersion } from './version.js';
+
+const completionCommand: CommandSpec = {
+  path: ['completion'],
+  summary: 'print the shell completion script for bash or zsh',
+  positionals: ['SHELL'],
+  options: {},
+  help: `usage: cordon completion bash|zsh
+
+Prints a script that completes cordon's commands and options in that shell. Load it from your profile:
+  bash (~/.bashrc):  eval "$(cordon completion bash)"
+  zsh (~/.zshrc):    eval "$(cordon completion zsh)"   (after compinit)`,
+  async run(ctx, _values, positionals) {
+    const shell = positionals[0];
+    if (!shells.includes(shell as Shell)) {
+      throw new UsageError(
+        shell === undefined
+          ? 'SHELL is missing: cordon completion bash, or cordon completion zsh'
+          : `${JSON.stringify(safe(shell, 20))} is not a shell cordon completes: bash or zsh`,
+      );
+    }
+    ctx.io.out(completionScript(shell as Shell, commands, globalOptions));
+    return exitCodes.ok;
+  },
+};
 
 export const commands: CommandSpec[] = [
   startCommand,
@@ -34,6 +61,7 @@ export const commands: CommandSpec[] = [
   blockIpCommand,
   unblockCommand,
   doctorCommand,
+  completionCommand,
 ];
 
 const globalOptions: Record<string, OptionSpec> = {
@@ -46,6 +74,7 @@ const globalOptions: Record<string, OptionSpec> = {
   json: { type: 'boolean' },
   debug: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
 };
 
 const globalHelp = `Options for every command:
@@ -58,6 +87,7 @@ const globalHelp = `Options for every command:
   --json                 print one JSON document on stdout
   --debug                print stack traces and the functions' logs
   -h, --help             this help
+  --version              print cordon's version
 
 Exit codes: 0 done, 1 a check or the case failed, 2 the command line is wrong, 3 could not run
 (credentials, permissions, no stack, unknown case, network).`;
@@ -125,10 +155,16 @@ export interface RunOptions {
 export async function runCli(argv: string[], options: RunOptions = {}): Promise<number> {
   const io = options.io ?? processIo();
   let debug = argv.includes('--debug');
+  // Known before parsing, so that an error in the command line itself is reported as JSON too.
+  const json = argv.includes('--json');
   let endpoint: string | undefined;
   try {
     const loose = parseArgs({ args: argv, options: allOptions(), allowPositionals: true, strict: false });
     const command = findCommand(loose.positionals);
+    if (loose.values.version === true && !loose.values.help) {
+      io.out(argv.includes('--json') ? jsonDocument({ version: cliVersion() }) : `cordon ${cliVersion()}\n`);
+      return exitCodes.ok;
+    }
     if (!command) {
       const [first] = loose.positionals;
       if (loose.values.help || first === undefined) {
@@ -211,7 +247,20 @@ export async function runCli(argv: string[], options: RunOptions = {}): Promise<
     return await command.run(ctx, values, positionals);
   } catch (error) {
     const e = explain(error, endpoint ? { endpoint } : {});
-    io.err(`cordon: ${e.message}\n`);
+    if (json) {
+      // Scripts read stdout: the error is the one JSON document there, as a result would have been.
+      io.out(
+        jsonDocument({
+          error: {
+            type: e.type,
+            message: e.message,
+            ...(e.hint ? { hint: e.hint } : {}),
+            exitCode: e.exitCode,
+          },
+        }),
+      );
+    }
+    io.err(`${paint(io.colour?.err, 'red', 'cordon:')} ${e.message}\n`);
     if (e.hint) io.err(`  ${e.hint}\n`);
     if (debug)
       io.err(

@@ -1,5 +1,6 @@
 import { createInterface } from 'node:readline/promises';
 import { capLength, rawInJson, showInvisible } from '../../functions/core/text.js';
+import { wantsColour } from './colour.js';
 
 /**
  * Where the CLI writes and reads. Commands never touch `process.stdout` directly, so that tests run
@@ -14,6 +15,8 @@ export interface Io {
   readonly inIsTty: boolean;
   /** The terminal's width when stdout is one; wide tables are fitted to it. */
   readonly columns?: number;
+  /** Whether to colour stdout and stderr (colour.ts `wantsColour`); absent: no colour. */
+  readonly colour?: { out: boolean; err: boolean };
   ask(question: string): Promise<string>;
 }
 
@@ -24,6 +27,7 @@ export function processIo(): Io {
     errIsTty: process.stderr.isTTY === true,
     inIsTty: process.stdin.isTTY === true,
     ...(process.stdout.isTTY && process.stdout.columns ? { columns: process.stdout.columns } : {}),
+    colour: { out: wantsColour(process.stdout), err: wantsColour(process.stderr) },
     ask: async (question) => {
       const rl = createInterface({ input: process.stdin, output: process.stderr });
       try {

@@ -99,7 +99,7 @@ as one document.`,
         `\nExecution ${safe(exec.status)}${exec.startDate ? ` started ${exec.startDate}` : ''}${exec.stopDate ? `, ended ${exec.stopDate}` : ''}\n`,
       );
       if (exec.note) ctx.io.out(`  ${safe(exec.note, 300)}\n`);
-      for (const step of exec.steps) ctx.io.out(stepLine(step));
+      for (const step of exec.steps) ctx.io.out(stepLine(step, ctx.io.colour?.out));
     }
     ctx.io.out(`\nTimeline (${status.timeline.length} events; --json has every value whole)\n`);
     // One line per event fitted to the terminal (the target gives way first), and under it, when there

@@ -1,4 +1,5 @@
 import { regionSchema } from '../../../functions/core/case.js';
+import { paintVerdict } from '../colour.js';
 import type { CommandSpec, Values } from '../context.js';
 import type { Check } from '../doctor/check.js';
 import type { DoctorDeps } from '../doctor.js';
@@ -7,12 +8,12 @@ import { jsonDocument, safe } from '../output.js';
 
 const label = { pass: 'PASS', fail: 'FAIL', unknown: 'UNKNOWN' } as const;
 
-export function renderChecks(checks: Check[]): string {
+export function renderChecks(checks: Check[], colour?: boolean): string {
   const width = Math.max(...checks.map((c) => c.check.length));
   const lines: string[] = [];
   for (const c of checks) {
     lines.push(
-      `${label[c.status].padEnd(8)} ${c.check.padEnd(width)}  ${safe(c.scope, 80)}: ${safe(c.detail, 400)}`,
+      `${paintVerdict(colour, label[c.status].padEnd(8))} ${c.check.padEnd(width)}  ${safe(c.scope, 80)}: ${safe(c.detail, 400)}`,
     );
     if (c.status !== 'pass' && c.fix) lines.push(`${' '.repeat(9 + width + 2)}fix: ${safe(c.fix, 400)}`);
   }
@@ -124,7 +125,7 @@ emulator lacks), a one-line detail and, for gaps, how to fix them. Exits 1 if an
       triggers: triggersOf(ctx.stage, stageParams(ctx.stage, overrides)),
     });
     if (ctx.json) ctx.io.out(jsonDocument({ ok: checks.every((c) => c.status !== 'fail'), checks }));
-    else ctx.io.out(renderChecks(checks));
+    else ctx.io.out(renderChecks(checks, ctx.io.colour?.out));
     return checks.some((c) => c.status === 'fail') ? 1 : 0;
   },
 };

@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { paintVerdict } from '../colour.js';
 import { type CommandSpec, parseCaseId, stringValue } from '../context.js';
 import type { DownloadOutcome } from '../download.js';
 import { UsageError } from '../errors.js';
@@ -234,27 +235,32 @@ Exits 1 if any check fails; the last line names each file that failed and what i
       return report.ok ? 0 : 1;
     }
     const out = ctx.io.out;
+    const colour = ctx.io.colour?.out;
     out(
       `Case ${caseId}: ${report.source === 'folder' ? `folder ${resolve(dir as string)}` : 'objects in the evidence bucket'}\n`,
     );
     for (const v of [...report.signature, ...report.manifest]) {
-      out(`  ${mark(v).padEnd(11)} ${v.check.padEnd(20)} ${safe(v.detail, 400)}\n`);
+      out(`  ${paintVerdict(colour, mark(v).padEnd(11))} ${v.check.padEnd(20)} ${safe(v.detail, 400)}\n`);
     }
     out('\n');
     const line = (v: Verdict) =>
-      out(`              ${mark(v).padEnd(11)} ${v.check.padEnd(9)} ${safe(v.detail, 400)}\n`);
+      out(
+        `              ${paintVerdict(colour, mark(v).padEnd(11))} ${v.check.padEnd(9)} ${safe(v.detail, 400)}\n`,
+      );
     for (const a of report.artifacts) {
-      out(`  ${(a.ok ? 'PASS' : 'FAIL').padEnd(11)} ${safe(a.name, 80)}\n`);
+      out(`  ${paintVerdict(colour, (a.ok ? 'PASS' : 'FAIL').padEnd(11))} ${safe(a.name, 80)}\n`);
       for (const v of [a.hash, ...(a.version ? [a.version] : []), a.lock]) line(v);
     }
     for (const u of report.unlisted) {
-      out(`  ${(u.verdict.status === 'fail' ? 'FAIL' : 'NOT LISTED').padEnd(11)} ${safe(u.name, 80)}\n`);
+      out(
+        `  ${paintVerdict(colour, (u.verdict.status === 'fail' ? 'FAIL' : 'NOT LISTED').padEnd(11))} ${safe(u.name, 80)}\n`,
+      );
       line(u.verdict);
     }
     out(
       report.ok
-        ? `\nVERIFIED: the signature is valid and all ${report.artifacts.length} objects match the manifest${report.artifacts.every((a) => a.lock.status === 'pass') ? ' and are locked' : ''}.\n`
-        : `\nFAILED: ${report.problems.map((p) => safe(p, 200)).join('; ')}.\n`,
+        ? `\n${paintVerdict(colour, 'VERIFIED')}: the signature is valid and all ${report.artifacts.length} objects match the manifest${report.artifacts.every((a) => a.lock.status === 'pass') ? ' and are locked' : ''}.\n`
+        : `\n${paintVerdict(colour, 'FAILED')}: ${report.problems.map((p) => safe(p, 200)).join('; ')}.\n`,
     );
     return report.ok ? 0 : 1;
   },

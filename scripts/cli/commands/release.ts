@@ -99,7 +99,7 @@ always to its end.`,
     }
     const input = { caseId, requestedBy: (await ctx.aws.identity()).arn };
     const onStep = (step: StepLine) => {
-      if (!ctx.json) ctx.io.out(stepLine(step));
+      if (!ctx.json) ctx.io.out(stepLine(step, ctx.io.colour?.out));
     };
     let result: RunResult;
     if (stack.local) {

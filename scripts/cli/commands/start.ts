@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { paintVerdict } from '../colour.js';
 import {
   type CommandContext,
   type CommandSpec,
@@ -14,9 +15,9 @@ import type { ManualStart, RunResult, StepLine } from '../workflow.js';
 // --help and a mistyped option answer at once.
 const workflow = () => import('../workflow.js');
 
-export function stepLine(step: StepLine): string {
+export function stepLine(step: StepLine, colour?: boolean): string {
   const seconds = step.seconds === undefined ? '' : `${step.seconds.toFixed(1).padStart(7)} s`;
-  return `  ${step.status.padEnd(9)} ${safe(step.name, 40).padEnd(24)} ${seconds}${step.reason ? `  ${safe(step.reason, 300)}` : ''}\n`;
+  return `  ${paintVerdict(colour, step.status.padEnd(9))} ${safe(step.name, 40).padEnd(24)} ${seconds}${step.reason ? `  ${safe(step.reason, 300)}` : ''}\n`;
 }
 
 export function printRun(ctx: CommandContext, result: RunResult, label: string): void {
@@ -25,7 +26,7 @@ export function printRun(ctx: CommandContext, result: RunResult, label: string):
     return;
   }
   ctx.io.out(
-    `${label} ${result.caseId ? `${result.caseId}: ` : ''}${result.outcome.toUpperCase()}${result.reason ? ` - ${safe(result.reason, 500)}` : ''}\n`,
+    `${label} ${result.caseId ? `${result.caseId}: ` : ''}${paintVerdict(ctx.io.colour?.out, result.outcome.toUpperCase())}${result.reason ? ` - ${safe(result.reason, 500)}` : ''}\n`,
   );
 }
 
@@ -137,7 +138,7 @@ runs in this process, and start always follows it to the end.`,
     requireLocalRunner(ctx, stack);
     const wait = values.wait === true;
     const onStep = (step: StepLine) => {
-      if (!ctx.json) ctx.io.out(stepLine(step));
+      if (!ctx.json) ctx.io.out(stepLine(step, ctx.io.colour?.out));
     };
     const started = ctx.now();
     let result: RunResult;
