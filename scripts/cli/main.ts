@@ -67,7 +67,7 @@ export const commands: CommandSpec[] = [
 const globalOptions: Record<string, OptionSpec> = {
   stage: { type: 'string' },
   region: { type: 'string' },
-  // Before `--region` meant the stack's region everywhere; kept so that old scripts still run.
+  // The stack's region, before --region took that meaning in every command: kept so that old scripts run.
   'stack-region': { type: 'string' },
   profile: { type: 'string' },
   endpoint: { type: 'string' },
@@ -162,7 +162,7 @@ export async function runCli(argv: string[], options: RunOptions = {}): Promise<
     const loose = parseArgs({ args: argv, options: allOptions(), allowPositionals: true, strict: false });
     const command = findCommand(loose.positionals);
     if (loose.values.version === true && !loose.values.help) {
-      io.out(argv.includes('--json') ? jsonDocument({ version: cliVersion() }) : `cordon ${cliVersion()}\n`);
+      io.out(json ? jsonDocument({ version: cliVersion() }) : `cordon ${cliVersion()}\n`);
       return exitCodes.ok;
     }
     if (!command) {
