@@ -12,6 +12,7 @@ import { jsonDocument, safe } from './cli/output.js';
 import { packagedArtefact } from './local/artefact.js';
 import { type LocalCase, runLocalCase } from './local/case.js';
 import type { Mapping } from './local/map-event.js';
+import { ensurePython, PythonSetupError } from './local/python.js';
 import { repoRoot } from './local/runner.js';
 
 const usage = `usage: npm run demo -- [--event FILE] [--json] [--endpoint URL] [--no-vpc-endpoints] [--bundled]
@@ -172,6 +173,19 @@ async function main(): Promise<void> {
   if (args.bundled === true) {
     log('packaging the functions as deployed (osls package; reused while the sources are unchanged)');
     bundles = (await packagedArtefact()).dev;
+  }
+  if (typeof args.endpoint !== 'string') {
+    // The demo starts its own moto: with the system's python3 where it has moto, else the project's
+    // .venv, installed once (scripts/local/python.ts). Python 3 missing: one line says what to install.
+    try {
+      Object.assign(
+        process.env,
+        ensurePython(repoRoot, 'demo', (line) => process.stderr.write(`${line}\n`)),
+      );
+    } catch (error) {
+      if (!(error instanceof PythonSetupError)) throw error;
+      fail(error.message, 1);
+    }
   }
   const run = await runLocalCase(event, {
     ...(typeof args.endpoint === 'string' ? { endpoint: args.endpoint } : {}),

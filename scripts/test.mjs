@@ -1,7 +1,22 @@
 #!/usr/bin/env node
-// `npm test`: lint, typecheck, then every vitest project (unit, workflow, integration on moto, template).
+// `npm test`: the Python tools, lint, typecheck, then every vitest project (unit, workflow, integration on
+// moto, template).
 // Each stage's failure stops the run with a non-zero exit; nothing is skipped quietly.
 import { spawnSync } from 'node:child_process';
+
+// First the Python tools the tests start (moto) and run (cfn-lint): the system's where it has them,
+// otherwise the project's .venv, installed once from requirements.txt (scripts/local/python.ts).
+const python = spawnSync('npx', ['tsx', 'scripts/local/python.ts', 'test'], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+  encoding: 'utf8',
+});
+if (python.status !== 0) {
+  console.error(
+    `\npython failed (exit ${python.status ?? python.signal}): the tests need moto, boto3 and cfn-lint`,
+  );
+  process.exit(python.status || 1);
+}
+Object.assign(process.env, JSON.parse(python.stdout));
 
 const stages = [
   ['lint', 'npx', ['biome', 'check', '.']],

@@ -1,5 +1,9 @@
 // Types only: each client's package is loaded when first used, because loading all of them takes
 // seconds and most commands need three or four.
+
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import type { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import type { EC2Client } from '@aws-sdk/client-ec2';
@@ -12,7 +16,7 @@ import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { FailedOperation } from './errors.js';
+import { CliError, type FailedOperation } from './errors.js';
 
 export interface AwsSettings {
   /** The emulator (or any non-AWS endpoint): every client uses it, S3 path-style. */
@@ -24,6 +28,52 @@ export interface AwsSettings {
 
 /** The region the emulated account uses when none is given. */
 export const emulatorRegion = 'us-east-1';
+
+/**
+ * The region the environment names, as the AWS CLI reads it: `AWS_REGION`, then `AWS_DEFAULT_REGION`
+ * (which the SDK for JavaScript ignores). Undefined when neither is set: the profile's region then.
+ */
+export function regionFromEnvironment(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined;
+}
+
+/** The profile names an AWS config or credentials file defines (`[profile x]`, `[x]`, `[default]`). */
+export function profilesIn(text: string, kind: 'config' | 'credentials'): Set<string> {
+  const names = new Set<string>();
+  for (const line of text.split(/\r?\n/)) {
+    const header = /^\s*\[\s*([^\]]+?)\s*\]\s*(?:[#;].*)?$/.exec(line)?.[1];
+    if (!header) continue;
+    if (kind === 'credentials') names.add(header);
+    else if (header === 'default') names.add(header);
+    else {
+      const named = /^profile\s+(.+)$/.exec(header)?.[1];
+      if (named) names.add(named.trim());
+    }
+  }
+  return names;
+}
+
+/**
+ * Refuses a profile that neither shared file defines, naming it: the SDK would otherwise report only
+ * that it found no credentials (or no region), which sends the person looking in the wrong place.
+ */
+export function checkProfile(profile: string, env: NodeJS.ProcessEnv = process.env): void {
+  const configFile = env.AWS_CONFIG_FILE || join(homedir(), '.aws', 'config');
+  const credentialsFile = env.AWS_SHARED_CREDENTIALS_FILE || join(homedir(), '.aws', 'credentials');
+  const read = (file: string) => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  if (profilesIn(read(configFile), 'config').has(profile)) return;
+  if (profilesIn(read(credentialsFile), 'credentials').has(profile)) return;
+  throw new CliError(
+    `The AWS profile ${JSON.stringify(profile)} is not defined in ${configFile} or ${credentialsFile}.`,
+    'Check its name (aws configure list-profiles), or create it (aws configure --profile NAME, aws configure sso).',
+  );
+}
 
 interface Middlewared {
   middlewareStack: {
@@ -90,8 +140,15 @@ export class Aws {
     return this.settings.endpoint;
   }
 
+  private profileChecked = false;
+
   private base(region: string | undefined) {
     const s = this.settings;
+    const profile = s.profile ?? process.env.AWS_PROFILE;
+    if (profile && !this.profileChecked) {
+      checkProfile(profile);
+      this.profileChecked = true;
+    }
     const noCredentials = !process.env.AWS_ACCESS_KEY_ID && !s.profile && !process.env.AWS_PROFILE;
     return {
       ...(region ? { region } : {}),
@@ -139,10 +196,13 @@ export class Aws {
     return client;
   }
 
-  /** The stack's region: given, the emulator's default, or what the SDK resolves (env, profile). */
+  /**
+   * The stack's region, and every call's: `--region`, the emulator's default, `AWS_REGION`,
+   * `AWS_DEFAULT_REGION`, then what the SDK resolves from the profile.
+   */
   async region(): Promise<string> {
     if (this.resolvedRegion) return this.resolvedRegion;
-    const given = this.settings.region ?? (this.settings.endpoint ? emulatorRegion : undefined);
+    const given = this.settings.region ?? (this.settings.endpoint ? emulatorRegion : regionFromEnvironment());
     if (given) {
       this.resolvedRegion = given;
       return given;

@@ -139,7 +139,7 @@ export async function caseStatus(
   if (!record) {
     throw new UnknownCaseError(
       `There is no case ${caseId} in the table ${deps.table}.`,
-      'List the cases with `cordon cases`; check --stage and --stack-region.',
+      'List the cases with `cordon cases`; check --stage and --region.',
     );
   }
   const timeline = await store.timeline(caseId);

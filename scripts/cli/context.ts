@@ -1,8 +1,13 @@
 import { z } from 'zod';
-import { caseIdSchema } from '../../functions/core/case.js';
+import {
+  blockCaseIdPattern,
+  caseIdPattern,
+  credentialCaseIdPattern,
+  violationCaseIdPattern,
+} from '../../functions/core/case.js';
 import type { Aws } from './aws.js';
 import { CliError, UsageError } from './errors.js';
-import type { Io } from './output.js';
+import { type Io, safe } from './output.js';
 import type { StackInfo } from './stack.js';
 
 export type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?: boolean };
@@ -40,17 +45,22 @@ export function stringValue(values: Values, name: string): string | undefined {
 
 export const stageSchema = z.string().regex(/^[a-z0-9-]{1,16}$/, 'a stage is 1 to 16 of a-z, 0-9 and -');
 
-/** Checks a CASE argument before any call is made with it. */
+/** Every kind of case `cordon cases` lists: an instance's, an IP-range block, credentials, a policy violation. */
+const caseIdPatterns = [caseIdPattern, blockCaseIdPattern, credentialCaseIdPattern, violationCaseIdPattern];
+
+/** The case is an instance's (the forensic workflow's), not a playbook's. */
+export const isInstanceCase = (caseId: string) => caseIdPattern.test(caseId);
+
+/** Checks a CASE argument before any call is made with it: any case id `cordon cases` lists. */
 export function parseCaseId(value: string | undefined): string {
   if (!value)
     throw new UsageError('CASE is missing: pass a case id such as 20261127T201003Z-i-0123456789abcdef0-3fa9');
-  const parsed = caseIdSchema.safeParse(value);
-  if (!parsed.success) {
+  if (!caseIdPatterns.some((p) => p.test(value))) {
     throw new UsageError(
-      'CASE is not a Cordon case id (they look like 20261127T201003Z-i-0123456789abcdef0-3fa9).',
+      `${JSON.stringify(safe(value, 80))} is not a Cordon case id (they look like 20261127T201003Z-i-0123456789abcdef0-3fa9, or …-block-3fa9c2d1-07be for a block; cordon cases lists them).`,
     );
   }
-  return parsed.data;
+  return value;
 }
 
 /**

@@ -27,6 +27,20 @@ import type { StackInfo } from './stack.js';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
 
+type Params = Record<string, Record<string, unknown> | undefined>;
+// The packaged CLI has no serverless.yml beside it: the build writes in the params of the version it
+// was built from (scripts/build-cli.mjs, esbuild `define`).
+declare const CORDON_STAGE_PARAMS: Params | undefined;
+
+/** serverless.yml's `params`: the clone's file, or, in the packaged CLI, those it was built with. */
+function deployParams(file: string | undefined): Params {
+  if (file === undefined && typeof CORDON_STAGE_PARAMS === 'object') return CORDON_STAGE_PARAMS;
+  const doc = parse(readFileSync(file ?? resolve(repoRoot, 'serverless.yml'), 'utf8'), {
+    logLevel: 'error',
+  }) as { params?: Params };
+  return doc.params ?? {};
+}
+
 /**
  * The stage's params as a deploy would see them: serverless.yml's `params.default`, overlaid by the
  * stage's own, overlaid by the `--param NAME=VALUE` given on the command line (as `osls deploy` takes them).
@@ -34,12 +48,10 @@ const repoRoot = resolve(import.meta.dirname, '../..');
 export function stageParams(
   stage: string,
   overrides: Record<string, string> = {},
-  file = resolve(repoRoot, 'serverless.yml'),
+  file?: string,
 ): Record<string, unknown> {
-  const doc = parse(readFileSync(file, 'utf8'), { logLevel: 'error' }) as {
-    params?: Record<string, Record<string, unknown> | undefined>;
-  };
-  return { ...doc.params?.default, ...doc.params?.[stage], ...overrides };
+  const params = deployParams(file);
+  return { ...params.default, ...params[stage], ...overrides };
 }
 
 export interface DoctorDeps {

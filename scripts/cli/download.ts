@@ -34,9 +34,71 @@ export interface DownloadOutcome {
   path: string;
   bytes: number;
   sha256: string;
-  status: 'downloaded' | 'resumed' | 'already-complete' | 'failed';
-  /** For `failed`: why the file was not called complete. */
+  /**
+   * `failed`: what S3 served did not match the manifest, and was not kept. `conflict`: a file of that
+   * name was already in the folder with other content, and was left alone (nothing was downloaded).
+   */
+  status: 'downloaded' | 'resumed' | 'already-complete' | 'failed' | 'conflict';
+  /** For `failed` and `conflict`: why the file was not called complete. */
   reason?: string;
+}
+
+/** What `evidence get` writes beside a file while it downloads it, and removes once it is complete. */
+export const partSuffixes = ['.part', '.part.json', '.part.json.tmp'] as const;
+/** Held while one `evidence get` writes into a folder: a second one into the same folder is refused. */
+export const folderLockName = '.cordon-get.lock';
+
+/** A file `evidence get` leaves only while it runs (or after it was interrupted), not evidence. */
+export function isDownloadLeftover(name: string, listed: ReadonlySet<string>): boolean {
+  if (name === folderLockName) return true;
+  const suffix = partSuffixes.find((s) => name.endsWith(s));
+  return suffix !== undefined && listed.has(name.slice(0, -suffix.length));
+}
+
+export class FolderInUseError extends CliError {}
+
+const processAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists, owned by someone else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * Takes the folder for one download: `.cordon-get.lock`, created exclusively, holding this process's
+ * id. Two downloads into one folder would write the same `.part` files and rename them from under each
+ * other; the second is refused instead. A lock whose process is gone (a download killed hard) is taken
+ * over. Returns the release, which removes the lock.
+ */
+export async function lockFolder(dir: string, pid = process.pid): Promise<() => Promise<void>> {
+  const path = pathInside(dir, folderLockName);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const handle = await open(path, 'wx');
+      await handle.writeFile(`${JSON.stringify({ pid, since: new Date().toISOString() })}\n`);
+      await handle.close();
+      return async () => {
+        await rm(path, { force: true });
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = await readFile(path, 'utf8')
+        .then((text) => Number((JSON.parse(text) as { pid?: unknown }).pid))
+        .catch(() => Number.NaN);
+      if (Number.isInteger(holder) && holder > 0 && processAlive(holder)) {
+        throw new FolderInUseError(
+          `Another cordon evidence get (process ${holder}) is writing into ${resolve(dir)}.`,
+          'Wait for it to finish (it resumes the same files), or choose another folder with --out.',
+        );
+      }
+      // Left by a download that was killed: nobody holds the folder.
+      await rm(path, { force: true });
+    }
+  }
+  throw new FolderInUseError(`Could not take ${path}: another download keeps creating it.`);
 }
 
 export const defaultPartSize = 8 * MiB;
@@ -141,8 +203,8 @@ export async function downloadArtifact(
   if (present === 'different') {
     return {
       ...base,
-      status: 'failed',
-      reason: `${finalPath} already exists with other content; it was left as it is (move it away and run again)`,
+      status: 'conflict',
+      reason: `${finalPath} was already there with other content; it was left as it is (move it away and run again)`,
     };
   }
   await mkdir(dirname(finalPath), { recursive: true });
@@ -240,6 +302,8 @@ export async function downloadArtifact(
         }
         await file.write(chunk, 0, chunk.byteLength, offset);
         offset += chunk.byteLength;
+        // As the bytes arrive, not per part: a part of a memory image can take a while.
+        options.onProgress?.(chunk.byteLength);
       }
       if (offset !== end + 1) {
         throw new EvidenceIntegrityError(
@@ -248,7 +312,6 @@ export async function downloadArtifact(
       }
       done.add(i);
       await save();
-      options.onProgress?.(end - start + 1);
       void advance();
       await options.onPart?.(target, i);
     });
@@ -309,6 +372,20 @@ export async function downloadCase(
   options: DownloadOptions = {},
 ): Promise<DownloadOutcome[]> {
   await mkdir(resolve(dir), { recursive: true });
+  const release = await lockFolder(dir);
+  try {
+    return await downloadInto(s3, sealed, dir, options);
+  } finally {
+    await release();
+  }
+}
+
+async function downloadInto(
+  s3: S3Client,
+  sealed: SealedCase,
+  dir: string,
+  options: DownloadOptions,
+): Promise<DownloadOutcome[]> {
   // Written as read, with the hash of the bytes themselves: `evidence verify --dir` judges them.
   const documents: [string, Buffer][] = [
     [manifestName, sealed.manifestBytes],
@@ -326,8 +403,8 @@ export async function downloadCase(
         path,
         bytes: body.byteLength,
         sha256: sha,
-        status: 'failed',
-        reason: `${path} already exists with other content; it was left as it is`,
+        status: 'conflict',
+        reason: `${path} was already there with other content; it was left as it is`,
       });
       continue;
     }

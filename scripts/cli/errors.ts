@@ -105,6 +105,8 @@ const unreachable = new Set([
 ]);
 
 export interface Explained {
+  /** The error's name (`UnknownCaseError`) or AWS's code (`AccessDenied`): what `--json` reports as `type`. */
+  type: string;
   message: string;
   hint?: string;
   exitCode: number;
@@ -117,6 +119,15 @@ export interface Explained {
  * words are passed through `safe`, since an error message can echo attacker-chosen names.
  */
 export function explain(error: unknown, context: { endpoint?: string } = {}): Explained {
+  const e = error as { name?: unknown } | null;
+  const type =
+    error instanceof CliError || error instanceof CordonError
+      ? error.name
+      : (awsErrorCode(error) ?? (typeof e?.name === 'string' ? e.name : 'Error'));
+  return { type: safe(type, 80), ...describe(error, context) };
+}
+
+function describe(error: unknown, context: { endpoint?: string }): Omit<Explained, 'type'> {
   if (error instanceof CliError) {
     // Our own sentences, but they quote what they refuse: a key from a tampered manifest, a file name.
     return {
@@ -150,7 +161,7 @@ export function explain(error: unknown, context: { endpoint?: string } = {}): Ex
   if (/Region is missing/i.test(message)) {
     return {
       message: 'No AWS region is configured.',
-      hint: 'Pass --stack-region REGION (the region where the Cordon stack is deployed) or set AWS_REGION.',
+      hint: 'Pass --region REGION (where the Cordon stack is deployed), set AWS_REGION or AWS_DEFAULT_REGION, or give the profile a region.',
       exitCode: 3,
     };
   }

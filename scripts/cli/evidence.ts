@@ -1,4 +1,5 @@
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { blockCaseIdPattern } from '../../functions/core/case.js';
 import { awsErrorCode } from '../../functions/core/errors.js';
 import { caseFolder, sha256 } from '../../functions/core/evidence.js';
 import {
@@ -221,7 +222,9 @@ export async function readSignatureObject(
     if (!any.KeyCount) {
       throw new UnknownCaseError(
         `There is no evidence for case ${caseId} in s3://${bucket}.`,
-        'Check the case id (cordon cases) and --stage / --stack-region.',
+        blockCaseIdPattern.test(caseId)
+          ? `An IP-range block keeps no evidence in the bucket: cordon status ${caseId} shows what it did.`
+          : 'Check the case id (cordon cases) and --stage / --region.',
       );
     }
     throw new NotSealedError(

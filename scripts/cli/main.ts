@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { regionSchema } from '../../functions/core/case.js';
 import { Aws } from './aws.js';
+import { paint } from './colour.js';
 import { blockIpCommand } from './commands/block-ip.js';
 import { casesCommand, statusCommand } from './commands/cases.js';
 import { doctorCommand } from './commands/doctor.js';
@@ -13,6 +14,7 @@ import { redriveCommand } from './commands/redrive.js';
 import { releaseCommand } from './commands/release.js';
 import { startCommand } from './commands/start.js';
 import { unblockCommand } from './commands/unblock.js';
+import { completionScript, type Shell, shells } from './completion.js';
 import {
   type CommandContext,
   type CommandSpec,
@@ -21,8 +23,33 @@ import {
   type Values,
 } from './context.js';
 import { exitCodes, explain, UsageError } from './errors.js';
-import { type Io, processIo, safe } from './output.js';
+import { type Io, jsonDocument, processIo, safe } from './output.js';
 import type { StackInfo } from './stack.js';
+import { cliVersion } from './version.js';
+
+const completionCommand: CommandSpec = {
+  path: ['completion'],
+  summary: 'print the shell completion script for bash or zsh',
+  positionals: ['SHELL'],
+  options: {},
+  help: `usage: cordon completion bash|zsh
+
+Prints a script that completes cordon's commands and options in that shell. Load it from your profile:
+  bash (~/.bashrc):  eval "$(cordon completion bash)"
+  zsh (~/.zshrc):    eval "$(cordon completion zsh)"   (after compinit)`,
+  async run(ctx, _values, positionals) {
+    const shell = positionals[0];
+    if (!shells.includes(shell as Shell)) {
+      throw new UsageError(
+        shell === undefined
+          ? 'SHELL is missing: cordon completion bash, or cordon completion zsh'
+          : `${JSON.stringify(safe(shell, 20))} is not a shell cordon completes: bash or zsh`,
+      );
+    }
+    ctx.io.out(completionScript(shell as Shell, commands, globalOptions));
+    return exitCodes.ok;
+  },
+};
 
 export const commands: CommandSpec[] = [
   startCommand,
@@ -36,27 +63,33 @@ export const commands: CommandSpec[] = [
   blockIpCommand,
   unblockCommand,
   doctorCommand,
+  completionCommand,
 ];
 
 const globalOptions: Record<string, OptionSpec> = {
   stage: { type: 'string' },
+  region: { type: 'string' },
+  // The stack's region, before --region took that meaning in every command: kept so that old scripts run.
   'stack-region': { type: 'string' },
   profile: { type: 'string' },
   endpoint: { type: 'string' },
   json: { type: 'boolean' },
   debug: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
 };
 
 const globalHelp = `Options for every command:
   --stage STAGE          the Cordon stage: the stack is cordon-STAGE (default dev)
-  --stack-region REGION  where that stack is deployed (default: AWS_REGION or the profile's region)
+  --region REGION        the AWS region of the stack and of every call, as in the AWS CLI (default:
+                         AWS_REGION, then AWS_DEFAULT_REGION, then the profile's region)
   --profile NAME         the AWS profile to use
   --endpoint URL         use an emulated AWS account (moto) at URL instead of AWS: region us-east-1
                          and credentials test/test unless set; workflows then run in this process
   --json                 print one JSON document on stdout
   --debug                print stack traces and the functions' logs
   -h, --help             this help
+  --version              print cordon's version
 
 Exit codes: 0 done, 1 a check or the case failed, 2 the command line is wrong, 3 could not run
 (credentials, permissions, no stack, unknown case, network).`;
@@ -75,6 +108,28 @@ Run cordon COMMAND --help for a command's options.
 
 ${globalHelp}
 `;
+}
+
+/**
+ * `--region`, the region of the stack and of every call (the AWS CLI's meaning), or the deprecated
+ * `--stack-region` it replaced, checked before any call.
+ */
+function regionOption(values: Values, io: Io): string | undefined {
+  const region = typeof values.region === 'string' ? values.region : undefined;
+  const old = typeof values['stack-region'] === 'string' ? values['stack-region'] : undefined;
+  if (old !== undefined) {
+    if (region !== undefined) throw new UsageError('pass --region only (--stack-region is its old name)');
+    io.err(
+      'cordon: --stack-region is deprecated: use --region, which now means the same in every command.\n',
+    );
+  }
+  const given = region ?? old;
+  if (given !== undefined && !regionSchema.safeParse(given).success) {
+    throw new UsageError(
+      `${region !== undefined ? '--region' : '--stack-region'} is not an AWS region (such as eu-west-1)`,
+    );
+  }
+  return given;
 }
 
 const commandHelp = (c: CommandSpec) => `${c.help}\n\n${globalHelp}\n`;
@@ -102,10 +157,16 @@ export interface RunOptions {
 export async function runCli(argv: string[], options: RunOptions = {}): Promise<number> {
   const io = options.io ?? processIo();
   let debug = argv.includes('--debug');
+  // Known before parsing, so that an error in the command line itself is reported as JSON too.
+  const json = argv.includes('--json');
   let endpoint: string | undefined;
   try {
     const loose = parseArgs({ args: argv, options: allOptions(), allowPositionals: true, strict: false });
     const command = findCommand(loose.positionals);
+    if (loose.values.version === true && !loose.values.help) {
+      io.out(json ? jsonDocument({ version: cliVersion() }) : `cordon ${cliVersion()}\n`);
+      return exitCodes.ok;
+    }
     if (!command) {
       const [first] = loose.positionals;
       if (loose.values.help || first === undefined) {
@@ -158,10 +219,7 @@ export async function runCli(argv: string[], options: RunOptions = {}): Promise<
     const stageValue = typeof values.stage === 'string' ? values.stage : 'dev';
     const stage = stageSchema.safeParse(stageValue);
     if (!stage.success) throw new UsageError(`--stage: ${stage.error.issues[0]?.message ?? 'invalid'}`);
-    const stackRegion = typeof values['stack-region'] === 'string' ? values['stack-region'] : undefined;
-    if (stackRegion !== undefined && !regionSchema.safeParse(stackRegion).success) {
-      throw new UsageError('--stack-region is not an AWS region (such as eu-west-1)');
-    }
+    const stackRegion = regionOption(values, io);
     const aws = new Aws({
       ...(endpoint ? { endpoint } : {}),
       ...(typeof values.profile === 'string' ? { profile: values.profile } : {}),
@@ -191,7 +249,20 @@ export async function runCli(argv: string[], options: RunOptions = {}): Promise<
     return await command.run(ctx, values, positionals);
   } catch (error) {
     const e = explain(error, endpoint ? { endpoint } : {});
-    io.err(`cordon: ${e.message}\n`);
+    if (json) {
+      // Scripts read stdout: the error is the one JSON document there, as a result would have been.
+      io.out(
+        jsonDocument({
+          error: {
+            type: e.type,
+            message: e.message,
+            ...(e.hint ? { hint: e.hint } : {}),
+            exitCode: e.exitCode,
+          },
+        }),
+      );
+    }
+    io.err(`${paint(io.colour?.err, 'red', 'cordon:')} ${e.message}\n`);
     if (e.hint) io.err(`  ${e.hint}\n`);
     if (debug)
       io.err(

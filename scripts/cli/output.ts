@@ -1,5 +1,6 @@
 import { createInterface } from 'node:readline/promises';
 import { capLength, rawInJson, showInvisible } from '../../functions/core/text.js';
+import { wantsColour } from './colour.js';
 
 /**
  * Where the CLI writes and reads. Commands never touch `process.stdout` directly, so that tests run
@@ -12,6 +13,10 @@ export interface Io {
   readonly errIsTty: boolean;
   /** Whether stdin is a terminal: a confirmation is asked only then. */
   readonly inIsTty: boolean;
+  /** The terminal's width when stdout is one; wide tables are fitted to it. */
+  readonly columns?: number;
+  /** Whether to colour stdout and stderr (colour.ts `wantsColour`); absent: no colour. */
+  readonly colour?: { out: boolean; err: boolean };
   ask(question: string): Promise<string>;
 }
 
@@ -21,6 +26,8 @@ export function processIo(): Io {
     err: (text) => process.stderr.write(text),
     errIsTty: process.stderr.isTTY === true,
     inIsTty: process.stdin.isTTY === true,
+    ...(process.stdout.isTTY && process.stdout.columns ? { columns: process.stdout.columns } : {}),
+    colour: { out: wantsColour(process.stdout), err: wantsColour(process.stderr) },
     ask: async (question) => {
       const rl = createInterface({ input: process.stdin, output: process.stderr });
       try {
@@ -58,6 +65,42 @@ export function table(headers: string[], rows: unknown[][], max = 200): string {
   return `${[line(headers), ...cells.map(line)].join('\n')}\n`;
 }
 
+/**
+ * A table no wider than `width`: the columns listed in `shrink` give up characters, the widest first,
+ * none below 8 or its header, their cells cut with `…` as `safe` cuts text. `below`
+ * adds an indented line under a row (cut to the width too), for what has no room in a column.
+ */
+export function fittedTable(
+  headers: string[],
+  rows: unknown[][],
+  options: { width: number; shrink: number[]; below?: (row: number) => string | undefined; max?: number },
+): string {
+  const max = options.max ?? 200;
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((row) => safe(row[i], max).length)));
+  const total = () => widths.reduce((a, b) => a + b, 0) + 2 * (widths.length - 1);
+  const floor = (i: number) => Math.max(headers[i]?.length ?? 0, 8);
+  // The widest shrinkable column gives up a character at a time, so that they end up evenly cut.
+  while (total() > options.width) {
+    const widest = options.shrink
+      .filter((i) => (widths[i] ?? 0) > floor(i))
+      .sort((a, b) => (widths[b] ?? 0) - (widths[a] ?? 0))[0];
+    if (widest === undefined) break;
+    widths[widest] = (widths[widest] ?? 0) - 1;
+  }
+  const line = (row: string[]) =>
+    row
+      .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  const out = [line(headers)];
+  rows.forEach((row, r) => {
+    out.push(line(headers.map((_, i) => safe(row[i], Math.min(max, widths[i] ?? max)))));
+    const extra = options.below?.(r);
+    if (extra) out.push(`    ${safe(extra, Math.max(20, options.width - 4))}`);
+  });
+  return `${out.join('\n')}\n`;
+}
+
 const jsonEscape = (c: string) =>
   Array.from({ length: c.length }, (_, i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`).join('');
 
@@ -81,29 +124,77 @@ export function formatBytes(bytes: number): string {
   return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
-/** A one-line progress bar on stderr, redrawn in place; silent unless stderr is a terminal. */
+/** `1:02:03` or `4:05`: how long a person would say, to the second. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+/**
+ * Bytes per second over the last few seconds: what the download does now, not since it started (the
+ * parts a resumed download already had arrive at once and would make the first seconds look fast).
+ */
+export class RateMeter {
+  private readonly samples: { at: number; done: number }[] = [];
+
+  constructor(private readonly windowMs = 5000) {}
+
+  /** Records `done` bytes at `at` ms; returns the rate, or undefined until a second of samples exists. */
+  sample(at: number, done: number): number | undefined {
+    this.samples.push({ at, done });
+    while (this.samples.length > 2 && at - (this.samples[1]?.at ?? at) >= this.windowMs) this.samples.shift();
+    const first = this.samples[0];
+    if (!first || at - first.at < 1000) return undefined;
+    return ((done - first.done) * 1000) / (at - first.at);
+  }
+}
+
+/** One progress line: bar, percentage, bytes, rate and the time left at that rate. */
+export function progressLine(p: {
+  label: string;
+  done: number;
+  total: number;
+  bytesPerSecond?: number | undefined;
+}): string {
+  const width = 24;
+  const ratio = p.total > 0 ? Math.min(1, p.done / p.total) : 1;
+  const filled = Math.round(ratio * width);
+  const bar = `${'#'.repeat(filled)}${'-'.repeat(width - filled)}`;
+  const pct = `${Math.floor(ratio * 100)}`.padStart(3);
+  const rate = p.bytesPerSecond;
+  const speed = rate === undefined ? '…/s' : `${formatBytes(Math.round(rate))}/s`;
+  const left = p.total - p.done;
+  const eta = left <= 0 ? 'done' : rate && rate > 0 ? `ETA ${formatDuration(left / rate)}` : 'ETA --:--';
+  return `${p.label} [${bar}] ${pct}% ${formatBytes(p.done)} of ${formatBytes(p.total)}  ${speed}  ${eta}`;
+}
+
+/**
+ * A one-line progress bar on stderr with the rate and the time left, redrawn in place at most ten
+ * times a second; silent unless stderr is a terminal, so that logs and `--json` runs get none of it.
+ */
 export class ProgressBar {
-  private last = 0;
+  private last = Number.NEGATIVE_INFINITY;
   private drawn = false;
+  private readonly meter = new RateMeter();
 
   constructor(
     private readonly io: Io,
     private readonly total: number,
     private readonly label: string,
+    private readonly clock: () => number = () => performance.now(),
   ) {}
 
-  update(done: number, note = ''): void {
+  update(done: number): void {
     if (!this.io.errIsTty) return;
-    const now = Date.now();
+    const now = this.clock();
+    const rate = this.meter.sample(now, done);
     if (now - this.last < 100 && done < this.total) return;
     this.last = now;
-    const width = 30;
-    const ratio = this.total > 0 ? Math.min(1, done / this.total) : 1;
-    const filled = Math.round(ratio * width);
-    const bar = `${'#'.repeat(filled)}${'-'.repeat(width - filled)}`;
-    const pct = `${Math.floor(ratio * 100)}`.padStart(3);
     this.io.err(
-      `\r${this.label} [${bar}] ${pct}% ${formatBytes(done)} of ${formatBytes(this.total)} ${safe(note, 40)}\u001b[K`,
+      `\r${progressLine({ label: safe(this.label, 40), done, total: this.total, bytesPerSecond: rate })}\u001b[K`,
     );
     this.drawn = true;
   }

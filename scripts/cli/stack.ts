@@ -76,7 +76,7 @@ export async function discoverStack(
         `No Cordon stack ${stackName} in ${region}${options.endpoint ? ` at ${options.endpoint}` : ''}.`,
         options.endpoint
           ? 'Deploy the emulated stack first (npm run demo -- --endpoint URL), or pass --stage.'
-          : `Deploy it (npx osls deploy --stage ${stage} --region ${region}), or pass --stage / --stack-region for the stack you mean.`,
+          : `Deploy it (npx osls deploy --stage ${stage} --region ${region}), or pass --stage / --region for the stack you mean.`,
       );
     }
     throw error;

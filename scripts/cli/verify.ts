@@ -16,7 +16,7 @@ import {
   signingAlgorithm,
   signingStatement,
 } from '../../functions/core/manifest.js';
-import { hashFile, pathInside } from './download.js';
+import { hashFile, isDownloadLeftover, pathInside } from './download.js';
 import { CliError, exitCodes, explain } from './errors.js';
 import {
   currentVersion,
@@ -628,6 +628,20 @@ async function unlistedFiles(
     for (const name of await filesUnder(dir)) {
       if (listed.has(name)) continue;
       const file = await hashFile(join(dir, name)).catch(() => undefined);
+      if (isDownloadLeftover(name, listed)) {
+        // Not evidence and not tampering: `evidence get` was interrupted, or is still running.
+        found.push({
+          name: safe(name),
+          bytes: file?.bytes ?? 0,
+          verdict: fail(
+            'listed',
+            'left by an unfinished cordon evidence get: run it again to finish the download (or delete this file)',
+            safe(name),
+            'left by an unfinished download',
+          ),
+        });
+        continue;
+      }
       found.push({
         name: safe(name),
         bytes: file?.bytes ?? 0,

@@ -69,7 +69,7 @@ export function manualStartInput(fields: {
     const field = {
       instanceId: '--instance',
       accountId: '--account',
-      region: '--region',
+      region: '--instance-region',
       reason: '--reason',
     }[String(issue?.path[0]) as 'instanceId'];
     throw new UsageError(`${field ?? String(issue?.path[0])} ${issue?.message ?? 'is invalid'}`);

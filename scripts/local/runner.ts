@@ -98,16 +98,36 @@ function stepStatus(output: unknown): { status: StepRecord['status']; reason?: s
  * Each ASL file loaded and validated once per process: validation compiles the ASL's JSON schema, a
  * quarter of a second of CPU that suites running many executions would otherwise pay every time.
  */
-const machines = new Map<string, ReturnType<typeof loadDefinition> & { machine: StateMachine }>();
+const machines = new Map<
+  string,
+  ReturnType<typeof loadDefinition> & { machine: StateMachine; timeoutSeconds?: number }
+>();
 function compiled(file: string) {
   let found = machines.get(file);
   if (!found) {
     const loaded = loadDefinition(file);
-    const machine = new StateMachine(loaded.definition as never, { validationOptions: { checkArn: false } });
-    found = { ...loaded, machine };
+    // aws-local-stepfunctions 3.0.0 arms a timer for the execution's TimeoutSeconds before it copies the
+    // input, and clears it only once the run has started: an input it cannot copy (JSON nested 10,000
+    // levels deep overflows the stack) leaves 4 hours of timer that keep a CLI from exiting after it
+    // printed "Case FAILED". The runner keeps that timeout itself, and always clears it.
+    const { TimeoutSeconds, ...definition } = loaded.definition;
+    const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
+    found = {
+      ...loaded,
+      machine,
+      ...(typeof TimeoutSeconds === 'number' ? { timeoutSeconds: TimeoutSeconds } : {}),
+    };
     machines.set(file, found);
   }
   return found;
+}
+
+/** Raised when an execution runs past its definition's TimeoutSeconds; AWS names it States.Timeout. */
+class ExecutionTimedOut extends Error {
+  constructor(seconds: number) {
+    super(`the execution ran longer than its TimeoutSeconds (${seconds} s)`);
+    this.name = 'States.Timeout';
+  }
 }
 
 /**
@@ -119,7 +139,7 @@ export async function runStateMachine(
   input: unknown,
   settings: RunSettings,
 ): Promise<Execution> {
-  const { tasks, waits, machine } = compiled(file);
+  const { tasks, waits, machine, timeoutSeconds } = compiled(file);
   const executionArn =
     settings.executionArn ?? `arn:aws:states:us-east-1:000000000000:execution:cordon-local:${randomUUID()}`;
   const steps: StepRecord[] = [];
@@ -183,11 +203,31 @@ export async function runStateMachine(
       lastEntered = event.state.input;
     }
   })();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout =
+    timeoutSeconds === undefined
+      ? undefined
+      : new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            run.abort();
+            reject(new ExecutionTimedOut(timeoutSeconds));
+          }, timeoutSeconds * 1000);
+        });
   try {
-    const output = await run.result;
+    const output = await (timeout ? Promise.race([run.result, timeout]) : run.result);
     await counting;
     return { status: 'SUCCEEDED', output, steps, executionArn, transitions };
   } catch (error) {
+    if (error instanceof ExecutionTimedOut) {
+      return {
+        status: 'FAILED',
+        error: { name: error.name, message: error.message },
+        steps,
+        executionArn,
+        transitions,
+        ...(lastEntered === undefined ? {} : { failedState: lastEntered }),
+      };
+    }
     // The event log may stay open after a failed run: count what was seen, do not wait on it. Its
     // events are queued synchronously and read in microtasks, so one turn of the event loop reads them all.
     const drained = counting.catch(() => undefined);
@@ -205,6 +245,8 @@ export async function runStateMachine(
       transitions,
       ...(lastEntered === undefined ? {} : { failedState: lastEntered }),
     };
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -60,6 +60,45 @@ describe('cordon block-ip and unblock on the emulator', () => {
     expect(process.env).toEqual(environment);
   });
 
+  it('keeps the 1-hour expiry when block-ip runs again without --ttl', async () => {
+    const { code, stdout } = await cordon(endpoint, [
+      'block-ip',
+      '203.0.113.0/24',
+      '--vpc',
+      network.vpcId,
+      '--json',
+    ]);
+
+    expect(code).toBe(0);
+    const again = JSON.parse(stdout) as BlockResult;
+    expect(again).toMatchObject({ decision: 'unchanged', caseId: blocked.caseId });
+    // Kept to the minute: never later than a minute past the first expiry, and not permanent.
+    const first = Date.parse(blocked.expiresAt ?? '');
+    expect(Date.parse(again.expiresAt ?? '')).toBeGreaterThanOrEqual(first);
+    expect(Date.parse(again.expiresAt ?? '')).toBeLessThanOrEqual(first + 60_000);
+  });
+
+  it('shows the block with status, by the case id cases lists', async () => {
+    const listed = JSON.parse((await cordon(endpoint, ['cases', '--json'])).stdout) as { caseId: string }[];
+    expect(listed.map((c) => c.caseId)).toContain(blocked.caseId);
+
+    const { code, stdout } = await cordon(endpoint, ['status', blocked.caseId as string]);
+
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^Kind\s+IP-range block$/m);
+    expect(stdout).toContain(`203.0.113.0/24 in ${network.vpcId}`);
+  });
+
+  it('answers evidence ls for the block: it keeps no evidence, and status is where to look', async () => {
+    const { code, stderr } = await cordon(endpoint, ['evidence', 'ls', blocked.caseId as string]);
+
+    expect(code).toBe(3);
+    expect(stderr).toContain(`There is no evidence for case ${blocked.caseId}`);
+    expect(stderr).toContain(
+      `An IP-range block keeps no evidence in the bucket: cordon status ${blocked.caseId}`,
+    );
+  });
+
   it('takes exactly those entries out again, found by the range', async () => {
     const { code, stdout } = await cordon(endpoint, [
       'unblock',

@@ -53,7 +53,7 @@ describe('cordon status', () => {
 
     expect(code).toBe(0);
     expect(stdout).toMatch(new RegExp(`^Case\\s+${demo.caseId}$`, 'm'));
-    expect(stdout).toMatch(/^Timeline \(\d+ events\)$/m);
+    expect(stdout).toMatch(/^Timeline \(\d+ events; --json has every value whole\)$/m);
   });
 
   it('names an unknown case and exits 3', async () => {
@@ -173,10 +173,20 @@ describe('cordon release', () => {
     expect(all.find((r) => r.caseId === demo.caseId)?.status).toBe('released');
   });
 
-  it('refuses to release a case already released', async () => {
-    const { code, stderr } = await cordon(endpoint, ['release', demo.caseId, '--yes']);
+  it('changes nothing when the case is released already, and says so with exit 0', async () => {
+    const timeline = async () =>
+      (
+        JSON.parse((await cordon(endpoint, ['status', demo.caseId, '--json'])).stdout) as {
+          timeline: unknown[];
+        }
+      ).timeline.length;
+    const before = await timeline();
 
-    expect(code).toBe(1);
-    expect(stderr).toContain('is released: only a contained or partially contained case can be released');
+    const { code, stdout, stderr } = await cordon(endpoint, ['release', demo.caseId, '--yes']);
+
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toBe(`Case ${demo.caseId}: already released; nothing was changed.\n`);
+    expect(await timeline()).toBe(before);
   });
 });

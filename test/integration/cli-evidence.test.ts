@@ -1,15 +1,16 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type DownloadTarget, downloadArtifact } from '../../scripts/cli/download.js';
+import { runCli } from '../../scripts/cli/main.js';
 import { resetMoto } from '../../scripts/local/moto.js';
 import { repoRoot } from '../../scripts/local/runner.js';
-import { cordon, demoCase, emulator } from '../support/cli-fixtures.js';
+import { capturedIo, cordon, demoCase, emulator } from '../support/cli-fixtures.js';
 
 const endpoint = inject('motoEndpoint');
 const s3 = new S3Client({ ...emulator(endpoint), forcePathStyle: true });
@@ -192,6 +193,78 @@ describe('cordon evidence get', () => {
     expect(files.find((f) => f.name === 'triage.json')?.status).toBe('resumed');
     for (const e of demo.report.evidence)
       expect(sha(await readFile(join(dir, nameOf(e.key))))).toBe(e.sha256);
+  });
+
+  it('shows on a terminal what it downloads and, as it goes, the bytes, the rate and the time left', async () => {
+    const dir = join(work, 'on-a-terminal');
+    const io = Object.assign(capturedIo(), { errIsTty: true });
+
+    const code = await runCli(
+      ['evidence', 'get', demo.caseId, '--out', dir, '--json', '--endpoint', endpoint],
+      {
+        io,
+      },
+    );
+
+    expect(code).toBe(0);
+    expect(io.stderr).toMatch(
+      new RegExp(`^Downloading ${demo.report.evidence.length} files \\([\\d.]+ [KM]iB\\) into ${dir}\n`),
+    );
+    expect(io.stderr).toMatch(
+      /\r\S+ \[[#-]+\] +\d+% [\d.]+ (B|KiB|MiB) of [\d.]+ (KiB|MiB) {2}(…|[\d.]+ (B|KiB|MiB))\/s {2}(ETA [\d:-]+|done)/,
+    );
+    expect(io.stderr.endsWith('\n')).toBe(true);
+    // stdout holds the one JSON document, untouched by the progress line.
+    expect(JSON.parse(io.stdout)).toMatchObject({ caseId: demo.caseId, ok: true });
+  });
+
+  it('lets only one of two downloads into one folder write there, and leaves nothing half-done', async () => {
+    const dir = join(work, 'two-at-once');
+
+    const runs = await Promise.all([
+      cordon(endpoint, ['evidence', 'get', demo.caseId, '--out', dir]),
+      cordon(endpoint, ['evidence', 'get', demo.caseId, '--out', dir]),
+    ]);
+
+    for (const run of runs) {
+      expect(run.stderr).not.toContain('ENOENT');
+      if (run.code !== 0) {
+        expect(run.code).toBe(3);
+        expect(run.stderr).toMatch(/Another cordon evidence get \(process \d+\) is writing into /);
+      }
+    }
+    expect(runs.some((r) => r.code === 0)).toBe(true);
+    const leftovers = (await readdir(dir)).filter((f) => f.includes('.part') || f.startsWith('.cordon'));
+    expect(leftovers).toEqual([]);
+    const verified = await cordon(endpoint, ['evidence', 'verify', demo.caseId, '--dir', dir]);
+    expect(verified.code, verified.stdout).toBe(0);
+  });
+
+  it('reports files already in the folder as left alone, not as failing the manifest', async () => {
+    const dir = join(work, 'not-empty');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'triage.json'), "an analyst's working copy\n");
+
+    const { code, stdout } = await cordon(endpoint, ['evidence', 'get', demo.caseId, '--out', dir]);
+
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/^triage\.json\s+\d+\s+\w+\s+LEFT AS IT WAS: other content was already there$/m);
+    expect(stdout).toContain(
+      `1 file(s) were already in ${dir} with other content and were left as they are (nothing was downloaded over them): triage.json.`,
+    );
+    expect(stdout).not.toContain('did not match the manifest');
+    expect(await readFile(join(dir, 'triage.json'), 'utf8')).toBe("an analyst's working copy\n");
+  });
+
+  it('names a file an interrupted download left, when verify meets it in the folder', async () => {
+    const dir = join(work, 'leftover');
+    await cp(await downloaded('leftover-source'), dir, { recursive: true });
+    await writeFile(join(dir, 'triage.json.part.json'), '{}');
+
+    const { code, stdout } = await cordon(endpoint, ['evidence', 'verify', demo.caseId, '--dir', dir]);
+
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/FAILED: triage\.json\.part\.json: left by an unfinished download\.$/m);
   });
 
   it('refuses to call a file complete when its bytes do not hash to what the manifest says', async () => {

@@ -52,7 +52,7 @@ export async function cordonOnAws(
   options: { answer?: string; tty?: boolean } = {},
 ): Promise<{ code: number; stdout: string; stderr: string; asked: string[] }> {
   const io = capturedIo(options.answer);
-  const code = await runCli([...args, '--stack-region', 'us-east-1'], {
+  const code = await runCli([...args, '--region', 'us-east-1'], {
     io: options.tty === undefined ? io : Object.assign(io, { inIsTty: options.tty }),
     sleep: async () => undefined,
     now: () => new Date('2026-11-27T21:00:00Z'),

@@ -175,7 +175,10 @@ describe('cordon block-ip and unblock: the command line is checked before any AW
     [['block-ip', '203.0.113.0/24', ...vpc, '--reason', 'evil \u202egnp.exe'], '--reason contains control'],
     [['block-ip', '203.0.113.0/24', ...vpc, '--reason', 'two\nlines'], '--reason contains control'],
     [['block-ip', '203.0.113.0/24', ...vpc, '--account', '12345'], '--account is not a 12-digit account id'],
-    [['block-ip', '203.0.113.0/24', ...vpc, '--region', 'mars-north-1a'], '--region is not an AWS region'],
+    [
+      ['block-ip', '203.0.113.0/24', ...vpc, '--vpc-region', 'mars-north-1a'],
+      '--vpc-region is not an AWS region',
+    ],
     [['block-ip', '203.0.113.0/24', ...vpc, 'extra'], 'unexpected argument "extra"'],
     [['block-ip', '203.0.113.0/24', ...vpc, '--ttl'], "Option '--ttl'"],
     [['unblock'], 'CASE_ID or CIDR is missing'],
@@ -183,7 +186,7 @@ describe('cordon block-ip and unblock: the command line is checked before any AW
     [['unblock', '203.0.113.0/24'], '--vpc is required'],
     [['unblock', '0.0.0.0/0', ...vpc], 'Cordon never blocks /0'],
     [['unblock', blockCaseId, ...vpc], '--vpc goes with a CIDR; a case id names its block'],
-    [['unblock', blockCaseId, '--region', 'eu-west-1'], '--region goes with a CIDR'],
+    [['unblock', blockCaseId, '--vpc-region', 'eu-west-1'], '--vpc-region goes with a CIDR'],
     [
       ['unblock', '20261127T201003Z-i-0123456789abcdef0-3fa9'],
       'is an instance case, not a block: cordon release',
@@ -278,6 +281,37 @@ describe('cordon block-ip', () => {
       status: 'open',
     });
     expect(sns).toHaveReceivedCommandWith(PublishCommand, { TopicArn: deployed.AlertTopicArn });
+  });
+
+  it('keeps the expiry of a range already blocked when run again without --ttl', async () => {
+    storedBlock(
+      [false, true].map((egress) => ({ networkAclId: aclA, ruleNumber: 99, egress, cidr: '203.0.113.0/24' })),
+    );
+
+    const { code, stdout } = await cordonOnAws(['block-ip', '203.0.113.0/24', '--vpc', vpcId, '--json']);
+
+    expect(code).toBe(0);
+    // The block expires at 20:10:03 the next day; the playbook takes whole minutes, so it stays to 20:11
+    // instead of becoming permanent (a request without a TTL).
+    expect(JSON.parse(stdout)).toMatchObject({ decision: 'blocked', expiresAt: '2026-11-28T20:11:00.000Z' });
+  });
+
+  it('makes a block permanent only when asked with --ttl never', async () => {
+    storedBlock(
+      [false, true].map((egress) => ({ networkAclId: aclA, ruleNumber: 99, egress, cidr: '203.0.113.0/24' })),
+    );
+
+    const { code, stdout } = await cordonOnAws([
+      'block-ip',
+      '203.0.113.0/24',
+      '--vpc',
+      vpcId,
+      '--ttl',
+      'never',
+    ]);
+
+    expect(code).toBe(0);
+    expect(stdout).toContain('Expires  never (until cordon unblock)');
   });
 
   it('prints one JSON document with --json', async () => {

@@ -129,3 +129,83 @@ describe('cordon status', () => {
     expect(stdout).toMatch(/intake-finding\s+case opened\s+info/);
   });
 });
+
+describe('cordon status of a block, the case id cordon cases lists', () => {
+  const blockId = '20261207T211937Z-block-49ad9481-483f';
+  const block = {
+    pk: `CASE#${blockId}`,
+    sk: 'CASE',
+    caseId: blockId,
+    kind: 'block',
+    accountId: '111122223333',
+    region: 'us-east-1',
+    vpcId: 'vpc-0a1b2c3d4e5f60718',
+    cidr: '198.51.100.0/24',
+    openedAt: '2026-12-07T21:19:37.960Z',
+    updatedAt: '2026-12-07T21:19:38.058Z',
+    requestedBy: 'arn:aws:sts::111122223333:assumed-role/responder/alice',
+    reason: 'scanner',
+    status: 'open',
+    outcome: 'completed',
+    changes: { 'block-ip': { entries: [], expiresAt: '2026-12-07T22:19:37.960Z' } },
+  };
+
+  it('shows the range, the VPC and the expiry', async () => {
+    ddb.on(GetCommand).resolves({ Item: block });
+    ddb.on(QueryCommand).resolves({ Items: [] });
+
+    const { code, stdout, stderr } = await cordonOnAws(['status', blockId]);
+
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(new RegExp(`^Case\\s+${blockId}$`, 'm'));
+    expect(stdout).toMatch(/^Kind\s+IP-range block$/m);
+    expect(stdout).toMatch(
+      /^Subject\s+198\.51\.100\.0\/24 in vpc-0a1b2c3d4e5f60718 \(111122223333 us-east-1\)$/m,
+    );
+    expect(stdout).toMatch(/^Expires\s+2026-12-07T22:19:37\.960Z$/m);
+    expect(stdout).toMatch(/^Reason\s+scanner$/m);
+    expect(stdout).not.toContain('undefined');
+  });
+
+  it('names the value it refuses, not the word CASE', async () => {
+    const { code, stderr } = await cordonOnAws(['status', '20261207T211937Z-blok-49ad9481-483f']);
+
+    expect(code).toBe(2);
+    expect(stderr).toContain('cordon: "20261207T211937Z-blok-49ad9481-483f" is not a Cordon case id');
+    expect(ddb.calls()).toHaveLength(0);
+  });
+});
+
+describe('the status timeline', () => {
+  const event = (i: number) => ({
+    pk: `CASE#${newer.caseId}`,
+    sk: `T#2026-11-27T20:10:0${i}.000Z#${i}`,
+    at: `2026-11-27T20:10:0${i}.000Z`,
+    step: 'isolate-instance',
+    action: 'modify network interface attribute',
+    status: 'ok',
+    target: `arn:aws:ec2:us-east-1:111122223333:network-interface/eni-0${i}${'a'.repeat(15)}`,
+    requestId: `8f2e6a1c-0b7d-4c1e-9a3f-5d6e7f8a9b0${i}`,
+    detail: `groups sg-0123456789abcdef0 -> sg-0fedcba9876543210; ${'the untracking group first, '.repeat(8)}`,
+  });
+
+  it('fits a 100-column terminal, keeping each request id whole on the line below its event', async () => {
+    ddb.on(GetCommand).resolves({ Item: newer });
+    ddb.on(QueryCommand).resolves({ Items: [event(1), event(2)] });
+    const { runCli } = await import('../../scripts/cli/main.js');
+    const { capturedIo } = await import('../support/cli-fixtures.js');
+    const io = Object.assign(capturedIo(), { columns: 100 });
+
+    const code = await runCli(['status', newer.caseId, '--region', 'us-east-1'], { io });
+
+    expect(code).toBe(0);
+    const timeline = io.stdout.slice(io.stdout.indexOf('Timeline'));
+    for (const line of timeline.split('\n')) expect(line.length, line).toBeLessThanOrEqual(100);
+    expect(timeline).toContain(
+      '    request 8f2e6a1c-0b7d-4c1e-9a3f-5d6e7f8a9b01  groups sg-0123456789abcdef0',
+    );
+    expect(timeline).toMatch(/^AT\s+STEP\s+ACTION\s+STATUS\s+TARGET$/m);
+    expect(timeline).toMatch(/^2026-11-27T20:10:01\.000Z\s+isolate-instance\s+.*…$/m);
+  });
+});

@@ -380,7 +380,7 @@ describe('memory tools', () => {
     winpmemSha256: '',
   };
 
-  it('passes a tool whose SHA-256 is the pinned one, and fails a platform with nothing pinned', async () => {
+  it('passes a tool whose SHA-256 is the pinned one, and an empty WinPmem pin, which skips Windows', async () => {
     s3.on(GetObjectCommand, { Bucket: 'tools', Key: 'tools/avml' }).resolves({
       Body: objectBody(avml) as never,
     });
@@ -391,11 +391,22 @@ describe('memory tools', () => {
       expect.objectContaining({ check: 'Memory tool AVML (Linux)', status: 'pass' }),
       expect.objectContaining({
         check: 'Memory tool WinPmem (Windows)',
-        status: 'fail',
-        fix: "Set winpmemSha256 in serverless.yml params to the tool's SHA-256 and deploy.",
+        status: 'pass',
+        detail: 'none pinned, on purpose: memory capture is skipped on Windows instances',
       }),
     ]);
     expect(s3).toHaveReceivedCommandTimes(GetObjectCommand, 1);
+  });
+
+  it('fails an empty AVML pin: Linux capture cannot be skipped by leaving it out', async () => {
+    const checks = await checkTools(new S3Client({}), 'tools', { ...pinned, avmlSha256: '' });
+
+    expect(checks[0]).toMatchObject({
+      check: 'Memory tool AVML (Linux)',
+      status: 'fail',
+      fix: "Set avmlSha256 in serverless.yml params to the tool's SHA-256 and deploy.",
+    });
+    expect(s3).toHaveReceivedCommandTimes(GetObjectCommand, 0);
   });
 
   it("reads the pinned hashes from the capture function's environment in the deployed template", async () => {
@@ -537,11 +548,7 @@ describe('a check whose calls are denied', () => {
       ],
       ['Signing key', 'unknown', 'Allow kms:DescribeKey on the signing key.'],
       ['Memory tool AVML (Linux)', 'unknown', 'Allow s3:GetObject on the tools bucket.'],
-      [
-        'Memory tool WinPmem (Windows)',
-        'fail',
-        "Set winpmemSha256 in serverless.yml params to the tool's SHA-256 and deploy.",
-      ],
+      ['Memory tool WinPmem (Windows)', 'pass', ''],
       ['Root user', 'unknown', 'Allow iam:GetAccountSummary.'],
     ]);
     for (const c of checks.filter((c) => c.status === 'unknown')) {

@@ -6,9 +6,19 @@ import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { parsePartSize } from '../../scripts/cli/commands/evidence.js';
-import { type DownloadTarget, downloadArtifact, pathInside } from '../../scripts/cli/download.js';
+import {
+  type DownloadTarget,
+  downloadArtifact,
+  FolderInUseError,
+  folderLockName,
+  isDownloadLeftover,
+  lockFolder,
+  pathInside,
+} from '../../scripts/cli/download.js';
 import { UsageError } from '../../scripts/cli/errors.js';
 import { nameInCase } from '../../scripts/cli/evidence.js';
+import { formatDuration, ProgressBar, progressLine, RateMeter } from '../../scripts/cli/output.js';
+import { capturedIo } from '../support/cli-fixtures.js';
 import { type StoredObject, serveObjects } from '../support/cli-mocks.js';
 
 const s3 = mockClient(S3Client);
@@ -118,11 +128,93 @@ describe('downloadArtifact', () => {
     const outcome = await downloadArtifact(new S3Client({}), 'evidence', target, dir, { partSize });
 
     expect(outcome).toMatchObject({
-      status: 'failed',
-      reason: expect.stringContaining('already exists with other content'),
+      status: 'conflict',
+      reason: expect.stringContaining('was already there with other content; it was left as it is'),
     });
     expect(await readFile(join(dir, 'memory/image.lime'), 'utf8')).toBe('an analyst note');
     expect(s3).toHaveReceivedCommandTimes(GetObjectCommand, 0);
+  });
+});
+
+describe('one download per folder', () => {
+  it('refuses a second download into a folder another one holds, naming its process', async () => {
+    const release = await lockFolder(dir);
+
+    await expect(lockFolder(dir, process.pid)).rejects.toThrow(FolderInUseError);
+    await expect(lockFolder(dir)).rejects.toThrow(
+      `Another cordon evidence get (process ${process.pid}) is writing into ${dir}.`,
+    );
+    await release();
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('takes over the lock of a download whose process is gone', async () => {
+    // No process has this id: the kernel's limit is below it.
+    await writeFile(join(dir, folderLockName), JSON.stringify({ pid: 2 ** 30 }));
+
+    const release = await lockFolder(dir);
+
+    expect(JSON.parse(await readFile(join(dir, folderLockName), 'utf8'))).toMatchObject({ pid: process.pid });
+    await release();
+  });
+
+  it('knows what a download leaves beside the files it names, and nothing else', () => {
+    const listed = new Set(['triage.json', 'memory/image.lime']);
+
+    expect(isDownloadLeftover('triage.json.part', listed)).toBe(true);
+    expect(isDownloadLeftover('memory/image.lime.part.json', listed)).toBe(true);
+    expect(isDownloadLeftover(folderLockName, listed)).toBe(true);
+    expect(isDownloadLeftover('notes.txt.part', listed)).toBe(false);
+    expect(isDownloadLeftover('triage.json.bak', listed)).toBe(false);
+  });
+});
+
+describe('the progress line', () => {
+  it('shows the bytes, the rate and the time left at that rate', () => {
+    expect(
+      progressLine({ label: 'dfb3', done: 96 * 2 ** 20, total: 384 * 2 ** 20, bytesPerSecond: 16 * 2 ** 20 }),
+    ).toBe('dfb3 [######------------------]  25% 96.0 MiB of 384.0 MiB  16.0 MiB/s  ETA 0:18');
+  });
+
+  it('says the rate is not known yet in the first second, and done at the end', () => {
+    expect(progressLine({ label: 'x', done: 0, total: 10 })).toContain('…/s  ETA --:--');
+    expect(progressLine({ label: 'x', done: 10, total: 10, bytesPerSecond: 5 })).toMatch(/100% .* done$/);
+  });
+
+  it('measures the rate over the last seconds, not since the start', () => {
+    const meter = new RateMeter(5000);
+    expect(meter.sample(0, 0)).toBeUndefined();
+    // A resumed download reports its parts on disk at once: 100 MiB in the first instant.
+    meter.sample(10, 100 * 2 ** 20);
+    expect(meter.sample(1010, 100 * 2 ** 20 + 2 ** 20)).toBeGreaterThan(50 * 2 ** 20);
+    for (let t = 2010; t <= 9010; t += 1000) meter.sample(t, 100 * 2 ** 20 + ((t - 10) / 1000) * 2 ** 20);
+    expect(meter.sample(10_010, 110 * 2 ** 20)).toBeCloseTo(2 ** 20, -3);
+  });
+
+  it('formats a time left as a person says it', () => {
+    expect(formatDuration(18.4)).toBe('0:18');
+    expect(formatDuration(3725)).toBe('1:02:05');
+  });
+
+  it('draws on a terminal only, redrawn in place, and ends its line', () => {
+    const tty = Object.assign(capturedIo(), { errIsTty: true });
+    const pipe = capturedIo();
+    let now = 0;
+    for (const io of [tty, pipe]) {
+      const bar = new ProgressBar(io, 100, 'case', () => now);
+      bar.update(10);
+      now = 2000;
+      bar.update(100);
+      bar.finish();
+      now = 0;
+    }
+
+    expect(pipe.stderr).toBe('');
+    const erase = '\u001b[K';
+    expect(tty.stderr).toBe(
+      `\rcase [##----------------------]  10% 10 B of 100 B  …/s  ETA --:--${erase}` +
+        `\rcase [########################] 100% 100 B of 100 B  45 B/s  done${erase}\n`,
+    );
   });
 });
 

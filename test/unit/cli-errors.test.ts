@@ -99,7 +99,7 @@ describe('runCli', () => {
     expect(code).toBe(3);
     expect(stdout).toBe('');
     expect(stderr).toBe(
-      `cordon: There is no case ${unknown} in the table cordon-cases-dev.\n  List the cases with \`cordon cases\`; check --stage and --stack-region.\n`,
+      `cordon: There is no case ${unknown} in the table cordon-cases-dev.\n  List the cases with \`cordon cases\`; check --stage and --region.\n`,
     );
   });
 
@@ -131,7 +131,7 @@ describe('runCli', () => {
     const { code, stderr } = await cordonOnAws(['status', 'cases/../../etc']);
 
     expect(code).toBe(2);
-    expect(stderr).toContain('CASE is not a Cordon case id');
+    expect(stderr).toContain('cordon: "cases/../../etc" is not a Cordon case id');
     expect(stack.cfn).toHaveReceivedCommandTimes(DescribeStacksCommand, 0);
     expect(ddb).toHaveReceivedCommandTimes(GetCommand, 0);
   });

@@ -86,6 +86,38 @@ describe('cordon release', () => {
     expect(sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 0);
   });
 
+  it('changes nothing for a case already released, and exits 0 as the README says', async () => {
+    caseIs('released');
+
+    const { code, stdout, stderr } = await cordonOnAws(['release', caseId, '--yes']);
+
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toBe(`Case ${caseId}: already released; nothing was changed.\n`);
+    expect(sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 0);
+  });
+
+  it('says so in its JSON document too', async () => {
+    caseIs('released');
+
+    const { code, stdout } = await cordonOnAws(['release', caseId, '--json']);
+
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ caseId, outcome: 'already-released', steps: [] });
+  });
+
+  it('points a block case at unblock, before any AWS call', async () => {
+    const block = '20261127T201003Z-block-3fa9c2d1-07be';
+
+    const { code, stderr } = await cordonOnAws(['release', block, '--yes']);
+
+    expect(code).toBe(2);
+    expect(stderr).toContain(
+      `${block} is an IP-range block, not an instance's case: cordon unblock ${block}`,
+    );
+    expect(ddb.calls()).toHaveLength(0);
+  });
+
   it('follows the release to its end with --wait', async () => {
     caseIs('contained');
     const events = [

@@ -173,8 +173,9 @@ describe('cordon status and cordon cases', () => {
 
     expect(code, stderr).toBe(0);
     const lines = expectTerminalSafe(stdout);
-    // 10 fields, a blank, the execution and its one step, a blank, the timeline's title, header and rows.
-    expect(lines).toHaveLength(10 + 1 + 2 + 1 + 2 + hostileEvents.length + 1);
+    // 10 fields, a blank, the execution and its one step, a blank, the timeline's title, header and
+    // rows: each event on its line, its request id and detail on the line below.
+    expect(lines).toHaveLength(10 + 1 + 2 + 1 + 2 + 2 * hostileEvents.length + 1);
     expect(stdout).toContain('contained\\u001b[2J');
     expect(stdout).toContain('Backdoor\\u001b]0;title\\u0007');
     expect(stdout).not.toMatch(/^\{"level"/m);

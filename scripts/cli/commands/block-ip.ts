@@ -60,15 +60,15 @@ export function parseVpc(values: Values): string {
   return vpc;
 }
 
-/** `--account` and `--region`: the VPC's, when it is not in the stack's own account and region. */
+/** `--account` and `--vpc-region`: the VPC's, when it is not in the stack's own account and region. */
 export function parseWhere(values: Values): { accountId?: string; region?: string } {
   const accountId = stringValue(values, 'account');
   if (accountId !== undefined && !accountIdSchema.safeParse(accountId).success) {
     throw new UsageError('--account is not a 12-digit account id');
   }
-  const region = stringValue(values, 'region');
+  const region = stringValue(values, 'vpc-region');
   if (region !== undefined && !regionSchema.safeParse(region).success) {
-    throw new UsageError('--region is not an AWS region (such as eu-west-1)');
+    throw new UsageError('--vpc-region is not an AWS region (such as eu-west-1)');
   }
   return { ...(accountId ? { accountId } : {}), ...(region ? { region } : {}) };
 }
@@ -93,6 +93,7 @@ export function parseReason(values: Values): string | undefined {
 export interface BlockArgs {
   range: Cidr;
   vpcId: string;
+  /** As typed: `30m`, `24h`, `7d`, or `never`; absent: a new block never expires, an old one keeps its expiry. */
   ttl?: string;
   reason: string;
   accountId?: string;
@@ -112,8 +113,8 @@ export async function parseBlockArgs(values: Values, positionals: string[]): Pro
   }
   const vpcId = parseVpc(values);
   const ttl = stringValue(values, 'ttl');
-  if (ttl !== undefined && (await blocksLibrary()).parseTtl(ttl) === undefined) {
-    throw new UsageError('--ttl is a number and m, h or d (30m, 24h, 7d), at most 365d');
+  if (ttl !== undefined && ttl !== 'never' && (await blocksLibrary()).parseTtl(ttl) === undefined) {
+    throw new UsageError('--ttl is a number and m, h or d (30m, 24h, 7d), at most 365d, or never');
   }
   const reason = parseReason(values) ?? defaultBlockReason;
   return { range, vpcId, ...(ttl ? { ttl } : {}), reason, ...parseWhere(values) };
@@ -129,7 +130,7 @@ export interface PlaybookRuntime {
   recorder: (caseId: string, step: string) => Recorder;
   sns: SNSClient;
   config: BlockDeps['config'];
-  /** Where a range without --account and --region is. */
+  /** Where a range without --account and --vpc-region is. */
   home: { accountId: string; region: string };
 }
 
@@ -241,6 +242,31 @@ export async function openBlockCase(
   return rt.cases.holder(blockLock(where));
 }
 
+/**
+ * The TTL that keeps an open block's expiry when `--ttl` is not given. The playbook reads a request
+ * without a TTL as "never expires", and the later expiry wins, so re-running block-ip without --ttl would
+ * quietly turn a 1-hour block into a permanent one. The library takes TTLs in whole minutes: the
+ * expiry stays where it was, rounded up to the minute. Undefined: nothing to keep (no open block, or
+ * one that never expires), so the request goes without a TTL.
+ */
+export function ttlKeeping(expiresAt: string | undefined, now: Date): string | undefined {
+  if (expiresAt === undefined) return undefined;
+  const left = Date.parse(expiresAt) - now.getTime();
+  if (!Number.isFinite(left)) return undefined;
+  return `${Math.max(1, Math.ceil(left / 60_000))}m`;
+}
+
+/** The expiry the open block of a range records, if it is open and has one. */
+async function openBlockExpiry(
+  rt: PlaybookRuntime,
+  where: { accountId: string; region: string; vpcId: string; cidr: string },
+): Promise<string | undefined> {
+  const caseId = await openBlockCase(rt, where);
+  if (!caseId) return undefined;
+  const { blockStep, readBlock } = await blocksLibrary();
+  return (await readBlock(rt.cases, caseId)).changes?.[blockStep]?.expiresAt;
+}
+
 /** A failure to reach a member account, with what to do about it. */
 export function memberAccountError(error: AssumeRoleError, fn: string, stage: string): CliError {
   return new CliError(
@@ -332,9 +358,9 @@ export const blockIpCommand: CommandSpec = {
     ttl: { type: 'string' },
     reason: { type: 'string' },
     account: { type: 'string' },
-    region: { type: 'string' },
+    'vpc-region': { type: 'string' },
   },
-  help: `usage: cordon block-ip CIDR --vpc vpc-… [--ttl 24h] [--reason "…"] [--account ID] [--region REGION]
+  help: `usage: cordon block-ip CIDR --vpc vpc-… [--ttl 24h] [--reason "…"] [--account ID] [--vpc-region REGION]
 
 Blocks an IPv4 or IPv6 range in one VPC: a network ACL deny entry for all protocols, inbound and
 outbound, in the ACL of every subnet of the VPC, at free rule numbers ahead of the allows and within
@@ -342,14 +368,15 @@ the rule quota. The block is a case, recorded with who asked (your STS identity)
 topic is told. Asking again for a range the VPC already blocks resumes that block: nothing is doubled,
 missing entries are added, and a later expiry extends it. Undo it with cordon unblock.
 
-  CIDR             the range: 203.0.113.0/24, 2001:db8::/48, or one address. /0 is refused, and so
-                   are ranges broader than /8 (IPv4) or /24 (IPv6)
-  --vpc ID         the VPC (vpc- and 8 or 17 hex digits)
-  --ttl TTL        take the block out after 30m, 24h, 7d… (at most 365d); default: never, until
-                   cordon unblock
-  --reason TEXT    why, as plain text of at most 512 characters; recorded on the case
-  --account ID     the VPC's account (default: the stack's own)
-  --region REGION  the VPC's region (default: the stack's region)
+  CIDR                 the range: 203.0.113.0/24, 2001:db8::/48, or one address. /0 is refused,
+                       and so are ranges broader than /8 (IPv4) or /24 (IPv6)
+  --vpc ID             the VPC (vpc- and 8 or 17 hex digits)
+  --ttl TTL            take the block out after 30m, 24h, 7d… (at most 365d), or never (only
+                       cordon unblock takes it out). Default: a new block never expires; a range
+                       already blocked keeps the expiry it has
+  --reason TEXT        why, as plain text of at most 512 characters; recorded on the case
+  --account ID         the VPC's account (default: the stack's own)
+  --vpc-region REGION  the VPC's region (default: the stack's region, --region)
 
 Prints the entries added (ACL, rule number, direction, family) and those already in force. Exits 1
 when the block was refused, failed, or could not deny the range in every ACL and direction (partial).
@@ -369,18 +396,6 @@ settings.`,
     const args = await parseBlockArgs(values, positionals);
     const requestedBy = (await ctx.aws.identity()).arn;
     const { blockRange, blockRequestSchema } = await blocksLibrary();
-    const request = blockRequestSchema.safeParse({
-      cidr: args.range.cidr,
-      vpcId: args.vpcId,
-      ...(args.ttl ? { ttl: args.ttl } : {}),
-      reason: args.reason,
-      requestedBy: safe(requestedBy, 512),
-      ...(args.accountId ? { accountId: args.accountId } : {}),
-      ...(args.region ? { region: args.region } : {}),
-    });
-    if (!request.success) {
-      throw new CliError(`The block request is malformed: ${safe(request.error.issues[0]?.message, 200)}`);
-    }
     const stack = await ctx.stack();
     const rt = await playbookRuntime(ctx, stack, 'block-ip');
     const where = {
@@ -389,6 +404,22 @@ settings.`,
       vpcId: args.vpcId,
       cidr: args.range.cidr,
     };
+    const ttl =
+      args.ttl === 'never'
+        ? undefined
+        : (args.ttl ?? ttlKeeping(await openBlockExpiry(rt, where), ctx.now()));
+    const request = blockRequestSchema.safeParse({
+      cidr: args.range.cidr,
+      vpcId: args.vpcId,
+      ...(ttl ? { ttl } : {}),
+      reason: args.reason,
+      requestedBy: safe(requestedBy, 512),
+      ...(args.accountId ? { accountId: args.accountId } : {}),
+      ...(args.region ? { region: args.region } : {}),
+    });
+    if (!request.success) {
+      throw new CliError(`The block request is malformed: ${safe(request.error.issues[0]?.message, 200)}`);
+    }
     let result: BlockResult;
     try {
       result = await blockRange(request.data, {

@@ -1,9 +1,73 @@
 import { accountIdSchema, instanceIdSchema, regionSchema } from '../../../functions/core/case.js';
+import type { CaseRecord } from '../../../functions/core/cases.js';
 import type { listCases } from '../cases.js';
 import { type CommandSpec, parseCaseId, stringValue } from '../context.js';
 import { UsageError } from '../errors.js';
-import { jsonDocument, safe, table } from '../output.js';
+import { fittedTable, jsonDocument, safe, table } from '../output.js';
 import { stepLine } from './start.js';
+
+/** Where stdout is not a terminal, tables are fitted to this many columns. */
+const defaultWidth = 120;
+
+const kindNames: Record<string, string> = {
+  block: 'IP-range block',
+  cred: 'compromised credentials',
+  policy: 'policy violation',
+};
+
+/** The fields `status` prints for a case: an instance's, or a playbook case's (a block, credentials…). */
+export function caseRows(c: CaseRecord): [string, unknown][] {
+  const r = c as CaseRecord & Record<string, unknown>;
+  const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  const where = `${c.accountId ?? '?'} ${c.region ?? '?'}`;
+  const common: [string, unknown][] = [
+    ['Status', `${c.status}${c.outcome ? ` (outcome ${c.outcome})` : ''}`],
+    ['Opened', c.openedAt],
+    ['Updated', c.updatedAt],
+  ];
+  const kind = text(r.kind);
+  if (!kind && c.instanceId) {
+    const t = c.trigger;
+    return [
+      ['Case', c.caseId],
+      ['Instance', `${c.instanceId} in ${where}`],
+      ...common,
+      [
+        'Trigger',
+        `${t?.source ?? '?'} ${t?.shape ?? ''}${t?.findingType ? `, ${t.findingType}` : ''}${t?.severity === undefined ? '' : `, severity ${t.severity}`}`,
+      ],
+      ['Requested by', t?.requestedBy],
+      ['Reason', t?.reason],
+      ['Findings', (c.findingIds ?? []).join(', ') || '-'],
+      ['Execution', c.executionArn ?? '-'],
+    ];
+  }
+  const changes = r.changes as Record<string, { expiresAt?: unknown } | undefined> | undefined;
+  const principal = r.principal as { arn?: unknown; userName?: unknown; type?: unknown } | string | undefined;
+  const who =
+    typeof principal === 'string'
+      ? principal
+      : (text(principal?.arn) ?? text(principal?.userName) ?? text(principal?.type) ?? '?');
+  const subject =
+    kind === 'block'
+      ? `${text(r.cidr) ?? '?'} in ${text(r.vpcId) ?? '?'} (${where})`
+      : kind === 'policy'
+        ? `${text(r.eventName) ?? '?'} by ${who} in ${where}`
+        : `${who} in ${where}`;
+  const expiry = kind === 'block' ? text(changes?.['block-ip']?.expiresAt) : undefined;
+  return [
+    ['Case', c.caseId],
+    ['Kind', (kind && kindNames[kind]) ?? kind ?? 'unknown'],
+    ['Subject', subject],
+    ...common,
+    ...(kind === 'block'
+      ? ([['Expires', expiry ?? 'never (until cordon unblock)']] as [string, unknown][])
+      : []),
+    ['Requested by', text(r.requestedBy) ?? c.trigger?.requestedBy ?? '-'],
+    ['Reason', text(r.reason) ?? c.trigger?.reason ?? '-'],
+    ['Execution', c.executionArn ?? '-'],
+  ];
+}
 
 export const statusCommand: CommandSpec = {
   path: ['status'],
@@ -27,38 +91,37 @@ as one document.`,
       ctx.io.out(jsonDocument(status));
       return 0;
     }
-    const c = status.case;
-    const t = c.trigger;
-    const rows: [string, unknown][] = [
-      ['Case', c.caseId],
-      ['Instance', `${c.instanceId} in ${c.accountId} ${c.region}`],
-      ['Status', `${c.status}${c.outcome ? ` (outcome ${c.outcome})` : ''}`],
-      ['Opened', c.openedAt],
-      ['Updated', c.updatedAt],
-      [
-        'Trigger',
-        `${t?.source ?? '?'} ${t?.shape ?? ''}${t?.findingType ? `, ${t.findingType}` : ''}${t?.severity === undefined ? '' : `, severity ${t.severity}`}`,
-      ],
-      ['Requested by', t?.requestedBy],
-      ['Reason', t?.reason],
-      ['Findings', (c.findingIds ?? []).join(', ') || '-'],
-      ['Execution', c.executionArn ?? '-'],
-    ];
-    for (const [label, value] of rows) ctx.io.out(`${label.padEnd(13)} ${safe(value, 300)}\n`);
+    for (const [label, value] of caseRows(status.case))
+      ctx.io.out(`${label.padEnd(13)} ${safe(value, 300)}\n`);
     const exec = status.execution;
     if (exec) {
       ctx.io.out(
         `\nExecution ${safe(exec.status)}${exec.startDate ? ` started ${exec.startDate}` : ''}${exec.stopDate ? `, ended ${exec.stopDate}` : ''}\n`,
       );
       if (exec.note) ctx.io.out(`  ${safe(exec.note, 300)}\n`);
-      for (const step of exec.steps) ctx.io.out(stepLine(step));
+      for (const step of exec.steps) ctx.io.out(stepLine(step, ctx.io.colour?.out));
     }
-    ctx.io.out(`\nTimeline (${status.timeline.length} events)\n`);
+    ctx.io.out(`\nTimeline (${status.timeline.length} events; --json has every value whole)\n`);
+    // One line per event fitted to the terminal (the target gives way first), and under it, when there
+    // is one, AWS's request id and the detail: a request id is only useful whole.
+    const events = status.timeline;
     ctx.io.out(
-      table(
-        ['AT', 'STEP', 'ACTION', 'STATUS', 'TARGET', 'REQUEST ID', 'DETAIL'],
-        status.timeline.map((e) => [e.at, e.step, e.action, e.status, e.target, e.requestId, e.detail]),
-        120,
+      fittedTable(
+        ['AT', 'STEP', 'ACTION', 'STATUS', 'TARGET'],
+        events.map((e) => [e.at, e.step, e.action, e.status, e.target]),
+        {
+          width: ctx.io.columns ?? defaultWidth,
+          shrink: [4, 2, 1],
+          below: (i) => {
+            const e = events[i];
+            const parts = [
+              e?.requestId ? `request ${safe(e.requestId, 100)}` : '',
+              e?.detail ? safe(e.detail, 400) : '',
+            ].filter(Boolean);
+            return parts.length ? parts.join('  ') : undefined;
+          },
+          max: 120,
+        },
       ),
     );
     return 0;

@@ -1,5 +1,6 @@
 import { regionSchema } from '../../../functions/core/case.js';
-import { type CommandSpec, stringValue, type Values } from '../context.js';
+import { paintVerdict } from '../colour.js';
+import type { CommandSpec, Values } from '../context.js';
 import type { Check } from '../doctor/check.js';
 import type { DoctorDeps } from '../doctor.js';
 import { explain, UsageError } from '../errors.js';
@@ -7,12 +8,12 @@ import { jsonDocument, safe } from '../output.js';
 
 const label = { pass: 'PASS', fail: 'FAIL', unknown: 'UNKNOWN' } as const;
 
-export function renderChecks(checks: Check[]): string {
+export function renderChecks(checks: Check[], colour?: boolean): string {
   const width = Math.max(...checks.map((c) => c.check.length));
   const lines: string[] = [];
   for (const c of checks) {
     lines.push(
-      `${label[c.status].padEnd(8)} ${c.check.padEnd(width)}  ${safe(c.scope, 80)}: ${safe(c.detail, 400)}`,
+      `${paintVerdict(colour, label[c.status].padEnd(8))} ${c.check.padEnd(width)}  ${safe(c.scope, 80)}: ${safe(c.detail, 400)}`,
     );
     if (c.status !== 'pass' && c.fix) lines.push(`${' '.repeat(9 + width + 2)}fix: ${safe(c.fix, 400)}`);
   }
@@ -36,16 +37,27 @@ export function parseParams(given: Values[string]): Record<string, string> {
   return params;
 }
 
+/** `--check-region R` (repeatable): each an AWS region, duplicates dropped, in the order given. */
+export function checkRegions(given: Values[string]): string[] {
+  const list = Array.isArray(given) ? given : typeof given === 'string' ? [given] : [];
+  for (const region of list) {
+    if (!regionSchema.safeParse(region).success) {
+      throw new UsageError(`--check-region ${JSON.stringify(safe(region, 40))} is not an AWS region`);
+    }
+  }
+  return [...new Set(list)];
+}
+
 export const doctorCommand: CommandSpec = {
   path: ['doctor'],
   summary: 'readiness before an incident: each check with pass/fail and how to fix it',
   positionals: [],
   options: {
-    region: { type: 'string' },
+    'check-region': { type: 'string', multiple: true },
     'all-regions': { type: 'boolean' },
     param: { type: 'string', multiple: true },
   },
-  help: `usage: cordon doctor [--region REGION | --all-regions] [--param NAME=VALUE ...]
+  help: `usage: cordon doctor [--check-region REGION ... | --all-regions] [--param NAME=VALUE ...]
 
 Checks that Cordon can do its job when an incident comes:
   - CloudTrail: a multi-region trail that is logging
@@ -61,16 +73,15 @@ Checks that Cordon can do its job when an incident comes:
 Each check prints PASS, FAIL or UNKNOWN (could not be checked, e.g. a missing permission or an API the
 emulator lacks), a one-line detail and, for gaps, how to fix them. Exits 1 if any check fails.
 
-  --region REGION     check this region (default: the stack's region)
-  --all-regions       check every region enabled for the account
-  --param NAME=VALUE  a stage param as you will give it to osls deploy (repeatable), such as
-                      --param acceptSecurityHubCustomAction=true`,
+  --check-region REGION  check GuardDuty, SSM and VPC endpoints in this region instead of the stack's
+                         (repeatable); the stack itself is looked for in --region
+  --all-regions          check every region enabled for the account
+  --param NAME=VALUE     a stage param as you will give it to osls deploy (repeatable), such as
+                         --param acceptSecurityHubCustomAction=true`,
   async run(ctx, values) {
-    const only = stringValue(values, 'region');
-    if (only !== undefined && values['all-regions'] === true)
-      throw new UsageError('pass --region or --all-regions, not both');
-    if (only !== undefined && !regionSchema.safeParse(only).success)
-      throw new UsageError('--region is not an AWS region');
+    const only = checkRegions(values['check-region']);
+    if (only.length && values['all-regions'] === true)
+      throw new UsageError('pass --check-region or --all-regions, not both');
     const overrides = parseParams(values.param);
     const [{ enabledRegions, runDoctor, stageParams }, { pinnedToolsFromTemplate }, { triggersOf }] =
       await Promise.all([
@@ -80,7 +91,11 @@ emulator lacks), a one-line detail and, for gaps, how to fix them. Exits 1 if an
       ]);
     const homeRegion = await ctx.aws.region();
     const regions =
-      values['all-regions'] === true ? await enabledRegions(await ctx.aws.ec2()) : [only ?? homeRegion];
+      values['all-regions'] === true
+        ? await enabledRegions(await ctx.aws.ec2())
+        : only.length
+          ? only
+          : [homeRegion];
 
     let stack: DoctorDeps['stack'];
     try {
@@ -110,7 +125,7 @@ emulator lacks), a one-line detail and, for gaps, how to fix them. Exits 1 if an
       triggers: triggersOf(ctx.stage, stageParams(ctx.stage, overrides)),
     });
     if (ctx.json) ctx.io.out(jsonDocument({ ok: checks.every((c) => c.status !== 'fail'), checks }));
-    else ctx.io.out(renderChecks(checks));
+    else ctx.io.out(renderChecks(checks, ctx.io.colour?.out));
     return checks.some((c) => c.status === 'fail') ? 1 : 0;
   },
 };

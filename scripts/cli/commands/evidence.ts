@@ -1,10 +1,12 @@
+import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { paintVerdict } from '../colour.js';
 import { type CommandSpec, parseCaseId, stringValue } from '../context.js';
 import type { DownloadOutcome } from '../download.js';
 import { UsageError } from '../errors.js';
 import type { EvidenceEntry } from '../evidence.js';
-import { jsonDocument, ProgressBar, safe, table } from '../output.js';
+import { formatBytes, jsonDocument, ProgressBar, safe, table } from '../output.js';
 import type { Verdict } from '../verify.js';
 
 function entryRows(entries: EvidenceEntry[]) {
@@ -75,10 +77,12 @@ export const evidenceGetCommand: CommandSpec = {
 Downloads manifest.json, manifest.sig and every artifact the manifest names, by the version ids it
 records, into DIR (default ./CASE). Large objects come in ranged parts of MIB MiB (default 8, at most
 1024), a few at a time, into NAME.part with a NAME.part.json progress file: run the same command again
-(with the same part size) after an interruption and it resumes from the parts already on disk. Each file is hashed while it downloads and gets its final name
-only if its SHA-256 and size are the manifest's; otherwise it is deleted and the command fails, naming
-it. A file already present with other content is never overwritten. Then run
-cordon evidence verify CASE --dir DIR.`,
+(with the same part size) after an interruption and it resumes from the parts already on disk. Each
+file is hashed while it downloads and gets its final name only if its SHA-256 and size are the
+manifest's; otherwise it is deleted and the command fails, naming it. A file already present with other
+content is never overwritten: it is reported and left as it was. One download at a time writes into a
+folder (DIR/.cordon-get.lock); a second one into the same folder is refused. On a terminal, a progress
+line on stderr shows the bytes, the rate and the time left. Then run cordon evidence verify CASE --dir DIR.`,
   async run(ctx, values, positionals) {
     const caseId = parseCaseId(positionals[0]);
     const dir = resolve(stringValue(values, 'out') ?? caseId);
@@ -86,18 +90,24 @@ cordon evidence verify CASE --dir DIR.`,
     const stack = await ctx.stack();
     const s3 = await ctx.aws.s3();
     const { readSealedCase } = await import('../evidence.js');
-    const { downloadCase, targetsOf } = await import('../download.js');
+    const { downloadCase, folderLockName, targetsOf } = await import('../download.js');
     const sealed = await readSealedCase(s3, stack.evidenceBucket, caseId);
+    const targets = targetsOf(sealed);
     const total =
-      targetsOf(sealed).reduce((sum, t) => sum + t.bytes, 0) +
+      targets.reduce((sum, t) => sum + t.bytes, 0) +
       sealed.manifestBytes.byteLength +
       sealed.signatureBytes.byteLength;
+    if (ctx.io.errIsTty) {
+      ctx.io.err(`Downloading ${targets.length + 2} files (${formatBytes(total)}) into ${dir}\n`);
+    }
     const bar = new ProgressBar(ctx.io, total, caseId.slice(-6));
     let done = 0;
     const resumeHint = `Interrupted: run the same command again to resume from the parts already in ${dir}.\n`;
-    // Ctrl-C: the progress files on disk are consistent (each is replaced whole), so just say how to resume.
+    // Ctrl-C: the progress files on disk are consistent (each is replaced whole), so say how to resume
+    // and give the folder back (the exit skips the download's own clean-up).
     const onInterrupt = () => {
       bar.finish();
+      rmSync(join(dir, folderLockName), { force: true });
       ctx.io.err(`\n${resumeHint}`);
       process.exit(130);
     };
@@ -113,15 +123,19 @@ cordon evidence verify CASE --dir DIR.`,
       });
     } catch (error) {
       bar.finish();
-      ctx.io.err(resumeHint);
+      const { FolderInUseError } = await import('../download.js');
+      // Refused before anything was written: there is nothing to resume.
+      if (!(error instanceof FolderInUseError)) ctx.io.err(resumeHint);
       throw error;
     } finally {
       process.off('SIGINT', onInterrupt);
     }
     bar.finish();
     const failed = outcomes.filter((o) => o.status === 'failed');
+    const conflicts = outcomes.filter((o) => o.status === 'conflict');
+    const ok = failed.length + conflicts.length === 0;
     if (ctx.json) {
-      ctx.io.out(jsonDocument({ caseId, dir, ok: failed.length === 0, files: outcomes }));
+      ctx.io.out(jsonDocument({ caseId, dir, ok, files: outcomes }));
     } else {
       ctx.io.out(
         table(
@@ -130,18 +144,33 @@ cordon evidence verify CASE --dir DIR.`,
             o.name,
             o.bytes,
             o.sha256,
-            o.status === 'failed' ? `FAILED: ${o.reason}` : o.status,
+            o.status === 'failed'
+              ? `FAILED: ${o.reason}`
+              : o.status === 'conflict'
+                ? 'LEFT AS IT WAS: other content was already there'
+                : o.status,
           ]),
           200,
         ),
       );
-      ctx.io.out(
-        failed.length
-          ? `${failed.length} file(s) did not match the manifest and were not kept: ${failed.map((f) => safe(f.name)).join(', ')}\n`
-          : `All ${outcomes.length} files are in ${dir} and match the manifest. Check the signature: cordon evidence verify ${caseId} --dir ${dir}\n`,
-      );
+      const names = (list: DownloadOutcome[]) => list.map((f) => safe(f.name)).join(', ');
+      if (conflicts.length) {
+        ctx.io.out(
+          `${conflicts.length} file(s) were already in ${dir} with other content and were left as they are (nothing was downloaded over them): ${names(conflicts)}. Download into an empty folder (--out), or move them away and run again.\n`,
+        );
+      }
+      if (failed.length) {
+        ctx.io.out(
+          `${failed.length} file(s) S3 served did not match the manifest and were not kept: ${names(failed)}\n`,
+        );
+      }
+      if (ok) {
+        ctx.io.out(
+          `All ${outcomes.length} files are in ${dir} and match the manifest. Check the signature: cordon evidence verify ${caseId} --dir ${dir}\n`,
+        );
+      }
     }
-    return failed.length ? 1 : 0;
+    return ok ? 0 : 1;
   },
 };
 
@@ -206,27 +235,32 @@ Exits 1 if any check fails; the last line names each file that failed and what i
       return report.ok ? 0 : 1;
     }
     const out = ctx.io.out;
+    const colour = ctx.io.colour?.out;
     out(
       `Case ${caseId}: ${report.source === 'folder' ? `folder ${resolve(dir as string)}` : 'objects in the evidence bucket'}\n`,
     );
     for (const v of [...report.signature, ...report.manifest]) {
-      out(`  ${mark(v).padEnd(11)} ${v.check.padEnd(20)} ${safe(v.detail, 400)}\n`);
+      out(`  ${paintVerdict(colour, mark(v).padEnd(11))} ${v.check.padEnd(20)} ${safe(v.detail, 400)}\n`);
     }
     out('\n');
     const line = (v: Verdict) =>
-      out(`              ${mark(v).padEnd(11)} ${v.check.padEnd(9)} ${safe(v.detail, 400)}\n`);
+      out(
+        `              ${paintVerdict(colour, mark(v).padEnd(11))} ${v.check.padEnd(9)} ${safe(v.detail, 400)}\n`,
+      );
     for (const a of report.artifacts) {
-      out(`  ${(a.ok ? 'PASS' : 'FAIL').padEnd(11)} ${safe(a.name, 80)}\n`);
+      out(`  ${paintVerdict(colour, (a.ok ? 'PASS' : 'FAIL').padEnd(11))} ${safe(a.name, 80)}\n`);
       for (const v of [a.hash, ...(a.version ? [a.version] : []), a.lock]) line(v);
     }
     for (const u of report.unlisted) {
-      out(`  ${(u.verdict.status === 'fail' ? 'FAIL' : 'NOT LISTED').padEnd(11)} ${safe(u.name, 80)}\n`);
+      out(
+        `  ${paintVerdict(colour, (u.verdict.status === 'fail' ? 'FAIL' : 'NOT LISTED').padEnd(11))} ${safe(u.name, 80)}\n`,
+      );
       line(u.verdict);
     }
     out(
       report.ok
-        ? `\nVERIFIED: the signature is valid and all ${report.artifacts.length} objects match the manifest${report.artifacts.every((a) => a.lock.status === 'pass') ? ' and are locked' : ''}.\n`
-        : `\nFAILED: ${report.problems.map((p) => safe(p, 200)).join('; ')}.\n`,
+        ? `\n${paintVerdict(colour, 'VERIFIED')}: the signature is valid and all ${report.artifacts.length} objects match the manifest${report.artifacts.every((a) => a.lock.status === 'pass') ? ' and are locked' : ''}.\n`
+        : `\n${paintVerdict(colour, 'FAILED')}: ${report.problems.map((p) => safe(p, 200)).join('; ')}.\n`,
     );
     return report.ok ? 0 : 1;
   },

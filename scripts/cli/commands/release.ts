@@ -1,6 +1,7 @@
-import { type CommandSpec, parseCaseId, requireLocalRunner } from '../context.js';
+import { blockCaseIdPattern } from '../../../functions/core/case.js';
+import { type CommandSpec, isInstanceCase, parseCaseId, requireLocalRunner } from '../context.js';
 import { CliError, UnknownCaseError, UsageError } from '../errors.js';
-import { safe } from '../output.js';
+import { jsonDocument, safe } from '../output.js';
 import type { RunResult, StepLine } from '../workflow.js';
 import { printRun, stepLine } from './start.js';
 
@@ -47,6 +48,13 @@ With --endpoint the workflow runs in this process (the emulator's Step Functions
 always to its end.`,
   async run(ctx, values, positionals) {
     const caseId = parseCaseId(positionals[0]);
+    if (!isInstanceCase(caseId)) {
+      throw new UsageError(
+        blockCaseIdPattern.test(caseId)
+          ? `${caseId} is an IP-range block, not an instance's case: cordon unblock ${caseId} takes it out`
+          : `${caseId} is not an instance's case: release undoes the containment of an instance`,
+      );
+    }
     const stack = await ctx.stack();
     requireLocalRunner(ctx, stack);
     const { CaseStore } = await import('../../../functions/core/cases.js');
@@ -57,6 +65,19 @@ always to its end.`,
         `There is no case ${caseId} in the table ${stack.casesTable}.`,
         'List the cases with `cordon cases`.',
       );
+    }
+    if (record.status === 'released') {
+      // Released already: a second release changes nothing, and says so (as the workflow would).
+      const result: RunResult = {
+        status: 'NOT_STARTED',
+        caseId,
+        outcome: 'already-released',
+        reason: 'the instance was released before; nothing was changed',
+        steps: [],
+      };
+      if (ctx.json) ctx.io.out(jsonDocument(result));
+      else ctx.io.out(`Case ${caseId}: already released; nothing was changed.\n`);
+      return 0;
     }
     if (!releasable.has(record.status)) {
       throw new CliError(
@@ -79,7 +100,7 @@ always to its end.`,
     }
     const input = { caseId, requestedBy: (await ctx.aws.identity()).arn };
     const onStep = (step: StepLine) => {
-      if (!ctx.json) ctx.io.out(stepLine(step));
+      if (!ctx.json) ctx.io.out(stepLine(step, ctx.io.colour?.out));
     };
     let result: RunResult;
     if (stack.local) {

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { paintVerdict } from '../colour.js';
 import {
   type CommandContext,
   type CommandSpec,
@@ -14,9 +15,9 @@ import type { ManualStart, RunResult, StepLine } from '../workflow.js';
 // --help and a mistyped option answer at once.
 const workflow = () => import('../workflow.js');
 
-export function stepLine(step: StepLine): string {
+export function stepLine(step: StepLine, colour?: boolean): string {
   const seconds = step.seconds === undefined ? '' : `${step.seconds.toFixed(1).padStart(7)} s`;
-  return `  ${step.status.padEnd(9)} ${safe(step.name, 40).padEnd(24)} ${seconds}${step.reason ? `  ${safe(step.reason, 300)}` : ''}\n`;
+  return `  ${paintVerdict(colour, step.status.padEnd(9))} ${safe(step.name, 40).padEnd(24)} ${seconds}${step.reason ? `  ${safe(step.reason, 300)}` : ''}\n`;
 }
 
 export function printRun(ctx: CommandContext, result: RunResult, label: string): void {
@@ -25,7 +26,7 @@ export function printRun(ctx: CommandContext, result: RunResult, label: string):
     return;
   }
   ctx.io.out(
-    `${label} ${result.caseId ? `${result.caseId}: ` : ''}${result.outcome.toUpperCase()}${result.reason ? ` - ${safe(result.reason, 500)}` : ''}\n`,
+    `${label} ${result.caseId ? `${result.caseId}: ` : ''}${paintVerdict(ctx.io.colour?.out, result.outcome.toUpperCase())}${result.reason ? ` - ${safe(result.reason, 500)}` : ''}\n`,
   );
 }
 
@@ -59,7 +60,7 @@ async function triggerFrom(
   const instance = stringValue(values, 'instance');
   if (finding && instance) throw new UsageError('pass either --instance or --finding, not both');
   if (finding) {
-    for (const name of ['account', 'region', 'reason']) {
+    for (const name of ['account', 'instance-region', 'reason']) {
       if (values[name] !== undefined)
         throw new UsageError(`--${name} goes with --instance; a finding names its own`);
     }
@@ -72,7 +73,7 @@ async function triggerFrom(
   const fields = {
     instanceId: instance,
     accountId: stringValue(values, 'account'),
-    region: stringValue(values, 'region'),
+    region: stringValue(values, 'instance-region'),
     reason,
   };
   const { manualStartInput } = await workflow();
@@ -106,23 +107,24 @@ export const startCommand: CommandSpec = {
   options: {
     instance: { type: 'string' },
     account: { type: 'string' },
-    region: { type: 'string' },
+    'instance-region': { type: 'string' },
     reason: { type: 'string' },
     finding: { type: 'string' },
     wait: { type: 'boolean' },
   },
-  help: `usage: cordon start --instance i-… [--account ID] [--region REGION] --reason "…" [--wait]
+  help: `usage: cordon start --instance i-… [--account ID] [--instance-region REGION] --reason "…" [--wait]
        cordon start --finding FILE [--wait]
 
 Starts the forensic workflow on one instance: contain it, preserve its evidence, seal the manifest.
 
-  --instance ID     the instance to contain
-  --account ID      its account (default: the stack's own account)
-  --region REGION   its region (default: the stack's region)
-  --reason TEXT     why, in a sentence; recorded on the case with who asked
-  --finding FILE    a finding or trigger as JSON, in any shape Intake accepts (a GuardDuty finding or
-                    event, a Security Hub finding or custom action, a manual start)
-  --wait            follow the case live, one line per step as it finishes, ending with the outcome
+  --instance ID             the instance to contain
+  --account ID              its account (default: the stack's own account)
+  --instance-region REGION  its region (default: the stack's region, --region)
+  --reason TEXT             why, in a sentence; recorded on the case with who asked
+  --finding FILE            a finding or trigger as JSON, in any shape Intake accepts (a GuardDuty
+                            finding or event, a Security Hub finding or custom action, a manual start)
+  --wait                    follow the case live, one line per step as it finishes, ending with the
+                            outcome
 
 Against AWS the workflow runs in Step Functions: start waits for Intake's decision, prints the case id
 and returns, or with --wait follows the execution to its end. With --endpoint the emulator's Step
@@ -136,7 +138,7 @@ runs in this process, and start always follows it to the end.`,
     requireLocalRunner(ctx, stack);
     const wait = values.wait === true;
     const onStep = (step: StepLine) => {
-      if (!ctx.json) ctx.io.out(stepLine(step));
+      if (!ctx.json) ctx.io.out(stepLine(step, ctx.io.colour?.out));
     };
     const started = ctx.now();
     let result: RunResult;

@@ -32,7 +32,7 @@ export function parseUnblockTarget(values: Values, positionals: string[]): Unblo
     );
   }
   if (blockCaseIdPattern.test(subject)) {
-    for (const name of ['vpc', 'account', 'region']) {
+    for (const name of ['vpc', 'account', 'vpc-region']) {
       if (values[name] !== undefined) {
         throw new UsageError(`--${name} goes with a CIDR; a case id names its block`);
       }
@@ -98,23 +98,23 @@ export const unblockCommand: CommandSpec = {
   options: {
     vpc: { type: 'string' },
     account: { type: 'string' },
-    region: { type: 'string' },
+    'vpc-region': { type: 'string' },
     reason: { type: 'string' },
   },
   help: `usage: cordon unblock CASE_ID [--reason "…"]
-       cordon unblock CIDR --vpc vpc-… [--account ID] [--region REGION] [--reason "…"]
+       cordon unblock CIDR --vpc vpc-… [--account ID] [--vpc-region REGION] [--reason "…"]
 
 Takes a block out before its TTL, whoever made it (cordon block-ip or a finding): deletes exactly the
 deny entries the block added, each only if the ACL still holds it as added; an entry whose rule number
 now holds another rule is left alone and reported. The block's case is closed, the range freed, and
 its expiry dropped. A block already taken out changes nothing.
 
-  CASE_ID          the block's case id (20261127T201003Z-block-3fa9c2d1-07be), as block-ip printed it
-  CIDR             or the range, with --vpc: the open block of that range in that VPC
-  --vpc ID         the VPC (vpc- and 8 or 17 hex digits)
-  --account ID     the VPC's account (default: the stack's own)
-  --region REGION  the VPC's region (default: the stack's region)
-  --reason TEXT    why, as plain text of at most 512 characters; recorded on the case
+  CASE_ID              the block's case id (20261127T201003Z-block-3fa9c2d1-07be), as block-ip printed it
+  CIDR                 or the range, with --vpc: the open block of that range in that VPC
+  --vpc ID             the VPC (vpc- and 8 or 17 hex digits)
+  --account ID         the VPC's account (default: the stack's own)
+  --vpc-region REGION  the VPC's region (default: the stack's region, --region)
+  --reason TEXT        why, as plain text of at most 512 characters; recorded on the case
 
 Prints the entries removed (ACL, rule number, direction, family), gone, or left alone. Exits 1 when an
 entry could not be deleted (run the command again: what was removed is recorded).
@@ -145,7 +145,7 @@ With --endpoint the library runs in this process against the emulator.`,
           `${safe(error.message, 300)}${'caseId' in target ? '' : ` (account ${target.accountId ?? rt.home.accountId}, ${target.region ?? rt.home.region})`}.`,
           'caseId' in target
             ? `Check the case id and --stage; the table is ${stack.casesTable}.`
-            : 'Check the range, --vpc, --account and --region, or unblock by the case id block-ip printed.',
+            : 'Check the range, --vpc, --account and --vpc-region, or unblock by the case id block-ip printed.',
         );
       }
       if (error instanceof NetworkBlockError) {
