@@ -2,6 +2,7 @@
 // seconds and most commands need three or four.
 import type { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import type { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
+import type { EBSClient } from '@aws-sdk/client-ebs';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { GuardDutyClient } from '@aws-sdk/client-guardduty';
 import type { IAMClient } from '@aws-sdk/client-iam';
@@ -202,6 +203,11 @@ export class Aws {
       await this.region(),
       async (c) => new (await import('@aws-sdk/client-iam')).IAMClient(c),
     );
+  }
+  /** The EBS direct APIs, in the region of the snapshots they read. */
+  async ebs(region?: string): Promise<EBSClient> {
+    const r = region ?? (await this.region());
+    return this.client('ebs', r, async (c) => new (await import('@aws-sdk/client-ebs')).EBSClient(c));
   }
   async ec2(region?: string): Promise<EC2Client> {
     const r = region ?? (await this.region());
