@@ -59,6 +59,7 @@ export function localStackNames(stack: LocalStack, account: string, region: stri
         attributes: { TopicArn: stack.topicArn, TopicName: stack.topicArn.split(':').pop() ?? '' },
       },
       SigningKey: key(stack.signingKeyId),
+      ...(stack.addendumKeyArn ? { AddendumKey: key(stack.addendumKeyArn) } : {}),
       EvidenceKey: key(stack.evidenceKeyArn),
       ForensicsStateMachine: {
         ref: stack.forensicsStateMachineArn,
