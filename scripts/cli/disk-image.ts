@@ -3,7 +3,7 @@ import { type FileHandle, mkdir, open, readFile, rename, rm, stat, writeFile } f
 import { type EBSClient, GetSnapshotBlockCommand, ListSnapshotBlocksCommand } from '@aws-sdk/client-ebs';
 import { z } from 'zod';
 import { EvidenceIntegrityError } from '../../functions/core/errors.js';
-import { hashFile, pathInside } from './download.js';
+import { pathInside } from './download.js';
 import { CliError } from './errors.js';
 import { mapLimit } from './evidence.js';
 
@@ -48,6 +48,28 @@ export interface ImageOutcome {
   sha256: string;
   status: 'downloaded' | 'resumed' | 'already-complete' | 'failed';
   reason?: string;
+}
+
+/**
+ * The SHA-256 of a whole image, read from disk in large pieces: an image is gigabytes, mostly holes,
+ * which the file system reads back as zeros without touching the disk.
+ */
+async function hashImage(path: string): Promise<{ sha256: string; bytes: number }> {
+  const file = await open(path, 'r');
+  const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(16 * 2 ** 20);
+  let bytes = 0;
+  try {
+    for (;;) {
+      const { bytesRead } = await file.read(buffer, 0, buffer.byteLength, bytes);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+      bytes += bytesRead;
+    }
+  } finally {
+    await file.close();
+  }
+  return { sha256: hash.digest('hex'), bytes };
 }
 
 /** Block indexes per ListSnapshotBlocks page: the most the API allows. */
@@ -192,7 +214,7 @@ export async function downloadSnapshotImage(
     () => false,
   );
   if (present) {
-    const found = await hashFile(finalPath);
+    const found = await hashImage(finalPath);
     const fields = { ...base, volumeBytes: found.bytes, blockSize: 0, blocks: 0, sha256: found.sha256 };
     if (options.expectedSha256 && found.sha256 === options.expectedSha256)
       return { ...fields, status: 'already-complete' };
@@ -272,7 +294,7 @@ export async function downloadSnapshotImage(
   await file.sync();
   await file.close();
 
-  const whole = await hashFile(partPath);
+  const whole = await hashImage(partPath);
   if (whole.bytes !== list.volumeBytes) {
     throw new CliError(`${partPath} is ${whole.bytes} bytes, not the volume's ${list.volumeBytes}.`);
   }
