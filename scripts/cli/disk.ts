@@ -393,7 +393,7 @@ export async function attachCaseDisks(req: AttachRequest, deps: AttachDeps): Pro
       action: 'ec2:CreateVolume',
       status: 'ok',
       target: volumeId,
-      ...(created.$metadata.requestId ? { requestId: created.$metadata.requestId } : {}),
+      ...(created.$metadata?.requestId ? { requestId: created.$metadata?.requestId } : {}),
       detail: `${volumeId} from ${source.snapshotId}${source.copy ? ` (copy of ${source.caseSnapshotId})` : ''} in ${zone}, encrypted under ${kmsKeyArn}, for ${caller.arn}`,
     });
     await waitFor(deps, volumeId, (v) => v.State === 'available', 'available');
@@ -404,7 +404,7 @@ export async function attachCaseDisks(req: AttachRequest, deps: AttachDeps): Pro
       action: 'ec2:AttachVolume',
       status: 'ok',
       target: volumeId,
-      ...(attached.$metadata.requestId ? { requestId: attached.$metadata.requestId } : {}),
+      ...(attached.$metadata?.requestId ? { requestId: attached.$metadata?.requestId } : {}),
       detail: `${volumeId} (${source.volumeId}'s snapshot ${source.snapshotId}) attached to ${req.workstationId} at ${device} by ${caller.arn}`,
     });
     await waitFor(
@@ -458,7 +458,7 @@ export async function detachCaseDisks(
         action: 'ec2:DetachVolume',
         status: 'ok',
         target: volumeId,
-        ...(detached.$metadata.requestId ? { requestId: detached.$metadata.requestId } : {}),
+        ...(detached.$metadata?.requestId ? { requestId: detached.$metadata?.requestId } : {}),
         detail: `${volumeId} detached from ${attachment.InstanceId} by ${req.caller.arn}`,
       });
       await waitFor(deps, volumeId, (x) => x.State === 'available', 'detached');
@@ -468,7 +468,7 @@ export async function detachCaseDisks(
       action: 'ec2:DeleteVolume',
       status: 'ok',
       target: volumeId,
-      ...(deleted.$metadata.requestId ? { requestId: deleted.$metadata.requestId } : {}),
+      ...(deleted.$metadata?.requestId ? { requestId: deleted.$metadata?.requestId } : {}),
       detail: `${volumeId} (made from ${tagOf(v, sourceSnapshotTag) ?? 'a snapshot'}, which stays) deleted by ${req.caller.arn}`,
     });
     out.push({
