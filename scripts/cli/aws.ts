@@ -13,6 +13,7 @@ import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { type PluggableClient, plugged } from '../../functions/core/clients.js';
 import type { FailedOperation } from './errors.js';
 
 export interface AwsSettings {
@@ -107,7 +108,7 @@ export class Aws {
     };
   }
 
-  private async client<C>(
+  private async client<C extends PluggableClient>(
     kind: string,
     region: string | undefined,
     make: (config: ReturnType<Aws['base']>) => Promise<C>,
@@ -115,7 +116,7 @@ export class Aws {
     const key = `${kind}/${region ?? ''}`;
     let client = this.cache.get(key) as Promise<C> | undefined;
     if (!client) {
-      client = make(this.base(region)).then(annotate);
+      client = make(this.base(region)).then((c) => annotate(plugged(c)));
       this.cache.set(key, client);
     }
     return client;
@@ -126,7 +127,7 @@ export class Aws {
    * A client of a class the caller has loaded, built with the same settings, for a library that is
    * handed a synchronous factory (`ec2For`) rather than awaiting one.
    */
-  clientOf<C>(Client: new (config: ReturnType<Aws['base']>) => C, region: string): C {
+  clientOf<C extends PluggableClient>(Client: new (config: ReturnType<Aws['base']>) => C, region: string): C {
     let byRegion = this.built.get(Client);
     if (!byRegion) {
       byRegion = new Map();
@@ -134,7 +135,7 @@ export class Aws {
     }
     let client = byRegion.get(region) as C | undefined;
     if (!client) {
-      client = annotate(new Client(this.base(region)));
+      client = annotate(plugged(new Client(this.base(region))));
       byRegion.set(region, client);
     }
     return client;
