@@ -18,7 +18,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { instanceIdSchema, tagKeys } from '../../functions/core/case.js';
 import { awsErrorCode } from '../../functions/core/errors.js';
-import { caseFolder } from '../../functions/core/evidence.js';
+import { caseFolder, sha256 } from '../../functions/core/evidence.js';
 import { snapshotIdSchema, volumeIdSchema } from '../../functions/core/snapshots.js';
 import { CliError, exitCodes, UsageError } from './errors.js';
 import { NotSealedError, readObject, readSealedCase, type SealedCase } from './evidence.js';
@@ -99,7 +99,6 @@ export async function readCaseDisks(s3: S3Client, bucket: string, caseId: string
     throw error;
   }
   if (listed) {
-    const { sha256 } = await import('../../functions/core/evidence.js');
     if (sha256(body).hex !== listed.sha256)
       throw new CliError(
         `snapshots.json of case ${caseId} does not hash to what the sealed manifest records.`,
