@@ -48,6 +48,13 @@ export interface TimelineEvent {
 export type OpenResult = { opened: true } | { opened: false; existingCaseId: string };
 
 const caseKey = (caseId: string) => ({ pk: `CASE#${caseId}`, sk: 'CASE' });
+/**
+ * Where a case's timeline events live: the workflow's beside the case item, and investigators' own
+ * (a disk attached to a workstation) in a partition of their own, the only one their role may write,
+ * so that it can never replace the case item or a step's event.
+ */
+const timelinePartition = (caseId: string, by: 'workflow' | 'investigator') =>
+  by === 'investigator' ? `INVESTIGATION#${caseId}` : `CASE#${caseId}`;
 export const instanceKey = (c: Pick<Case, 'accountId' | 'region' | 'instanceId'>) =>
   `INSTANCE#${c.accountId}#${c.region}#${c.instanceId}`;
 
@@ -322,13 +329,17 @@ export class CaseStore {
     return (out.Items ?? []).map((i) => ({ caseId: String(i.caseId), dueAt: String(i.dueAt) }));
   }
 
-  async record(caseId: string, event: Omit<TimelineEvent, 'at'> & { at?: string }): Promise<void> {
+  async record(
+    caseId: string,
+    event: Omit<TimelineEvent, 'at'> & { at?: string },
+    by: 'workflow' | 'investigator' = 'workflow',
+  ): Promise<void> {
     const at = event.at ?? this.now().toISOString();
     await this.ddb.send(
       new PutCommand({
         TableName: this.table,
         Item: {
-          pk: `CASE#${caseId}`,
+          pk: timelinePartition(caseId, by),
           sk: `T#${at}#${randomBytes(4).toString('hex')}`,
           ...event,
           at,
@@ -339,7 +350,7 @@ export class CaseStore {
     );
   }
 
-  async timeline(caseId: string): Promise<TimelineEvent[]> {
+  async timeline(caseId: string, by: 'workflow' | 'investigator' = 'workflow'): Promise<TimelineEvent[]> {
     const events: TimelineEvent[] = [];
     let start: Record<string, unknown> | undefined;
     do {
@@ -347,7 +358,7 @@ export class CaseStore {
         new QueryCommand({
           TableName: this.table,
           KeyConditionExpression: 'pk = :pk AND begins_with(sk, :t)',
-          ExpressionAttributeValues: { ':pk': `CASE#${caseId}`, ':t': 'T#' },
+          ExpressionAttributeValues: { ':pk': timelinePartition(caseId, by), ':t': 'T#' },
           ConsistentRead: true,
           ExclusiveStartKey: start,
         }),

@@ -60,7 +60,8 @@ export function useClientPlugin(plugin: ClientPlugin): () => void {
   };
 }
 
-function plugged<T extends PluggableClient>(client: T, origin: ClientOrigin = { kind: 'home' }): T {
+/** Applies the registered plugins to a client built elsewhere (the `cordon` CLI's). */
+export function plugged<T extends PluggableClient>(client: T, origin: ClientOrigin = { kind: 'home' }): T {
   for (const plugin of plugins) plugin(client, origin);
   return client;
 }

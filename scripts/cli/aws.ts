@@ -6,6 +6,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import type { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
+import type { EBSClient } from '@aws-sdk/client-ebs';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { GuardDutyClient } from '@aws-sdk/client-guardduty';
 import type { IAMClient } from '@aws-sdk/client-iam';
@@ -16,6 +17,7 @@ import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { type PluggableClient, plugged } from '../../functions/core/clients.js';
 import { CliError, type FailedOperation } from './errors.js';
 
 export interface AwsSettings {
@@ -163,7 +165,7 @@ export class Aws {
     };
   }
 
-  private async client<C>(
+  private async client<C extends PluggableClient>(
     kind: string,
     region: string | undefined,
     make: (config: ReturnType<Aws['base']>) => Promise<C>,
@@ -171,7 +173,7 @@ export class Aws {
     const key = `${kind}/${region ?? ''}`;
     let client = this.cache.get(key) as Promise<C> | undefined;
     if (!client) {
-      client = make(this.base(region)).then(annotate);
+      client = make(this.base(region)).then((c) => annotate(plugged(c)));
       this.cache.set(key, client);
     }
     return client;
@@ -182,7 +184,7 @@ export class Aws {
    * A client of a class the caller has loaded, built with the same settings, for a library that is
    * handed a synchronous factory (`ec2For`) rather than awaiting one.
    */
-  clientOf<C>(Client: new (config: ReturnType<Aws['base']>) => C, region: string): C {
+  clientOf<C extends PluggableClient>(Client: new (config: ReturnType<Aws['base']>) => C, region: string): C {
     let byRegion = this.built.get(Client);
     if (!byRegion) {
       byRegion = new Map();
@@ -190,7 +192,7 @@ export class Aws {
     }
     let client = byRegion.get(region) as C | undefined;
     if (!client) {
-      client = annotate(new Client(this.base(region)));
+      client = annotate(plugged(new Client(this.base(region))));
       byRegion.set(region, client);
     }
     return client;
@@ -262,6 +264,11 @@ export class Aws {
       await this.region(),
       async (c) => new (await import('@aws-sdk/client-iam')).IAMClient(c),
     );
+  }
+  /** The EBS direct APIs, in the region of the snapshots they read. */
+  async ebs(region?: string): Promise<EBSClient> {
+    const r = region ?? (await this.region());
+    return this.client('ebs', r, async (c) => new (await import('@aws-sdk/client-ebs')).EBSClient(c));
   }
   async ec2(region?: string): Promise<EC2Client> {
     const r = region ?? (await this.region());

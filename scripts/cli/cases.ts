@@ -142,7 +142,8 @@ export async function caseStatus(
       'List the cases with `cordon cases`; check --stage and --region.',
     );
   }
-  const timeline = await store.timeline(caseId);
+  // The workflow's events, then what investigators did with the evidence since (disks attached...).
+  const timeline = [...(await store.timeline(caseId)), ...(await store.timeline(caseId, 'investigator'))];
   timeline.sort((a, b) => String(a.at).localeCompare(String(b.at)));
   const execution = record.executionArn ? await executionView(deps.sfn, record.executionArn) : undefined;
   return { case: record, timeline, ...(execution ? { execution } : {}) };

@@ -43,6 +43,7 @@ const servicePrefixes: Record<string, string> = {
   SFNClient: 'states',
   CloudFormationClient: 'cloudformation',
   EC2Client: 'ec2',
+  EBSClient: 'ebs',
   SSMClient: 'ssm',
   CloudTrailClient: 'cloudtrail',
   GuardDutyClient: 'guardduty',

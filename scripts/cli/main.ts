@@ -8,6 +8,7 @@ import { Aws } from './aws.js';
 import { paint } from './colour.js';
 import { blockIpCommand } from './commands/block-ip.js';
 import { casesCommand, statusCommand } from './commands/cases.js';
+import { evidenceDiskCommand } from './commands/disk.js';
 import { doctorCommand } from './commands/doctor.js';
 import { evidenceGetCommand, evidenceLsCommand, evidenceVerifyCommand } from './commands/evidence.js';
 import { redriveCommand } from './commands/redrive.js';
@@ -58,6 +59,7 @@ export const commands: CommandSpec[] = [
   evidenceLsCommand,
   evidenceGetCommand,
   evidenceVerifyCommand,
+  evidenceDiskCommand,
   releaseCommand,
   redriveCommand,
   blockIpCommand,
@@ -176,7 +178,7 @@ export async function runCli(argv: string[], options: RunOptions = {}): Promise<
       if (first === 'evidence') {
         const subs = commands.filter((c) => c.path[0] === 'evidence');
         io.out(
-          `usage: cordon evidence ls|get|verify CASE\n\n${subs.map((c) => `  ${c.path.join(' ')}  ${c.summary}`).join('\n')}\n`,
+          `usage: cordon evidence ls|get|verify|disk CASE\n\n${subs.map((c) => `  ${c.path.join(' ')}  ${c.summary}`).join('\n')}\n`,
         );
         return loose.values.help ? exitCodes.ok : exitCodes.usage;
       }

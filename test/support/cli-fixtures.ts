@@ -41,6 +41,7 @@ export async function publishStack(endpoint: string, stack: LocalStack): Promise
           CasesTableName: value(stack.table),
           AlertTopicArn: value(stack.topicArn),
           SigningKeyArn: value(stack.signingKeyId),
+          ...(stack.addendumKeyArn ? { AddendumKeyArn: value(stack.addendumKeyArn) } : {}),
           ToolsBucketName: value(stack.toolsBucket),
           TriggerQueueUrl: value(stack.triggerQueueUrl),
           ForensicsStateMachineArn: value(stack.forensicsStateMachineArn),

@@ -248,12 +248,63 @@ describe('the three roles written here', () => {
 describe('the investigator role', () => {
   const statements = roleStatements(template, 'InvestigatorRole');
 
-  it('reads and nothing else: every action it is allowed is a Get, List, Query, Scan, Describe, Decrypt or Verify', () => {
-    const actions = statements.filter((s) => s.Effect === 'Allow').flatMap((s) => asArray(s.Action));
+  const allowed = statements.filter((s) => s.Effect === 'Allow');
+  const writes = (s: PolicyStatement) =>
+    asArray(s.Action).filter((a) => !/^[\w-]+:(Get|List|Query|Scan|Describe|Decrypt|Verify)/.test(a));
 
-    expect(actions.filter((a) => !/^[\w-]+:(Get|List|Query|Scan|Describe|Decrypt|Verify)/.test(a))).toEqual(
-      [],
+  it('reads, and writes only addenda, its timeline partition and investigation volumes, each scoped', () => {
+    const writing = Object.fromEntries(
+      allowed.filter((s) => writes(s).length > 0).map((s) => [s.Sid, writes(s).sort()]),
     );
+
+    expect(writing).toEqual({
+      RecordAddenda: ['s3:PutObject'],
+      EncryptAddendaThroughS3: ['kms:GenerateDataKey'],
+      SignAddenda: ['kms:Sign'],
+      RecordOnTheTimeline: ['dynamodb:PutItem'],
+      VolumesFromCaseSnapshots: ['ec2:CreateVolume'],
+      CreateInvestigationVolumes: ['ec2:CreateVolume'],
+      TagInvestigationVolumesAtCreation: ['ec2:CreateTags'],
+      AttachDetachDeleteInvestigationVolumes: ['ec2:AttachVolume', 'ec2:DeleteVolume', 'ec2:DetachVolume'],
+      AttachToWorkstationsOnly: ['ec2:AttachVolume', 'ec2:DetachVolume'],
+      ForensicKeyThroughEc2: ['kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptFrom', 'kms:ReEncryptTo'],
+      ForensicKeyGrantsForEc2: ['kms:CreateGrant'],
+    });
+    const bySid = (sid: string) => allowed.find((s) => s.Sid === sid);
+    expect(bySid('RecordAddenda')).toMatchObject({
+      Resource: sub('{EvidenceBucket.Arn}/cases/*/addenda/*'),
+      Condition: { StringEquals: { 's3:if-none-match': '*' } },
+    });
+    expect(bySid('RecordOnTheTimeline')?.Condition).toEqual({
+      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': 'INVESTIGATION#*' },
+      Null: { 'dynamodb:LeadingKeys': 'false' },
+    });
+    expect(bySid('AttachToWorkstationsOnly')?.Condition).toEqual({
+      Null: { 'aws:ResourceTag/cordon:case-id': 'true' },
+    });
+    expect(bySid('AttachDetachDeleteInvestigationVolumes')?.Condition).toEqual({
+      StringEquals: { 'aws:ResourceTag/cordon:purpose': 'investigation' },
+      Null: { 'aws:ResourceTag/cordon:case-id': 'false' },
+    });
+  });
+
+  it('never deletes or changes a snapshot, an instance, or evidence', () => {
+    for (const action of [
+      'ec2:DeleteSnapshot',
+      'ec2:ModifySnapshotAttribute',
+      'ec2:UnlockSnapshot',
+      'ec2:TerminateInstances',
+      'ec2:ModifyInstanceAttribute',
+      's3:DeleteObject',
+      's3:PutObjectRetention',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+    ]) {
+      expect(
+        allowed.filter((s) => statementAllows(s, action)).map((s) => s.Sid),
+        action,
+      ).toEqual([]);
+    }
   });
 
   it('by default can be assumed from this account only, and only with MFA', () => {

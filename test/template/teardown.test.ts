@@ -44,6 +44,11 @@ const retainedOnPurpose: { id: string | RegExp; reason: string; packager?: true 
       'signed every case’s manifest: without it in KMS a sealed case can no longer be verified against KMS, and no later case can be signed under the same key',
   },
   {
+    id: 'AddendumKey',
+    reason:
+      'signed every addendum investigators recorded (a disk image’s SHA-256): without it in KMS an addendum can no longer be checked',
+  },
+  {
     id: 'EvidenceLogBucket',
     reason:
       'holds the evidence bucket’s S3 access logs: who read or tried to change which evidence, part of its chain of custody',
@@ -153,7 +158,7 @@ describe.each(stages)('tearing down the %s stack', (stage) => {
   it('keeps every retained key out of reach: no one may disable it or schedule its deletion', () => {
     const keys = retained.filter(([, r]) => r.Type === 'AWS::KMS::Key');
 
-    expect(keys.map(([id]) => id).sort()).toEqual(['EvidenceKey', 'SigningKey']);
+    expect(keys.map(([id]) => id).sort()).toEqual(['AddendumKey', 'EvidenceKey', 'SigningKey']);
     for (const [id, key] of keys) {
       const destroying = keyStatements(key).filter(
         (s) => statementAllows(s, 'kms:ScheduleKeyDeletion') || statementAllows(s, 'kms:DisableKey'),

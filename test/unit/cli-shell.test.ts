@@ -93,7 +93,8 @@ describe('cordon completion', () => {
 
   it('completes the commands, then a group’s subcommands', async () => {
     expect(await bashCompletes(['cordon', 'st'])).toEqual(['start', 'status']);
-    expect(await bashCompletes(['cordon', 'evidence', ''])).toEqual(['ls', 'get', 'verify']);
+    expect(await bashCompletes(['cordon', 're'])).toEqual(['release', 'redrive']);
+    expect(await bashCompletes(['cordon', 'evidence', ''])).toEqual(['ls', 'get', 'verify', 'disk']);
     expect(await bashCompletes(['cordon', 'completion', ''])).toEqual(['bash', 'zsh']);
   });
 

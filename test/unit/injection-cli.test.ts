@@ -144,6 +144,10 @@ describe('cordon status and cordon cases', () => {
   it('shows a case whose record, timeline and execution history carry every payload, each inside its own line', async () => {
     ddb.on(GetCommand).resolves({ Item: hostileCase });
     ddb.on(QueryCommand).resolves({ Items: hostileEvents });
+    // The workflow's partition carries them; investigators' own events are none here.
+    ddb
+      .on(QueryCommand, { ExpressionAttributeValues: { ':pk': `INVESTIGATION#${sampleCase.caseId}` } })
+      .resolves({ Items: [] });
     sfn
       .on(DescribeExecutionCommand)
       .resolves({ status: `FAILED${payloads['an ANSI clear screen']}` } as never);

@@ -193,7 +193,9 @@ Checks, and prints a verdict for each:
   - that each object is still under Object Lock (a retention not yet expired, or a legal hold) and, in
     the bucket, still the version a read without a version id gets (nothing written over or deleted);
   - that nothing the manifest does not list is there: no other file in DIR, no object written into the
-    case's folder after sealing.
+    case's folder after sealing;
+  - in the bucket, each addendum (cases/CASE/addenda/, recorded by cordon evidence disk --image):
+    signed by the stack's addendum key, beside this manifest, and locked.
 Exits 1 if any check fails; the last line names each file that failed and what is wrong with it.
 
   --dir DIR          verify a folder written by cordon evidence get instead of the bucket's objects
@@ -222,6 +224,7 @@ Exits 1 if any check fails; the last line names each file that failed and what i
             kms: await ctx.aws.kms(),
             bucket: stack.evidenceBucket,
             signingKeyArn: stack.signingKeyArn,
+            ...(stack.addendumKeyArn ? { addendumKeyArn: stack.addendumKeyArn } : {}),
           };
         })();
     const report = await verifyCase(caseId, {

@@ -59,6 +59,7 @@ export function localStackNames(stack: LocalStack, account: string, region: stri
         attributes: { TopicArn: stack.topicArn, TopicName: stack.topicArn.split(':').pop() ?? '' },
       },
       SigningKey: key(stack.signingKeyId),
+      ...(stack.addendumKeyArn ? { AddendumKey: key(stack.addendumKeyArn) } : {}),
       EvidenceKey: key(stack.evidenceKeyArn),
       ForensicsStateMachine: {
         ref: stack.forensicsStateMachineArn,
@@ -87,6 +88,20 @@ export function functionPrincipal(model: TemplateModel, fn: string, names: Stack
   return {
     roleArn: role.arn,
     sessionArn: `arn:${names.partition}:sts::${names.account}:assumed-role/${role.name}/${names.stackName}-${fn}`,
+    account: names.account,
+    identityPolicies: role.identityPolicies,
+  };
+}
+
+/** Requests the `cordon` CLI made for an investigator: decided as the investigator role. */
+export const investigatorCli = 'cordon (investigator role)';
+
+/** A session of the investigator role (resources/investigator.yml), as `aws sts assume-role` gets it. */
+export function investigatorPrincipal(model: TemplateModel, names: StackNames): Principal {
+  const role = model.role('InvestigatorRole');
+  return {
+    roleArn: role.arn,
+    sessionArn: `arn:${names.partition}:sts::${names.account}:assumed-role/${role.name}/investigator`,
     account: names.account,
     identityPolicies: role.identityPolicies,
   };
@@ -134,6 +149,28 @@ function resourcePolicy(model: TemplateModel, auth: Authorisation) {
 }
 
 /**
+ * The policy AWS gives a key created without one: the account's IAM policies decide who uses it. The
+ * forensic key investigators name with `--kms-key` is the deployer's own, outside Cordon's templates;
+ * docs/investigators.md asks for this policy (or one naming the investigator role) on it.
+ */
+function defaultKeyPolicy(keyArn: string, account: string, partition: string) {
+  return {
+    logicalId: 'the forensic key (default key policy)',
+    policy: {
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Effect: 'Allow',
+          Principal: { AWS: `arn:${partition}:iam::${account}:root` },
+          Action: 'kms:*',
+          Resource: keyArn,
+        },
+      ],
+    },
+  };
+}
+
+/**
  * Decides every recorded request made with a function's own role (the security account's instances,
  * and Cordon's own resources), one row per distinct (function, action, resource, context).
  */
@@ -151,13 +188,19 @@ export async function decideRecorded(
   };
   for (const req of requests) {
     if (req.origin.kind === 'member' && req.origin.assumed) continue;
-    const principal = functionPrincipal(model, req.fn, names);
+    const principal =
+      req.fn === investigatorCli
+        ? investigatorPrincipal(model, names)
+        : functionPrincipal(model, req.fn, names);
     const list = authorisations(req.operation, req.input, req.facts, { ...where, region: req.region });
     const role = principal.roleArn.split('/').pop() ?? '';
     for (const auth of list) {
-      await decideOnce(rows, req, role, auth, () =>
-        decide(principal, auth, req.region, resourcePolicy(model, auth)),
-      );
+      const policy =
+        resourcePolicy(model, auth) ??
+        (req.fn === investigatorCli && auth.resource.includes(':kms:')
+          ? defaultKeyPolicy(auth.resource, names.account, names.partition)
+          : undefined);
+      await decideOnce(rows, req, role, auth, () => decide(principal, auth, req.region, policy));
     }
   }
   return [...rows.values()];

@@ -21,10 +21,12 @@ import {
   DescribeNetworkInterfacesCommand,
   DescribeSecurityGroupsCommand,
   DescribeSnapshotsCommand,
+  DescribeVolumesCommand,
   EC2Client,
   type Tag,
 } from '@aws-sdk/client-ec2';
 import { GetInstanceProfileCommand, GetRoleCommand, GetUserCommand, IAMClient } from '@aws-sdk/client-iam';
+import { KMSClient, ListResourceTagsCommand } from '@aws-sdk/client-kms';
 
 export type Context = Record<string, string | string[]>;
 
@@ -77,7 +79,12 @@ const clients = (probe: Probe) => {
     credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
     maxAttempts: 3,
   };
-  return { ec2: new EC2Client(base), iam: new IAMClient(base), asg: new AutoScalingClient(base) };
+  return {
+    ec2: new EC2Client(base),
+    iam: new IAMClient(base),
+    asg: new AutoScalingClient(base),
+    kms: new KMSClient(base),
+  };
 };
 
 const tagMap = (tags: Tag[] | undefined): Tags =>
@@ -203,6 +210,26 @@ async function snapshots(probe: Probe, ids: string[]): Promise<Facts> {
   return Object.fromEntries(
     (out.Snapshots ?? []).map((s) => [s.SnapshotId ?? '', { tags: tagMap(s.Tags), volumeId: s.VolumeId }]),
   );
+}
+
+async function volumes(probe: Probe, ids: string[]): Promise<Facts> {
+  const { ec2 } = clients(probe);
+  const out = await ec2.send(new DescribeVolumesCommand({ VolumeIds: ids }));
+  return Object.fromEntries(
+    (out.Volumes ?? []).map((v) => [
+      v.VolumeId ?? '',
+      { tags: tagMap(v.Tags), snapshotId: v.SnapshotId, encrypted: v.Encrypted, zone: v.AvailabilityZone },
+    ]),
+  );
+}
+
+/** A KMS key's tags (what `aws:ResourceTag` reads for it), by ARN. */
+async function keyTags(probe: Probe, keyId: string): Promise<Facts> {
+  const { kms } = clients(probe);
+  const out = await kms.send(new ListResourceTagsCommand({ KeyId: keyId }));
+  return {
+    [keyId]: { tags: Object.fromEntries((out.Tags ?? []).map((t) => [t.TagKey ?? '', t.TagValue ?? ''])) },
+  };
 }
 
 async function addressByAssociation(probe: Probe, associationId: string): Promise<Facts> {
@@ -416,6 +443,60 @@ const onRole = (action: string): OperationSpec => ({
     },
   ],
 });
+
+/** An investigation volume (attach, detach, delete), with its tags and what it was made from. */
+function onVolume(w: Where, facts: Facts, action: string, id: string): Authorisation {
+  const f = fact(facts, id);
+  return {
+    action,
+    resource: ec2Arn(w, 'volume', id),
+    context: {
+      ...ec2Tags(f.tags),
+      'ec2:VolumeID': ec2Arn(w, 'volume', id),
+      ...(f.snapshotId ? { 'ec2:ParentSnapshot': snapshotArn(w, f.snapshotId as string) } : {}),
+      ...(f.encrypted === undefined ? {} : { 'ec2:Encrypted': String(f.encrypted) }),
+      ...(f.zone ? { 'ec2:AvailabilityZone': f.zone as string } : {}),
+    },
+  };
+}
+
+/** Attaching and detaching are decided on the volume and on the instance. */
+const volumeAndInstance = (action: string): OperationSpec => ({
+  observe: async (i, p) => ({
+    ...(await volumes(p, [i.VolumeId])),
+    ...(i.InstanceId ? await instances(p, [i.InstanceId]) : {}),
+  }),
+  authorise: (i, f, w) => [
+    onVolume(w, f, action, i.VolumeId),
+    ...(i.InstanceId ? [onInstance(w, f, action, i.InstanceId)] : []),
+  ],
+});
+
+/** The EBS direct APIs read a snapshot, decided on it with its tags. */
+const snapshotBlocks = (action: string): OperationSpec => ({
+  observe: (i, p) => snapshots(p, [i.SnapshotId]),
+  authorise: (i, f, w) => [
+    { action, resource: snapshotArn(w, i.SnapshotId), context: resourceTags(fact(f, i.SnapshotId).tags) },
+  ],
+});
+
+/**
+ * What EBS asks KMS for, as the caller, when it makes an encrypted volume under a key: the key's
+ * description, a data key, and a grant to use the key for the volume's life.
+ */
+function volumeKey(w: Where, facts: Facts, keyId: string): Authorisation[] {
+  const resource = kmsKeyArn(w, keyId);
+  const context: Context = {
+    'kms:ViaService': `ec2.${w.region}.amazonaws.com`,
+    'kms:CallerAccount': w.account,
+    ...resourceTags(fact(facts, keyId).tags),
+  };
+  return [
+    { action: 'kms:DescribeKey', resource, context },
+    { action: 'kms:GenerateDataKeyWithoutPlaintext', resource, context },
+    { action: 'kms:CreateGrant', resource, context: { ...context, 'kms:GrantIsForAWSResource': 'true' } },
+  ];
+}
 
 // ---- the map -----------------------------------------------------------------------------------------
 
@@ -661,6 +742,49 @@ export const operations: Record<string, OperationSpec> = {
   },
 
   // EC2: snapshots
+  'ec2:CreateVolume': {
+    observe: async (i, p) => ({
+      ...(i.SnapshotId ? await snapshots(p, [i.SnapshotId]) : {}),
+      ...(i.KmsKeyId ? await keyTags(p, i.KmsKeyId) : {}),
+    }),
+    authorise: (i, f, w) => {
+      const volume = ec2Arn(w, 'volume', 'vol-0000000000000new0');
+      const parent: Context = i.SnapshotId ? { 'ec2:ParentSnapshot': snapshotArn(w, i.SnapshotId) } : {};
+      return [
+        {
+          action: 'ec2:CreateVolume',
+          resource: volume,
+          context: {
+            ...requestTags(specTags(i, 'volume')),
+            ...parent,
+            'ec2:Encrypted': String(Boolean(i.Encrypted)),
+            ...(i.KmsKeyId ? { 'ec2:KmsKeyId': kmsKeyArn(w, i.KmsKeyId) } : {}),
+            ...(i.VolumeType ? { 'ec2:VolumeType': i.VolumeType } : {}),
+            ...(i.AvailabilityZone ? { 'ec2:AvailabilityZone': i.AvailabilityZone } : {}),
+          },
+        },
+        ...(i.SnapshotId
+          ? [
+              {
+                action: 'ec2:CreateVolume',
+                resource: snapshotArn(w, i.SnapshotId),
+                context: ec2Tags(fact(f, i.SnapshotId).tags),
+              },
+            ]
+          : []),
+        ...tagOnCreate(i, 'CreateVolume', 'volume', volume),
+        ...(i.KmsKeyId ? volumeKey(w, f, i.KmsKeyId) : []),
+      ];
+    },
+  },
+  'ec2:AttachVolume': volumeAndInstance('ec2:AttachVolume'),
+  'ec2:DetachVolume': volumeAndInstance('ec2:DetachVolume'),
+  'ec2:DeleteVolume': {
+    observe: (i, p) => volumes(p, [i.VolumeId]),
+    authorise: (i, f, w) => [onVolume(w, f, 'ec2:DeleteVolume', i.VolumeId)],
+  },
+  'ebs:ListSnapshotBlocks': snapshotBlocks('ebs:ListSnapshotBlocks'),
+  'ebs:GetSnapshotBlock': snapshotBlocks('ebs:GetSnapshotBlock'),
   'ec2:LockSnapshot': {
     observe: (i, p) => snapshots(p, [i.SnapshotId]),
     authorise: (i, f, w) => [
@@ -933,7 +1057,16 @@ export const operations: Record<string, OperationSpec> = {
     },
   },
   'dynamodb:GetItem': { authorise: onTable('dynamodb:GetItem') },
-  'dynamodb:PutItem': { authorise: onTable('dynamodb:PutItem') },
+  // DynamoDB names the partition key of the item written: what `dynamodb:LeadingKeys` reads.
+  'dynamodb:PutItem': {
+    authorise: (i, f, w) =>
+      onTable('dynamodb:PutItem')(i, f, w).map((a) => ({
+        ...a,
+        context: (typeof i.Item?.pk === 'string'
+          ? { 'dynamodb:LeadingKeys': [i.Item.pk as string] }
+          : {}) as Context,
+      })),
+  },
   'dynamodb:UpdateItem': { authorise: onTable('dynamodb:UpdateItem') },
   'dynamodb:DeleteItem': { authorise: onTable('dynamodb:DeleteItem') },
   'dynamodb:Query': {
@@ -965,6 +1098,17 @@ export const operations: Record<string, OperationSpec> = {
     authorise: (i) => [{ action: 'states:DescribeExecution', resource: i.executionArn, context: {} }],
   },
   'cloudtrail:LookupEvents': { authorise: anyResource('cloudtrail:LookupEvents') },
+  // The CLI: it finds the stack by name, and asks who it is, which IAM never refuses.
+  'cloudformation:DescribeStacks': {
+    authorise: (i, _f, w) => [
+      {
+        action: 'cloudformation:DescribeStacks',
+        resource: `arn:${w.partition}:cloudformation:${w.region}:${w.account}:stack/${i.StackName}/00000000-0000-0000-0000-000000000000`,
+        context: {},
+      },
+    ],
+  },
+  'sts:GetCallerIdentity': { authorise: () => [] },
 };
 
 function ssmDocumentArn(w: Where, name: string): string {
