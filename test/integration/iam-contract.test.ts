@@ -615,6 +615,85 @@ describe('what no Cordon principal may do', () => {
     expect(Object.fromEntries(Object.entries(trusted).map(([r, fns]) => [r, fns.sort()]))).toEqual(expected);
   });
 
+  it('isolates, revokes and swaps the profile of an instance whose case tag the suspect removed', async () => {
+    // The requests Isolate and Revoke made, decided again as if the suspect had stripped cordon:case-id
+    // from its instance and its interfaces first (which its own role may be allowed to do).
+    const containing = new Set([
+      'ec2:ModifyNetworkInterfaceAttribute',
+      'ec2:DisassociateAddress',
+      'ec2:ReplaceIamInstanceProfileAssociation',
+    ]);
+    const stripped = (r: RecordedRequest): RecordedRequest => ({
+      ...r,
+      facts: Object.fromEntries(
+        Object.entries(r.facts).map(([id, seen]) => {
+          const { 'cordon:case-id': _, ...tags } = seen.tags;
+          return [id, { ...seen, tags }];
+        }),
+      ),
+    });
+    const refused: string[] = [];
+    let decided = 0;
+    for (const s of scenarios) {
+      const requests = s.requests
+        .filter(
+          (r) =>
+            containing.has(r.operation) && (r.fn === 'isolate-instance' || r.fn === 'revoke-credentials'),
+        )
+        .map(stripped);
+      if (requests.length === 0) continue;
+      const home = homeModel(s.stack);
+      const rows = [
+        ...(await decideRecorded(requests, home.model, home.names)),
+        ...(await decideAsMember(requests, home, memberModel(home.names, 'dev'))),
+      ].filter((row) => containing.has(row.action));
+      decided += rows.length;
+      refused.push(
+        ...rows.filter((row) => row.verdict.decision !== 'Allowed').map((row) => formatRows([row])),
+      );
+    }
+    expect(decided).toBeGreaterThan(0);
+    expect(refused).toEqual([]);
+  });
+
+  it("still hands an interface no group but Cordon's, and the instance no profile but the quarantine one", async () => {
+    const home = homeModel(stackOf());
+    const member = memberModel(home.names, 'dev');
+    const account = member.names.account;
+    const ec2 = (kind: string, id: string) => `arn:aws:ec2:${localRegion}:${account}:${kind}/${id}`;
+    const verdicts: string[] = [];
+    const contain = memberSession(member.model.role('ContainRole'), account);
+    const revoke = memberSession(member.model.role('RevokeRole'), account);
+    const asks: [Principal, string, string, Record<string, string>, string][] = [
+      [
+        contain,
+        'ec2:ModifyNetworkInterfaceAttribute',
+        ec2('security-group', 'sg-0attacker000000001'),
+        {},
+        'an account group',
+      ],
+      [
+        contain,
+        'ec2:ModifyInstanceAttribute',
+        ec2('security-group', 'sg-0attacker000000001'),
+        {},
+        'an account group',
+      ],
+      [
+        revoke,
+        'ec2:ReplaceIamInstanceProfileAssociation',
+        ec2('instance', 'i-0123456789abcdef0'),
+        { 'ec2:NewInstanceProfile': `arn:aws:iam::${account}:instance-profile/admin` },
+        'another profile',
+      ],
+    ];
+    for (const [principal, action, resource, context, what] of asks) {
+      const verdict = await decide(principal, { action, resource, context }, localRegion);
+      if (verdict.decision === 'Allowed') verdicts.push(`${action} with ${what}`);
+    }
+    expect(verdicts).toEqual([]);
+  });
+
   it("includes changing a Cordon or AWS role's inline policies, even for the roles that make room on an instance role", async () => {
     const home = homeModel(stackOf());
     const member = memberModel(home.names, 'dev');

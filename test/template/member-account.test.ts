@@ -156,7 +156,6 @@ describe('the member-account roles', () => {
   it.each([
     'ec2:ModifyInstanceAttribute',
     'ec2:ModifyInstanceMetadataOptions',
-    'ec2:ReplaceIamInstanceProfileAssociation',
     'ec2:CreateSnapshots',
     'ssm:SendCommand',
   ])('may %s only on an instance that carries a case', (action) => {
@@ -167,6 +166,26 @@ describe('the member-account roles', () => {
     expect(onInstances.length).toBeGreaterThan(0);
     for (const s of onInstances)
       expect(s.Condition?.Null).toEqual({ 'aws:ResourceTag/cordon:case-id': 'false' });
+  });
+
+  it("isolates and quarantines whatever tags the suspect left: gated on Cordon's groups and profile, not the case tag", () => {
+    // Moving interfaces and taking addresses: on any interface, but into Cordon's groups only.
+    // (Release, which puts an interface's own groups back, is another role.)
+    const isolate = allowsIn(inlineStatements(member, 'ContainRole'), 'ec2:ModifyNetworkInterfaceAttribute');
+    const onInterfaces = isolate.filter((s) => JSON.stringify(s.Resource).includes(':network-interface/*'));
+    expect(onInterfaces.length).toBeGreaterThan(0);
+    const groups = isolate.filter((s) => JSON.stringify(s.Resource).includes(':security-group/*'));
+    expect(groups.length).toBeGreaterThan(0);
+    for (const s of groups)
+      expect(s.Condition).toEqual({ StringEquals: { 'aws:ResourceTag/cordon:managed': 'true' } });
+    // The swap Revoke makes: the quarantine profile only, on any instance.
+    const revoke = inlineStatements(member, 'RevokeRole').filter(
+      (s) => s.Effect === 'Allow' && [s.Action].flat().includes('ec2:ReplaceIamInstanceProfileAssociation'),
+    );
+    expect(revoke).toHaveLength(1);
+    expect(revoke[0]?.Condition).toEqual({
+      ArnEquals: { 'ec2:NewInstanceProfile': { 'Fn::GetAtt': ['QuarantineInstanceProfile', 'Arn'] } },
+    });
   });
 
   it('by default swaps an instance profile for the quarantine profile only', () => {
