@@ -363,11 +363,15 @@ export class FakeEc2 {
     };
   }
 
+  /** Awaited before each command is answered: a test can hold calls to see which are in flight together. */
+  gate?: (command: string, input: unknown) => Promise<void>;
+
   /** Wires every command the containment steps send to this account. */
   install(stub: AwsClientStub<EC2Client>): this {
     for (const [command, handler] of this.handlers()) {
       const name = (command as { name: string }).name;
       stub.on(command as never).callsFake(async (input: unknown) => {
+        await this.gate?.(name, input);
         this.maybeFail(name, input);
         return handler(input as never);
       });

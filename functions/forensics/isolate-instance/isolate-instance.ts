@@ -367,9 +367,12 @@ async function disassociateElasticIps(run: IsolationRun): Promise<void> {
 
 async function shortenConntrack(run: IsolationRun): Promise<void> {
   const { ec2, recorder } = run.deps;
-  for (const n of run.interfaces) {
+  const entries = run.interfaces.flatMap((n) => {
     const entry = eniEntry(run, n);
-    if (!entry) continue;
+    return entry ? [{ n, entry }] : [];
+  });
+  let recorded = false;
+  for (const { n, entry } of entries) {
     if (entry.originalConntrack === undefined) {
       const live = n.ConnectionTrackingConfiguration;
       entry.originalConntrack = live
@@ -381,8 +384,12 @@ async function shortenConntrack(run: IsolationRun): Promise<void> {
             ...(live.UdpTimeout !== undefined ? { udpTimeout: live.UdpTimeout } : {}),
           }
         : null;
-      await run.save();
+      recorded = true;
     }
+  }
+  // Every interface's own timeouts are on the case before any of them changes; then all change at once.
+  if (recorded) await run.save();
+  await eachAtOnce(entries, async ({ entry }) => {
     try {
       await recorder.run(
         'ec2:ModifyNetworkInterfaceAttribute (conntrack timeouts)',
@@ -404,15 +411,16 @@ async function shortenConntrack(run: IsolationRun): Promise<void> {
         reason: `${e.name}: ${e.message}`,
       });
     }
-  }
+  });
 }
 
 async function applyConversionGroup(run: IsolationRun): Promise<void> {
   const { ec2, recorder, now } = run.deps;
   run.pending = run.interfaces.filter((n) => !holdsOnly(n, isolationOf(run, n)));
-  for (const n of run.pending) {
+  // Every interface at once: as many rounds for three interfaces as for one.
+  await eachAtOnce(run.pending, async (n) => {
     const entry = eniEntry(run, n);
-    if (!entry) continue;
+    if (!entry) return;
     const conversion = pairOf(run, entry.vpcId).conversionGroupId;
     if (!holdsOnly(n, conversion)) {
       await recorder.run(
@@ -429,8 +437,8 @@ async function applyConversionGroup(run: IsolationRun): Promise<void> {
       entry.convertedAt = now().toISOString();
     }
     entry.convertedAt ??= now().toISOString();
-    await run.save();
-  }
+  });
+  await run.save();
 }
 
 /** Waits out what is left of CONNTRACK_WAIT_SECONDS since the first interface took the conversion group. */
@@ -454,14 +462,25 @@ async function waitForConntrack(run: IsolationRun): Promise<void> {
 
 async function applyIsolationGroup(run: IsolationRun): Promise<void> {
   const { ec2, recorder } = run.deps;
-  for (const n of run.pending) {
+  await eachAtOnce(run.pending, async (n) => {
     const id = n.NetworkInterfaceId as string;
     await recorder.run('ec2:ModifyNetworkInterfaceAttribute (isolation group)', id, () =>
       ec2.send(
         new ModifyNetworkInterfaceAttributeCommand({ NetworkInterfaceId: id, Groups: [isolationOf(run, n)] }),
       ),
     );
-  }
+  });
+}
+
+/**
+ * Runs `work` for every item at once and waits for all of them, so that no call is still in flight
+ * when the phase reports; then fails with the first failure, if any. A phase re-run after a failure
+ * finds what already changed and does only the rest.
+ */
+async function eachAtOnce<T>(items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {
+  const settled = await Promise.allSettled(items.map(work));
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 async function tagIsolated(run: IsolationRun): Promise<void> {

@@ -256,6 +256,30 @@ describe('isolateInstance', () => {
     expect(result.waitedSeconds).toBe(60);
   });
 
+  it('moves every interface at once: as many rounds for three interfaces as for one', async () => {
+    // Each group change is held until all three of its round have arrived; a one-by-one loop would
+    // never get past the first.
+    const rounds: string[][] = [];
+    let waiting: { id: string; release: () => void }[] = [];
+    fake.gate = async (command, input) => {
+      const { NetworkInterfaceId: id, Groups } = input as { NetworkInterfaceId: string; Groups?: string[] };
+      if (command !== 'ModifyNetworkInterfaceAttributeCommand' || !Groups) return;
+      await new Promise<void>((release) => {
+        waiting.push({ id, release });
+        if (waiting.length === eni.length) {
+          rounds.push(waiting.map((w) => w.id).sort());
+          for (const w of waiting) w.release();
+          waiting = [];
+        }
+      });
+    };
+
+    const result = await isolateInstance({ case: c, triage: picture() }, deps());
+
+    expect(rounds).toEqual([[...eni].sort(), [...eni].sort()]);
+    expect(result.verified).toBe(true);
+  });
+
   it('records each interface’s own groups before it changes any of them', async () => {
     const seen: unknown[] = [];
     fake.onModify = (_id, groups) => {
