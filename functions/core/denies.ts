@@ -116,6 +116,30 @@ export function denyPolicies(
   };
 }
 
+/**
+ * What containment's deny becomes on release: everything denied to this instance's sessions issued
+ * before the release, and nothing else. One statement, smaller than the deny it replaces (so it fits
+ * wherever that one did), with no exception for the SSM agent: an agent still holding such a session
+ * fetches a new one, as every other caller of the instance does once its profile is back.
+ */
+export function releasedDeny(instanceArn: string, cutoff: string): string {
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Sid: 'CordonDenySessionsOfThisInstanceIssuedBeforeRelease',
+        Effect: 'Deny',
+        Action: '*',
+        Resource: '*',
+        Condition: {
+          ArnEquals: { 'ec2:SourceInstanceArn': instanceArn },
+          DateLessThan: { 'aws:TokenIssueTime': cutoff },
+        },
+      },
+    ],
+  });
+}
+
 export const instanceArnOf = (c: Pick<Case, 'partition' | 'region' | 'accountId' | 'instanceId'>) =>
   `arn:${c.partition}:ec2:${c.region}:${c.accountId}:instance/${c.instanceId}`;
 
@@ -214,9 +238,16 @@ export async function removeSpentDenies(deps: DenyDeps, roleName: string): Promi
     marker = page.IsTruncated ? page.Marker : undefined;
   } while (marker);
   let removed = 0;
+  const gone = (error: unknown) => ['NoSuchEntity', 'NoSuchEntityException'].includes(codeOf(error));
   for (const name of names.filter((n) => cordonDenyName.test(n))) {
-    const policy = await deps.iam.send(new GetRolePolicyCommand({ RoleName: roleName, PolicyName: name }));
-    if (!isSpentDeny(name, policy.PolicyDocument ?? '', deps.now())) continue;
+    // Another case making room on the same role may have removed it since the list.
+    const policy = await deps.iam
+      .send(new GetRolePolicyCommand({ RoleName: roleName, PolicyName: name }))
+      .catch((error: unknown) => {
+        if (gone(error)) return undefined;
+        throw error;
+      });
+    if (!policy || !isSpentDeny(name, policy.PolicyDocument ?? '', deps.now())) continue;
     try {
       await deps.recorder.run('iam:DeleteRolePolicy', `${roleName}/${name}`, () =>
         deps.iam.send(new DeleteRolePolicyCommand({ RoleName: roleName, PolicyName: name })),
@@ -224,8 +255,7 @@ export async function removeSpentDenies(deps: DenyDeps, roleName: string): Promi
       removed += 1;
     } catch (error) {
       // Another case removed it first: it is gone either way.
-      const code = codeOf(error);
-      if (code !== 'NoSuchEntity' && code !== 'NoSuchEntityException') throw error;
+      if (!gone(error)) throw error;
       removed += 1;
     }
   }

@@ -1,4 +1,9 @@
-import { CompleteMultipartUploadCommand, DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  CompleteMultipartUploadCommand,
+  DeleteObjectCommand,
+  HeadObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import {
   CancelCommandCommand,
   GetCommandInvocationCommand,
@@ -16,7 +21,14 @@ import {
   MemoryCaptureError,
   MemoryCaptureTimeoutError,
 } from '../../core/errors.js';
-import { memoryRunningSchema, memoryWait, nextWaitSeconds, readReport } from '../../core/memory.js';
+import {
+  compositeDigest,
+  compositeSha256,
+  memoryRunningSchema,
+  memoryWait,
+  nextWaitSeconds,
+  readReport,
+} from '../../core/memory.js';
 import type { MemoryRunning, MemoryUploaded } from '../../core/state.js';
 import { oneLine } from '../../core/text.js';
 
@@ -90,6 +102,38 @@ async function dropSession(deps: CheckMemoryDeps, memory: MemoryRunning): Promis
     .catch(() => {
       // The credentials expire within the hour regardless; a failed delete is on the timeline.
     });
+}
+
+/**
+ * After a completion S3 answered 412 or 404: the object now at the image's key, if it is exactly the
+ * parts the host reported (S3's composite SHA-256 of them, and their number), which a retry of
+ * Cordon's own completion finds; anything else is refused. Verify Memory checks that version again.
+ */
+async function completedEarlier(
+  deps: CheckMemoryDeps,
+  memory: MemoryRunning,
+  report: { parts: { checksumSha256: string }[] },
+  code: string,
+  cause: unknown,
+): Promise<string> {
+  const refused = (why: string) =>
+    new EvidenceIntegrityError(
+      `${memory.key} was written before Cordon completed the capture's upload (S3: ${code}), and ${why}: an image Cordon did not complete is never sealed`,
+      { cause },
+    );
+  const stored = await deps.s3
+    .send(new HeadObjectCommand({ Bucket: memory.bucket, Key: memory.key, ChecksumMode: 'ENABLED' }))
+    .catch(() => undefined);
+  if (!stored?.VersionId) throw refused('no version of it can be read');
+  const expected = compositeSha256(report.parts.map((p) => p.checksumSha256));
+  if (compositeDigest(stored.ChecksumSHA256, report.parts.length) !== expected) {
+    throw refused('it is not made of the parts the host reported');
+  }
+  await deps.recorder.note('s3:CompleteMultipartUpload', 'info', {
+    target: memory.key,
+    detail: `completed on an earlier attempt (S3: ${code}); version ${stored.VersionId} holds exactly the reported parts`,
+  });
+  return stored.VersionId;
 }
 
 /** S3's answers to a CompleteMultipartUpload whose parts are not what the host said it sent. */
@@ -185,15 +229,18 @@ export async function checkMemory(
     versionId = done.VersionId;
   } catch (error) {
     const code = awsErrorCode(error);
-    // 412: an object is there already; 409: another write to the key raced this one; 404: the upload
-    // itself was completed or aborted by someone else.
-    if (code === 'PreconditionFailed' || code === 'ConditionalRequestConflict' || code === 'NoSuchUpload') {
+    if (code === 'PreconditionFailed' || code === 'NoSuchUpload') {
+      // 412: an object is there already; 404: the upload is no longer open. Either this very
+      // completion succeeded on an earlier attempt whose answer was lost (a retry), or someone
+      // completed an upload on the key first: only an image of exactly the reported parts is taken.
+      versionId = await completedEarlier(deps, memory, report, code, error);
+    } else if (code === 'ConditionalRequestConflict') {
+      // 409: another write to the key raced this one (S3 says to start the upload again).
       throw new EvidenceIntegrityError(
-        `${memory.key} was written before Cordon completed the capture's upload (S3: ${code}): an image Cordon did not complete is never sealed`,
+        `${memory.key}: another write to the key raced Cordon's completion (S3: ${code}); the image is not taken`,
         { cause: error },
       );
-    }
-    if (code && partMismatch.has(code)) {
+    } else if (code && partMismatch.has(code)) {
       const e = describeError(error);
       throw new EvidenceIntegrityError(
         `S3 refused the parts the host reported for ${memory.key}: ${e.message}`,
@@ -201,8 +248,9 @@ export async function checkMemory(
           cause: error,
         },
       );
+    } else {
+      throw error;
     }
-    throw error;
   }
   if (!versionId)
     throw new EvidenceIntegrityError(`${memory.key} was stored without a version: is versioning on?`);

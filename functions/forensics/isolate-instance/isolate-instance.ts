@@ -417,7 +417,8 @@ async function shortenConntrack(run: IsolationRun): Promise<void> {
 async function applyConversionGroup(run: IsolationRun): Promise<void> {
   const { ec2, recorder, now } = run.deps;
   run.pending = run.interfaces.filter((n) => !holdsOnly(n, isolationOf(run, n)));
-  // Every interface at once: as many rounds for three interfaces as for one.
+  // Every interface at once: as many rounds for three interfaces as for one. When one fails, the
+  // others' conversion times are saved all the same, so that a re-run does not wait for them again.
   await eachAtOnce(run.pending, async (n) => {
     const entry = eniEntry(run, n);
     if (!entry) return;
@@ -437,8 +438,7 @@ async function applyConversionGroup(run: IsolationRun): Promise<void> {
       entry.convertedAt = now().toISOString();
     }
     entry.convertedAt ??= now().toISOString();
-  });
-  await run.save();
+  }).finally(() => run.save());
 }
 
 /** Waits out what is left of CONNTRACK_WAIT_SECONDS since the first interface took the conversion group. */

@@ -47,7 +47,7 @@ import {
   releaseProgressSchema,
   revokeChangesSchema,
 } from '../../core/containment.js';
-import { denyPolicies, instanceArnOf, putDeny } from '../../core/denies.js';
+import { instanceArnOf, putDeny, releasedDeny } from '../../core/denies.js';
 import {
   AwsServiceError,
   AwsThrottlingError,
@@ -320,14 +320,21 @@ async function restoreCredentials(
   // credentials the host held while contained (its own role's, if the profile swap failed or lagged)
   // never work again, and those it is issued from now on do. Kept, like the deny on sessions issued
   // before containment, until every session it denies has expired.
-  const narrowed = denyPolicies('instance', instanceArnOf(record), cutoff).issuedBefore;
+  const narrowed = releasedDeny(instanceArnOf(record), cutoff);
   const narrowedUntil = new Date(Date.parse(cutoff) + longestRoleSessionMs).toISOString();
   for (const deny of revoke.denies) {
     if (!deny.until) {
       await attempt(`deny ${deny.policyName} on ${deny.roleName}`, async () => {
-        await putDeny({ iam, recorder, now }, deny.roleName, deny.policyName, narrowed);
+        try {
+          await putDeny({ iam, recorder, now }, deny.roleName, deny.policyName, narrowed);
+        } catch (error) {
+          if (codeOf(error) === 'NoSuchEntity' || codeOf(error) === 'NoSuchEntityException') {
+            return { note: `${deny.roleName} no longer exists: nothing to narrow` };
+          }
+          throw error;
+        }
         return {
-          note: `narrowed to this instance's sessions issued before the release (${cutoff}), kept until ${narrowedUntil}, when Cordon removes it as spent`,
+          note: `narrowed to this instance's sessions issued before the release (${cutoff}), kept until ${narrowedUntil}, when Cordon removes it as spent; credentials the instance still holds from before the release stay denied until its metadata service hands it new ones (at least five minutes before the old ones expire)`,
         };
       });
       continue;

@@ -67,7 +67,8 @@ async function receive(sqs: SQSClient, queueUrl: string, want: number): Promise<
         MessageAttributeNames: ['All'],
         // Long enough to start every message received; one left alone comes back after it.
         VisibilityTimeout: 900,
-        WaitTimeSeconds: 0,
+        // A short poll can answer empty while messages wait; a long poll of a second cannot.
+        WaitTimeSeconds: 1,
       }),
     );
     const messages = out.Messages ?? [];

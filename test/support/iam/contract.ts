@@ -61,6 +61,13 @@ export function localStackNames(stack: LocalStack, account: string, region: stri
       SigningKey: key(stack.signingKeyId),
       ...(stack.addendumKeyArn ? { AddendumKey: key(stack.addendumKeyArn) } : {}),
       EvidenceKey: key(stack.evidenceKeyArn),
+      TriggerDeadLetterQueue: (() => {
+        const name = stack.triggerQueueUrl.split('/').pop() ?? '';
+        return {
+          ref: stack.triggerQueueUrl,
+          attributes: { Arn: `arn:${p}:sqs:${region}:${account}:${name}`, QueueName: name },
+        };
+      })(),
       ForensicsStateMachine: {
         ref: stack.forensicsStateMachineArn,
         attributes: {

@@ -2,6 +2,7 @@ import {
   CompleteMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
 import { CancelCommandCommand, GetCommandInvocationCommand, SSMClient } from '@aws-sdk/client-ssm';
@@ -13,7 +14,7 @@ import {
   MemoryCaptureError,
   MemoryCaptureTimeoutError,
 } from '../../../functions/core/errors.js';
-import type { MemoryReport } from '../../../functions/core/memory.js';
+import { compositeSha256, type MemoryReport } from '../../../functions/core/memory.js';
 import { checkMemory } from '../../../functions/forensics/check-memory/check-memory.js';
 import { handler } from '../../../functions/forensics/check-memory/handler.js';
 import { MemoryTimeline, sampleCase } from '../../support/core-fakes.js';
@@ -319,32 +320,70 @@ describe('check memory', () => {
     await expect(run).rejects.toBeInstanceOf(EvidenceIntegrityError);
   });
 
-  it.each(['PreconditionFailed', 'ConditionalRequestConflict', 'NoSuchUpload'])(
-    'refuses, as EvidenceIntegrityError, an image someone completed before Cordon did (S3: %s)',
-    async (name) => {
-      // Prepare
+  const s3Error = (name: string, status: number) =>
+    Object.assign(new Error(`S3 said ${name}`), { name, $metadata: { httpStatusCode: status } });
+  const composite = (parts: { checksumSha256: string }[]) =>
+    `${compositeSha256(parts.map((p) => p.checksumSha256))}-${parts.length}`;
+
+  it.each([
+    ['PreconditionFailed', 412],
+    ['NoSuchUpload', 404],
+  ] as const)(
+    'takes the image its own earlier completion made, when a retry hears %s and the object is exactly the reported parts',
+    async (name, status) => {
       invocation('Success');
       hostReported(report);
-      s3.on(CompleteMultipartUploadCommand).rejects(
-        Object.assign(new Error('At least one of the pre-conditions you specified did not hold'), {
-          name,
-          $metadata: { httpStatusCode: name === 'PreconditionFailed' ? 412 : 404 },
-        }),
-      );
+      s3.on(CompleteMultipartUploadCommand).rejects(s3Error(name, status));
+      s3.on(HeadObjectCommand).resolves({ VersionId: 'image-v1', ChecksumSHA256: composite(report.parts) });
       const { deps: d } = deps();
 
-      // Act
+      const result = await checkMemory({ case: sampleCase, memory: runningCapture() }, d);
+
+      expect(result).toMatchObject({ status: 'uploaded', versionId: 'image-v1' });
+      expect(s3).toHaveReceivedCommandWith(HeadObjectCommand, { Key: memoryKey, ChecksumMode: 'ENABLED' });
+    },
+  );
+
+  it.each([
+    ['PreconditionFailed', 412],
+    ['NoSuchUpload', 404],
+  ] as const)(
+    'refuses, as EvidenceIntegrityError, an image someone else completed first with other parts (S3: %s)',
+    async (name, status) => {
+      invocation('Success');
+      hostReported(report);
+      s3.on(CompleteMultipartUploadCommand).rejects(s3Error(name, status));
+      s3.on(HeadObjectCommand).resolves({
+        VersionId: 'planted',
+        ChecksumSHA256: composite(report.parts.slice(0, 2)),
+      });
+      const { deps: d } = deps();
+
       const error = await checkMemory({ case: sampleCase, memory: runningCapture() }, d).catch(
         (e: unknown) => e,
       );
 
-      // Assess
       expect(error).toBeInstanceOf(EvidenceIntegrityError);
       expect((error as Error).message).toContain(
-        `was written before Cordon completed the capture's upload (S3: ${name})`,
+        `was written before Cordon completed the capture's upload (S3: ${name}), and it is not made of the parts the host reported`,
       );
     },
   );
+
+  it('refuses, as EvidenceIntegrityError, a completion another write to the key raced (S3: 409)', async () => {
+    invocation('Success');
+    hostReported(report);
+    s3.on(CompleteMultipartUploadCommand).rejects(s3Error('ConditionalRequestConflict', 409));
+    const { deps: d } = deps();
+
+    const error = await checkMemory({ case: sampleCase, memory: runningCapture() }, d).catch(
+      (e: unknown) => e,
+    );
+
+    expect(error).toBeInstanceOf(EvidenceIntegrityError);
+    expect((error as Error).message).toContain('another write to the key raced');
+    expect(s3).toHaveReceivedCommandTimes(HeadObjectCommand, 0);
+  });
 
   it("refuses a capture whose image key is outside the case's memory folder, and sends nothing", async () => {
     // Prepare

@@ -32,7 +32,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { CaseStatus } from '../../../functions/core/cases.js';
 import { changeKeys, type IsolateChanges } from '../../../functions/core/containment.js';
-import { denyPolicies } from '../../../functions/core/denies.js';
+import { denyPolicies, releasedDeny } from '../../../functions/core/denies.js';
 import {
   AwsServiceError,
   CaseNotFoundError,
@@ -231,7 +231,7 @@ describe('releaseInstance', () => {
     expect(fake.instance.tags['cordon:status']).toBe('released');
     // Only sessions issued before the release stay denied, and only while they may be valid.
     expect(result.notes).toEqual([
-      `deny ${policyName} on app-role: narrowed to this instance's sessions issued before the release (2026-11-27T21:16:00.000Z), kept until 2026-11-28T09:16:00.000Z, when Cordon removes it as spent`,
+      `deny ${policyName} on app-role: narrowed to this instance's sessions issued before the release (2026-11-27T21:16:00.000Z), kept until 2026-11-28T09:16:00.000Z, when Cordon removes it as spent; credentials the instance still holds from before the release stay denied until its metadata service hands it new ones (at least five minutes before the old ones expire)`,
       expect.stringMatching(/^deny cordon-revoke-.*-issued-before on app-role: kept until /),
     ]);
   });
@@ -255,7 +255,7 @@ describe('releaseInstance', () => {
       {
         RoleName: 'app-role',
         PolicyName: policyName,
-        PolicyDocument: denyPolicies('instance', instanceArn, '2026-11-27T21:16:00.000Z').issuedBefore,
+        PolicyDocument: releasedDeny(instanceArn, '2026-11-27T21:16:00.000Z'),
       },
     ]);
     expect(ec2Mock).toHaveReceivedCommandTimes(DeleteNetworkAclEntryCommand, 4);
@@ -454,10 +454,49 @@ describe('releaseInstance', () => {
     );
   });
 
+  it('narrows to one statement that is smaller than the deny it replaces, so it fits wherever that one did', () => {
+    const contained = denyPolicies('instance', instanceArn, '2026-11-27T20:16:00.000Z').containment;
+    const released = releasedDeny(instanceArn, '2026-11-27T21:16:00.000Z');
+    expect(released.length).toBeLessThan(contained.length);
+    expect(JSON.parse(released).Statement).toEqual([
+      {
+        Sid: 'CordonDenySessionsOfThisInstanceIssuedBeforeRelease',
+        Effect: 'Deny',
+        Action: '*',
+        Resource: '*',
+        Condition: {
+          ArnEquals: { 'ec2:SourceInstanceArn': instanceArn },
+          DateLessThan: { 'aws:TokenIssueTime': '2026-11-27T21:16:00.000Z' },
+        },
+      },
+    ]);
+  });
+
+  it('says so, and goes on, when the instance role no longer exists', async () => {
+    await contain();
+    iamMock.on(PutRolePolicyCommand).rejects(awsError('NoSuchEntity', 404));
+
+    const result = await releaseInstance({ caseId: c.caseId }, deps());
+
+    expect(result.notes).toContain(
+      `deny ${policyName} on app-role: app-role no longer exists: nothing to narrow`,
+    );
+    expect(cases.records.get(c.caseId)?.status).toBe('released');
+  });
+
   it('narrows to the same instant when an interrupted release runs again, so new credentials are never denied', async () => {
     await contain();
-    fake.failNext('ModifyNetworkInterfaceAttributeCommand', awsError('InternalError', 500));
+    // The first run stops dead after its changes and before its closing save (a Lambda timing out):
+    // only the cutoff saved before anything changed can tell the second run which instant to keep.
+    const save = cases.saveChanges.bind(cases);
+    cases.saveChanges = async (...args: Parameters<typeof save>) => {
+      const closing =
+        args[1] === changeKeys.release && (args[2] as { restored: string[] }).restored.length > 0;
+      if (closing) throw new Error('Task timed out');
+      return save(...args);
+    };
     await releaseInstance({ caseId: c.caseId }, deps()).catch(() => undefined);
+    cases.saveChanges = save;
     releasedAt = new Date('2026-11-27T21:46:00.000Z');
 
     await releaseInstance({ caseId: c.caseId }, deps());
