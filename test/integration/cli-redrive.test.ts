@@ -1,8 +1,13 @@
 import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { runWorkflowLocally } from '../../scripts/local/case.js';
+import { mapEvent } from '../../scripts/local/map-event.js';
 import { resetMoto } from '../../scripts/local/moto.js';
-import { deployLocalStack, type LocalStack } from '../../scripts/local/stack.js';
+import { seedAccount } from '../../scripts/local/seed.js';
+import { deployLocalStack, type LocalStack, localAccountId, localRegion } from '../../scripts/local/stack.js';
 import { cordon, publishStack } from '../support/cli-fixtures.js';
+import { installFaults } from '../support/faults.js';
+import { readRealEvent } from '../support/fixtures.js';
 
 const endpoint = inject('motoEndpoint');
 const sqs = new SQSClient({
@@ -84,6 +89,54 @@ describe('cordon redrive', () => {
     });
     expect(await waiting()).toBe(1);
   });
+
+  it('contains the instance whose finding Intake opened a case for and could not finish for minutes', async () => {
+    await resetMoto(endpoint);
+    stack = await deployLocalStack(endpoint);
+    await publishStack(endpoint, stack);
+    const seeded = await seedAccount(endpoint, { vpcEndpoints: true });
+    const { event } = mapEvent(readRealEvent('gd_detail_canary_ec2_stateless_integtest.json'), {
+      instanceId: seeded.instanceId,
+      accountId: localAccountId,
+      region: localRegion,
+    });
+    // The case opens, then storing the trigger is throttled on every attempt of every retry.
+    const executionArn = `${stack.forensicsStateMachineArn.replace(':stateMachine:', ':execution:')}:stranded`;
+    const faults = installFaults();
+    let held: Awaited<ReturnType<typeof runWorkflowLocally>>;
+    try {
+      faults.arm(executionArn, [
+        { stateName: 'Intake Finding', operation: 's3:PutObject', mode: 'throttled' },
+      ]);
+      held = await runWorkflowLocally(stack, 'forensics', event, { executionArn });
+    } finally {
+      faults.uninstall();
+    }
+    expect(held.steps.map((s) => s.name).filter((n) => n !== 'Intake Finding')).toEqual([
+      'Hold Trigger',
+      'Notify Outcome',
+    ]);
+    // The case Intake opened and could not finish is closed, and the instance free for a new one.
+    const casesOf = async () => {
+      const listed = await cordon(endpoint, ['cases', '--instance', seeded.instanceId, '--json']);
+      return (JSON.parse(listed.stdout) as { caseId: string; status: string; holdsInstance: boolean }[]).map(
+        (c) => ({ caseId: c.caseId, status: c.status, holdsInstance: c.holdsInstance }),
+      );
+    };
+    const before = await casesOf();
+    expect(before).toEqual([expect.objectContaining({ status: 'failed', holdsInstance: false })]);
+    const stranded = before[0]?.caseId as string;
+
+    const run = await cordon(endpoint, ['redrive', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const [redriven] = (JSON.parse(run.stdout) as Redriven).triggers;
+    expect(redriven).toMatchObject({ from: executionArn, result: 'started' });
+    // A new case, not the stranded one, and it contained the instance.
+    expect(redriven?.detail).toMatch(/^ran here: completed \(case \S+\)$/);
+    expect(redriven?.detail).not.toContain(stranded);
+    expect(await waiting()).toBe(0);
+    expect((await casesOf()).find((c) => c.caseId !== stranded)).toMatchObject({ status: 'contained' });
+  }, 120_000);
 
   it('says the queue is empty, and succeeds, when nothing waits', async () => {
     await resetMoto(endpoint);

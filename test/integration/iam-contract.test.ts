@@ -3,7 +3,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DeleteTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import {
@@ -21,8 +20,10 @@ import { memberCapabilities } from '../../functions/core/member-roles.js';
 import { templateOf } from '../../scripts/local/artefact.js';
 import { type LocalCase, runLocalCase, runWorkflowLocally } from '../../scripts/local/case.js';
 import { startEmulatedEbs } from '../../scripts/local/emulated-ebs.js';
+import { mapEvent } from '../../scripts/local/map-event.js';
 import { resetMoto } from '../../scripts/local/moto.js';
 import { taskScope } from '../../scripts/local/runner.js';
+import { seedAccount } from '../../scripts/local/seed.js';
 import { deployLocalStack, type LocalStack, localAccountId, localRegion } from '../../scripts/local/stack.js';
 import { runBlockIpPlaybook } from '../../scripts/playbooks/block-ip.js';
 import { runCredentialPlaybook } from '../../scripts/playbooks/credentials.js';
@@ -30,6 +31,7 @@ import { runIdsPlaybook } from '../../scripts/playbooks/ids-alert.js';
 import { invoke } from '../../scripts/playbooks/local.js';
 import { runPolicyViolationPlaybook } from '../../scripts/playbooks/policy-violation.js';
 import { cordon, emulator } from '../support/cli-fixtures.js';
+import { installFaults } from '../support/faults.js';
 import { readRealEvent, realEventFiles } from '../support/fixtures.js';
 import {
   decideAsMember,
@@ -164,25 +166,29 @@ async function stopAfterSealedCase(contained: LocalCase): Promise<unknown> {
 }
 
 /**
- * A trigger Intake cannot open a case for: the cases table is gone, so every attempt fails, and the
- * workflow holds the trigger on the trigger queue before notifying.
+ * A trigger whose case Intake opens and cannot finish: storing the trigger is throttled on every
+ * attempt, past Intake's retries, so the workflow holds the trigger and closes that case.
  */
 async function heldTrigger(): Promise<unknown> {
   const stack = await deployLocalStack(endpoint, 'dev');
-  await new DynamoDBClient({
-    endpoint,
+  const seeded = await seedAccount(endpoint, { vpcEndpoints: true });
+  const { event } = mapEvent(readRealEvent('gd_detail_canary_ec2_stateless_integtest.json'), {
+    instanceId: seeded.instanceId,
+    accountId: localAccountId,
     region: localRegion,
-    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-  }).send(new DeleteTableCommand({ TableName: stack.table }));
-  const run = await runWorkflowLocally(
-    stack,
-    'forensics',
-    readRealEvent('gd_detail_canary_ec2_stateless_integtest.json'),
-  );
-  if (!run.steps.some((s) => s.name === 'Hold Trigger' && s.status === 'succeeded')) {
-    throw new Error(`The trigger was not held: ${JSON.stringify(run.steps)}`);
+  });
+  const executionArn = `${stack.forensicsStateMachineArn.replace(':stateMachine:', ':execution:')}:held`;
+  const faults = installFaults();
+  try {
+    faults.arm(executionArn, [{ stateName: 'Intake Finding', operation: 's3:PutObject', mode: 'throttled' }]);
+    const run = await runWorkflowLocally(stack, 'forensics', event, { executionArn });
+    if (!run.steps.some((s) => s.name === 'Hold Trigger' && s.status === 'succeeded')) {
+      throw new Error(`The trigger was not held: ${JSON.stringify(run.steps)}`);
+    }
+    return run;
+  } finally {
+    faults.uninstall();
   }
-  return run;
 }
 
 /**

@@ -9,8 +9,12 @@
 import { type PluggableClient, useClientPlugin } from '../../functions/core/clients.js';
 import { taskScope } from '../../scripts/local/runner.js';
 
-/** `once`: the first attempt of the first such call fails with a transient error, then AWS recovers. */
-export type FaultMode = 'once' | 'for-good';
+/**
+ * `once`: the first attempt of the first such call fails with a transient error, then AWS recovers.
+ * `for-good`: every attempt is refused (access denied). `throttled`: every attempt is throttled, for
+ * longer than any retry budget.
+ */
+export type FaultMode = 'once' | 'for-good' | 'throttled';
 
 export interface Fault {
   stateName: string;
@@ -49,13 +53,13 @@ const unavailable = { code: 'ServiceUnavailable', status: 503 };
 
 /** What this double answers for `mode` on `service`. */
 export function faultAnswer(service: string, mode: FaultMode): { code: string; status: number } {
-  return mode === 'once' ? (throttled[service] ?? unavailable) : (denied[service] ?? deniedByDefault);
+  return mode === 'for-good' ? (denied[service] ?? deniedByDefault) : (throttled[service] ?? unavailable);
 }
 
 function awsError(service: string, operation: string, mode: FaultMode): Error {
   const answer = faultAnswer(service, mode);
   const message =
-    mode === 'once'
+    mode !== 'for-good'
       ? `Rate exceeded (injected: ${service}:${operation})`
       : `User: arn:aws:sts::123456789012:assumed-role/cordon-test/fault-matrix is not authorized to perform: ${service}:${operation} (injected)`;
   return Object.assign(new Error(message), {
@@ -118,7 +122,7 @@ export function installFaults(): FaultInjector {
             .get(scope.executionArn)
             ?.find((f) => f.stateName === scope.stateName && f.operation === operation);
           const key = `${scope.executionArn}|${scope.stateName}|${operation}`;
-          if (fault && (fault.mode === 'for-good' || !spent.has(key))) {
+          if (fault && (fault.mode !== 'once' || !spent.has(key))) {
             spent.add(key);
             const [service = '', op = ''] = operation.split(':');
             const error = awsError(service, op, fault.mode);

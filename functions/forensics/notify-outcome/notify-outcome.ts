@@ -17,7 +17,14 @@ export const notifyInputSchema = z
     intake: z.looseObject({ decision: z.string() }).optional(),
     error: z.looseObject({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
     /** Hold Trigger's result: the trigger Intake could not take in waits on the trigger queue. */
-    held: z.looseObject({ messageId: z.string().max(200) }).optional(),
+    held: z
+      .looseObject({
+        messageId: z.string().max(200),
+        stranded: z
+          .looseObject({ caseId: z.string().max(100), closed: z.boolean(), reason: z.string().optional() })
+          .optional(),
+      })
+      .optional(),
     holdError: z.looseObject({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
   })
   // Every path to Notify carries one of them; a state with none is not from this workflow.
@@ -72,6 +79,16 @@ export function composeMessage(input: NotifyInput): Message {
         `The trigger waits on Cordon's trigger queue (message ${oneLine(input.held.messageId, 200)}).`,
         'Fix the cause above, then run: cordon redrive',
       );
+      const stranded = input.held.stranded;
+      if (stranded?.closed) {
+        lines.push(
+          `Case ${oneLine(stranded.caseId, 100)}, which Intake opened and could not finish, was closed as failed: the redrive opens a new one.`,
+        );
+      } else if (stranded) {
+        lines.push(
+          `Case ${oneLine(stranded.caseId, 100)}, which Intake opened and could not finish, still holds the instance (${oneLine(stranded.reason ?? 'no reason recorded', 300)}): a redrive would join it. Close it first (its status failed, its instance lock removed).`,
+        );
+      }
       steps.push({ name: 'hold trigger', status: 'succeeded' });
     } else if (input.holdError) {
       const holdReason = why(input.holdError);

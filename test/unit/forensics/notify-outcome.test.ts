@@ -123,6 +123,24 @@ describe('notifyOutcome', () => {
     ]);
   });
 
+  it('says whether the case Intake left unfinished was closed for the redrive, or still holds the instance', () => {
+    const error = { Error: 'AwsThrottlingError', Cause: 'Rate exceeded' };
+    const closed = composeMessage({
+      error,
+      held: { messageId: 'm-1', stranded: { caseId: 'case-1', closed: true } },
+    });
+    const stuck = composeMessage({
+      error,
+      held: { messageId: 'm-2', stranded: { caseId: 'case-2', closed: false, reason: 'Throttled' } },
+    });
+    expect(closed.body).toContain(
+      'Case case-1, which Intake opened and could not finish, was closed as failed',
+    );
+    expect(stuck.body).toContain(
+      'Case case-2, which Intake opened and could not finish, still holds the instance (Throttled)',
+    );
+  });
+
   it('says how to start the case by hand when the trigger could not be held either', () => {
     const message = composeMessage({
       error: { Error: 'AwsServiceError', Cause: 'DynamoDB unavailable' },
