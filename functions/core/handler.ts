@@ -141,9 +141,9 @@ export function correlation(event: unknown): { caseId?: string; executionArn?: s
 }
 
 /** Metrics never fail a step: one that cannot be written is a warning. */
-function emitSafely(metrics: Metric[]): void {
+function emitSafely(metrics: () => Metric[]): void {
   try {
-    emitMetrics(metrics, new Date());
+    emitMetrics(metrics(), new Date());
   } catch (error) {
     logger.warn('metrics not written', { reason: oneLine(String((error as Error)?.message), 200) });
   }
@@ -179,7 +179,7 @@ export function stepHandler<S extends z.ZodType, O, K extends SettingName>(
         const ctx = stepContext(slice);
         const out = await logic(parsed.data, ctx);
         logger.info('step finished', { step: name, ms: Date.now() - started });
-        emitSafely(stepMetrics(name, parsed.data, out, ctx.now()));
+        emitSafely(() => stepMetrics(name, parsed.data, out, ctx.now()));
         return out;
       } catch (error) {
         const named = normaliseError(error, name);
@@ -188,7 +188,7 @@ export function stepHandler<S extends z.ZodType, O, K extends SettingName>(
           ms: Date.now() - started,
           error: { name: named.name, message: oneLine(named.message, 500) },
         });
-        emitSafely(stepFailure(name));
+        emitSafely(() => stepFailure(name));
         throw named;
       } finally {
         logger.removeKeys([...correlationKeys]);

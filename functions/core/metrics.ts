@@ -103,7 +103,8 @@ export function stepMetrics(step: string, input: unknown, output: unknown, now: 
     const archive = output as { manifest?: { bytes?: unknown }; signature?: { bytes?: unknown } } & {
       artifacts?: { bytes?: unknown }[];
     };
-    const sealed = [...(archive?.artifacts ?? []), archive?.manifest, archive?.signature];
+    if (!Array.isArray(archive?.artifacts)) return [];
+    const sealed = [...archive.artifacts, archive.manifest, archive.signature];
     const sizes = sealed.map((a) => a?.bytes);
     if (!sizes.every((b): b is number => Number.isSafeInteger(b) && (b as number) >= 0)) return [];
     return [{ name: metricNames.evidenceBytes, unit: 'Bytes', value: sizes.reduce((s, b) => s + b, 0) }];

@@ -126,6 +126,8 @@ describe('the metrics of a step', () => {
     const archive = { manifest: { bytes: 1 }, signature: { bytes: '72' }, artifacts: [] };
 
     expect(stepMetrics('archive-evidence', {}, archive, now)).toEqual([]);
+    expect(stepMetrics('archive-evidence', {}, { ...archive, artifacts: { bytes: 1 } }, now)).toEqual([]);
+    expect(stepMetrics('archive-evidence', {}, undefined, now)).toEqual([]);
   });
 
   it('are one case by outcome for each outcome Notify reports, and none for anything else', () => {
