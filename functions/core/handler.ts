@@ -2,7 +2,13 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import type { z } from 'zod';
+import { z } from 'zod';
+import {
+  blockCaseIdPattern,
+  caseIdPattern,
+  credentialCaseIdPattern,
+  violationCaseIdPattern,
+} from './case.js';
 import { CaseStore, Recorder } from './cases.js';
 import {
   type ClientsFor,
@@ -15,6 +21,7 @@ import {
 import { type Config, type ConfigSlice, config, configSlices, type SettingName } from './config.js';
 import { CordonError, InvalidStepInputError, normaliseError } from './errors.js';
 import { EvidenceStore } from './evidence.js';
+import { emitMetrics, type Metric, stepFailure, stepMetrics } from './metrics.js';
 import { escapeCharacter, oneLine, rawInJson } from './text.js';
 
 /** Everything a step's logic may use, built once per Lambda process; `config` holds its slice only. */
@@ -95,12 +102,61 @@ export function describeIssues(error: z.ZodError): string {
     .join('; ');
 }
 
+/** A Step Functions execution ARN (`$$.Execution.Id`): names and ids as the service issues them. */
+const executionArnPattern =
+  /^arn:aws(?:-cn|-us-gov)?:states:[a-z0-9-]{1,30}:\d{12}:execution:[A-Za-z0-9_.-]{1,80}:[A-Za-z0-9_.-]{1,80}$/;
+const anyCaseId = z
+  .string()
+  .refine((v) =>
+    [caseIdPattern, blockCaseIdPattern, credentialCaseIdPattern, violationCaseIdPattern].some((p) =>
+      p.test(v),
+    ),
+  );
+const executionArn = z.string().regex(executionArnPattern);
+const correlationSchema = z.looseObject({
+  caseId: anyCaseId.optional().catch(undefined),
+  executionArn: executionArn.optional().catch(undefined),
+  case: z
+    .looseObject({
+      caseId: anyCaseId.optional().catch(undefined),
+      executionArn: executionArn.optional().catch(undefined),
+    })
+    .optional()
+    .catch(undefined),
+});
+/** The log keys that tie a line to its case and execution. */
+export const correlationKeys = ['caseId', 'executionArn'] as const;
+
+/**
+ * The case id and execution ARN a step's input carries (`case.caseId`, `case.executionArn`, or the
+ * same at the top, as Intake and Hold Trigger receive the ARN), each only where it has the exact form
+ * Cordon and Step Functions issue: anything else is left out, never logged.
+ */
+export function correlation(event: unknown): { caseId?: string; executionArn?: string } {
+  const parsed = correlationSchema.safeParse(event);
+  if (!parsed.success) return {};
+  const caseId = parsed.data.case?.caseId ?? parsed.data.caseId;
+  const arn = parsed.data.case?.executionArn ?? parsed.data.executionArn;
+  return { ...(caseId ? { caseId } : {}), ...(arn ? { executionArn: arn } : {}) };
+}
+
+/** Metrics never fail a step: one that cannot be written is a warning. */
+function emitSafely(metrics: () => Metric[]): void {
+  try {
+    emitMetrics(metrics(), new Date());
+  } catch (error) {
+    logger.warn('metrics not written', { reason: oneLine(String((error as Error)?.message), 200) });
+  }
+}
+
 /**
  * The one middy wrapper every Cordon Lambda uses: Lambda context in every log line, the input checked
  * against the step's schema and the configuration slice it names (functions/core/config.ts) before any
  * logic runs, and every error turned into a named `CordonError`
  * whose name the ASL's Retry and Catch match: an AWS SDK error into one of the Aws* errors, anything
- * else that is not already ours into an `InternalError` that names the step.
+ * else that is not already ours into an `InternalError` that names the step. Every line logged during
+ * the invocation carries the case id and execution ARN where the input has them (`correlation`), and
+ * the invocation's metrics (functions/core/metrics.ts) are written as it ends.
  */
 export function stepHandler<S extends z.ZodType, O, K extends SettingName>(
   name: string,
@@ -112,6 +168,7 @@ export function stepHandler<S extends z.ZodType, O, K extends SettingName>(
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .handler(async (event) => {
       const started = Date.now();
+      logger.appendKeys(correlation(event));
       try {
         const parsed = schema.safeParse(event);
         if (!parsed.success) {
@@ -122,6 +179,7 @@ export function stepHandler<S extends z.ZodType, O, K extends SettingName>(
         const ctx = stepContext(slice);
         const out = await logic(parsed.data, ctx);
         logger.info('step finished', { step: name, ms: Date.now() - started });
+        emitSafely(() => stepMetrics(name, parsed.data, out, ctx.now()));
         return out;
       } catch (error) {
         const named = normaliseError(error, name);
@@ -130,7 +188,10 @@ export function stepHandler<S extends z.ZodType, O, K extends SettingName>(
           ms: Date.now() - started,
           error: { name: named.name, message: oneLine(named.message, 500) },
         });
+        emitSafely(() => stepFailure(name));
         throw named;
+      } finally {
+        logger.removeKeys([...correlationKeys]);
       }
     });
 }

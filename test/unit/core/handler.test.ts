@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { type CommonSetting, configSlices } from '../../../functions/core/config.js';
 import { ContainmentError } from '../../../functions/core/errors.js';
 import {
+  correlation,
   logger,
   resetStepContext,
   type StepContext,
@@ -30,6 +31,14 @@ const schema = z.object({
 });
 
 type Context = StepContext<CommonSetting>;
+
+/** A step whose input carries the case, as every step after Intake receives it. */
+const caseInput = z.object({ case: z.object({ caseId: z.string(), executionArn: z.string() }) });
+const knownCase = {
+  caseId: '20261127T201003Z-i-0123456789abcdef0-3fa9',
+  executionArn:
+    'arn:aws:states:us-east-1:123456789012:execution:cordon-forensics-test:5f0e6b9c-2d3a-4c1e-9a7b-0c1d2e3f4a5b',
+};
 
 function step(logic: (input: z.infer<typeof schema>, ctx: Context) => Promise<unknown>) {
   return stepHandler('demo-step', configSlices.common, schema, logic);
@@ -71,6 +80,7 @@ async function loggedWhile(act: () => Promise<unknown>): Promise<Record<string, 
 }
 
 afterEach(() => {
+  vi.unstubAllEnvs();
   resetStepContext();
 });
 
@@ -182,6 +192,61 @@ describe('the log lines of a step', () => {
     expect(offending(String(error?.message), invisible)).toEqual([]);
   });
 
+  it('carry the case id and execution ARN of the input, on every line of the invocation', async () => {
+    // Prepare
+    await useStepEnvironment();
+    const caseStep = stepHandler('demo-step', configSlices.common, caseInput, async () => {
+      logger.info('working');
+      return 'done';
+    });
+
+    // Act
+    const records = await loggedWhile(() => caseStep({ case: knownCase }, lambdaContext));
+
+    // Assess
+    expect(records.map((r) => r.message)).toEqual(['working', 'step finished']);
+    for (const record of records) {
+      expect(record).toMatchObject({ caseId: knownCase.caseId, executionArn: knownCase.executionArn });
+    }
+  });
+
+  it('carry them on the line of a failed step too, and on no line after the invocation', async () => {
+    // Prepare
+    await useStepEnvironment();
+    const failing = stepHandler('demo-step', configSlices.common, caseInput, async () =>
+      Promise.reject(new ContainmentError('no')),
+    );
+
+    // Act
+    const records = await loggedWhile(async () => {
+      await failing({ case: knownCase }, lambdaContext).catch(() => undefined);
+      logger.info('afterwards');
+    });
+
+    // Assess
+    expect(records[0]).toMatchObject({ message: 'step failed', caseId: knownCase.caseId });
+    expect(records[1]?.message).toBe('afterwards');
+    expect(records[1]).not.toHaveProperty('caseId');
+    expect(records[1]).not.toHaveProperty('executionArn');
+  });
+
+  it('take the execution ARN at the top of the input, as Intake receives it', () => {
+    expect(correlation({ event: {}, executionArn: knownCase.executionArn })).toEqual({
+      executionArn: knownCase.executionArn,
+    });
+  });
+
+  it('leave out a case id or execution ARN that is not in the form Cordon and AWS issue', () => {
+    for (const hostile of [...Object.values(payloads), `${knownCase.caseId}\n`, 'x'.repeat(5000)]) {
+      expect(correlation({ case: { caseId: hostile, executionArn: hostile } })).toEqual({});
+      expect(correlation({ caseId: hostile, executionArn: `${knownCase.executionArn}${hostile}` })).toEqual(
+        {},
+      );
+    }
+    expect(correlation(null)).toEqual({});
+    expect(correlation('text')).toEqual({});
+  });
+
   it('write the control, separator and bidirectional characters JSON leaves raw as visible escapes', async () => {
     const value = 'a\u007fb\u009bc\u2028d\u202ee';
 
@@ -189,6 +254,62 @@ describe('the log lines of a step', () => {
 
     expect(records).toHaveLength(1);
     expect(records[0]?.value).toBe(String.raw`a\u007fb\u009bc\u2028d\u202ee`);
+  });
+});
+
+describe('the metrics of a step', () => {
+  it('are one EMF line counting the failure by step when a step fails inside Lambda', async () => {
+    // Prepare
+    await useStepEnvironment();
+    vi.stubEnv('AWS_LAMBDA_FUNCTION_NAME', 'cordon-test-demo-step');
+
+    // Act
+    const records = await loggedWhile(() =>
+      step(async () => Promise.reject(new ContainmentError('no')))({ caseId: 'case-1' }, lambdaContext),
+    );
+
+    // Assess
+    const emf = records.filter((r) => '_aws' in r);
+    expect(emf).toHaveLength(1);
+    expect(emf[0]).toMatchObject({ Stage: 'test', Step: 'demo-step', StepFailures: 1 });
+  });
+
+  it('are the time to containment once Revoke Credentials succeeded', async () => {
+    // Prepare
+    await useStepEnvironment();
+    vi.stubEnv('AWS_LAMBDA_FUNCTION_NAME', 'cordon-test-revoke-credentials');
+    const opened = z.object({ case: z.object({ openedAt: z.string() }) });
+    const revoke = stepHandler('revoke-credentials', configSlices.common, opened, async () => ({}));
+    const openedAt = new Date(Date.now() - 90_000).toISOString();
+
+    // Act
+    const records = await loggedWhile(() => revoke({ case: { openedAt } }, lambdaContext));
+
+    // Assess
+    const emf = records.filter((r) => '_aws' in r);
+    expect(emf).toHaveLength(1);
+    expect(emf[0]?.TimeToContainment).toBeGreaterThanOrEqual(90);
+  });
+
+  it('never fail the step: a metric that cannot be written is a warning', async () => {
+    // Prepare
+    await useStepEnvironment();
+    vi.stubEnv('AWS_LAMBDA_FUNCTION_NAME', 'cordon-test-demo-step');
+    const oddlyNamed = stepHandler('Demo Step', configSlices.common, schema, async () =>
+      Promise.reject(new ContainmentError('no')),
+    );
+
+    // Act
+    let thrown: unknown;
+    const records = await loggedWhile(() =>
+      oddlyNamed({ caseId: 'case-1' }, lambdaContext).catch((error: unknown) => {
+        thrown = error;
+      }),
+    );
+
+    // Assess
+    expect(thrown).toBeInstanceOf(ContainmentError);
+    expect(records.map((r) => r.message)).toEqual(['step failed', 'metrics not written']);
   });
 });
 
