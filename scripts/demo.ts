@@ -129,6 +129,18 @@ export function humanReport(run: LocalCase): string[] {
       out(`  | ${/^ */.exec(line)?.[0] ?? ''}${safe(line, 1000)}`);
     }
   }
+  if (run.events.length) {
+    out();
+    out('Events on the default event bus (source cordon; detail: docs/events.schema.json)');
+    // The queue keeps no order: shown in the order of the transitions (`at`, to the millisecond).
+    const byTime = [...run.events].sort((a, b) => String(a.detail.at).localeCompare(String(b.detail.at)));
+    for (const e of byTime) {
+      const outcome = typeof e.detail.outcome === 'string' ? `  outcome ${safe(e.detail.outcome, 20)}` : '';
+      out(
+        `  ${safe(String(e.detail.at), 40).padEnd(25)} ${safe(e.detailType, 60).padEnd(24)}${outcome}`.trimEnd(),
+      );
+    }
+  }
   if (report.caseId && report.evidence.length) {
     out();
     out('Check it yourself against a running emulator:');

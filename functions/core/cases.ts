@@ -31,6 +31,15 @@ export interface CaseRecord extends Case {
   findingIds: string[];
   /** What each step changed, keyed by step, for Release to restore and for the CLI to show. */
   changes?: Record<string, unknown>;
+  /** Set once Notify has published the outcome, so that a retried Notify does not publish it again. */
+  notified?: Notified;
+}
+
+/** That a case's outcome message was published: which outcome, when, and SNS's message id. */
+export interface Notified {
+  outcome: Outcome;
+  at: string;
+  messageId?: string;
 }
 
 export interface TimelineEvent {
@@ -197,6 +206,48 @@ export class CaseStore {
         },
       }),
     );
+  }
+
+  /**
+   * The outcome message already published for a case, if any: the marker `markNotified` leaves, read
+   * consistently so that a retried Notify sees the write of the attempt before it.
+   */
+  async notified(caseId: string): Promise<Notified | undefined> {
+    const out = await this.ddb.send(
+      new GetCommand({
+        TableName: this.table,
+        Key: caseKey(caseId),
+        ConsistentRead: true,
+        ProjectionExpression: '#n',
+        ExpressionAttributeNames: { '#n': 'notified' },
+      }),
+    );
+    const n = out.Item?.notified as Notified | undefined;
+    return n && typeof n.outcome === 'string' ? n : undefined;
+  }
+
+  /**
+   * Marks the case's outcome as published, once: the write is conditioned on the case existing and on
+   * no marker yet, so a second attempt cannot overwrite the first's message id. Says whether this call
+   * wrote it.
+   */
+  async markNotified(caseId: string, notified: Notified): Promise<boolean> {
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: caseKey(caseId),
+          UpdateExpression: 'SET #n = :n',
+          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(#n)',
+          ExpressionAttributeNames: { '#n': 'notified' },
+          ExpressionAttributeValues: { ':n': notified },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
+      return false;
+    }
   }
 
   /** Frees the instance for a new case (after release, or after a case that failed outright). */

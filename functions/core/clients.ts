@@ -1,4 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
@@ -19,6 +20,8 @@ export interface HomeClients {
   sts: STSClient;
   /** The playbooks start the forensic workflow (IDS alerts, exfiltrated instance credentials). */
   sfn: SFNClient;
+  /** Case events go to the security account's default bus (functions/core/events.ts). */
+  events: EventBridgeClient;
 }
 
 export interface ClientSettings {
@@ -97,6 +100,7 @@ export function homeClients(settings: ClientSettings): HomeClients {
     kms: plugged(new KMSClient(base)),
     sts: plugged(new STSClient(base)),
     sfn: plugged(new SFNClient(base)),
+    events: plugged(new EventBridgeClient(base)),
   };
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { resetConfig } from '../../functions/core/config.js';
 import type { Artifact } from '../../functions/core/evidence.js';
 import { resetStepContext } from '../../functions/core/handler.js';
@@ -30,6 +30,8 @@ export interface LocalCase {
   seeded: SeededAccount;
   stack: LocalStack;
   notification?: { subject?: string; body: string };
+  /** The case events this case put on the default bus, in the order they were read back. */
+  events: CaseEventRead[];
   output: unknown;
   /** States entered by the execution, as Step Functions bills them. */
   transitions: number;
@@ -70,6 +72,63 @@ interface FinalState {
   };
   notify?: { outcome: CaseReport['outcome']; steps?: { name: string; reason?: string }[] };
   error?: { Error?: string; Cause?: string };
+}
+
+export interface CaseEventRead {
+  source: string;
+  detailType: string;
+  time: string;
+  detail: Record<string, unknown>;
+}
+
+/**
+ * The events of one case from the stack's events queue. Another case's events are left on the queue
+ * (visible again at once); this case's are taken off it.
+ */
+export async function readCaseEvents(
+  stack: LocalStack,
+  endpoint: string,
+  caseId: string,
+): Promise<CaseEventRead[]> {
+  const sqs = new SQSClient({
+    endpoint,
+    region: localRegion,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
+  const found: CaseEventRead[] = [];
+  const seen = new Set<string>();
+  if (!stack.eventsQueueUrl) return found;
+  for (let round = 0; round < 20; round++) {
+    const out = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: stack.eventsQueueUrl,
+        MaxNumberOfMessages: 10,
+        VisibilityTimeout: 0,
+      }),
+    );
+    const fresh = (out.Messages ?? []).filter((m) => m.MessageId && !seen.has(m.MessageId));
+    if (fresh.length === 0) break;
+    for (const m of fresh) {
+      seen.add(m.MessageId as string);
+      const event = JSON.parse(m.Body ?? '{}') as {
+        source?: string;
+        'detail-type'?: string;
+        time?: string;
+        detail?: Record<string, unknown>;
+      };
+      if (event.detail?.caseId !== caseId) continue;
+      found.push({
+        source: String(event.source),
+        detailType: String(event['detail-type']),
+        time: String(event.time),
+        detail: event.detail,
+      });
+      await sqs.send(
+        new DeleteMessageCommand({ QueueUrl: stack.eventsQueueUrl, ReceiptHandle: m.ReceiptHandle }),
+      );
+    }
+  }
+  return found;
 }
 
 async function readNotification(stack: LocalStack, endpoint: string) {
@@ -182,12 +241,14 @@ export async function runLocalCase(event: unknown, options: LocalCaseOptions = {
     const state = (execution.output ?? execution.failedState ?? {}) as FinalState;
     const notification = await readNotification(stack, endpoint);
     const report = toReport(state, execution, stack, endpoint);
+    const events = report.caseId ? await readCaseEvents(stack, endpoint, report.caseId) : [];
     return {
       report,
       mapping,
       seeded,
       stack,
       ...(notification ? { notification } : {}),
+      events,
       output: execution.output,
       transitions: execution.transitions,
     };

@@ -6,6 +6,7 @@ import {
   DescribeStacksCommand,
 } from '@aws-sdk/client-cloudformation';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient, PutRuleCommand, PutTargetsCommand } from '@aws-sdk/client-eventbridge';
 import {
   AddRoleToInstanceProfileCommand,
   CreateInstanceProfileCommand,
@@ -41,6 +42,8 @@ export interface LocalStack {
   topicArn: string;
   /** The SQS queue subscribed to the topic: where the local run reads its notifications. */
   alertQueueUrl: string;
+  /** Where a rule on the default bus puts Cordon's case events, for the demo to show. */
+  eventsQueueUrl?: string;
   signingKeyId: string;
   /** The key investigators sign addenda with (a stack deployed before addenda has none). */
   addendumKeyArn?: string;
@@ -152,6 +155,7 @@ async function createLocalStack(
   const ddb = new DynamoDBClient(base);
   const sns = new SNSClient(base);
   const sqs = new SQSClient(base);
+  const eventBridge = new EventBridgeClient(base);
   const iam = new IAMClient(base);
   const ssm = new SSMClient(base);
 
@@ -248,6 +252,27 @@ async function createLocalStack(
   ).Attributes?.QueueArn;
   await sns.send(new SubscribeCommand({ TopicArn: topic.TopicArn, Protocol: 'sqs', Endpoint: queueArn }));
   const triggerQueue = await sqs.send(new CreateQueueCommand({ QueueName: `cordon-${stage}-triggers` }));
+  // Case events (functions/core/events.ts) go to the default bus; a rule puts Cordon's on a queue that
+  // the demo reads back. An SQS target: a rule targeting Step Functions, Lambda or SNS makes the
+  // emulator's PutEvents fail (../shared/EMULATOR.md).
+  const eventsQueue = await sqs.send(new CreateQueueCommand({ QueueName: `cordon-${stage}-events-inbox` }));
+  const eventsQueueArn = (
+    await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: eventsQueue.QueueUrl, AttributeNames: ['QueueArn'] }),
+    )
+  ).Attributes?.QueueArn;
+  await eventBridge.send(
+    new PutRuleCommand({
+      Name: `cordon-${stage}-case-events`,
+      EventPattern: JSON.stringify({ source: ['cordon'] }),
+    }),
+  );
+  await eventBridge.send(
+    new PutTargetsCommand({
+      Rule: `cordon-${stage}-case-events`,
+      Targets: [{ Id: 'inbox', Arn: eventsQueueArn }],
+    }),
+  );
 
   const quarantine = `cordon-quarantine-${stage}`;
   await iam.send(
@@ -359,6 +384,7 @@ async function createLocalStack(
     table,
     topicArn: topic.TopicArn as string,
     alertQueueUrl: queue.QueueUrl as string,
+    eventsQueueUrl: eventsQueue.QueueUrl as string,
     signingKeyId: signingKey.KeyMetadata?.Arn as string,
     addendumKeyArn: addendumKey.KeyMetadata?.Arn as string,
     evidenceKeyArn: evidenceKey.KeyMetadata?.Arn as string,

@@ -1,11 +1,14 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { signatureFileSchema, verifyManifestSignature } from '../../functions/core/manifest.js';
+import { humanReport } from '../../scripts/demo.js';
 import { type LocalCase, runLocalCase } from '../../scripts/local/case.js';
 import { resetMoto } from '../../scripts/local/moto.js';
 import { readRealEvent, realEventFiles } from '../support/fixtures.js';
+import { validate } from '../support/json-schema.js';
 
 const endpoint = inject('motoEndpoint');
 const base = {
@@ -25,6 +28,9 @@ async function body(bucket: string, key: string, versionId: string): Promise<Buf
 }
 
 const files = realEventFiles();
+const eventSchema = JSON.parse(
+  readFileSync(new URL('../../docs/events.schema.json', import.meta.url), 'utf8'),
+);
 const runs = new Map<string, LocalCase>();
 
 beforeAll(async () => {
@@ -52,6 +58,36 @@ describe.each(files.filter((f) => !f.includes('REJECT')))('%s', (file) => {
       expect.arrayContaining(['trigger.json', 'triage.json', 'manifest.json', 'manifest.sig']),
     );
     expect(keys.some((k) => k.startsWith('memory/'))).toBe(true);
+  });
+
+  it('puts opened, contained, sealed and completed on the default bus, each detail as docs/events.schema.json says', () => {
+    const { report, events } = runs.get(file) as LocalCase;
+    // A standard queue keeps no order: the set of transitions, each once.
+    expect(events.map((e) => e.detailType).sort()).toEqual([
+      'Cordon Case Completed',
+      'Cordon Case Contained',
+      'Cordon Case Opened',
+      'Cordon Evidence Sealed',
+    ]);
+    for (const e of events) {
+      expect(e.source).toBe('cordon');
+      expect(validate(eventSchema, e.detail), e.detailType).toEqual([]);
+      expect(e.detail.caseId).toBe(report.caseId);
+    }
+  });
+
+  it('prints the events it emitted, in the order of the transitions', () => {
+    const text = humanReport(runs.get(file) as LocalCase);
+    const at = text.indexOf(
+      'Events on the default event bus (source cordon; detail: docs/events.schema.json)',
+    );
+    expect(at).toBeGreaterThan(0);
+    expect(text.slice(at + 1, at + 5).map((l) => l.trim().split(/ +/).slice(1).join(' '))).toEqual([
+      'Cordon Case Opened',
+      'Cordon Case Contained',
+      'Cordon Evidence Sealed',
+      'Cordon Case Completed outcome completed',
+    ]);
   });
 
   it('stores every artifact locked, with the SHA-256 the case reports', async () => {

@@ -39,7 +39,7 @@ const serviceOf = (p: Pair) => p.operation.split(':')[0] ?? '';
 const isRead = (operation: string) => /:(Describe|Get|List|Head|Query)/.test(operation);
 /** A call that changes the instance or its credentials (the case's own bookkeeping is not one). */
 const changesInstance = (operation: string) =>
-  !isRead(operation) && !/^(dynamodb|s3|kms|sns|sts|sqs):/.test(operation);
+  !isRead(operation) && !/^(dynamodb|s3|kms|sns|sts|sqs|eventbridge):/.test(operation);
 const containmentStates = new Set(['Protect Instance', 'Isolate Instance', 'Revoke Credentials']);
 const cordonNames = new Set<string>(errorNames);
 const errorName = (reason: string | undefined) => reason?.split(':')[0] ?? '';

@@ -598,6 +598,27 @@ describe('what no Cordon principal may do', () => {
     expect(reachable).toEqual([]);
   });
 
+  it('lets a step put only its own case events, from cordon, on the default bus', async () => {
+    const home = homeModel(stackOf());
+    const principal = functionPrincipal(home.model, 'notify-outcome', home.names);
+    const bus = (name: string) => `arn:aws:events:${localRegion}:${localAccountId}:event-bus/${name}`;
+    const put = (resource: string, context: Record<string, string[]>) =>
+      decide(principal, { action: 'events:PutEvents', resource, context }, localRegion).then(
+        (v) => v.decision,
+      );
+    const failed = { 'events:source': ['cordon'], 'events:detail-type': ['Cordon Case Failed'] };
+
+    expect(await put(bus('default'), failed)).toBe('Allowed');
+    expect(await put(bus('other'), failed)).not.toBe('Allowed');
+    expect(await put(bus('default'), { ...failed, 'events:source': ['cordon', 'aws.guardduty'] })).not.toBe(
+      'Allowed',
+    );
+    expect(await put(bus('default'), { ...failed, 'events:detail-type': ['Cordon Case Opened'] })).not.toBe(
+      'Allowed',
+    );
+    expect(await put(bus('default'), {})).not.toBe('Allowed');
+  });
+
   it('trusts, in each member role, exactly the functions functions/core/member-roles.ts lists for it', async () => {
     const home = homeModel(stackOf());
     const member = memberModel(home.names, 'dev');

@@ -40,6 +40,7 @@ const denied: Record<string, { code: string; status: number }> = {
   kms: { code: 'AccessDeniedException', status: 400 },
   ssm: { code: 'AccessDeniedException', status: 400 },
   sns: { code: 'AuthorizationError', status: 403 },
+  eventbridge: { code: 'AccessDeniedException', status: 400 },
 };
 const deniedByDefault = { code: 'AccessDenied', status: 403 };
 
@@ -48,6 +49,7 @@ const throttled: Record<string, { code: string; status: number }> = {
   ec2: { code: 'RequestLimitExceeded', status: 503 },
   dynamodb: { code: 'ThrottlingException', status: 400 },
   s3: { code: 'SlowDown', status: 503 },
+  eventbridge: { code: 'ThrottlingException', status: 400 },
 };
 const unavailable = { code: 'ServiceUnavailable', status: 503 };
 

@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, PutCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -80,6 +81,7 @@ export function settingsOf(config: IntakeConfig): IntakeSettings {
 
 export const ddbMock = mockClient(DynamoDBDocumentClient);
 export const s3Mock = mockClient(S3Client);
+export const eventsMock = mockClient(EventBridgeClient);
 
 /** AWS answers every write; a test that needs another answer overrides one command. */
 export function answerEverything(): void {
@@ -88,6 +90,8 @@ export function answerEverything(): void {
   ddbMock.on(TransactWriteCommand).resolves({ $metadata: { requestId: 'ddb-tx-1' } });
   ddbMock.on(PutCommand).resolves({ $metadata: { requestId: 'ddb-put-1' } });
   s3Mock.on(PutObjectCommand).resolves({ VersionId: 'v1', $metadata: { requestId: 's3-put-1' } });
+  eventsMock.reset();
+  eventsMock.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'event-1' }] });
 }
 
 /** Intake wired to the real case store, evidence store and recorder, over the mocked clients. */
@@ -101,6 +105,7 @@ export function intakeDeps(config: IntakeConfig = devConfig): IntakeDeps {
     recorder: (caseId, step) => new Recorder(cases, caseId, step),
     config,
     now: () => now,
+    events: new EventBridgeClient({ region: homeRegion }),
   };
 }
 
@@ -156,5 +161,5 @@ export function expectedTriggerPut(caseId: string, event: unknown) {
 
 /** How many calls the mocked clients received in all: zero is what a refusal must leave. */
 export function callsSent(): number {
-  return ddbMock.calls().length + s3Mock.calls().length;
+  return ddbMock.calls().length + s3Mock.calls().length + eventsMock.calls().length;
 }

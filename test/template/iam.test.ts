@@ -245,6 +245,39 @@ describe('the three roles written here', () => {
   });
 });
 
+describe('the case events', () => {
+  const grants = (roleId: string, action: string) =>
+    allowStatements(roleId).filter((s) => asArray(s.Action).some((a) => actionCovers(a, action)));
+  const senders: Record<string, string[]> = {
+    IntakeFindingRole: ['Cordon Case Opened'],
+    RevokeCredentialsRole: ['Cordon Case Contained'],
+    ArchiveEvidenceRole: ['Cordon Evidence Sealed'],
+    NotifyOutcomeRole: ['Cordon Case Completed', 'Cordon Case Partial', 'Cordon Case Failed'],
+    ReleaseInstanceRole: ['Cordon Case Released'],
+  };
+
+  it('may be put by the five steps that make a transition true, and by no other role', () => {
+    const putters = allRoles.map(([id]) => id).filter((id) => grants(id, 'events:PutEvents').length > 0);
+    expect(putters.sort()).toEqual(Object.keys(senders).sort());
+  });
+
+  it.each(Object.entries(senders))(
+    'lets %s put on the default bus only, from cordon only, its own detail types only',
+    (roleId, detailTypes) => {
+      expect(grants(roleId, 'events:PutEvents')).toEqual([
+        expect.objectContaining({
+          Action: 'events:PutEvents',
+          Resource: sub('arn:{AWS::Partition}:events:{AWS::Region}:{AWS::AccountId}:event-bus/default'),
+          Condition: {
+            'ForAllValues:StringEquals': { 'events:source': 'cordon', 'events:detail-type': detailTypes },
+            Null: { 'events:source': 'false', 'events:detail-type': 'false' },
+          },
+        }),
+      ]);
+    },
+  );
+});
+
 describe('the investigator role', () => {
   const statements = roleStatements(template, 'InvestigatorRole');
 

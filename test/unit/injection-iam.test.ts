@@ -15,6 +15,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { ElasticLoadBalancingClient } from '@aws-sdk/client-elastic-load-balancing';
 import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import {
   GetInstanceProfileCommand,
   IAMClient,
@@ -59,6 +60,11 @@ import { MemoryCases as CredentialCases, userCredentialCase } from '../support/p
 
 const ec2Mock = mockClient(EC2Client);
 const iamMock = mockClient(IAMClient);
+const eventsMock = mockClient(EventBridgeClient);
+beforeEach(() => {
+  eventsMock.reset();
+  eventsMock.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e-1' }] });
+});
 const asMock = mockClient(AutoScalingClient);
 const ssmMock = mockClient(SSMClient);
 const s3Mock = mockClient(S3Client);
@@ -154,6 +160,7 @@ describe('the deny Revoke Credentials puts on the instance role', () => {
         cases,
         config: { REVOKE_SCOPE: 'role', REQUIRE_IMDSV2: true, QUARANTINE_PROFILE_NAME: quarantineProfile },
         now: () => new Date('2026-11-27T20:16:00.000Z'),
+        events: new EventBridgeClient({ region: 'us-east-1' }),
       },
     );
 

@@ -4,11 +4,13 @@
  * step's reason. None may forge a line (a fake `Subject:` or `Execution:`), hide or reorder text
  * (bidirectional overrides), or act on a terminal (ANSI, C1): each stays inert text on its own line.
  */
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Case } from '../../functions/core/case.js';
+import type { Notified } from '../../functions/core/cases.js';
 import { findingLock, principalLock } from '../../functions/core/credentials.js';
 import { credentialNotify } from '../../functions/credentials/credential-notify/credential-notify.js';
 import { normaliseTrigger } from '../../functions/forensics/intake-finding/normalise.js';
@@ -26,19 +28,35 @@ import { devConfig, now, readRealEvent, settingsOf } from '../support/intake-fix
 import { MemoryCases, userCredentialCase } from '../support/playbooks-fixtures.js';
 
 const sns = mockClient(SNSClient);
+const eventBridge = mockClient(EventBridgeClient);
 
 beforeEach(() => {
   sns.reset();
   sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
+  eventBridge.reset();
+  eventBridge.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e-1' }] });
 });
 
 const everything = Object.values(payloads).join('');
 
-function published(): { subject: string; body: string } {
+function published(): { subject: string; body: string; chat?: string } {
   const calls = sns.commandCalls(PublishCommand);
   expect(calls).toHaveLength(1);
   const input = calls[0]?.args[0].input;
-  return { subject: String(input?.Subject), body: String(input?.Message) };
+  if (input?.MessageStructure !== 'json')
+    return { subject: String(input?.Subject), body: String(input?.Message) };
+  // One body per protocol: the text for e-mail and the rest, the chat card for HTTPS.
+  const bodies = JSON.parse(String(input.Message)) as { default: string; email: string; https: string };
+  expect(bodies.email).toBe(bodies.default);
+  return { subject: String(input.Subject), body: bodies.default, chat: bodies.https };
+}
+
+/** A chat card whose text holds nothing chat markdown acts on (mentions, links) and no raw control. */
+function expectInertCard(chat: string | undefined): void {
+  const card = JSON.parse(String(chat)) as { content: { title: string; description: string } };
+  const reasons = card.content.description.split('\n').slice(1).join('\n');
+  expect(reasons).not.toMatch(/[<>[\]`*_]/);
+  expect(offending(card.content.title + card.content.description, invisibleButNewline)).toEqual([]);
 }
 
 /** What SNS accepts as a subject, and what no mail client can misread: printable ASCII, one line. */
@@ -58,9 +76,15 @@ const forensicLine =
   /^(Case \S+: [A-Z ,]+|Instance \S+ in account \d{12}, \S+|Trigger: .*|Requested by: .*|Steps:| {2}(succeeded|failed|skipped) +\w[\w ]*(: .*)?|The instance may be .*|check the instance now.*|Manifest: .*|Artifacts: \d+|Execution: arn:\S+|Cordon could not open a case.*|Reason: .*|)$/;
 
 function notifyDeps() {
-  const cases = { setStatus: vi.fn(async () => undefined), unlock: vi.fn(async () => undefined) };
+  const cases = {
+    setStatus: vi.fn(async () => undefined),
+    unlock: vi.fn(async () => undefined),
+    notified: vi.fn(async (): Promise<Notified | undefined> => undefined),
+    markNotified: vi.fn(async (_id: string, _n: Notified) => true),
+  };
   return {
     sns: new SNSClient({}),
+    events: new EventBridgeClient({}),
     topicArn: 'arn:aws:sns:us-east-1:123456789012:alerts',
     cases,
     recorder: new MemoryTimeline().recorder(sampleCase.caseId, 'notify-outcome'),
@@ -76,8 +100,9 @@ describe('the outcome notification of a forensic case', () => {
       notifyDeps(),
     );
 
-    const { subject, body } = published();
+    const { subject, body, chat } = published();
     expectSafeSubject(subject);
+    expectInertCard(chat);
     const lines = expectLines(body, forensicLine);
     expect(lines.filter((l) => l.startsWith('Execution:'))).toEqual([
       `Execution: ${sampleCase.executionArn}`,

@@ -16,5 +16,6 @@ export const handler = stepHandler(
       evidence: ctx.evidence,
       recorder: ctx.recorder(input.case.caseId, 'archive-evidence'),
       now: ctx.now,
+      events: ctx.home.events,
     }),
 );

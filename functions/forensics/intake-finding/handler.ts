@@ -9,5 +9,6 @@ export const handler = stepHandler(intakeStep, configSlices.intake, intakeInputS
     recorder: ctx.recorder,
     config: ctx.config,
     now: ctx.now,
+    events: ctx.home.events,
   }),
 );

@@ -1,8 +1,10 @@
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { z } from 'zod';
 import { type Case, caseSchema, newCaseId } from '../../core/case.js';
 import type { CaseStore, OpenResult, Recorder } from '../../core/cases.js';
 import { isTransient } from '../../core/containment.js';
 import { type CordonError, normaliseError } from '../../core/errors.js';
+import { emitCaseEvent } from '../../core/events.js';
 import { type EvidenceStore, evidenceJson } from '../../core/evidence.js';
 import type { IntakeResult } from '../../core/state.js';
 import { oneLine } from '../../core/text.js';
@@ -26,6 +28,8 @@ export interface IntakeDeps {
   recorder: (caseId: string, step: string) => Recorder;
   config: IntakeConfig;
   now: () => Date;
+  /** Where the case's "opened" event goes; one that cannot be sent is recorded and the case goes on. */
+  events: EventBridgeClient;
 }
 
 /**
@@ -62,6 +66,7 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
     } catch (error) {
       throw await abandon(deps, candidate, error);
     }
+    await emitCaseEvent(candidate, 'opened', { events: deps.events, recorder, now: deps.now });
     return {
       intake: {
         decision: 'accepted',
@@ -86,6 +91,8 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
     } catch (error) {
       throw await abandon(deps, own, error);
     }
+    // The earlier attempt failed before its event: this one says the case is open.
+    await emitCaseEvent(own, 'opened', { events: deps.events, recorder, now: deps.now });
     return {
       intake: {
         decision: 'accepted',

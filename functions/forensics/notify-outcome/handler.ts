@@ -5,6 +5,7 @@ import { type NotifyInput, notifyInputSchema, notifyOutcome } from './notify-out
 export const handler = stepHandler('notify-outcome', configSlices.common, notifyInputSchema, (input, ctx) =>
   notifyOutcome(input as NotifyInput, {
     sns: ctx.home.sns,
+    events: ctx.home.events,
     topicArn: ctx.config.ALERT_TOPIC_ARN,
     cases: ctx.cases,
     ...(input.case ? { recorder: ctx.recorder(input.case.caseId, 'notify-outcome') } : {}),

@@ -1,8 +1,11 @@
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { z } from 'zod';
 import { caseSchema, type Outcome } from '../../core/case.js';
 import type { CaseStatus, CaseStore, Recorder } from '../../core/cases.js';
+import { type ChatNotification, chatText, structuredMessage } from '../../core/chat.js';
 import { type CordonError, describeError, NotificationError, normaliseError } from '../../core/errors.js';
+import { type EmitResult, emitCaseEvent } from '../../core/events.js';
 import { type OutcomeState, reasonLength, type StepSummary, summarise, why } from '../../core/outcome.js';
 import type { ArchiveResult, NotifyResult } from '../../core/state.js';
 import { oneLine } from '../../core/text.js';
@@ -37,8 +40,11 @@ export type NotifyInput = z.infer<typeof notifyInputSchema> &
 export interface NotifyDeps {
   sns: SNSClient;
   topicArn: string;
-  cases: Pick<CaseStore, 'setStatus' | 'unlock'>;
+  cases: Pick<CaseStore, 'setStatus' | 'unlock' | 'notified' | 'markNotified'>;
   recorder?: Recorder;
+  now?: () => Date;
+  /** Where the outcome's case event goes (functions/core/events.ts). */
+  events: EventBridgeClient;
 }
 
 const statusFor: Record<Outcome, CaseStatus> = {
@@ -54,6 +60,8 @@ export interface Message {
   subject: string;
   body: string;
   steps: StepSummary[];
+  /** The same message as a chat card (Amazon Q Developer in chat applications' custom notification). */
+  chat: ChatNotification;
 }
 
 /** Builds the one message a case ends with: the outcome first, then what was done and what was not. */
@@ -99,13 +107,27 @@ export function composeMessage(input: NotifyInput): Message {
       );
       steps.push({ name: 'hold trigger', status: 'failed', reason: holdReason });
     }
+    const subject = input.held
+      ? '[Cordon] FAILED: a trigger could not be taken in (held for cordon redrive)'
+      : '[Cordon] FAILED: a trigger could not be taken in';
     return {
       outcome: 'failed',
-      subject: input.held
-        ? '[Cordon] FAILED: a trigger could not be taken in (held for cordon redrive)'
-        : '[Cordon] FAILED: a trigger could not be taken in',
+      subject,
       body: `${lines.join('\n')}\n`,
       steps,
+      chat: {
+        version: '1.0',
+        source: 'custom',
+        content: {
+          textType: 'client-markdown',
+          title: ':rotating_light: Cordon could not take in a trigger',
+          description: ['Nothing was done to any instance.', ...steps.map((s) => chatStep(s))].join('\n'),
+          nextSteps: input.held
+            ? ['Fix the cause above, then run `cordon redrive`.']
+            : ["Start the case by hand: `cordon start --finding FILE`, with the execution's input as FILE."],
+        },
+        metadata: { summary: subject, eventType: 'cordon.trigger.failed' },
+      },
     };
   }
   const headline: Record<Outcome, string> = {
@@ -139,7 +161,53 @@ export function composeMessage(input: NotifyInput): Message {
   }
   if (c.executionArn) lines.push('', `Execution: ${oneLine(c.executionArn, 300)}`);
   const subject = `[Cordon] ${headline[outcome]}: ${c.instanceId}`.slice(0, 100);
-  return { outcome, subject, body: `${lines.join('\n')}\n`, steps };
+  const icon: Record<Outcome, string> = {
+    completed: ':white_check_mark:',
+    partial: ':warning:',
+    failed: ':rotating_light:',
+    rejected: ':no_entry:',
+    duplicate: ':information_source:',
+  };
+  const next: Record<Outcome, string[]> = {
+    completed: [`Verify the evidence: \`cordon evidence verify ${c.caseId}\`.`],
+    partial: [
+      `See what is missing: \`cordon status ${c.caseId}\`.`,
+      `Verify what was kept: \`cordon evidence verify ${c.caseId}\`.`,
+    ],
+    failed: [
+      'Check the instance now and finish containment by hand if needed.',
+      `The case timeline lists every change made: \`cordon status ${c.caseId}\`.`,
+    ],
+    rejected: [`\`cordon status ${c.caseId}\` says why.`],
+    duplicate: [],
+  };
+  const chat: ChatNotification = {
+    version: '1.0',
+    source: 'custom',
+    id: `${c.caseId}:${outcome}`,
+    content: {
+      textType: 'client-markdown',
+      title: `${icon[outcome]} Cordon case ${c.caseId}: ${headline[outcome]}`,
+      description: [
+        `Instance \`${c.instanceId}\` in account ${c.accountId}, ${c.region}`,
+        ...steps.map((s) => chatStep(s)),
+      ].join('\n'),
+      nextSteps: next[outcome],
+    },
+    metadata: {
+      threadId: c.caseId,
+      summary: subject,
+      eventType: `cordon.case.${outcome}`,
+      relatedResources: [c.instanceId, ...(c.executionArn ? [chatText(c.executionArn)] : [])],
+      additionalContext: { caseId: c.caseId, outcome, accountId: c.accountId, region: c.region },
+    },
+  };
+  return { outcome, subject, body: `${lines.join('\n')}\n`, steps, chat };
+}
+
+/** One step on the chat card: its status and name, and where it did not succeed, why (made inert). */
+function chatStep(s: StepSummary): string {
+  return `• ${s.status} ${s.name}${s.reason ? `: ${chatText(s.reason, 300)}` : ''}`;
 }
 
 /**
@@ -152,7 +220,7 @@ export function composeMessage(input: NotifyInput): Message {
 export async function notifyOutcome(
   input: NotifyInput,
   deps: NotifyDeps,
-): Promise<NotifyResult & { steps: StepSummary[]; unrecorded?: string }> {
+): Promise<NotifyResult & { steps: StepSummary[]; unrecorded?: string; eventSent?: boolean }> {
   const message = composeMessage(input);
   const c = input.case;
   let unrecorded: string | undefined;
@@ -167,30 +235,43 @@ export async function notifyOutcome(
   });
 
   let messageId: string | undefined;
-  let requestId: string | undefined;
-  try {
-    const out = await deps.sns.send(
-      new PublishCommand({
-        TopicArn: deps.topicArn,
-        Subject: message.subject,
-        Message: message.body,
-        MessageAttributes: {
-          outcome: { DataType: 'String', StringValue: message.outcome },
-          ...(c ? { caseId: { DataType: 'String', StringValue: c.caseId } } : {}),
-        },
-      }),
-    );
-    messageId = out.MessageId;
-    requestId = out.$metadata?.requestId;
-  } catch (error) {
-    const e = describeError(error);
-    await note('sns:Publish', 'failed', { target: deps.topicArn, detail: `${e.name}: ${e.message}` });
-    throw new NotificationError(
-      `Cannot publish the outcome (${message.outcome}) of ${c ? `case ${c.caseId}` : 'a trigger'}: ${e.name}: ${e.message}`,
-      { cause: error },
-    );
+  // A retried Notify (its status write throttled, Lambda's own hiccup) must not publish the outcome
+  // again: the case record says whether an attempt before this one already did.
+  const already = c ? await alreadyNotified(c.caseId, deps, note) : undefined;
+  if (already) {
+    messageId = already.messageId;
+    await note('sns:Publish', 'skipped', {
+      target: deps.topicArn,
+      detail: `the ${already.outcome} outcome was published at ${already.at}${already.messageId ? ` (message ${already.messageId})` : ''}; not sent again`,
+    });
+  } else {
+    let requestId: string | undefined;
+    try {
+      const out = await deps.sns.send(
+        new PublishCommand({
+          TopicArn: deps.topicArn,
+          Subject: message.subject,
+          MessageStructure: 'json',
+          Message: structuredMessage(message.body, message.chat),
+          MessageAttributes: {
+            outcome: { DataType: 'String', StringValue: message.outcome },
+            ...(c ? { caseId: { DataType: 'String', StringValue: c.caseId } } : {}),
+          },
+        }),
+      );
+      messageId = out.MessageId;
+      requestId = out.$metadata?.requestId;
+    } catch (error) {
+      const e = describeError(error);
+      await note('sns:Publish', 'failed', { target: deps.topicArn, detail: `${e.name}: ${e.message}` });
+      throw new NotificationError(
+        `Cannot publish the outcome (${message.outcome}) of ${c ? `case ${c.caseId}` : 'a trigger'}: ${e.name}: ${e.message}`,
+        { cause: error },
+      );
+    }
+    await note('sns:Publish', 'ok', { target: deps.topicArn, requestId });
+    if (c) await markNotified(c.caseId, message.outcome, messageId, deps, note);
   }
-  await note('sns:Publish', 'ok', { target: deps.topicArn, requestId });
   if (c) {
     try {
       await deps.cases.setStatus(c.caseId, statusFor[message.outcome], message.outcome);
@@ -212,9 +293,20 @@ export async function notifyOutcome(
       );
     }
   }
+  // The outcome's case event, once the case record says so; one that cannot be sent is on the timeline.
+  let event: EmitResult | undefined;
+  const o = message.outcome;
+  if (c && (o === 'completed' || o === 'partial' || o === 'failed')) {
+    event = await emitCaseEvent(c, o, {
+      events: deps.events,
+      recorder: deps.recorder,
+      ...(deps.now ? { now: deps.now } : {}),
+    });
+  }
   return {
     outcome: message.outcome,
     ...(messageId ? { messageId } : {}),
+    ...(event ? { eventSent: event.sent } : {}),
     steps: message.steps,
     ...(unrecorded ? { unrecorded } : {}),
   };
@@ -225,4 +317,48 @@ function outcomeLine(message: Message): string {
   return `${message.outcome}: ${message.steps
     .map((s) => `${s.name} ${s.status}${s.reason ? ` (${s.reason})` : ''}`)
     .join('; ')}`;
+}
+
+type Note = (...args: Parameters<Recorder['note']>) => Promise<void> | undefined;
+
+/**
+ * The earlier attempt's publication, if the case record holds one. A record that cannot be read is no
+ * reason to stay silent: the outcome is published (perhaps a second time) and the timeline says why.
+ */
+async function alreadyNotified(caseId: string, deps: NotifyDeps, note: Note) {
+  try {
+    return await deps.cases.notified(caseId);
+  } catch (error) {
+    const e = describeError(error);
+    await note('case notified', 'failed', {
+      target: caseId,
+      detail: `could not read whether the outcome was already published, so it is published: ${e.name}: ${e.message}`,
+    });
+    return undefined;
+  }
+}
+
+/**
+ * Marks the outcome published, after publishing. Marking first would let an attempt that dies between
+ * the mark and the publish (a timeout, a crash) silence the case's only message for good; marking after
+ * leaves only the opposite risk, a second message when the mark itself cannot be written, which the
+ * timeline records. For a case that may be half-contained, a duplicate is the lesser harm.
+ */
+async function markNotified(
+  caseId: string,
+  outcome: Outcome,
+  messageId: string | undefined,
+  deps: NotifyDeps,
+  note: Note,
+): Promise<void> {
+  const at = (deps.now ?? (() => new Date()))().toISOString();
+  try {
+    await deps.cases.markNotified(caseId, { outcome, at, ...(messageId ? { messageId } : {}) });
+  } catch (error) {
+    const e = describeError(error);
+    await note('case notified', 'failed', {
+      target: caseId,
+      detail: `the outcome was published but not marked so; a retry would publish it again: ${e.name}: ${e.message}`,
+    });
+  }
 }

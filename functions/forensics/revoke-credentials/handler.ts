@@ -21,6 +21,7 @@ export const handler = stepHandler(
       cases: ctx.cases,
       config: ctx.config,
       now: ctx.now,
+      events: ctx.home.events,
     });
   },
 );

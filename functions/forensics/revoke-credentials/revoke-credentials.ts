@@ -6,6 +6,7 @@ import {
   ModifyInstanceMetadataOptionsCommand,
   ReplaceIamInstanceProfileAssociationCommand,
 } from '@aws-sdk/client-ec2';
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { GetInstanceProfileCommand, type IAMClient } from '@aws-sdk/client-iam';
 import type { CaseStore, Recorder } from '../../core/cases.js';
 import type { Config } from '../../core/config.js';
@@ -25,6 +26,7 @@ import {
 } from '../../core/containment.js';
 import { denyPolicies, instanceArnOf, putDeny } from '../../core/denies.js';
 import { RevocationError } from '../../core/errors.js';
+import { emitCaseEvent } from '../../core/events.js';
 
 export const revokeInputSchema = containInputSchema;
 export type RevokeInput = ContainInput;
@@ -36,6 +38,12 @@ export interface RevokeDeps {
   cases: Pick<CaseStore, 'get' | 'saveChanges'>;
   config: Pick<Config, 'REVOKE_SCOPE' | 'REQUIRE_IMDSV2' | 'QUARANTINE_PROFILE_NAME'>;
   now: () => Date;
+  /**
+   * Where the "contained" event goes: Revoke is the last containment step (it runs only once Isolate
+   * succeeded), so its success is what makes the instance contained. An event that cannot be sent is
+   * recorded and containment stands.
+   */
+  events: EventBridgeClient;
 }
 
 export interface RevokeResult {
@@ -173,6 +181,7 @@ export async function revokeCredentials(input: RevokeInput, deps: RevokeDeps): P
     });
   }
 
+  await emitCaseEvent(c, 'contained', { events: deps.events, recorder, now: deps.now });
   return {
     instanceId: c.instanceId,
     scope: changes.scope,

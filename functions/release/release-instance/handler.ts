@@ -29,5 +29,6 @@ export const handler = stepHandler(
       topicArn: ctx.config.ALERT_TOPIC_ARN,
       quarantineProfileName: ctx.config.QUARANTINE_PROFILE_NAME,
       now: ctx.now,
+      events: ctx.home.events,
     }),
 );

@@ -28,6 +28,7 @@ import {
   type ElasticLoadBalancingV2Client,
   RegisterTargetsCommand,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { DeleteRolePolicyCommand, type IAMClient } from '@aws-sdk/client-iam';
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { z } from 'zod';
@@ -57,6 +58,7 @@ import {
   normaliseError,
   ReleaseRefusedError,
 } from '../../core/errors.js';
+import { emitCaseEvent } from '../../core/events.js';
 import { attributeChange, readAttribute, readInstance } from '../../core/instance.js';
 import { oneLine } from '../../core/text.js';
 
@@ -80,6 +82,8 @@ export interface ReleaseDeps {
   topicArn: string;
   quarantineProfileName: string;
   now: () => Date;
+  /** Where the "released" event goes; one that cannot be sent is recorded and the release stands. */
+  events: EventBridgeClient;
 }
 
 export interface ReleaseResult {
@@ -219,6 +223,7 @@ export async function releaseInstance(input: ReleaseInput, deps: ReleaseDeps): P
     target: record.instanceId,
     detail: `restored ${result.restored.length}, already as before ${result.unchanged.length}, notes ${result.notes.length}`,
   });
+  await emitCaseEvent(record, 'released', { events: deps.events, recorder, now: deps.now });
   return { ...result, ...(messageId ? { messageId } : {}) };
 }
 

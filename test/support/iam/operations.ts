@@ -1040,6 +1040,27 @@ export const operations: Record<string, OperationSpec> = {
       },
     ],
   },
+  // PutEvents is decided on the bus each entry names (the default bus when it names none), with the
+  // entries' sources and detail types as `events:source` and `events:detail-type` (multivalued).
+  'eventbridge:PutEvents': {
+    authorise: (i, _f, w) => {
+      const entries = (i.Entries ?? []) as { EventBusName?: string; Source?: string; DetailType?: string }[];
+      const buses = [...new Set(entries.map((e) => e.EventBusName ?? 'default'))];
+      return buses.map((bus) => {
+        const onBus = entries.filter((e) => (e.EventBusName ?? 'default') === bus);
+        return {
+          action: 'events:PutEvents',
+          resource: bus.startsWith('arn:')
+            ? bus
+            : `arn:${w.partition}:events:${w.region}:${w.account}:event-bus/${bus}`,
+          context: {
+            'events:source': onBus.map((e) => String(e.Source)),
+            'events:detail-type': onBus.map((e) => String(e.DetailType)),
+          },
+        };
+      });
+    },
+  },
   'sns:Publish': {
     authorise: (i) => [{ action: 'sns:Publish', resource: i.TopicArn, context: {} }],
   },

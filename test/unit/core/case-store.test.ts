@@ -1,5 +1,10 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { CaseStore } from '../../../functions/core/cases.js';
@@ -55,6 +60,51 @@ describe('CaseStore.saveChanges', () => {
     ddbMock.on(UpdateCommand).rejects(denied);
     await expect(store.saveChanges(sampleCase.caseId, 'isolate', changes)).rejects.toThrow('not authorized');
     expect(ddbMock.commandCalls(UpdateCommand)).toHaveLength(1);
+  });
+});
+
+describe('CaseStore.markNotified and notified', () => {
+  const marker = { outcome: 'completed' as const, at: '2026-11-27T20:10:05.000Z', messageId: 'm-1' };
+
+  it('marks the outcome published only on an existing case that holds no marker yet', async () => {
+    ddbMock.on(UpdateCommand).resolves({});
+    expect(await store.markNotified(sampleCase.caseId, marker)).toBe(true);
+    expect(ddbMock).toHaveReceivedCommandWith(UpdateCommand, {
+      Key: { pk: `CASE#${sampleCase.caseId}`, sk: 'CASE' },
+      UpdateExpression: 'SET #n = :n',
+      ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(#n)',
+      ExpressionAttributeNames: { '#n': 'notified' },
+      ExpressionAttributeValues: { ':n': marker },
+    });
+  });
+
+  it('says so, keeping the first marker, when an earlier attempt marked it', async () => {
+    ddbMock.on(UpdateCommand).rejects(
+      Object.assign(new Error('The conditional request failed'), {
+        name: 'ConditionalCheckFailedException',
+      }),
+    );
+    expect(await store.markNotified(sampleCase.caseId, marker)).toBe(false);
+  });
+
+  it('lets any other failure through', async () => {
+    ddbMock
+      .on(UpdateCommand)
+      .rejects(Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }));
+    await expect(store.markNotified(sampleCase.caseId, marker)).rejects.toThrow('not authorized');
+  });
+
+  it('reads the marker consistently, and nothing when there is none', async () => {
+    ddbMock
+      .on(GetCommand)
+      .resolvesOnce({ Item: { notified: marker } })
+      .resolvesOnce({ Item: {} });
+    expect(await store.notified(sampleCase.caseId)).toEqual(marker);
+    expect(await store.notified(sampleCase.caseId)).toBeUndefined();
+    expect(ddbMock).toHaveReceivedCommandWith(GetCommand, {
+      ConsistentRead: true,
+      ProjectionExpression: '#n',
+    });
   });
 });
 

@@ -1,4 +1,5 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetPublicKeyCommand, KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -12,6 +13,7 @@ import { MemoryTimeline, sampleCase } from '../../support/core-fakes.js';
 
 const s3 = mockClient(S3Client);
 const kms = mockClient(KMSClient);
+const eventBridge = mockClient(EventBridgeClient);
 const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const publicDer = keys.publicKey.export({ format: 'der', type: 'spki' });
 
@@ -51,6 +53,7 @@ function setup(events: TimelineEvent[]) {
     evidence: { put },
     recorder: new MemoryTimeline().recorder(sampleCase.caseId, 'archive-evidence'),
     now: () => new Date('2026-11-27T21:00:00Z'),
+    events: new EventBridgeClient({}),
   };
   return { deps, written, put };
 }
@@ -86,9 +89,30 @@ beforeEach(() => {
     Signature: sign('sha256', Buffer.from(input.Message), keys.privateKey),
   }));
   kms.on(GetPublicKeyCommand).resolves({ PublicKey: publicDer });
+  eventBridge.reset();
+  eventBridge.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e-1' }] });
 });
 
 describe('archiveEvidence', () => {
+  it('says the evidence is sealed on the default bus, after the signature is stored', async () => {
+    const { deps, written } = setup(events);
+    await archiveEvidence(state, deps);
+    expect(written.has('manifest.sig')).toBe(true);
+    const entry = eventBridge.commandCalls(PutEventsCommand)[0]?.args[0].input.Entries?.[0];
+    expect(entry).toMatchObject({ Source: 'cordon', DetailType: 'Cordon Evidence Sealed' });
+    expect(JSON.parse(entry?.Detail ?? '{}')).toMatchObject({
+      transition: 'sealed',
+      caseId: sampleCase.caseId,
+    });
+  });
+
+  it('seals all the same when the event is refused', async () => {
+    eventBridge.on(PutEventsCommand).rejects(new Error('network down'));
+    const { deps } = setup(events);
+    const result = await archiveEvidence(state, deps);
+    expect(result.manifest.key).toBe(`cases/${sampleCase.caseId}/manifest.json`);
+  });
+
   it('lists every stored artifact once, with the timeline, in the manifest', async () => {
     const { deps, written } = setup(events);
     const result = await archiveEvidence(state, deps);

@@ -1,3 +1,4 @@
+import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetCommand, PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
@@ -19,6 +20,7 @@ import {
   callsSent,
   ddbMock,
   devConfig,
+  eventsMock,
   executionArn,
   expectedOpenTransaction,
   expectedTriggerPut,
@@ -336,6 +338,43 @@ describe('the real events in ../shared/fixtures/real-events', () => {
         at,
       },
     });
+  });
+});
+
+describe('the opened event', () => {
+  it('says on the default bus that the case is open, once the trigger is stored', async () => {
+    const result = await intake(asReceived(files.partial));
+
+    const entries = eventsMock.commandCalls(PutEventsCommand).flatMap((c) => c.args[0].input.Entries ?? []);
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ Source: 'cordon', DetailType: 'Cordon Case Opened' });
+    expect(JSON.parse(entries[0]?.Detail ?? '{}')).toMatchObject({
+      transition: 'opened',
+      caseId: result.intake.caseId,
+      instanceId: 'i-99999999',
+    });
+  });
+
+  it('opens the case all the same when the event is refused, and records that it was not sent', async () => {
+    eventsMock.on(PutEventsCommand).rejects(
+      Object.assign(new Error('not authorized'), {
+        name: 'AccessDeniedException',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+
+    const result = await intake(asReceived(files.partial));
+
+    expect(result.intake.decision).toBe('accepted');
+    expect(ddbMock).toHaveReceivedCommandWith(PutCommand, {
+      Item: expect.objectContaining({ action: 'events:PutEvents', status: 'failed' }),
+    });
+  });
+
+  it('sends no event for a trigger it refuses', async () => {
+    await intake({ detail: 'nothing' });
+
+    expect(eventsMock.calls()).toHaveLength(0);
   });
 });
 

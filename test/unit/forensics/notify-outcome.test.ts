@@ -1,12 +1,15 @@
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { Recorder } from '../../../functions/core/cases.js';
+import { type Notified, Recorder } from '../../../functions/core/cases.js';
+import { chatDescriptionLength, structuredMessage } from '../../../functions/core/chat.js';
 import { NotificationError } from '../../../functions/core/errors.js';
 import { composeMessage, notifyOutcome } from '../../../functions/forensics/notify-outcome/notify-outcome.js';
 import { MemoryTimeline, sampleCase } from '../../support/core-fakes.js';
 
 const sns = mockClient(SNSClient);
+const eventBridge = mockClient(EventBridgeClient);
 const ok = { status: 'succeeded' };
 const archive = {
   outcome: 'completed' as const,
@@ -27,12 +30,23 @@ const archive = {
   artifacts: [],
 };
 
+/** The readable text of a published message (its `default` body; e-mail gets the same). */
+function textOf(message: string | undefined): string {
+  return (JSON.parse(message ?? '{}') as { default?: string }).default ?? '';
+}
+
 function deps() {
-  const cases = { setStatus: vi.fn(async () => undefined), unlock: vi.fn(async () => undefined) };
+  const cases = {
+    setStatus: vi.fn(async () => undefined),
+    unlock: vi.fn(async () => undefined),
+    notified: vi.fn(async (): Promise<Notified | undefined> => undefined),
+    markNotified: vi.fn(async (_id: string, _n: Notified) => true),
+  };
   return {
     cases,
     deps: {
       sns: new SNSClient({}),
+      events: new EventBridgeClient({}),
       topicArn: 'arn:aws:sns:us-east-1:123456789012:alerts',
       cases,
       recorder: new MemoryTimeline().recorder(sampleCase.caseId, 'notify-outcome'),
@@ -43,6 +57,8 @@ function deps() {
 beforeEach(() => {
   sns.reset();
   sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
+  eventBridge.reset();
+  eventBridge.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e-1' }] });
 });
 
 describe('notifyOutcome', () => {
@@ -86,7 +102,7 @@ describe('notifyOutcome', () => {
     };
     const result = await notifyOutcome(state, d);
     expect(result.outcome).toBe('failed');
-    const body = sns.commandCalls(PublishCommand)[0]?.args[0].input.Message ?? '';
+    const body = textOf(sns.commandCalls(PublishCommand)[0]?.args[0].input.Message);
     expect(body).toContain('failed    contain: ContainmentError: eni-2 not isolated');
     expect(body).toContain('may be only partly contained');
     expect(cases.setStatus).toHaveBeenCalledWith(sampleCase.caseId, 'failed', 'failed');
@@ -195,7 +211,7 @@ describe('notifyOutcome, when a write around the message fails', () => {
       },
     };
     await notifyOutcome(state, { ...d, recorder: timeline.recorder(sampleCase.caseId, 'notify-outcome') });
-    expect(timeline.events.map((e) => e.action)).toEqual(['case outcome', 'sns:Publish']);
+    expect(timeline.events.map((e) => e.action)).toEqual(['case outcome', 'sns:Publish', 'events:PutEvents']);
     expect(timeline.events[0]).toMatchObject({
       status: 'failed',
       detail: expect.stringContaining(
@@ -285,5 +301,211 @@ describe('composeMessage', () => {
     });
     expect(message.body).not.toContain('\u001b');
     expect(message.body).toContain('InstanceNotFoundError: gone [31mFAKE LINE');
+  });
+});
+
+describe('notifyOutcome, when Notify is retried', () => {
+  const contained = {
+    case: sampleCase,
+    triage: {},
+    protect: {},
+    response: { contain: ok, disk: ok },
+    memory: { status: 'verified' },
+    archive,
+  };
+
+  it('marks the outcome published, with its message id, after publishing it', async () => {
+    const { deps: d, cases } = deps();
+    await notifyOutcome(contained, { ...d, now: () => new Date('2026-01-02T03:04:05.000Z') });
+    expect(cases.markNotified).toHaveBeenCalledWith(sampleCase.caseId, {
+      outcome: 'completed',
+      at: '2026-01-02T03:04:05.000Z',
+      messageId: 'm-1',
+    });
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+  });
+
+  it('does not publish again an outcome an earlier attempt published, and still sets the status', async () => {
+    const timeline = new MemoryTimeline();
+    const { deps: d, cases } = deps();
+    cases.notified.mockResolvedValueOnce({
+      outcome: 'completed',
+      at: '2026-01-02T03:04:05.000Z',
+      messageId: 'm-0',
+    });
+    const result = await notifyOutcome(contained, {
+      ...d,
+      recorder: timeline.recorder(sampleCase.caseId, 'notify-outcome'),
+    });
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 0);
+    expect(cases.markNotified).not.toHaveBeenCalled();
+    expect(cases.setStatus).toHaveBeenCalledWith(sampleCase.caseId, 'contained', 'completed');
+    expect(result).toMatchObject({ outcome: 'completed', messageId: 'm-0' });
+    expect(timeline.events.find((e) => e.action === 'sns:Publish')).toMatchObject({
+      status: 'skipped',
+      detail: expect.stringContaining('(message m-0); not sent again'),
+    });
+  });
+
+  it('publishes once over a retry that follows a status write that failed', async () => {
+    const { deps: d, cases } = deps();
+    let marker: Notified | undefined;
+    cases.notified.mockImplementation(async () => marker);
+    cases.markNotified.mockImplementation(async (_id: string, n: Notified) => {
+      marker = n;
+      return true;
+    });
+    cases.setStatus.mockRejectedValueOnce(
+      Object.assign(new Error('slow down'), {
+        name: 'ThrottlingException',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+    await expect(notifyOutcome(contained, d)).rejects.toMatchObject({ name: 'AwsThrottlingError' });
+    await notifyOutcome(contained, d);
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+    expect(cases.setStatus).toHaveBeenCalledTimes(2);
+  });
+
+  it('publishes when the case record cannot say whether it was already published, and records why', async () => {
+    const timeline = new MemoryTimeline();
+    const { deps: d, cases } = deps();
+    cases.notified.mockRejectedValueOnce(
+      Object.assign(new Error('down'), { name: 'InternalServerError', $metadata: { httpStatusCode: 500 } }),
+    );
+    await notifyOutcome(contained, {
+      ...d,
+      recorder: timeline.recorder(sampleCase.caseId, 'notify-outcome'),
+    });
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+    expect(timeline.events.map((e) => [e.action, e.status])).toContainEqual(['case notified', 'failed']);
+  });
+
+  it('still sets the status when the published outcome cannot be marked, and records that a retry would send again', async () => {
+    const timeline = new MemoryTimeline();
+    const { deps: d, cases } = deps();
+    cases.markNotified.mockRejectedValueOnce(
+      Object.assign(new Error('denied'), {
+        name: 'AccessDeniedException',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+    const result = await notifyOutcome(contained, {
+      ...d,
+      recorder: timeline.recorder(sampleCase.caseId, 'notify-outcome'),
+    });
+    expect(result.outcome).toBe('completed');
+    expect(cases.setStatus).toHaveBeenCalledWith(sampleCase.caseId, 'contained', 'completed');
+    expect(timeline.events.find((e) => e.action === 'case notified')).toMatchObject({
+      status: 'failed',
+      detail: expect.stringContaining('a retry would publish it again'),
+    });
+  });
+});
+
+describe('the chat form of the message', () => {
+  it('publishes the text for e-mail and other protocols, and the chat event for HTTPS subscribers', async () => {
+    const { deps: d } = deps();
+    await notifyOutcome(
+      {
+        case: sampleCase,
+        triage: {},
+        protect: {},
+        response: { contain: ok, disk: ok },
+        memory: { status: 'verified' },
+        archive,
+      },
+      d,
+    );
+    const input = sns.commandCalls(PublishCommand)[0]?.args[0].input;
+    expect(input?.MessageStructure).toBe('json');
+    const bodies = JSON.parse(input?.Message ?? '{}') as Record<string, string>;
+    expect(Object.keys(bodies).sort()).toEqual(['default', 'email', 'https']);
+    expect(bodies.default).toContain(`Case ${sampleCase.caseId}: CONTAINED`);
+    expect(bodies.email).toBe(bodies.default);
+    const card = JSON.parse(bodies.https ?? '{}');
+    expect(card).toMatchObject({
+      version: '1.0',
+      source: 'custom',
+      content: {
+        textType: 'client-markdown',
+        title: `:white_check_mark: Cordon case ${sampleCase.caseId}: CONTAINED`,
+        nextSteps: [`Verify the evidence: \`cordon evidence verify ${sampleCase.caseId}\`.`],
+      },
+      metadata: {
+        threadId: sampleCase.caseId,
+        eventType: 'cordon.case.completed',
+        additionalContext: {
+          caseId: sampleCase.caseId,
+          outcome: 'completed',
+          accountId: sampleCase.accountId,
+          region: sampleCase.region,
+        },
+      },
+    });
+    expect(card.content.description).toContain(`Instance \`${sampleCase.instanceId}\``);
+  });
+
+  it('makes an error reason inert on the card: no mention, link or markup', () => {
+    const message = composeMessage({
+      case: sampleCase,
+      error: { Error: 'InstanceNotFoundError', Cause: 'gone <!channel> [click](https://x.example) `x` *b*' },
+    });
+    const description = message.chat.content.description;
+    expect(description).toContain('InstanceNotFoundError: gone ‹!channel› ');
+    expect(description.split('\n').slice(1).join('\n')).not.toMatch(/[<>[\]`*]/);
+  });
+
+  it('cuts a long description for chat and leaves the text whole', () => {
+    const long = 'x'.repeat(5000);
+    const card = JSON.parse(
+      (
+        JSON.parse(
+          structuredMessage(long, {
+            version: '1.0',
+            source: 'custom',
+            content: { textType: 'client-markdown', title: 't', description: long },
+          }),
+        ) as { https: string }
+      ).https,
+    );
+    expect(card.content.description.length).toBe(chatDescriptionLength);
+  });
+});
+
+describe('the outcome event', () => {
+  it('puts the failed outcome on the default bus once the case is marked failed', async () => {
+    const { deps: d, cases } = deps();
+    const result = await notifyOutcome(
+      { case: sampleCase, error: { Error: 'TriageError', Cause: 'gone' } },
+      d,
+    );
+    expect(result).toMatchObject({ outcome: 'failed', eventSent: true });
+    expect(cases.setStatus).toHaveBeenCalled();
+    const entry = eventBridge.commandCalls(PutEventsCommand)[0]?.args[0].input.Entries?.[0];
+    expect(entry).toMatchObject({ Source: 'cordon', DetailType: 'Cordon Case Failed' });
+    expect(JSON.parse(entry?.Detail ?? '{}')).toMatchObject({ caseId: sampleCase.caseId, outcome: 'failed' });
+  });
+
+  it('still ends the case when the event is refused, and says so in its result', async () => {
+    eventBridge.on(PutEventsCommand).rejects(
+      Object.assign(new Error('denied'), {
+        name: 'AccessDeniedException',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+    const { deps: d, cases } = deps();
+    const result = await notifyOutcome(
+      { case: sampleCase, error: { Error: 'TriageError', Cause: 'gone' } },
+      d,
+    );
+    expect(result).toMatchObject({ outcome: 'failed', eventSent: false });
+    expect(cases.unlock).toHaveBeenCalledWith(sampleCase);
+  });
+
+  it('sends no case event for a trigger that never became a case', async () => {
+    const { deps: d } = deps();
+    await notifyOutcome({ error: { Error: 'AwsServiceError', Cause: 'DynamoDB unavailable' } }, d);
+    expect(eventBridge).toHaveReceivedCommandTimes(PutEventsCommand, 0);
   });
 });

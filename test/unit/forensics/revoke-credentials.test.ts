@@ -3,6 +3,7 @@ import {
   ModifyInstanceMetadataOptionsCommand,
   ReplaceIamInstanceProfileAssociationCommand,
 } from '@aws-sdk/client-ec2';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import {
   DeleteRolePolicyCommand,
   GetInstanceProfileCommand,
@@ -36,6 +37,11 @@ import {
 
 const ec2Mock = mockClient(EC2Client);
 const iamMock = mockClient(IAMClient);
+const eventsMock = mockClient(EventBridgeClient);
+beforeEach(() => {
+  eventsMock.reset();
+  eventsMock.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e-1' }] });
+});
 const c = containCase();
 const revokedAt = '2026-11-27T20:16:00.000Z';
 const policyName = `cordon-revoke-${c.caseId}`;
@@ -68,6 +74,7 @@ function deps(config: Partial<RevokeDeps['config']> = {}): RevokeDeps {
       QUARANTINE_PROFILE_NAME: quarantineProfile,
       ...config,
     },
+    events: new EventBridgeClient({ region: 'us-east-1' }),
     now: () => new Date(revokedAt),
   };
 }
@@ -191,6 +198,27 @@ describe('denyPolicies', () => {
 });
 
 describe('revokeCredentials', () => {
+  it('says on the default bus that the instance is contained, once its credentials are revoked', async () => {
+    await revokeCredentials({ case: c, triage: withProfile }, deps());
+
+    const entries = eventsMock.commandCalls(PutEventsCommand).flatMap((x) => x.args[0].input.Entries ?? []);
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ Source: 'cordon', DetailType: 'Cordon Case Contained' });
+    expect(JSON.parse(entries[0]?.Detail ?? '{}')).toMatchObject({
+      transition: 'contained',
+      caseId: c.caseId,
+    });
+  });
+
+  it('stands when the contained event is refused, and the timeline says it was not sent', async () => {
+    eventsMock.on(PutEventsCommand).rejects(new Error('network down'));
+
+    const result = await revokeCredentials({ case: c, triage: withProfile }, deps());
+
+    expect(result.profile.replaced).toBe(true);
+    expect(iamMock).toHaveReceivedCommandTimes(PutRolePolicyCommand, 2);
+  });
+
   it('denies the role to this instance’s sessions, swaps in the quarantine profile and requires IMDSv2', async () => {
     const result = await revokeCredentials({ case: c, triage: withProfile }, deps());
 

@@ -26,6 +26,7 @@ import {
   ElasticLoadBalancingV2Client,
   RegisterTargetsCommand,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { DeleteRolePolicyCommand, IAMClient, PutRolePolicyCommand } from '@aws-sdk/client-iam';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -68,6 +69,7 @@ const asMock = mockClient(AutoScalingClient);
 const elbv2Mock = mockClient(ElasticLoadBalancingV2Client);
 const elbMock = mockClient(ElasticLoadBalancingClient);
 const snsMock = mockClient(SNSClient);
+const eventsMock = mockClient(EventBridgeClient);
 const c = containCase();
 const topicArn = 'arn:aws:sns:us-east-1:123456789012:cordon-alerts-test';
 const targetGroup = 'arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef';
@@ -103,6 +105,7 @@ function deps(): ReleaseDeps {
     topicArn,
     quarantineProfileName: quarantineProfile,
     now: () => releasedAt,
+    events: new EventBridgeClient({ region: 'us-east-1' }),
   };
 }
 
@@ -136,6 +139,7 @@ async function contain(status: CaseStatus = 'contained'): Promise<void> {
       recorder: cases.recorder(c.caseId, 'revoke-credentials'),
       config: { REVOKE_SCOPE: 'instance', REQUIRE_IMDSV2: true, QUARANTINE_PROFILE_NAME: quarantineProfile },
       now: () => new Date('2026-11-27T20:16:00.000Z'),
+      events: new EventBridgeClient({ region: 'us-east-1' }),
     },
   );
   await cases.setStatus(c.caseId, status);
@@ -163,7 +167,8 @@ const expectNoMutation = () => {
 };
 
 beforeEach(() => {
-  for (const m of [ec2Mock, iamMock, asMock, elbv2Mock, elbMock, snsMock]) m.reset();
+  for (const m of [ec2Mock, iamMock, asMock, elbv2Mock, elbMock, snsMock, eventsMock]) m.reset();
+  eventsMock.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e-1' }] });
   fake = FakeEc2.standard().install(ec2Mock);
   cases = new MemoryCases();
   cases.add(c);
@@ -306,6 +311,33 @@ describe('releaseInstance', () => {
     );
     expect(message).toContain('Evidence (snapshots, memory image, manifest) was not touched.');
     expect(result.messageId).toBe('message-1');
+  });
+
+  it('says on the default bus that the case is released, once it is marked so', async () => {
+    await contain();
+
+    await releaseInstance({ caseId: c.caseId }, deps());
+
+    const entries = eventsMock
+      .commandCalls(PutEventsCommand)
+      .flatMap((x) => x.args[0].input.Entries ?? [])
+      .filter((e) => e.DetailType !== 'Cordon Case Contained');
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ Source: 'cordon', DetailType: 'Cordon Case Released' });
+    expect(JSON.parse(entries[0]?.Detail ?? '{}')).toMatchObject({
+      transition: 'released',
+      caseId: c.caseId,
+      at: releasedAt.toISOString(),
+    });
+  });
+
+  it('releases all the same when the event is refused', async () => {
+    await contain();
+    eventsMock.on(PutEventsCommand).rejects(new Error('network down'));
+
+    await releaseInstance({ caseId: c.caseId }, deps());
+
+    expect(cases.records.get(c.caseId)?.status).toBe('released');
   });
 
   it('changes nothing when it runs a second time', async () => {
