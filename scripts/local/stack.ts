@@ -119,7 +119,7 @@ export async function deployLocalStack(endpoint: string, stage = 'dev'): Promise
  * the same way in the emulator so that the CLI finds them by one code path. The local run's whole
  * description rides along as one more output, so that a later run on the same emulator reuses it.
  */
-function stackOutputsTemplate(stack: LocalStack) {
+export function stackOutputsTemplate(stack: LocalStack) {
   const outputs: Record<string, string> = {
     EvidenceBucketName: stack.bucket,
     CasesTableName: stack.table,

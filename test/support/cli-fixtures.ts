@@ -6,7 +6,7 @@ import {
 import { runCli } from '../../scripts/cli/main.js';
 import type { Io } from '../../scripts/cli/output.js';
 import type { LocalCase } from '../../scripts/local/case.js';
-import { type LocalStack, localRegion } from '../../scripts/local/stack.js';
+import { type LocalStack, localRegion, stackOutputsTemplate } from '../../scripts/local/stack.js';
 import { readRealEvent } from './fixtures.js';
 
 /** The real GuardDuty finding (GetFindings shape) the CLI's demo cases start from. */
@@ -30,25 +30,10 @@ export async function publishStack(endpoint: string, stack: LocalStack): Promise
     .then((out) => out.Stacks?.[0])
     .catch(() => undefined);
   if (existing) return;
-  const value = (v: string) => ({ Value: v });
   await cfn.send(
     new CreateStackCommand({
       StackName: stack.stackName,
-      TemplateBody: JSON.stringify({
-        Resources: { Placeholder: { Type: 'AWS::CloudFormation::WaitConditionHandle' } },
-        Outputs: {
-          EvidenceBucketName: value(stack.bucket),
-          CasesTableName: value(stack.table),
-          AlertTopicArn: value(stack.topicArn),
-          SigningKeyArn: value(stack.signingKeyId),
-          ...(stack.addendumKeyArn ? { AddendumKeyArn: value(stack.addendumKeyArn) } : {}),
-          ToolsBucketName: value(stack.toolsBucket),
-          TriggerQueueUrl: value(stack.triggerQueueUrl),
-          ForensicsStateMachineArn: value(stack.forensicsStateMachineArn),
-          ReleaseStateMachineArn: value(stack.releaseStateMachineArn),
-          LocalStackJson: value(JSON.stringify(stack)),
-        },
-      }),
+      TemplateBody: JSON.stringify(stackOutputsTemplate(stack)),
     }),
   );
 }
