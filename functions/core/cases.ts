@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
+  BatchWriteCommand,
   DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
@@ -9,14 +10,14 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { Case, Outcome } from './case.js';
-import { type CordonError, describeError, normaliseError } from './errors.js';
+import { AwsThrottlingError, type CordonError, describeError, normaliseError } from './errors.js';
 import type { Artifact } from './evidence.js';
 import { oneLine } from './text.js';
 
 /**
  * The Cases table, one item per kind:
  *   pk CASE#<caseId>       sk CASE                  the case (status, outcome, what containment changed)
- *   pk CASE#<caseId>       sk T#<iso time>#<rand>   one timeline event
+ *   pk CASE#<caseId>       sk T#<iso time>#<seq><rand> one timeline event (seq: its order within a batch)
  *   pk INSTANCE#<acct>#<region>#<instance> sk OPEN  the lock that keeps one open case per instance
  *   pk <subject lock>      sk OPEN                  the same for a playbook's subject (BLOCK#…, PRINCIPAL#…)
  *   pk DUE#<queue>         sk <iso time>#<caseId>   something due for a case at a time (a block's expiry)
@@ -53,6 +54,14 @@ export interface TimelineEvent {
   /** Set on the event that stored a piece of evidence: Archive builds the manifest from these. */
   artifact?: Artifact;
 }
+
+/** A timeline event as a step records it; `at` defaults to the moment it is written. */
+export type TimelineEntry = Omit<TimelineEvent, 'at'> & { at?: string };
+
+/** BatchWriteItem's limit of items per request. */
+const batchWriteLimit = 25;
+/** Attempts at the items DynamoDB leaves unprocessed (it does so when throttling a batch). */
+const unprocessedAttempts = 6;
 
 export type OpenResult = { opened: true } | { opened: false; existingCaseId: string };
 
@@ -382,23 +391,56 @@ export class CaseStore {
 
   async record(
     caseId: string,
-    event: Omit<TimelineEvent, 'at'> & { at?: string },
+    event: TimelineEntry,
     by: 'workflow' | 'investigator' = 'workflow',
   ): Promise<void> {
-    const at = event.at ?? this.now().toISOString();
     await this.ddb.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: {
-          pk: timelinePartition(caseId, by),
-          sk: `T#${at}#${randomBytes(4).toString('hex')}`,
-          ...event,
-          at,
-          ...(event.target ? { target: oneLine(event.target, 300) } : {}),
-          ...(event.detail ? { detail: oneLine(event.detail, 1000) } : {}),
-        },
-      }),
+      new PutCommand({ TableName: this.table, Item: this.timelineItem(caseId, event, 0, by) }),
     );
+  }
+
+  /**
+   * Writes a step's events in as few requests as DynamoDB allows (BatchWriteItem, 25 items each, the
+   * requests at once), retrying what DynamoDB leaves unprocessed under load. Each event keeps the time
+   * it happened (`at`, set when it was recorded) and its place in the batch, so the timeline reads back
+   * in the order the step recorded it.
+   */
+  async recordMany(caseId: string, events: readonly TimelineEntry[]): Promise<void> {
+    const items = events.map((e, i) => this.timelineItem(caseId, e, i, 'workflow'));
+    const chunks: Record<string, unknown>[][] = [];
+    for (let i = 0; i < items.length; i += batchWriteLimit) chunks.push(items.slice(i, i + batchWriteLimit));
+    await Promise.all(chunks.map((chunk) => this.batchPut(chunk)));
+  }
+
+  private async batchPut(items: Record<string, unknown>[]): Promise<void> {
+    let requests = items.map((Item) => ({ PutRequest: { Item } }));
+    for (let attempt = 0; requests.length > 0; attempt++) {
+      if (attempt === unprocessedAttempts) {
+        throw new AwsThrottlingError(
+          `DynamoDB left ${requests.length} timeline event(s) unprocessed after ${unprocessedAttempts} attempts`,
+        );
+      }
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt * Math.random()));
+      const out = await this.ddb.send(new BatchWriteCommand({ RequestItems: { [this.table]: requests } }));
+      requests = (out.UnprocessedItems?.[this.table] ?? []) as typeof requests;
+    }
+  }
+
+  private timelineItem(
+    caseId: string,
+    event: TimelineEntry,
+    seq: number,
+    by: 'workflow' | 'investigator',
+  ): Record<string, unknown> {
+    const at = event.at ?? this.now().toISOString();
+    return {
+      pk: timelinePartition(caseId, by),
+      sk: `T#${at}#${String(seq).padStart(3, '0')}${randomBytes(4).toString('hex')}`,
+      ...event,
+      at,
+      ...(event.target ? { target: oneLine(event.target, 300) } : {}),
+      ...(event.detail ? { detail: oneLine(event.detail, 1000) } : {}),
+    };
   }
 
   async timeline(caseId: string, by: 'workflow' | 'investigator' = 'workflow'): Promise<TimelineEvent[]> {
@@ -451,14 +493,24 @@ export function unrecorded(what: string, error: unknown): CordonError {
 }
 
 /**
- * A step's record of its own actions. `run` performs one AWS call and writes to the timeline what was
- * attempted, on what, whether it worked and AWS's request id; failures are recorded, then rethrown.
+ * A step's record of its own actions. `run` performs one AWS call and records what was attempted, on
+ * what, whether it worked and AWS's request id. The timeline is written behind the calls, never in
+ * front of them: an event is queued and written at once if no write is in flight, else with the next
+ * batch (one BatchWriteItem for everything the step recorded meanwhile), so recording adds no round
+ * trip to a step's path. A failure is written before it is rethrown. `flush` waits for every write and
+ * fails, by name, if any event could not be written: the handler flushes before a step reports
+ * (functions/core/handler.ts), so a step never reports success with its record missing.
  */
 export class Recorder {
+  private queued: TimelineEntry[] = [];
+  private writing: Promise<void> | undefined;
+  private lost: { what: string; error: unknown } | undefined;
+
   constructor(
-    private readonly store: Pick<CaseStore, 'record'>,
+    private readonly store: Pick<CaseStore, 'recordMany'>,
     readonly caseId: string,
     readonly step: string,
+    private readonly now: () => Date = () => new Date(),
   ) {}
 
   async run<T extends { $metadata?: { requestId?: string } }>(
@@ -472,20 +524,13 @@ export class Recorder {
     } catch (error) {
       const e = describeError(error);
       const requestId = (error as { $metadata?: { requestId?: string } }).$metadata?.requestId;
-      await this.note(action, 'failed', { target, requestId, detail: `${e.name}: ${e.message}` }).catch(
-        () => {
-          // The timeline is best effort when AWS is already failing; the error itself still propagates.
-        },
-      );
+      this.enqueue(action, 'failed', { target, requestId, detail: `${e.name}: ${e.message}` });
+      // The failure is on the timeline before the step reports it; best effort when AWS is already
+      // failing: the error itself still propagates.
+      await this.settled();
       throw error;
     }
-    try {
-      await this.note(action, 'ok', { target, requestId: out.$metadata?.requestId });
-    } catch (error) {
-      // The action happened; only its record did not. Say so, rather than let the timeline's error
-      // pass for the action's own (a step's "Not applied" would then list something that was applied).
-      throw unrecorded(`${action}${target ? ` on ${target}` : ''} was done`, error);
-    }
+    this.enqueue(action, 'ok', { target, requestId: out.$metadata?.requestId });
     return out;
   }
 
@@ -499,7 +544,39 @@ export class Recorder {
       artifact?: Artifact | undefined;
     } = {},
   ): Promise<void> {
-    await this.store.record(this.caseId, {
+    this.enqueue(action, status, extra);
+  }
+
+  /**
+   * Waits until everything recorded so far is written. If an event could not be written, fails with
+   * the timeline's error (its name kept, so that the workflow retries the step or not, as before),
+   * saying which action went unrecorded: the action happened; only its record did not.
+   */
+  async flush(): Promise<void> {
+    await this.settled();
+    const lost = this.lost;
+    if (!lost) return;
+    this.lost = undefined;
+    throw unrecorded(lost.what, lost.error);
+  }
+
+  /** Waits for the writes in flight and queued, whatever their result. */
+  private async settled(): Promise<void> {
+    while (this.writing) await this.writing;
+  }
+
+  private enqueue(
+    action: string,
+    status: TimelineEvent['status'],
+    extra: {
+      target?: string | undefined;
+      requestId?: string | undefined;
+      detail?: string | undefined;
+      artifact?: Artifact | undefined;
+    },
+  ): void {
+    this.queued.push({
+      at: this.now().toISOString(),
       step: this.step,
       action,
       status,
@@ -508,5 +585,25 @@ export class Recorder {
       ...(extra.detail ? { detail: extra.detail } : {}),
       ...(extra.artifact ? { artifact: extra.artifact } : {}),
     });
+    this.writing ??= this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queued.length > 0) {
+        const batch = this.queued.splice(0);
+        try {
+          await this.store.recordMany(this.caseId, batch);
+        } catch (error) {
+          const first = batch[0] as TimelineEntry;
+          const what = `${first.action}${first.target ? ` on ${first.target}` : ''}${
+            batch.length > 1 ? ` and ${batch.length - 1} more event(s)` : ''
+          } ${first.status === 'failed' ? 'failed' : 'was done'}`;
+          this.lost ??= { what, error };
+        }
+      }
+    } finally {
+      this.writing = undefined;
+    }
   }
 }

@@ -354,6 +354,12 @@ export interface Progress {
   readonly done: string[];
   /** Runs one phase; if it throws, the error becomes a named error that says what was and was not done. */
   phase<T>(label: string, work: () => Promise<T>): Promise<T>;
+  /**
+   * Runs phases at once (one round for all of them) and waits for every one, so that nothing is still
+   * in flight when the step reports; then fails as `phase` would for the first that failed, the others
+   * counted as done or not by how they ended.
+   */
+  together(phases: readonly { label: string; work: () => Promise<unknown> }[]): Promise<void>;
 }
 
 type ForGood = new (message: string, options?: ErrorOptions) => CordonError;
@@ -393,26 +399,42 @@ export function progress(step: string, planned: string[], forGood: ForGood = Con
       1800,
     );
   };
+  const named = (label: string, error: unknown): CordonError => {
+    if (error instanceof CordonError && (error as { progressed?: boolean }).progressed) return error;
+    const e = normaliseError(error);
+    const message = describe(label, e);
+    let out: CordonError;
+    if (e instanceof AwsThrottlingError) out = new AwsThrottlingError(message, { cause: error });
+    else if (e instanceof AwsServiceError && isTransient(error)) {
+      out = new AwsServiceError(message, { cause: error });
+    } else if (e instanceof AwsServiceError || e.name === 'AwsAccessDeniedError') {
+      out = new forGood(message, { cause: error });
+    } else out = new (e.constructor as ForGood)(message, { cause: error });
+    Object.defineProperty(out, 'progressed', { value: true });
+    return out;
+  };
   return {
     done,
+    async together(phases) {
+      const settled = await Promise.allSettled(phases.map((p) => p.work()));
+      settled.forEach((r, i) => {
+        if (r.status === 'fulfilled') done.push((phases[i] as { label: string }).label);
+      });
+      const failed = settled.findIndex((r) => r.status === 'rejected');
+      if (failed >= 0) {
+        throw named(
+          (phases[failed] as { label: string }).label,
+          (settled[failed] as PromiseRejectedResult).reason,
+        );
+      }
+    },
     async phase(label, work) {
       try {
         const out = await work();
         done.push(label);
         return out;
       } catch (error) {
-        if (error instanceof CordonError && (error as { progressed?: boolean }).progressed) throw error;
-        const e = normaliseError(error);
-        const message = describe(label, e);
-        let named: CordonError;
-        if (e instanceof AwsThrottlingError) named = new AwsThrottlingError(message, { cause: error });
-        else if (e instanceof AwsServiceError && isTransient(error)) {
-          named = new AwsServiceError(message, { cause: error });
-        } else if (e instanceof AwsServiceError || e.name === 'AwsAccessDeniedError') {
-          named = new forGood(message, { cause: error });
-        } else named = new (e.constructor as ForGood)(message, { cause: error });
-        Object.defineProperty(named, 'progressed', { value: true });
-        throw named;
+        throw named(label, error);
       }
     },
   };

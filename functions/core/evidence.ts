@@ -90,11 +90,13 @@ export class EvidenceStore {
       }
       artifact = await this.existing(key, hash.hex, bytes, options.contentType);
     }
+    await recorder.note('s3:PutObject', 'ok', { target: key, requestId, artifact });
     try {
-      await recorder.note('s3:PutObject', 'ok', { target: key, requestId, artifact });
+      // The manifest is built from the timeline: a piece of evidence is not stored until it is listed.
+      await recorder.flush();
     } catch (error) {
       // Stored but not on the timeline: the manifest, built from the timeline, would not list it.
-      throw unrecorded(`${key} was stored (version ${artifact.versionId})`, error);
+      throw unrecorded(`${key} was stored (version ${artifact.versionId})`, (error as Error).cause ?? error);
     }
     return artifact;
   }

@@ -168,6 +168,7 @@ export function stepHandler<S extends z.ZodType, O, K extends SettingName>(
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .handler(async (event) => {
       const started = Date.now();
+      const recorders: Recorder[] = [];
       logger.appendKeys(correlation(event));
       try {
         const parsed = schema.safeParse(event);
@@ -176,12 +177,24 @@ export function stepHandler<S extends z.ZodType, O, K extends SettingName>(
             `${name} received input it cannot use: ${describeIssues(parsed.error)}`,
           );
         }
-        const ctx = stepContext(slice);
+        const shared = stepContext(slice);
+        // Every recorder of this invocation, flushed before the step reports either way.
+        const ctx: StepContext<K> = {
+          ...shared,
+          recorder: (caseId, step) => {
+            const r = shared.recorder(caseId, step);
+            recorders.push(r);
+            return r;
+          },
+        };
         const out = await logic(parsed.data, ctx);
+        await Promise.all(recorders.map((r) => r.flush()));
         logger.info('step finished', { step: name, ms: Date.now() - started });
         emitSafely(() => stepMetrics(name, parsed.data, out, ctx.now()));
         return out;
       } catch (error) {
+        // What the step recorded before it failed is written (or known lost) before it reports.
+        await Promise.allSettled(recorders.map((r) => r.flush()));
         const named = normaliseError(error, name);
         logger.error('step failed', {
           step: name,

@@ -7,7 +7,7 @@
  */
 export const memberCapabilities = {
   /** Describe calls, the console, an instance profile, CloudTrail history. */
-  Read: ['triage-instance', 'ids-alert', 'collect-activity'],
+  Read: ['intake-finding', 'triage-instance', 'ids-alert', 'collect-activity'],
   /** Network and instance attributes: tags, groups, interfaces, ACL entries, standby, stop. */
   Contain: [
     'protect-instance',

@@ -16,7 +16,7 @@ import { config, configSlice } from './config.js';
 export const metricNamespace = 'Cordon';
 
 export const metricNames = {
-  /** Seconds from the case's `openedAt` to the end of containment (Revoke Credentials succeeded). */
+  /** Seconds from the case's `openedAt` to the end of containment (Isolate and Revoke both done). */
   timeToContainment: 'TimeToContainment',
   /** One per case outcome Notify reports, by `Outcome`. */
   cases: 'Cases',
@@ -92,10 +92,16 @@ export function emfDocument(stage: string, metrics: readonly Metric[], now: Date
 
 /** What a step's result says about the case, as metrics: nothing for most steps. */
 export function stepMetrics(step: string, input: unknown, output: unknown, now: Date): Metric[] {
-  if (step === 'revoke-credentials') {
-    // The last step of containment: the state machine's Contained state follows it.
-    const openedAt = Date.parse(String((input as { case?: { openedAt?: unknown } })?.case?.openedAt));
-    const seconds = (now.getTime() - openedAt) / 1000;
+  if (step === 'snapshot-volumes') {
+    // The first step after containment: the Contain state's branches say when each finished.
+    const c = input as {
+      case?: { openedAt?: unknown };
+      containment?: Record<string, { status?: unknown; result?: { finishedAt?: unknown } } | undefined>;
+    };
+    const held = ['isolate', 'revoke'].map((k) => c?.containment?.[k]);
+    if (!held.every((b) => b?.status === 'succeeded')) return [];
+    const ends = held.map((b) => Date.parse(String(b?.result?.finishedAt)));
+    const seconds = (Math.max(...ends) - Date.parse(String(c.case?.openedAt))) / 1000;
     if (!Number.isFinite(seconds) || seconds < 0) return [];
     return [{ name: metricNames.timeToContainment, unit: 'Seconds', value: seconds }];
   }

@@ -13,14 +13,18 @@ interface ErrorInfo {
   Cause?: string;
 }
 
+/** What a branch of a Parallel state leaves: its step's result, or the error its Catch kept. */
+interface Branch {
+  status?: string;
+  error?: ErrorInfo;
+  result?: { warnings?: string[] };
+}
+
 /** The parts of the workflow state that decide the outcome (see state.ts for where each lands). */
 export interface OutcomeState {
   triage?: { plan?: { memory?: string; reason?: string } };
-  protect?: unknown;
-  response?: {
-    contain?: { status?: string; error?: ErrorInfo; isolate?: { warnings?: string[] } };
-    disk?: { status?: string; error?: ErrorInfo };
-  };
+  containment?: { protect?: Branch; isolate?: Branch; revoke?: Branch };
+  response?: { loadBalancers?: Branch; disk?: Branch };
   memory?: { status?: string; reason?: string; error?: ErrorInfo };
   error?: ErrorInfo;
 }
@@ -46,55 +50,51 @@ export function why(error: ErrorInfo | undefined): string {
 
 /**
  * Summarises what the workflow did, step by step, and decides the outcome: `failed` when the instance
- * is not known to be contained (a step before containment failed, or containment itself did),
- * `partial` when it is contained but some evidence is missing (a capture failed or was skipped),
- * `completed` when everything planned was done.
+ * is not known to be contained (isolation or revocation failed, or never ran), `partial` when it is
+ * contained but something else is missing (protection, triage, the load balancers, a snapshot, the
+ * memory), `completed` when everything planned was done.
  */
 export function summarise(state: OutcomeState): { outcome: Outcome; steps: StepSummary[] } {
   const steps: StepSummary[] = [];
+  const branch = (name: string, b: Branch | undefined): StepSummary | undefined => {
+    if (!b) return undefined;
+    if (b.status !== 'succeeded') return { name, status: 'failed', reason: why(b.error) };
+    // Isolation that held but left something in place (an Elastic IP still associated, an ACL deny not
+    // added) is still isolation; the notification says what was left, so nobody believes otherwise.
+    const warnings = b.result?.warnings ?? [];
+    return {
+      name,
+      status: 'succeeded',
+      ...(warnings.length ? { reason: oneLine(`with warnings: ${warnings.join('; ')}`, reasonLength) } : {}),
+    };
+  };
+  const { containment, response } = state;
+  if (containment) {
+    for (const [name, b] of [
+      ['protect', containment.protect],
+      ['isolate', containment.isolate],
+      ['revoke', containment.revoke],
+    ] as const) {
+      const step = branch(name, b);
+      if (step) steps.push(step);
+    }
+  }
   steps.push(
     state.triage
       ? { name: 'triage', status: 'succeeded' }
       : { name: 'triage', status: 'failed', reason: why(state.error) },
   );
-  if (state.triage) {
-    steps.push(
-      state.protect
-        ? { name: 'protect', status: 'succeeded' }
-        : { name: 'protect', status: 'failed', reason: why(state.error) },
-    );
-  }
-  const contain = state.response?.contain;
-  const disk = state.response?.disk;
-  if (contain) {
-    // Isolation that held but left something in place (an Elastic IP still associated, an ACL deny not
-    // added) is still isolation; the notification says what was left, so nobody believes otherwise.
-    const warnings = contain.isolate?.warnings ?? [];
-    steps.push(
-      contain.status === 'succeeded'
-        ? {
-            name: 'contain',
-            status: 'succeeded',
-            ...(warnings.length
-              ? { reason: oneLine(`with warnings: ${warnings.join('; ')}`, reasonLength) }
-              : {}),
-          }
-        : { name: 'contain', status: 'failed', reason: why(contain.error) },
-    );
-  } else if (state.protect) {
+  if (!containment) {
     steps.push({
       name: 'contain',
       status: 'failed',
-      reason: state.error ? why(state.error) : 'containment did not run',
+      reason: state.triage && state.error ? why(state.error) : 'containment did not run',
     });
   }
-  if (disk) {
-    steps.push(
-      disk.status === 'succeeded'
-        ? { name: 'snapshots', status: 'succeeded' }
-        : { name: 'snapshots', status: 'failed', reason: why(disk.error) },
-    );
-  }
+  const loadBalancers = branch('load balancers', response?.loadBalancers);
+  if (loadBalancers) steps.push(loadBalancers);
+  const disk = branch('snapshots', response?.disk);
+  if (disk) steps.push(disk);
   const memory = state.memory;
   if (memory) {
     if (memory.status === 'failed')
@@ -107,12 +107,10 @@ export function summarise(state: OutcomeState): { outcome: Outcome; steps: StepS
       });
     } else steps.push({ name: 'memory', status: 'succeeded' });
   }
-  const contained = contain?.status === 'succeeded';
-  if (!contained || (state.error && !state.response)) return { outcome: 'failed', steps };
+  const contained =
+    containment?.isolate?.status === 'succeeded' && containment.revoke?.status === 'succeeded';
+  if (!contained) return { outcome: 'failed', steps };
   const complete =
-    disk?.status === 'succeeded' &&
-    memory?.status !== undefined &&
-    memory.status !== 'failed' &&
-    memory.status !== 'skipped';
+    steps.every((s) => s.status === 'succeeded') && memory?.status !== undefined && disk !== undefined;
   return { outcome: complete ? 'completed' : 'partial', steps };
 }

@@ -2,7 +2,8 @@
  * The workflow's state as it moves through statemachines/forensics.asl.yml. Each step's result lands
  * at the path named here (the ASL's ResultPath); each step reads only the parts it needs.
  *
- *   $.intake     Intake Finding          IntakeResult (with $.case when accepted)
+ *   $.intake     Intake Finding          IntakeResult (with $.case when accepted, and $.assessment
+ *                                        when the first look at the instance chose the plan)
  *   $.triage     Triage Instance         TriageResult
  *   $.protect    Protect Instance        ProtectResult
  *   $.response   Contain And Snapshot    { contain: BranchResult, disk: BranchResult }
@@ -16,12 +17,15 @@
 import type { Case, Outcome } from './case.js';
 import type { TriageResult } from './containment.js';
 import type { Artifact } from './evidence.js';
+import type { Assessment } from './plan.js';
 
 export type Decision = 'accepted' | 'rejected' | 'duplicate';
 
 export interface IntakeResult {
   intake: { decision: Decision; reason: string; caseId?: string };
   case?: Case;
+  /** The plan and what containment needs of the instance (functions/core/plan.ts). */
+  assessment?: Assessment;
 }
 
 export type { TriageResult };

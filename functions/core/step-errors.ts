@@ -25,6 +25,7 @@ export const everyStep = [
 export const stepErrors = {
   'intake-finding': [
     ...everyStep,
+    'AssumeRoleError',
     'RejectedInputError',
     'ContainmentError',
     'EvidenceConflictError',

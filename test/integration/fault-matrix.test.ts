@@ -43,7 +43,7 @@ const changesInstance = (operation: string) =>
 const containmentStates = new Set(['Protect Instance', 'Isolate Instance', 'Revoke Credentials']);
 const cordonNames = new Set<string>(errorNames);
 const errorName = (reason: string | undefined) => reason?.split(':')[0] ?? '';
-const isTimelineWrite = (p: Pair) => p.operation === 'dynamodb:PutItem';
+const isTimelineWrite = (p: Pair) => p.operation === 'dynamodb:BatchWriteItem';
 const isNotification = (p: Pair) => p.stateName === 'Notify Outcome' && p.operation === 'sns:Publish';
 const isStatusWrite = (p: Pair) => p.stateName === 'Notify Outcome' && p.operation === 'dynamodb:UpdateItem';
 

@@ -114,8 +114,8 @@ async function sealedCopy(signingKeyId = stack.signingKeyId): Promise<string> {
   const store = new EvidenceStore(s3, stack.bucket, lock);
   const events: TimelineEvent[] = [];
   const cases = {
-    record: async (_caseId: string, event: Omit<TimelineEvent, 'at'>) => {
-      events.push({ at: new Date().toISOString(), ...event });
+    recordMany: async (_caseId: string, batch: readonly Omit<TimelineEvent, 'at'>[]) => {
+      for (const event of batch) events.push({ at: new Date().toISOString(), ...event });
     },
   };
   const copying = new Recorder(cases, copyId, 'copy-evidence');

@@ -21,6 +21,7 @@ import {
   DescribeNetworkInterfacesCommand,
   DescribePrefixListsCommand,
   DescribeSecurityGroupsCommand,
+  DescribeVpcsCommand,
   DisassociateAddressCommand,
   type EC2Client,
   type Filter,
@@ -140,6 +141,10 @@ export class MemoryCases {
   }
   async record(caseId: string, event: Omit<TimelineEvent, 'at'> & { at?: string }): Promise<void> {
     this.events.push({ ...event, caseId });
+  }
+  async recordMany(caseId: string, events: readonly (Omit<TimelineEvent, 'at'> & { at?: string })[]) {
+    // The time each event happened is the Recorder's; the tests compare what was recorded.
+    for (const { at: _at, ...e } of events) await this.record(caseId, e);
   }
   recorder(caseId: string, step: string): Recorder {
     return new Recorder(this, caseId, step);
@@ -397,6 +402,14 @@ export class FakeEc2 {
       };
     const instance = this.instance;
     return [
+      [
+        DescribeVpcsCommand,
+        (input: { VpcIds?: string[] }) => ({
+          ...ok,
+          // The fake's VPCs have no IPv6 block: a new group's default egress is IPv4 only.
+          Vpcs: (input.VpcIds ?? []).map((VpcId) => ({ VpcId, Ipv6CidrBlockAssociationSet: [] })),
+        }),
+      ],
       [
         DescribeNetworkInterfacesCommand,
         (input: { Filters?: Filter[] }) => {

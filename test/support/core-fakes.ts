@@ -7,6 +7,10 @@ export class MemoryTimeline {
   async record(caseId: string, event: Omit<TimelineEvent, 'at'> & { at?: string }): Promise<void> {
     this.events.push({ ...event, caseId });
   }
+  async recordMany(caseId: string, events: readonly (Omit<TimelineEvent, 'at'> & { at?: string })[]) {
+    // The time each event happened is the Recorder's; the tests compare what was recorded.
+    for (const { at: _at, ...e } of events) await this.record(caseId, e);
+  }
   recorder(caseId: string, step: string): Recorder {
     return new Recorder(this, caseId, step);
   }

@@ -5,11 +5,17 @@ import { fileURLToPath } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { DynamoDBDocumentClient, PutCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchWriteCommand,
+  DynamoDBDocumentClient,
+  PutCommand,
+  TransactWriteCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { Case } from '../../functions/core/case.js';
 import { CaseStore, Recorder } from '../../functions/core/cases.js';
 import { EvidenceStore, evidenceJson } from '../../functions/core/evidence.js';
+import type { Assessment } from '../../functions/core/plan.js';
 import type { IntakeDeps } from '../../functions/forensics/intake-finding/intake-finding.js';
 import type { IntakeConfig, IntakeSettings } from '../../functions/forensics/intake-finding/normalise.js';
 
@@ -89,6 +95,7 @@ export function answerEverything(): void {
   s3Mock.reset();
   ddbMock.on(TransactWriteCommand).resolves({ $metadata: { requestId: 'ddb-tx-1' } });
   ddbMock.on(PutCommand).resolves({ $metadata: { requestId: 'ddb-put-1' } });
+  ddbMock.on(BatchWriteCommand).resolves({ $metadata: { requestId: 'ddb-batch-1' } });
   s3Mock.on(PutObjectCommand).resolves({ VersionId: 'v1', $metadata: { requestId: 's3-put-1' } });
   eventsMock.reset();
   eventsMock.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'event-1' }] });
@@ -102,10 +109,11 @@ export function intakeDeps(config: IntakeConfig = devConfig): IntakeDeps {
   return {
     cases,
     evidence,
-    recorder: (caseId, step) => new Recorder(cases, caseId, step),
+    recorder: (caseId, step) => new Recorder(cases, caseId, step, () => now),
     config,
     now: () => now,
     events: new EventBridgeClient({ region: homeRegion }),
+    assess: async (c) => assessmentOf(c.instanceId),
   };
 }
 
@@ -162,4 +170,36 @@ export function expectedTriggerPut(caseId: string, event: unknown) {
 /** How many calls the mocked clients received in all: zero is what a refusal must leave. */
 export function callsSent(): number {
   return ddbMock.calls().length + s3Mock.calls().length + eventsMock.calls().length;
+}
+
+/** Every timeline event Intake wrote (the timeline is written in batches), in the order written. */
+export function timelineItems(): Record<string, unknown>[] {
+  return ddbMock
+    .commandCalls(BatchWriteCommand)
+    .flatMap((c) => Object.values(c.args[0].input.RequestItems ?? {}).flat())
+    .map((r) => (r as { PutRequest: { Item: Record<string, unknown> } }).PutRequest.Item);
+}
+
+/** A first look at the instance that chose containment first (functions/core/plan.ts). */
+export function assessmentOf(instanceId: string): Assessment {
+  return {
+    plan: {
+      order: 'contain-first',
+      memory: 'capture',
+      reason: 'SSM manages the instance; VPC endpoints keep SSM and S3 reachable under isolation',
+      platform: 'linux',
+      ssmManaged: true,
+      ssmSurvivesIsolation: true,
+    },
+    instance: {
+      instanceId,
+      vpcId: 'vpc-0abc1234',
+      vpcEndpoints: [],
+      enis: [],
+      volumes: [],
+      targetGroups: [],
+      classicLoadBalancers: [],
+    },
+    unavailable: [],
+  };
 }

@@ -81,6 +81,11 @@ export class MemoryCases {
       .map(({ caseId: _c, ...e }) => ({ at: '2026-11-27T20:10:03.000Z', ...e }));
   }
 
+  async recordMany(caseId: string, events: readonly (Omit<TimelineEvent, 'at'> & { at?: string })[]) {
+    // The time each event happened is the Recorder's; the tests compare what was recorded.
+    for (const { at: _at, ...e } of events) await this.record(caseId, e);
+  }
+
   recorder = (caseId: string, step: string): Recorder => new Recorder(this, caseId, step);
 
   /** What a step saved on a case (`changes[step]`), as the test expects it to look. */

@@ -10,6 +10,7 @@ import {
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import type { STSClient } from '@aws-sdk/client-sts';
 import {
+  BatchWriteCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
@@ -77,6 +78,17 @@ function fakeTable(): void {
     table.set(key(input.Item), structuredClone(input.Item));
     return {};
   });
+  ddb
+    .on(BatchWriteCommand)
+    .callsFake(
+      async (input: {
+        RequestItems: Record<string, { PutRequest: { Item: Record<string, unknown> } }[]>;
+      }) => {
+        for (const requests of Object.values(input.RequestItems))
+          for (const r of requests) table.set(key(r.PutRequest.Item), structuredClone(r.PutRequest.Item));
+        return {};
+      },
+    );
   ddb.on(DeleteCommand).callsFake(async (input: { Key: { pk: string; sk: string } }) => {
     table.delete(key(input.Key));
     return {};

@@ -439,6 +439,7 @@ describe('the tags Cordon writes', () => {
           { case: { ...sampleCase, caseId }, triage: triageFor() },
           {
             ec2: new EC2Client({}),
+            events: new EventBridgeClient({}),
             recorder: new MemoryTimeline().recorder(caseId, 'snapshot-volumes'),
             config: evidenceConfig,
             now: fixedClock().now,

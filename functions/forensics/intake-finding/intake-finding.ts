@@ -3,9 +3,10 @@ import { z } from 'zod';
 import { type Case, caseSchema, newCaseId } from '../../core/case.js';
 import type { CaseStore, OpenResult, Recorder } from '../../core/cases.js';
 import { isTransient } from '../../core/containment.js';
-import { type CordonError, normaliseError } from '../../core/errors.js';
+import { type CordonError, describeError, normaliseError } from '../../core/errors.js';
 import { emitCaseEvent } from '../../core/events.js';
 import { type EvidenceStore, evidenceJson } from '../../core/evidence.js';
+import type { Assessment } from '../../core/plan.js';
 import type { IntakeResult } from '../../core/state.js';
 import { oneLine } from '../../core/text.js';
 import { type IntakeConfig, intakeSettings, normaliseTrigger } from './normalise.js';
@@ -30,6 +31,8 @@ export interface IntakeDeps {
   now: () => Date;
   /** Where the case's "opened" event goes; one that cannot be sent is recorded and the case goes on. */
   events: EventBridgeClient;
+  /** The first look at the instance (functions/core/plan.ts `assessInstance`), in its own account. */
+  assess: (c: Case) => Promise<Assessment | undefined>;
 }
 
 /**
@@ -57,16 +60,8 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
   }
   if (opened.opened) {
     const recorder = deps.recorder(candidate.caseId, intakeStep);
-    try {
-      await recorder.note('case opened', 'info', {
-        target: candidate.instanceId,
-        detail: summary(candidate),
-      });
-      await storeTrigger(deps, recorder, input.event);
-    } catch (error) {
-      throw await abandon(deps, candidate, error);
-    }
-    await emitCaseEvent(candidate, 'opened', { events: deps.events, recorder, now: deps.now });
+    await recorder.note('case opened', 'info', { target: candidate.instanceId, detail: summary(candidate) });
+    const assessment = await finishOpening(deps, candidate, recorder, input.event);
     return {
       intake: {
         decision: 'accepted',
@@ -74,6 +69,7 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
         caseId: candidate.caseId,
       },
       case: candidate,
+      ...(assessment ? { assessment } : {}),
     };
   }
 
@@ -82,17 +78,11 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
     // Step Functions retried this step after the case was opened (a later write failed): finish the
     // same case instead of reporting the execution's own case as a duplicate and stopping.
     const recorder = deps.recorder(own.caseId, intakeStep);
-    try {
-      await recorder.note('intake retried', 'info', {
-        target: own.instanceId,
-        detail: 'same execution; trigger.json checked',
-      });
-      await storeTrigger(deps, recorder, input.event);
-    } catch (error) {
-      throw await abandon(deps, own, error);
-    }
-    // The earlier attempt failed before its event: this one says the case is open.
-    await emitCaseEvent(own, 'opened', { events: deps.events, recorder, now: deps.now });
+    await recorder.note('intake retried', 'info', {
+      target: own.instanceId,
+      detail: 'same execution; trigger.json checked',
+    });
+    const assessment = await finishOpening(deps, own, recorder, input.event);
     return {
       intake: {
         decision: 'accepted',
@@ -100,14 +90,17 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
         caseId: own.caseId,
       },
       case: own,
+      ...(assessment ? { assessment } : {}),
     };
   }
 
   await deps.cases.join(opened.existingCaseId, candidate.trigger.findingId);
-  await deps.recorder(opened.existingCaseId, intakeStep).note('finding joined', 'info', {
+  const joined = deps.recorder(opened.existingCaseId, intakeStep);
+  await joined.note('finding joined', 'info', {
     target: candidate.instanceId,
     detail: joinDetail(candidate),
   });
+  await joined.flush();
   return {
     intake: {
       decision: 'duplicate',
@@ -124,6 +117,56 @@ function renamed(error: unknown, what: string): CordonError {
   return new Named(oneLine(`${what}: ${e.name}: ${e.message}`, 1800), { cause: error });
 }
 
+/**
+ * What follows the opening, all at once (one round): the trigger stored as the first piece of evidence,
+ * the case's "opened" event, and the first look at the instance that lets containment start in the
+ * next step (functions/core/plan.ts). Then the timeline is written: the case is not opened until its
+ * record is. A store or timeline failure abandons the case as `abandon` says; the event and the look
+ * never fail the intake (a look that cannot be taken leaves the plan to Triage).
+ */
+async function finishOpening(
+  deps: IntakeDeps,
+  c: Case,
+  recorder: Recorder,
+  event: unknown,
+): Promise<Assessment | undefined> {
+  const [stored, , assessment] = await Promise.allSettled([
+    storeTrigger(deps, recorder, event),
+    emitCaseEvent(c, 'opened', { events: deps.events, recorder, now: deps.now }),
+    lookAt(deps, c, recorder),
+  ]);
+  try {
+    if (stored.status === 'rejected') throw stored.reason;
+    await recorder.flush();
+  } catch (error) {
+    throw await abandon(deps, c, error, recorder);
+  }
+  return assessment.status === 'fulfilled' ? assessment.value : undefined;
+}
+
+/** The first look at the instance, recorded either way; never throws. */
+async function lookAt(deps: IntakeDeps, c: Case, recorder: Recorder): Promise<Assessment | undefined> {
+  const assessment = await deps.assess(c).catch((error: unknown) => {
+    const e = describeError(error);
+    return { failed: `${e.name}: ${e.message}` };
+  });
+  if (!assessment || 'failed' in assessment) {
+    await recorder.note('first look at the instance', 'skipped', {
+      target: c.instanceId,
+      detail: `the plan is left to Triage: ${assessment ? assessment.failed : 'the instance could not be read'}`,
+    });
+    return undefined;
+  }
+  for (const u of assessment.unavailable) {
+    await recorder.note(u.api, 'skipped', { detail: `unavailable: ${u.reason}` });
+  }
+  await recorder.note('plan chosen', 'info', {
+    target: c.instanceId,
+    detail: `${assessment.plan.order}, memory ${assessment.plan.memory}: ${assessment.plan.reason}`,
+  });
+  return assessment;
+}
+
 const findingOf = (c: Case) => (c.trigger.findingId ? ` (finding ${c.trigger.findingId})` : '');
 
 /**
@@ -132,7 +175,7 @@ const findingOf = (c: Case) => (c.trigger.findingId ? ` (finding ${c.trigger.fin
  * holding the instance with nobody working on it, every later finding joining it as a duplicate: so
  * the case is closed as failed and the instance freed, and the error says which of the two happened.
  */
-async function abandon(deps: IntakeDeps, c: Case, error: unknown): Promise<CordonError> {
+async function abandon(deps: IntakeDeps, c: Case, error: unknown, recorder: Recorder): Promise<CordonError> {
   const opened = `Case ${c.caseId} was opened for ${c.instanceId} in ${c.accountId} ${c.region}${findingOf(c)}`;
   if (isTransient(error)) {
     return renamed(
@@ -147,6 +190,8 @@ async function abandon(deps: IntakeDeps, c: Case, error: unknown): Promise<Cordo
       () => true,
       () => false,
     );
+  // Its "opened" event went out beside the trigger: say on the bus how the case ended.
+  if (closed) await emitCaseEvent(c, 'failed', { events: deps.events, recorder, now: deps.now });
   return renamed(
     error,
     closed

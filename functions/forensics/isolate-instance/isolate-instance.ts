@@ -1,4 +1,5 @@
 import {
+  type Address,
   AuthorizeSecurityGroupEgressCommand,
   AuthorizeSecurityGroupIngressCommand,
   CreateNetworkAclEntryCommand,
@@ -9,6 +10,7 @@ import {
   DescribeNetworkInterfacesCommand,
   DescribePrefixListsCommand,
   DescribeSecurityGroupsCommand,
+  DescribeVpcsCommand,
   DisassociateAddressCommand,
   type EC2Client,
   ModifyNetworkInterfaceAttributeCommand,
@@ -82,6 +84,8 @@ export interface IsolateResult {
   unavailable: { api: string; reason: string }[];
   warnings: string[];
   done: string[];
+  /** When the step finished: the end of containment, with Revoke's, for the time-to-containment metric. */
+  finishedAt: string;
 }
 
 /**
@@ -103,7 +107,18 @@ interface IsolationRun {
   /** An earlier, unreleased case's changes: the instance's own originals where Cordon already holds it. */
   readonly inherited: IsolateChanges | undefined;
   readonly save: () => Promise<void>;
+  /** Resolves once every save so far has been written. */
+  readonly saved: () => Promise<void>;
   interfaces: NetworkInterface[];
+  /** Cordon's groups as round 1 found them, in the VPCs of the interfaces. */
+  readonly found: SecurityGroup[];
+  readonly prefixLists: Map<string, string>;
+  /** Whether the instance's VPC has IPv6: a group created there starts with an IPv6 egress rule too. */
+  readonly ipv6: boolean;
+  /** The Elastic IPs associated with the interfaces, as round 1 read them. */
+  readonly addresses: Address[];
+  /** Network ACL entries planned in round 2, added in round 4. */
+  naclPlan: IsolateChanges['naclEntries'];
   /** The rules each VPC's pair of groups must hold, once the groups are ready. */
   desired: Map<string, { conversion: Rule[]; isolation: Rule[] }>;
   ssmEgress: boolean;
@@ -114,55 +129,59 @@ interface IsolationRun {
   readonly warnings: string[];
 }
 
-/** One phase of isolation; its name is what a failure reports as where isolation stopped. */
-interface Phase {
-  name: string;
-  /** Whether this run takes the phase; a phase not taken is not reported as not applied either. */
-  when?: (run: IsolationRun) => boolean;
-  apply: (run: IsolationRun) => Promise<void>;
-  /** Said once the phase is done, outside it: a disagreement to note is not the phase failing. */
-  afterwards?: (run: IsolationRun) => Promise<void>;
-}
-
-const phases: Phase[] = [
-  { name: 'read network interfaces', apply: readInterfaces },
-  { name: 'isolation groups ready', apply: readyGroups, afterwards: noteIfPlanLosesSsm },
-  { name: 'original groups recorded', apply: recordOriginalGroups },
-  {
-    name: 'network ACL denies for the remote addresses',
-    when: (run) => run.deps.config.BLOCK_REMOTE_IPS && run.case.trigger.remoteIps.length > 0,
-    apply: denyRemoteAddresses,
-  },
-  { name: 'Elastic IPs disassociated', apply: disassociateElasticIps },
-  { name: 'connection-tracking timeouts shortened', apply: shortenConntrack },
-  { name: 'conversion group applied', apply: applyConversionGroup },
-  { name: 'conntrack wait', apply: waitForConntrack },
-  { name: 'isolation group applied', apply: applyIsolationGroup },
-  { name: 'isolation verified', apply: verify },
-  { name: 'instance tagged isolated', apply: tagIsolated },
-];
-
 /**
- * Isolates every network interface of the instance: records its groups, shortens its connection-tracking
- * timeouts, moves it to the conversion group (which turns its flows untracked), waits, moves it to the
- * isolation group, then reads it back. Elastic IPs are disassociated and, by parameter, the remote
- * addresses named in the finding are denied in the subnets' network ACLs. Every change is saved on the
- * case before it is made, and a re-run picks up where an earlier attempt stopped.
+ * Isolates every network interface of the instance in as few rounds of AWS calls as the changes allow,
+ * every interface at once in each:
+ *   1. everything read at once: the case, the interfaces, Cordon's groups in the VPC, the addresses, the
+ *      S3 prefix lists, the VPC (whether it has IPv6);
+ *   2. the interfaces' own groups, timeouts and addresses saved on the case, beside the isolation
+ *      groups created where missing (or their rules put right);
+ *   3. a new group's rules set, beside the save of the groups (a VPC that has them skips this round);
+ *   4. the conversion group on every interface (its flows become untracked), beside the shorter
+ *      connection-tracking timeouts, the Elastic IPs disassociated and, by parameter, the ACL denies;
+ *   5. after the connection-tracking wait, the isolation group on every interface;
+ * then every interface and the isolation group read back until they are exactly as meant, and the
+ * instance tagged. Every change is saved on the case before it is made, and a re-run picks up where an
+ * earlier attempt stopped.
  */
 export async function isolateInstance(input: IsolateInput, deps: IsolateDeps): Promise<IsolateResult> {
   if (/\/0$/.test(deps.config.FORENSIC_CIDR)) {
     throw new ConfigurationError('FORENSIC_CIDR must name the forensic workstation, not the whole internet');
   }
-  const run = await startRun(input, deps);
-  const planned = phases.filter((p) => p.when?.(run) ?? true);
-  const steps = progress(
-    'Isolation',
-    planned.map((p) => p.name),
-  );
-  for (const phase of planned) {
-    await steps.phase(phase.name, () => phase.apply(run));
-    await phase.afterwards?.(run);
-  }
+  const denyRemote = deps.config.BLOCK_REMOTE_IPS && input.case.trigger.remoteIps.length > 0;
+  const labels = {
+    read: 'read network interfaces',
+    groups: 'isolation groups ready',
+    originals: 'original groups recorded',
+    nacl: 'network ACL denies for the remote addresses',
+    eips: 'Elastic IPs disassociated',
+    conntrack: 'connection-tracking timeouts shortened',
+    conversion: 'conversion group applied',
+    wait: 'conntrack wait',
+    isolation: 'isolation group applied',
+    verified: 'isolation verified',
+    tagged: 'instance tagged isolated',
+  };
+  const planned = Object.values(labels).filter((l) => denyRemote || l !== labels.nacl);
+  const steps = progress('Isolation', planned);
+  const run = await steps.phase(labels.read, () => startRun(input, deps));
+  const prepared = prepare(run, denyRemote);
+  await steps.together([
+    { label: labels.groups, work: () => prepared.groupsReady },
+    { label: labels.originals, work: () => prepared.recorded },
+  ]);
+  await noteIfPlanLosesSsm(run);
+  await steps.together([
+    ...(denyRemote ? [{ label: labels.nacl, work: () => addRemoteDenies(run) }] : []),
+    { label: labels.eips, work: () => disassociateElasticIps(run) },
+    { label: labels.conntrack, work: () => shortenConntrack(run) },
+    { label: labels.conversion, work: () => applyConversionGroup(run) },
+  ]);
+  await steps.phase(labels.wait, () => waitForConntrack(run));
+  await steps.phase(labels.isolation, () => applyIsolationGroup(run));
+  await steps.phase(labels.verified, () => verify(run));
+  await steps.phase(labels.tagged, () => tagIsolated(run));
+  await run.saved();
   for (const u of run.unavailable) {
     await deps.recorder.note(u.api, 'skipped', { detail: `unavailable: ${u.reason}` });
   }
@@ -183,13 +202,34 @@ export async function isolateInstance(input: IsolateInput, deps: IsolateDeps): P
     unavailable: run.unavailable,
     warnings: run.warnings,
     done: steps.done,
+    finishedAt: deps.now().toISOString(),
   };
 }
 
-/** This case's own changes if an earlier attempt saved some, else a fresh record that keeps an earlier case's. */
+/**
+ * Round 1: the case (this case's own changes if an earlier attempt saved some, else a fresh record that
+ * keeps an earlier case's) and everything isolation needs of AWS, read at once.
+ */
 async function startRun(input: IsolateInput, deps: IsolateDeps): Promise<IsolationRun> {
   const c = input.case;
-  const record = await deps.cases.get(c.caseId);
+  const { ec2 } = deps;
+  const unavailable: IsolateResult['unavailable'] = [];
+  const vpcId = input.triage.instance.vpcId;
+  const [record, interfaces, prefixLists, groups, addresses, ipv6] = await Promise.all([
+    deps.cases.get(c.caseId),
+    attachedInterfaces(ec2, c.instanceId),
+    s3PrefixLists(ec2, input.triage.instance.vpcEndpoints, c.region, unavailable),
+    vpcId ? cordonGroups(ec2, [vpcId], deps.config.CORDON_STAGE) : [],
+    ec2.send(new DescribeAddressesCommand({})),
+    vpcId ? hasIpv6(ec2, vpcId) : false,
+  ]);
+  if (interfaces.length === 0)
+    throw new ContainmentError(`${c.instanceId} has no network interface to isolate`);
+  // Interfaces in another VPC (a multi-VPC attachment): their groups are read now, one more round.
+  const others = [...new Set(interfaces.map((n) => n.VpcId as string))].filter((v) => v !== vpcId);
+  const found = others.length
+    ? [...groups, ...(await cordonGroups(ec2, others, deps.config.CORDON_STAGE))]
+    : groups;
   const own = changesOf(record, changeKeys.isolate, isolateChangesSchema);
   const previous = await previousContainment(deps.cases, record);
   const inherited = changesOf(previous, changeKeys.isolate, isolateChangesSchema);
@@ -206,19 +246,37 @@ async function startRun(input: IsolateInput, deps: IsolateDeps): Promise<Isolati
       detail: `case ${previous.caseId} still holds its changes on this instance; its originals are kept`,
     });
   }
+  const ids = new Set(interfaces.map((n) => n.NetworkInterfaceId));
+  // One save at a time, each sending the record as it is then: a later save never loses an earlier one.
+  let saving: Promise<void> = Promise.resolve();
+  const save = () => {
+    saving = saving.then(
+      () => deps.cases.saveChanges(c.caseId, changeKeys.isolate, structuredClone(changes)),
+      () => deps.cases.saveChanges(c.caseId, changeKeys.isolate, structuredClone(changes)),
+    );
+    return saving;
+  };
   return {
     case: c,
     triage: input.triage,
     deps,
     changes,
     inherited,
-    save: () => deps.cases.saveChanges(c.caseId, changeKeys.isolate, changes),
-    interfaces: [],
+    save,
+    saved: () => saving,
+    interfaces,
+    found,
+    prefixLists,
+    ipv6,
+    addresses: (addresses.Addresses ?? []).filter(
+      (a) => a.NetworkInterfaceId && ids.has(a.NetworkInterfaceId),
+    ),
     desired: new Map(),
     ssmEgress: false,
     pending: [],
+    naclPlan: [],
     waitedSeconds: 0,
-    unavailable: [],
+    unavailable,
     warnings: [],
   };
 }
@@ -238,49 +296,255 @@ const holdsOnly = (n: NetworkInterface, groupId: string) =>
 const eniEntry = (run: IsolationRun, n: NetworkInterface) =>
   run.changes.enis.find((e) => e.networkInterfaceId === n.NetworkInterfaceId);
 
-async function readInterfaces(run: IsolationRun): Promise<void> {
-  const found = await attachedInterfaces(run.deps.ec2, run.case.instanceId);
-  if (found.length === 0) {
-    throw new ContainmentError(`${run.case.instanceId} has no network interface to isolate`);
+/**
+ * Rounds 2 and 3. Round 2: the interfaces' own groups, timeouts and addresses saved, beside the
+ * isolation groups created where missing (rules put right where they exist) and, by parameter, the
+ * subnets' ACLs read. Round 3, where it is needed: a new group's rules set beside the save of the groups
+ * and the ACL entries about to be added. No interface moves before both.
+ */
+function prepare(
+  run: IsolationRun,
+  denyRemote: boolean,
+): { recorded: Promise<void>; groupsReady: Promise<void> } {
+  // A group with Cordon's name that is not Cordon's: refused before anything is written or created.
+  const squatter = run.found.find(
+    (g) => !g.Tags?.some((t) => t.Key === tagKeys.managed && t.Value === 'true'),
+  );
+  if (squatter) {
+    const refused = Promise.reject(
+      new ContainmentError(
+        `a security group named ${squatter.GroupName} exists in ${squatter.VpcId} without Cordon's ${tagKeys.managed} tag; refusing to use it`,
+      ),
+    );
+    refused.catch(() => undefined);
+    return { recorded: refused, groupsReady: refused };
   }
-  run.interfaces = found;
+  recordOriginals(run);
+  const vpcs = [...new Set(run.interfaces.map((n) => n.VpcId as string))];
+  const ready = vpcs.map((vpcId) => readyPair(run, vpcId));
+  const setGroups = (pairs: IsolateChanges['groups']) => {
+    run.changes.groups = [
+      ...run.changes.groups.filter((g) => !pairs.some((p) => p.vpcId === g.vpcId)),
+      ...pairs,
+    ];
+  };
+  // Groups found in round 1 go into the first save; only created ones need a second.
+  setGroups(ready.flatMap((r) => (r.known ? [r.known] : [])));
+  const recorded = run.save();
+  const acls = denyRemote ? planRemoteDenies(run) : Promise.resolve(false);
+  const groupsReady = (async () => {
+    setGroups(await Promise.all(ready.map((r) => r.ids)));
+    const planned = await acls;
+    const again = ready.some((r) => !r.known) || planned;
+    // The groups (and ACL entries) are on the case before any interface moves into them.
+    await Promise.all([again ? run.save() : recorded, ...ready.map((r) => r.rules)]);
+  })();
+  return { recorded, groupsReady };
 }
 
 /**
- * The groups, per VPC. Only the instance's own VPC has endpoints in Triage's picture; an interface in
- * another VPC (a multi-VPC attachment) gets an isolation group without SSM egress.
+ * A VPC's pair of groups: their ids (found in round 1, or created now) and, once known, their rules
+ * brought to exactly what they must hold. Only the instance's own VPC has endpoints in the picture; an
+ * interface in another VPC gets an isolation group without SSM egress.
  */
-async function readyGroups(run: IsolationRun): Promise<void> {
-  const { deps, changes } = run;
+function readyPair(
+  run: IsolationRun,
+  vpcId: string,
+): {
+  known: IsolateChanges['groups'][number] | undefined;
+  ids: Promise<IsolateChanges['groups'][number]>;
+  rules: Promise<void>;
+} {
+  const { deps } = run;
   const picture = run.triage.instance;
-  const region = run.case.region;
   const names = cordonGroupNames(deps.config.CORDON_STAGE);
-  const vpcs = [...new Set(run.interfaces.map((n) => n.VpcId as string))];
-  const prefixLists = await s3PrefixLists(deps.ec2, picture.vpcEndpoints, region, run.unavailable);
-  for (const vpcId of vpcs) {
-    const settings = {
-      forensicCidr: deps.config.FORENSIC_CIDR,
-      endpoints: vpcId === picture.vpcId ? picture.vpcEndpoints : [],
-      region,
-      prefixLists,
-    };
-    const rules = { conversion: conversionRules(), isolation: isolationRules(settings) };
-    run.desired.set(vpcId, rules);
-    if (vpcId === picture.vpcId) run.ssmEgress = rulesKeepSsm(rules.isolation, settings);
-    const conversionGroupId = await ensureGroup(
-      deps,
+  const settings = {
+    forensicCidr: deps.config.FORENSIC_CIDR,
+    endpoints: vpcId === picture.vpcId ? picture.vpcEndpoints : [],
+    region: run.case.region,
+    prefixLists: run.prefixLists,
+  };
+  const rules = { conversion: conversionRules(), isolation: isolationRules(settings) };
+  run.desired.set(vpcId, rules);
+  if (vpcId === picture.vpcId) run.ssmEgress = rulesKeepSsm(rules.isolation, settings);
+  const conversion = readyGroup(run, vpcId, names.conversion, 'conversion', rules.conversion);
+  const isolation = readyGroup(run, vpcId, names.isolation, 'isolation', rules.isolation);
+  const found = (name: string) => run.found.find((g) => g.GroupName === name && g.VpcId === vpcId)?.GroupId;
+  const [conversionGroupId, isolationGroupId] = [found(names.conversion), found(names.isolation)];
+  return {
+    known: conversionGroupId && isolationGroupId ? { vpcId, conversionGroupId, isolationGroupId } : undefined,
+    ids: Promise.all([conversion.id, isolation.id]).then(([conversionGroupId, isolationGroupId]) => ({
       vpcId,
-      names.conversion,
-      'conversion',
-      rules.conversion,
-    );
-    const isolationGroupId = await ensureGroup(deps, vpcId, names.isolation, 'isolation', rules.isolation);
-    changes.groups = [
-      ...changes.groups.filter((g) => g.vpcId !== vpcId),
-      { vpcId, conversionGroupId, isolationGroupId },
-    ];
+      conversionGroupId,
+      isolationGroupId,
+    })),
+    rules: Promise.all([conversion.rules, isolation.rules]).then(() => undefined),
+  };
+}
+
+/**
+ * One of Cordon's groups in a VPC. Found in round 1: its rules are put right at once (usually nothing
+ * to do). Missing: created, tagged in the same call, then its rules set from what a new group holds
+ * (egress to everywhere, IPv6 too where the VPC has it). Safe when cases race: a create that loses to
+ * another case's create, or rules that change under us, fall back to reading the group and converging
+ * its rules (`ensureGroup`), and every interface is read back against the rules before isolation is
+ * declared.
+ */
+function readyGroup(
+  run: IsolationRun,
+  vpcId: string,
+  name: string,
+  purpose: 'conversion' | 'isolation',
+  rules: Rule[],
+): { id: Promise<string>; rules: Promise<void> } {
+  const { deps } = run;
+  const found = run.found.find((g) => g.GroupName === name && g.VpcId === vpcId);
+  if (found?.GroupId) {
+    const id = found.GroupId;
+    const managed = found.Tags?.some((t) => t.Key === tagKeys.managed && t.Value === 'true');
+    if (!managed) {
+      const refused = Promise.reject(
+        new ContainmentError(
+          `a security group named ${name} exists in ${vpcId} without Cordon's ${tagKeys.managed} tag; refusing to use it`,
+        ),
+      );
+      refused.catch(() => undefined);
+      return { id: refused, rules: refused.then(() => undefined) };
+    }
+    return { id: Promise.resolve(id), rules: setRules(deps, id, rulesOf(found), rules) };
   }
-  await run.save();
+  // Another VPC than the instance's own: whether it has IPv6 is not known, so read before writing.
+  if (vpcId !== run.triage.instance.vpcId) {
+    const id = ensureGroup(deps, vpcId, name, purpose, rules);
+    return { id, rules: id.then(() => undefined) };
+  }
+  const created = createGroup(deps, vpcId, name, purpose);
+  const id = created.then((c) => c ?? ensureGroup(deps, vpcId, name, purpose, rules));
+  const ruled = created.then(async (c) => {
+    if (!c) return; // ensureGroup converged it
+    const fresh: Rule[] = [
+      { egress: true, protocol: '-1', peer: { cidr4: '0.0.0.0/0' } },
+      ...(run.ipv6 ? [{ egress: true, protocol: '-1', peer: { cidr6: '::/0' } }] : []),
+    ];
+    await setRules(deps, c, fresh, rules);
+  });
+  return { id, rules: ruled };
+}
+
+/** Creates a group tagged as Cordon's; undefined when another case created it first. */
+async function createGroup(
+  deps: IsolateDeps,
+  vpcId: string,
+  name: string,
+  purpose: 'conversion' | 'isolation',
+): Promise<string | undefined> {
+  const description =
+    purpose === 'isolation'
+      ? 'Cordon isolation: no traffic but forensic access and the SSM and S3 endpoints'
+      : 'Cordon conversion: allows everything so that existing flows become untracked';
+  try {
+    const out = await deps.recorder.run('ec2:CreateSecurityGroup', `${vpcId}/${name}`, () =>
+      deps.ec2.send(
+        new CreateSecurityGroupCommand({
+          GroupName: name,
+          Description: description,
+          VpcId: vpcId,
+          TagSpecifications: [
+            {
+              ResourceType: 'security-group',
+              Tags: [
+                { Key: tagKeys.managed, Value: 'true' },
+                { Key: tagKeys.purpose, Value: purpose },
+                { Key: 'Name', Value: name },
+              ],
+            },
+          ],
+        }),
+      ),
+    );
+    return out.GroupId;
+  } catch (error) {
+    // Another case created it first: use theirs.
+    if (codeOf(error) === 'InvalidGroup.Duplicate') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Brings a group's rules from `current` to `rules`, every change at once. A change that finds the
+ * rules not as read (a concurrent case changed them) falls back to reading and converging.
+ */
+async function setRules(deps: IsolateDeps, groupId: string, current: Rule[], rules: Rule[]): Promise<void> {
+  const { revoke, add } = ruleChanges(current, rules);
+  if (revoke.length === 0 && add.length === 0) return;
+  try {
+    await eachAtOnce(ruleCalls(deps, groupId, revoke, add), async (call) => {
+      await call();
+    });
+  } catch (error) {
+    if (!['InvalidPermission.Duplicate', 'InvalidPermission.NotFound'].includes(codeOf(error))) throw error;
+    await converge(deps, groupId, rules);
+  }
+}
+
+/** The calls that revoke and add rules on a group, one per direction and kind. */
+function ruleCalls(
+  deps: IsolateDeps,
+  groupId: string,
+  revoke: Rule[],
+  add: Rule[],
+): (() => Promise<unknown>)[] {
+  const { ec2, recorder } = deps;
+  const calls: (() => Promise<unknown>)[] = [];
+  const revokeIn = revoke.filter((r) => !r.egress);
+  const revokeOut = revoke.filter((r) => r.egress);
+  const addIn = add.filter((r) => !r.egress);
+  const addOut = add.filter((r) => r.egress);
+  if (revokeIn.length)
+    calls.push(() =>
+      recorder.run('ec2:RevokeSecurityGroupIngress', groupId, () =>
+        ec2.send(
+          new RevokeSecurityGroupIngressCommand({
+            GroupId: groupId,
+            IpPermissions: toIpPermissions(revokeIn),
+          }),
+        ),
+      ),
+    );
+  if (revokeOut.length)
+    calls.push(() =>
+      recorder.run('ec2:RevokeSecurityGroupEgress', groupId, () =>
+        ec2.send(
+          new RevokeSecurityGroupEgressCommand({
+            GroupId: groupId,
+            IpPermissions: toIpPermissions(revokeOut),
+          }),
+        ),
+      ),
+    );
+  if (addIn.length)
+    calls.push(() =>
+      recorder.run('ec2:AuthorizeSecurityGroupIngress', groupId, () =>
+        ec2.send(
+          new AuthorizeSecurityGroupIngressCommand({
+            GroupId: groupId,
+            IpPermissions: toIpPermissions(addIn),
+          }),
+        ),
+      ),
+    );
+  if (addOut.length)
+    calls.push(() =>
+      recorder.run('ec2:AuthorizeSecurityGroupEgress', groupId, () =>
+        ec2.send(
+          new AuthorizeSecurityGroupEgressCommand({
+            GroupId: groupId,
+            IpPermissions: toIpPermissions(addOut),
+          }),
+        ),
+      ),
+    );
+  return calls;
 }
 
 async function noteIfPlanLosesSsm(run: IsolationRun): Promise<void> {
@@ -294,11 +558,23 @@ async function noteIfPlanLosesSsm(run: IsolationRun): Promise<void> {
   });
 }
 
-async function recordOriginalGroups(run: IsolationRun): Promise<void> {
+/**
+ * The interfaces' own groups, connection-tracking timeouts and Elastic IPs, into the record saved in
+ * round 2. Cordon's own groups never count as an interface's own: an interface that already holds only
+ * those keeps what an earlier case recorded, or what Triage saw.
+ */
+function recordOriginals(run: IsolationRun): void {
   const { changes } = run;
-  const cordonIds = new Set(changes.groups.flatMap((g) => [g.conversionGroupId, g.isolationGroupId]));
+  const names = cordonGroupNames(run.deps.config.CORDON_STAGE);
+  const cordonIds = new Set([
+    ...changes.groups.flatMap((g) => [g.conversionGroupId, g.isolationGroupId]),
+    ...run.found.map((g) => g.GroupId ?? ''),
+  ]);
   const isCordon = (g: { GroupId?: string; GroupName?: string }) =>
-    cordonIds.has(g.GroupId ?? '') || /^cordon-[a-z0-9-]+-(?:untrack|isolation)$/.test(g.GroupName ?? '');
+    cordonIds.has(g.GroupId ?? '') ||
+    g.GroupName === names.conversion ||
+    g.GroupName === names.isolation ||
+    /^cordon-[a-z0-9-]+-(?:untrack|isolation)$/.test(g.GroupName ?? '');
   for (const n of run.interfaces) {
     const id = n.NetworkInterfaceId as string;
     if (changes.enis.some((e) => e.networkInterfaceId === id)) continue;
@@ -315,39 +591,47 @@ async function recordOriginalGroups(run: IsolationRun): Promise<void> {
         `${id} already held only Cordon's groups and no record names its own: Release cannot restore them`,
       );
     }
+    const conntrack = n.ConnectionTrackingConfiguration;
     changes.enis.push({
       networkInterfaceId: id,
       vpcId: n.VpcId as string,
       originalGroups,
       // An earlier case already shortened the timeouts: its record holds the interface's own.
-      ...(earlier?.originalConntrack !== undefined ? { originalConntrack: earlier.originalConntrack } : {}),
+      originalConntrack:
+        earlier?.originalConntrack !== undefined
+          ? earlier.originalConntrack
+          : conntrack
+            ? {
+                ...(conntrack.TcpEstablishedTimeout !== undefined
+                  ? { tcpEstablishedTimeout: conntrack.TcpEstablishedTimeout }
+                  : {}),
+                ...(conntrack.UdpStreamTimeout !== undefined
+                  ? { udpStreamTimeout: conntrack.UdpStreamTimeout }
+                  : {}),
+                ...(conntrack.UdpTimeout !== undefined ? { udpTimeout: conntrack.UdpTimeout } : {}),
+              }
+            : null,
     });
   }
-  await run.save();
-}
-
-async function disassociateElasticIps(run: IsolationRun): Promise<void> {
-  const { ec2, recorder } = run.deps;
-  const { changes } = run;
-  const addresses = await ec2.send(
-    new DescribeAddressesCommand({
-      Filters: [
-        { Name: 'network-interface-id', Values: run.interfaces.map((n) => n.NetworkInterfaceId as string) },
-      ],
-    }),
-  );
-  for (const a of addresses.Addresses ?? []) {
+  for (const a of run.addresses) {
     if (!a.AssociationId || !a.AllocationId || !a.NetworkInterfaceId || !a.PrivateIpAddress || !a.PublicIp)
       continue;
-    if (!changes.elasticIps.some((e) => e.allocationId === a.AllocationId)) {
-      changes.elasticIps.push({
-        allocationId: a.AllocationId,
-        publicIp: a.PublicIp,
-        networkInterfaceId: a.NetworkInterfaceId,
-        privateIpAddress: a.PrivateIpAddress,
-      });
-      await run.save();
-    }
+    if (changes.elasticIps.some((e) => e.allocationId === a.AllocationId)) continue;
+    changes.elasticIps.push({
+      allocationId: a.AllocationId,
+      publicIp: a.PublicIp,
+      networkInterfaceId: a.NetworkInterfaceId,
+      privateIpAddress: a.PrivateIpAddress,
+    });
+  }
+}
+
+/** Round 4: every Elastic IP recorded in round 2 leaves its interface, all at once. */
+async function disassociateElasticIps(run: IsolationRun): Promise<void> {
+  const { ec2, recorder } = run.deps;
+  await eachAtOnce(run.addresses, async (a) => {
+    if (!a.AssociationId || !a.AllocationId || !a.NetworkInterfaceId || !a.PrivateIpAddress || !a.PublicIp)
+      return;
     await recorder
       .run('ec2:DisassociateAddress', a.PublicIp, () =>
         ec2.send(new DisassociateAddressCommand({ AssociationId: a.AssociationId })),
@@ -362,34 +646,17 @@ async function disassociateElasticIps(run: IsolationRun): Promise<void> {
           `${a.PublicIp} stays associated with ${a.NetworkInterfaceId}: ${e.name}: ${e.message}`,
         );
       });
-  }
+  });
 }
 
+/** Round 4: the shorter timeouts on every interface at once; their own were saved in round 2. */
 async function shortenConntrack(run: IsolationRun): Promise<void> {
   const { ec2, recorder } = run.deps;
   const entries = run.interfaces.flatMap((n) => {
     const entry = eniEntry(run, n);
-    return entry ? [{ n, entry }] : [];
+    return entry ? [entry] : [];
   });
-  let recorded = false;
-  for (const { n, entry } of entries) {
-    if (entry.originalConntrack === undefined) {
-      const live = n.ConnectionTrackingConfiguration;
-      entry.originalConntrack = live
-        ? {
-            ...(live.TcpEstablishedTimeout !== undefined
-              ? { tcpEstablishedTimeout: live.TcpEstablishedTimeout }
-              : {}),
-            ...(live.UdpStreamTimeout !== undefined ? { udpStreamTimeout: live.UdpStreamTimeout } : {}),
-            ...(live.UdpTimeout !== undefined ? { udpTimeout: live.UdpTimeout } : {}),
-          }
-        : null;
-      recorded = true;
-    }
-  }
-  // Every interface's own timeouts are on the case before any of them changes; then all change at once.
-  if (recorded) await run.save();
-  await eachAtOnce(entries, async ({ entry }) => {
+  await eachAtOnce(entries, async (entry) => {
     try {
       await recorder.run(
         'ec2:ModifyNetworkInterfaceAttribute (conntrack timeouts)',
@@ -438,7 +705,15 @@ async function applyConversionGroup(run: IsolationRun): Promise<void> {
       entry.convertedAt = now().toISOString();
     }
     entry.convertedAt ??= now().toISOString();
-  }).finally(() => run.save());
+  }).then(
+    // When each interface took the conversion group, so that a re-run does not wait again: written
+    // behind the wait and the isolation group, and awaited before the step reports.
+    () => void run.save().catch(() => undefined),
+    async (error: unknown) => {
+      await run.save().catch(() => undefined);
+      throw error;
+    },
+  );
 }
 
 /** Waits out what is left of CONNTRACK_WAIT_SECONDS since the first interface took the conversion group. */
@@ -524,6 +799,28 @@ async function s3PrefixLists(
     unavailable.push({ api: 'ec2:DescribePrefixLists', reason: `${e.name}: ${e.message}` });
   }
   return found;
+}
+
+/** Cordon's groups of this stage in the given VPCs, with their rules and tags: one call. */
+async function cordonGroups(ec2: EC2Client, vpcIds: string[], stage: string): Promise<SecurityGroup[]> {
+  const names = cordonGroupNames(stage);
+  const out = await ec2.send(
+    new DescribeSecurityGroupsCommand({
+      Filters: [
+        { Name: 'vpc-id', Values: vpcIds },
+        { Name: 'group-name', Values: [names.conversion, names.isolation] },
+      ],
+    }),
+  );
+  return out.SecurityGroups ?? [];
+}
+
+/** Whether the VPC has an IPv6 block: a group created in it then starts with IPv6 egress too. */
+async function hasIpv6(ec2: EC2Client, vpcId: string): Promise<boolean> {
+  const out = await ec2.send(new DescribeVpcsCommand({ VpcIds: [vpcId] }));
+  return (out.Vpcs?.[0]?.Ipv6CidrBlockAssociationSet ?? []).some(
+    (a) => a.Ipv6CidrBlockState?.State === 'associated' || a.Ipv6CidrBlockState?.State === 'associating',
+  );
 }
 
 async function findGroup(ec2: EC2Client, vpcId: string, name: string): Promise<SecurityGroup | undefined> {
@@ -669,11 +966,104 @@ async function converge(deps: IsolateDeps, groupId: string, rules: Rule[]): Prom
 }
 
 /**
- * Denies each remote address of the finding, in and out, in the network ACL of every subnet the
- * instance has an interface in: stateless, so unlike a security group it cuts tracked flows too,
- * including those through NAT gateways. Placement (a free number ahead of the first allow, within the
- * per-direction quota) is functions/core/nacl.ts's. An equivalent deny someone else added is not
- * relied on: the IP-block playbook expires its own, and that must not lift this case's.
+ * Round 2, by parameter: the network ACL entries that deny each remote address of the finding, in and
+ * out, in the ACL of every subnet the instance has an interface in (stateless, so unlike a security
+ * group they cut tracked flows too, including those through NAT gateways). Planned against the ACLs as
+ * read (functions/core/nacl.ts: a free number ahead of the first allow, within the per-direction quota)
+ * and recorded with the groups in round 3; added in round 4. True when there is something to add.
+ */
+async function planRemoteDenies(run: IsolationRun): Promise<boolean> {
+  const { deps, changes, warnings } = run;
+  const subnets = [...new Set(run.interfaces.map((n) => n.SubnetId as string).filter(Boolean))];
+  const ranges = run.case.trigger.remoteIps
+    .map((ip) => hostCidr(ip)?.cidr)
+    .filter((r): r is string => r !== undefined);
+  const acls =
+    (
+      await deps.ec2.send(
+        new DescribeNetworkAclsCommand({ Filters: [{ Name: 'association.subnet-id', Values: subnets }] }),
+      )
+    ).NetworkAcls ?? [];
+  // An entry an earlier attempt recorded but never added (it stopped between the two) is not ours.
+  const added = (e: IsolateChanges['naclEntries'][number]) =>
+    acls.some(
+      (acl) =>
+        acl.NetworkAclId === e.networkAclId &&
+        (acl.Entries ?? []).some((x) => x.RuleNumber === e.ruleNumber && x.Egress === e.egress),
+    );
+  const stale = changes.naclEntries.filter(
+    (e) => acls.some((acl) => acl.NetworkAclId === e.networkAclId) && !added(e),
+  );
+  for (const e of stale) changes.naclEntries.splice(changes.naclEntries.indexOf(e), 1);
+  for (const acl of acls) {
+    for (const p of planDenies(aclView(acl), ranges, {
+      quota: deps.config.NACL_RULE_QUOTA,
+      owned: changes.naclEntries,
+    })) {
+      if (p.kind === 'present') continue;
+      if (p.kind === 'skip') {
+        const warning = `${p.cidr} not denied ${p.egress ? 'outbound' : 'inbound'} in ${p.networkAclId}: ${p.detail}`;
+        if (!warnings.includes(warning)) {
+          warnings.push(warning);
+          await deps.recorder.note('network ACL deny skipped', 'failed', {
+            target: p.networkAclId,
+            detail: warning,
+          });
+        }
+        continue;
+      }
+      changes.naclEntries.push(p.entry);
+      run.naclPlan.push(p.entry);
+    }
+  }
+  return run.naclPlan.length > 0;
+}
+
+/** Round 4: the planned entries, all at once. A number taken meanwhile sends the rest the slow way. */
+async function addRemoteDenies(run: IsolationRun): Promise<void> {
+  const { deps, changes, warnings } = run;
+  let raced = false;
+  const before = changes.naclEntries.length;
+  await eachAtOnce(run.naclPlan, async (entry) => {
+    try {
+      await deps.recorder.run(
+        `ec2:CreateNetworkAclEntry (${entry.egress ? 'outbound' : 'inbound'} deny)`,
+        `${entry.networkAclId}#${entry.ruleNumber}`,
+        () =>
+          deps.ec2.send(
+            new CreateNetworkAclEntryCommand({
+              NetworkAclId: entry.networkAclId,
+              RuleNumber: entry.ruleNumber,
+              Egress: entry.egress,
+              Protocol: '-1',
+              RuleAction: 'deny',
+              ...(entry.cidr.includes(':') ? { Ipv6CidrBlock: entry.cidr } : { CidrBlock: entry.cidr }),
+            }),
+          ),
+      );
+    } catch (error) {
+      changes.naclEntries.splice(changes.naclEntries.indexOf(entry), 1);
+      if (codeOf(error) === 'NetworkAclEntryAlreadyExists') {
+        raced = true;
+        return;
+      }
+      if (isTransient(error)) throw error;
+      // A refinement, not isolation itself: say what is missing and go on isolating.
+      const e = describeError(error);
+      warnings.push(`${entry.cidr} not denied in ${entry.networkAclId}: ${e.name}: ${e.message}`);
+    }
+  }).finally(async () => {
+    // Entries that did not go in leave the record (they were saved in round 3 as about to be added).
+    if (changes.naclEntries.length !== before) await run.save();
+  });
+  if (raced) await denyRemoteAddresses(run);
+}
+
+/**
+ * The slow way, when another change took a planned rule number: read the ACLs again, place what is
+ * still missing, record each entry before adding it, and try again on another race. An equivalent deny
+ * someone else added is not relied on: the IP-block playbook expires its own, and that must not lift
+ * this case's.
  */
 async function denyRemoteAddresses(run: IsolationRun): Promise<void> {
   const { deps, changes, save, warnings } = run;
@@ -777,6 +1167,8 @@ async function verify(run: IsolationRun): Promise<void> {
       const have = new Set(rulesOf(group ?? {}).map(ruleKey));
       if (have.size !== want.length || want.some((r) => !have.has(ruleKey(r)))) {
         problems.push(`${pair.isolationGroupId} does not hold exactly the isolation rules`);
+        // Changed under us (a concurrent case, someone's hand): put them right, then read again.
+        if (group) await converge(deps, pair.isolationGroupId, want).catch(() => undefined);
       }
     }
     if (problems.length === 0) return;

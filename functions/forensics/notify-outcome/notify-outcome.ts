@@ -68,7 +68,8 @@ export interface Message {
 export function composeMessage(input: NotifyInput): Message {
   const c = input.case;
   let { outcome, steps } = summarise(input);
-  if (c && input.response && !input.archive) {
+  // Once the instance is contained its evidence is always sealed: a case without a seal lost it.
+  if (c && input.containment && !input.archive) {
     steps = [...steps, { name: 'archive', status: 'failed', reason: why(input.error) }];
     if (outcome === 'completed') outcome = 'partial';
   } else if (input.archive) {
@@ -224,9 +225,12 @@ export async function notifyOutcome(
   const message = composeMessage(input);
   const c = input.case;
   let unrecorded: string | undefined;
-  const note = (...args: Parameters<Recorder['note']>) =>
-    deps.recorder?.note(...args).catch((error: unknown) => {
-      const e = describeError(error);
+  const note = (...args: Parameters<Recorder['note']>) => deps.recorder?.note(...args);
+  // Best effort, and said: the events above are written behind the calls; one that could not be is
+  // reported in the result rather than failing the notification.
+  const settleTimeline = () =>
+    deps.recorder?.flush().catch((error: unknown) => {
+      const e = describeError((error as Error).cause ?? error);
       unrecorded ??= `the case timeline could not record the outcome: ${e.name}: ${e.message}`;
     });
   await note('case outcome', message.outcome === 'completed' ? 'ok' : 'failed', {
@@ -303,6 +307,7 @@ export async function notifyOutcome(
       ...(deps.now ? { now: deps.now } : {}),
     });
   }
+  await settleTimeline();
   return {
     outcome: message.outcome,
     ...(messageId ? { messageId } : {}),

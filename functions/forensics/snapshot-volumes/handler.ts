@@ -14,6 +14,7 @@ export const handler = stepHandler(
         region: input.case.region,
         caseId: input.case.caseId,
       })(EC2Client),
+      events: ctx.home.events,
       recorder: ctx.recorder(input.case.caseId, 'snapshot-volumes'),
       config: ctx.config,
       now: ctx.now,

@@ -1,9 +1,11 @@
 import { CreateSnapshotsCommand, DescribeSnapshotsCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { z } from 'zod';
 import { caseSchema, instanceIdSchema, tagKeys } from '../../core/case.js';
 import type { Recorder } from '../../core/cases.js';
 import type { Config } from '../../core/config.js';
 import { SnapshotError } from '../../core/errors.js';
+import { emitCaseEvent } from '../../core/events.js';
 import { snapshotWait } from '../../core/memory.js';
 import { lockSnapshot, toSnapshotRecord, volumeIdSchema } from '../../core/snapshots.js';
 import type { DiskState } from '../../core/state.js';
@@ -11,6 +13,13 @@ import type { DiskState } from '../../core/state.js';
 /** What Snapshot Volumes reads of the workflow state: the case and the volumes Triage found. */
 export const snapshotInputSchema = z.object({
   case: caseSchema,
+  /** The containment that just ended: the first step after it says on the bus that it held. */
+  containment: z
+    .looseObject({
+      isolate: z.looseObject({ status: z.string() }).optional(),
+      revoke: z.looseObject({ status: z.string() }).optional(),
+    })
+    .optional(),
   triage: z.looseObject({
     instance: z.looseObject({
       instanceId: instanceIdSchema,
@@ -32,6 +41,8 @@ export type SnapshotConfig = Pick<Config, 'SNAPSHOT_LOCK_DAYS' | 'SNAPSHOT_BUDGE
 
 export interface SnapshotDeps {
   ec2: EC2Client;
+  /** Where the case's "contained" event goes; one that cannot be sent is recorded, never fatal. */
+  events: EventBridgeClient;
   recorder: Recorder;
   config: SnapshotConfig;
   now: () => Date;
@@ -44,6 +55,26 @@ export interface SnapshotDeps {
  * case's snapshots by tag instead of taking a second set.
  */
 export async function snapshotVolumes(input: SnapshotInput, deps: SnapshotDeps): Promise<DiskState> {
+  const [disk] = await Promise.all([takeSnapshots(input, deps), announceContainment(input, deps)]);
+  return disk;
+}
+
+/**
+ * Snapshots run first once the instance is contained, so they say so on the bus: the case's "contained"
+ * event, when isolation and revocation both held (the Contain state's branches). Beside the snapshots,
+ * never in their way.
+ */
+async function announceContainment(input: SnapshotInput, deps: SnapshotDeps): Promise<void> {
+  const { isolate, revoke } = input.containment ?? {};
+  if (isolate?.status !== 'succeeded' || revoke?.status !== 'succeeded') return;
+  await emitCaseEvent(input.case, 'contained', {
+    events: deps.events,
+    recorder: deps.recorder,
+    now: deps.now,
+  });
+}
+
+async function takeSnapshots(input: SnapshotInput, deps: SnapshotDeps): Promise<DiskState> {
   const c = input.case;
   const now = deps.now();
   const deadline = new Date(now.getTime() + deps.config.SNAPSHOT_BUDGET_SECONDS * 1000);

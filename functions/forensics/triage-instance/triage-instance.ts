@@ -32,6 +32,7 @@ import { ssmSurvivesIsolation } from '../../core/endpoints.js';
 import { describeError, InstanceNotFoundError } from '../../core/errors.js';
 import { type Artifact, type EvidenceStore, evidenceJson, putObservation } from '../../core/evidence.js';
 import { readInstance } from '../../core/instance.js';
+import { choosePlan, endpointsOf, platformOf } from '../../core/plan.js';
 import type { EniSnapshot, Plan, TriageResult } from '../../core/state.js';
 
 export const triageInputSchema = z.object({ case: caseSchema });
@@ -65,17 +66,6 @@ async function optional<T>(
   }
 }
 
-function platformOf(instance: Instance): Plan['platform'] {
-  if (instance.Platform === 'Windows' || /windows/i.test(instance.PlatformDetails ?? '')) return 'windows';
-  if (
-    instance.PlatformDetails === undefined ||
-    /linux|unix|ubuntu|red hat|suse/i.test(instance.PlatformDetails)
-  ) {
-    return 'linux';
-  }
-  return 'unknown';
-}
-
 /** The ENIs as they are before Cordon touches them: the groups Release must put back. */
 function eniSnapshots(
   interfaces: NonNullable<Instance['NetworkInterfaces']>,
@@ -103,50 +93,6 @@ function eniSnapshots(
         : {}),
     };
   });
-}
-
-/**
- * Decides the order of the response. Memory is captured whenever SSM may manage the instance; if the
- * agent would lose SSM once isolated (no VPC endpoints the isolation group can allow), memory is
- * captured first, within its time budget, and containment follows.
- */
-export function choosePlan(input: {
-  platform: Plan['platform'];
-  ssmManaged: Plan['ssmManaged'];
-  survives: boolean;
-}): Plan {
-  const base = {
-    platform: input.platform,
-    ssmManaged: input.ssmManaged,
-    ssmSurvivesIsolation: input.survives,
-  };
-  if (input.platform === 'unknown') {
-    return {
-      ...base,
-      order: 'contain-first',
-      memory: 'skip',
-      reason: 'no memory acquisition tool for this platform',
-    };
-  }
-  if (input.ssmManaged === false) {
-    return { ...base, order: 'contain-first', memory: 'skip', reason: 'the instance is not managed by SSM' };
-  }
-  const managed =
-    input.ssmManaged === true ? 'SSM manages the instance' : 'SSM reachability could not be read';
-  if (input.survives) {
-    return {
-      ...base,
-      order: 'contain-first',
-      memory: 'capture',
-      reason: `${managed}; VPC endpoints keep SSM and S3 reachable under isolation, so containment goes first`,
-    };
-  }
-  return {
-    ...base,
-    order: 'capture-first',
-    memory: 'capture',
-    reason: `${managed}; without SSM and S3 VPC endpoints isolation would cut the agent off, so memory is captured first within its time budget`,
-  };
 }
 
 async function findTargetGroups(
@@ -292,12 +238,10 @@ export async function triageInstance(input: TriageInput, deps: TriageDeps): Prom
 
   const info = ssmInfo?.InstanceInformationList?.find((i) => i.InstanceId === c.instanceId);
   const ssmManaged: Plan['ssmManaged'] = ssmInfo === undefined ? 'unknown' : info?.PingStatus === 'Online';
-  const vpcEndpoints: TriageResult['instance']['vpcEndpoints'] = (endpoints?.VpcEndpoints ?? []).map((e) => ({
-    id: e.VpcEndpointId ?? '',
-    serviceName: e.ServiceName ?? '',
-    type: e.VpcEndpointType ?? 'Interface',
-    groups: (e.Groups ?? []).map((g) => g.GroupId ?? '').filter(Boolean),
-  }));
+  const vpcEndpoints: TriageResult['instance']['vpcEndpoints'] = endpointsOf(
+    endpoints?.VpcEndpoints ?? [],
+    instance.VpcId,
+  );
   const platform = platformOf(instance);
   const plan = choosePlan({ platform, ssmManaged, survives: ssmSurvivesIsolation(vpcEndpoints, c.region) });
   const memoryMiB = types?.InstanceTypes?.[0]?.MemoryInfo?.SizeInMiB;

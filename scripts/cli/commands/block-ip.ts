@@ -128,6 +128,8 @@ export interface PlaybookRuntime {
   ec2For: (target: { accountId: string; region: string; caseId?: string }) => EC2Client;
   cases: CaseStore;
   recorder: (caseId: string, step: string) => Recorder;
+  /** Waits for every timeline event recorded so far; fails if one could not be written. */
+  flushTimeline: () => Promise<void>;
   sns: SNSClient;
   config: BlockDeps['config'];
   /** Where a range without --account and --vpc-region is. */
@@ -210,13 +212,19 @@ export async function playbookRuntime(
     await ctx.aws.sts(),
   );
   const cases = new CaseStore(await ctx.aws.ddb(), stack.casesTable, ctx.now);
+  const recorders: Recorder[] = [];
   return {
     ec2For: ({ accountId, region, caseId }) =>
       accountId === homeAccountId
         ? ctx.aws.clientOf(EC2Client, region)
         : member({ accountId, region, ...(caseId ? { caseId } : {}) })(EC2Client),
     cases,
-    recorder: (caseId, step) => new Recorder(cases, caseId, step),
+    recorder: (caseId, step) => {
+      const r = new Recorder(cases, caseId, step, ctx.now);
+      recorders.push(r);
+      return r;
+    },
+    flushTimeline: () => Promise.all(recorders.map((r) => r.flush())).then(() => undefined),
     sns: ctx.aws.clientOf(SNSClient, stack.region),
     config: {
       CORDON_ACCOUNT_ID: homeAccountId,
@@ -430,7 +438,9 @@ settings.`,
         config: rt.config,
         now: ctx.now,
       });
+      await rt.flushTimeline();
     } catch (error) {
+      await rt.flushTimeline().catch(() => undefined);
       if (error instanceof AssumeRoleError) throw memberAccountError(error, 'block-ip', ctx.stage);
       if (error instanceof NetworkBlockError) {
         throw new CliError(safe(error.message, 500), 'Nothing denies the range: its case ended failed.', 1);

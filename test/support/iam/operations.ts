@@ -1088,6 +1088,21 @@ export const operations: Record<string, OperationSpec> = {
           : {}) as Context,
       })),
   },
+  // Authorised as the one action on each table it writes to, LeadingKeys holding every item's key.
+  'dynamodb:BatchWriteItem': {
+    authorise: (i, _f, w) =>
+      Object.entries(i.RequestItems as Record<string, { PutRequest?: { Item: { pk?: unknown } } }[]>).map(
+        ([table, requests]) => ({
+          action: 'dynamodb:BatchWriteItem',
+          resource: tableArn(w, table),
+          context: {
+            'dynamodb:LeadingKeys': [
+              ...new Set(requests.map((r) => r.PutRequest?.Item.pk).filter((pk) => typeof pk === 'string')),
+            ],
+          } as Context,
+        }),
+      ),
+  },
   'dynamodb:UpdateItem': { authorise: onTable('dynamodb:UpdateItem') },
   'dynamodb:DeleteItem': { authorise: onTable('dynamodb:DeleteItem') },
   'dynamodb:Query': {

@@ -68,7 +68,7 @@ describe('member-account clients', () => {
   });
 
   it('refuse, by name and without calling STS, a function that has no member role', () => {
-    process.env.AWS_LAMBDA_FUNCTION_NAME = 'cordon-prod-intake-finding';
+    process.env.AWS_LAMBDA_FUNCTION_NAME = 'cordon-prod-notify-outcome';
     const clientsFor = clientsFactory(settings, new STSClient({ region: 'us-east-1' }));
 
     expect(() => clientsFor(member)).toThrow(AssumeRoleError);
@@ -95,7 +95,7 @@ describe('the member-role map', () => {
     ['cordon-dev-block-ip', 'block-ip'],
     ['cordon-prod-ids-alert-stop', 'ids-alert-stop'],
     ['cordon-prod-ids-alert', 'ids-alert'],
-    ['cordon-prod-intake-finding', undefined],
+    ['cordon-prod-notify-outcome', undefined],
     [undefined, undefined],
   ])('reads %s as the function %s', (name, key) => {
     expect(functionKeyIn(name)).toBe(key);

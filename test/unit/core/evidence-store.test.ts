@@ -123,7 +123,7 @@ describe('EvidenceStore.put', () => {
   it('says the object was stored when only its record on the timeline fails', async () => {
     s3.on(PutObjectCommand).resolves({ VersionId: 'v1', $metadata: { requestId: 'req-1' } });
     const timeline = {
-      record: async () => {
+      recordMany: async () => {
         throw Object.assign(new Error('not authorized'), {
           name: 'AccessDeniedException',
           $metadata: { httpStatusCode: 400 },

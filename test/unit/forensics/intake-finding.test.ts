@@ -16,6 +16,7 @@ import {
 import type { RefusalCode } from '../../../functions/forensics/intake-finding/values.js';
 import {
   answerEverything,
+  assessmentOf,
   bucket,
   callsSent,
   ddbMock,
@@ -34,6 +35,7 @@ import {
   s3Mock,
   settingsOf,
   table,
+  timelineItems,
   withAccount,
 } from '../../support/intake-fixtures.js';
 
@@ -324,25 +326,70 @@ describe('the real events in ../shared/fixtures/real-events', () => {
     const result = await intake(asReceived(files.partial));
 
     const caseId = result.intake.caseId as string;
-    expect(ddbMock).toHaveReceivedCommandWith(PutCommand, {
-      TableName: table,
-      Item: {
-        pk: `CASE#${caseId}`,
-        sk: expect.stringMatching(/^T#2026-11-27T20:10:03\.123Z#[0-9a-f]{8}$/),
-        step: 'intake-finding',
-        action: 'case opened',
-        status: 'info',
-        target: 'i-99999999',
-        detail:
-          'eventbridge-guardduty from guardduty; severity 2; count 1; sample finding; 1 remote IP(s); type UnauthorizedAccess:EC2/SSHBruteForce; finding 02be5693b63eea1d67e6f321c6aee4f3',
-        at,
-      },
+    expect(timelineItems()).toContainEqual({
+      pk: `CASE#${caseId}`,
+      sk: expect.stringMatching(/^T#2026-11-27T20:10:03\.123Z#\d{3}[0-9a-f]{8}$/),
+      step: 'intake-finding',
+      action: 'case opened',
+      status: 'info',
+      target: 'i-99999999',
+      detail:
+        'eventbridge-guardduty from guardduty; severity 2; count 1; sample finding; 1 remote IP(s); type UnauthorizedAccess:EC2/SSHBruteForce; finding 02be5693b63eea1d67e6f321c6aee4f3',
+      at,
     });
   });
 });
 
 describe('the opened event', () => {
-  it('says on the default bus that the case is open, once the trigger is stored', async () => {
+  it('hands containment the first look at the instance, and records the plan it chose', async () => {
+    const result = await intake(asReceived(files.partial));
+
+    expect(result.assessment).toEqual(assessmentOf('i-99999999'));
+    expect(timelineItems()).toContainEqual(
+      expect.objectContaining({
+        action: 'plan chosen',
+        status: 'info',
+        detail: expect.stringMatching(/^contain-first, memory capture: /),
+      }),
+    );
+  });
+
+  it('opens the case all the same when the instance cannot be read, leaving the plan to Triage', async () => {
+    const deps = intakeDeps();
+    const refused = Object.assign(new Error('not authorized'), { name: 'AssumeRoleError' });
+    const result = await intakeFinding(
+      { event: asReceived(files.partial), executionArn },
+      { ...deps, assess: async () => Promise.reject(refused) },
+    );
+
+    expect(result.intake.decision).toBe('accepted');
+    expect(result.assessment).toBeUndefined();
+    expect(timelineItems()).toContainEqual(
+      expect.objectContaining({
+        action: 'first look at the instance',
+        status: 'skipped',
+        detail: expect.stringContaining('the plan is left to Triage'),
+      }),
+    );
+  });
+
+  it('says on the bus that a case it opened and had to abandon has failed', async () => {
+    s3Mock
+      .on(PutObjectCommand)
+      .rejects(
+        Object.assign(new Error('denied'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } }),
+      );
+
+    await expect(intake(asReceived(files.partial))).rejects.toThrow(/closed as failed/);
+
+    const types = eventsMock
+      .commandCalls(PutEventsCommand)
+      .flatMap((c) => c.args[0].input.Entries ?? [])
+      .map((e) => e.DetailType);
+    expect(types).toEqual(['Cordon Case Opened', 'Cordon Case Failed']);
+  });
+
+  it('says on the default bus that the case is open, beside storing the trigger', async () => {
     const result = await intake(asReceived(files.partial));
 
     const entries = eventsMock.commandCalls(PutEventsCommand).flatMap((c) => c.args[0].input.Entries ?? []);
@@ -366,9 +413,9 @@ describe('the opened event', () => {
     const result = await intake(asReceived(files.partial));
 
     expect(result.intake.decision).toBe('accepted');
-    expect(ddbMock).toHaveReceivedCommandWith(PutCommand, {
-      Item: expect.objectContaining({ action: 'events:PutEvents', status: 'failed' }),
-    });
+    expect(timelineItems()).toContainEqual(
+      expect.objectContaining({ action: 'events:PutEvents', status: 'failed' }),
+    );
   });
 
   it('sends no event for a trigger it refuses', async () => {
@@ -996,9 +1043,8 @@ describe('an instance that already has an open case', () => {
         ':at': at,
       },
     });
-    expect(ddbMock).toHaveReceivedCommandWith(PutCommand, {
-      TableName: table,
-      Item: expect.objectContaining({
+    expect(timelineItems()).toContainEqual(
+      expect.objectContaining({
         pk: `CASE#${existingCaseId}`,
         step: 'intake-finding',
         action: 'finding joined',
@@ -1007,7 +1053,7 @@ describe('an instance that already has an open case', () => {
         detail:
           'guardduty-detail from operator; count 7; severity 5; type Canary:EC2/Stateless.IntegTest; finding f00dfeedf00dfeedf00dfeedf00dfeed',
       }),
-    });
+    );
     expect(s3Mock.calls()).toHaveLength(0);
   });
 
@@ -1020,12 +1066,12 @@ describe('an instance that already has an open case', () => {
     const result = await intake(withPath(canaryDetail(), ['service', 'count'], 12));
 
     expect(result.intake).toMatchObject({ decision: 'duplicate', caseId: existingCaseId });
-    expect(ddbMock).toHaveReceivedCommandWith(PutCommand, {
-      Item: expect.objectContaining({
+    expect(timelineItems()).toContainEqual(
+      expect.objectContaining({
         action: 'finding joined',
         detail: expect.stringContaining('count 12'),
       }),
-    });
+    );
     expect(s3Mock.calls()).toHaveLength(0);
   });
 

@@ -280,6 +280,66 @@ describe('isolateInstance', () => {
     expect(result.verified).toBe(true);
   });
 
+  it('isolates three interfaces in five rounds of AWS calls the first time in a VPC, four once its groups exist', async () => {
+    // Every call is held until the test lets the whole round through: a round is what is in flight
+    // together. The round count runs until every interface holds the isolation group.
+    const isolated = () =>
+      eni.every((id) => fake.interfaces.get(id)?.groups.join() === fake.groupNamed(isolation)?.id);
+    async function countRounds(): Promise<{ rounds: string[][]; toIsolation: number }> {
+      const rounds: string[][] = [];
+      let held: { command: string; release: () => void }[] = [];
+      let toIsolation = 0;
+      fake.gate = (command) => new Promise<void>((release) => held.push({ command, release }));
+      let finished = false;
+      // The case record is an AWS call too (DynamoDB): held like the others.
+      const d = deps();
+      const gated = {
+        get: (id: string) => (fake.gate?.('GetItem', id) ?? Promise.resolve()).then(() => cases.get(id)),
+        saveChanges: (...a: Parameters<IsolateDeps['cases']['saveChanges']>) =>
+          (fake.gate?.('UpdateItem', a) ?? Promise.resolve()).then(() => cases.saveChanges(...a)),
+      };
+      const running = isolateInstance({ case: c, triage: picture() }, { ...d, cases: gated }).finally(() => {
+        finished = true;
+      });
+      while (!finished) {
+        // Let the step issue everything it will issue before the round is answered.
+        for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+        if (held.length === 0) continue;
+        const round = held;
+        held = [];
+        rounds.push(round.map((h) => h.command).sort());
+        for (const h of round) h.release();
+        for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+        if (!toIsolation && isolated()) toIsolation = rounds.length;
+      }
+      await running;
+      fake.gate = undefined;
+      return { rounds, toIsolation };
+    }
+
+    const first = await countRounds();
+    expect(first.toIsolation).toBe(5);
+    // Round 2: both groups created beside the save of the interfaces' own groups (and the ACLs read).
+    expect(first.rounds[1]).toEqual([
+      'CreateSecurityGroupCommand',
+      'CreateSecurityGroupCommand',
+      'DescribeNetworkAclsCommand',
+      'UpdateItem',
+    ]);
+    expect(first.rounds[3]?.filter((x) => x === 'ModifyNetworkInterfaceAttributeCommand')).toHaveLength(
+      2 * eni.length,
+    );
+
+    // Run again once the groups exist (as a second case in the VPC finds them): no round to create
+    // them or set their rules; the ACL denies are in place already.
+    for (const id of eni) {
+      const n = fake.interfaces.get(id);
+      if (n) n.groups = [appGroup];
+    }
+    const second = await countRounds();
+    expect(second.toIsolation).toBe(4);
+  });
+
   it('records each interface’s own groups before it changes any of them', async () => {
     const seen: unknown[] = [];
     fake.onModify = (_id, groups) => {

@@ -223,7 +223,7 @@ describe('notifyOutcome, when a write around the message fails', () => {
   it('still publishes and sets the status when the timeline cannot be written, and says what was not recorded', async () => {
     const { deps: d, cases } = deps();
     const unwritable = new Recorder(
-      { record: async () => Promise.reject(deniedByDynamo()) },
+      { recordMany: async () => Promise.reject(deniedByDynamo()) },
       sampleCase.caseId,
       'notify-outcome',
     );

@@ -4,6 +4,7 @@ import {
   EC2Client,
   LockSnapshotCommand,
 } from '@aws-sdk/client-ec2';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { InvalidStepInputError } from '../../../functions/core/errors.js';
@@ -42,6 +43,7 @@ function deps(config: Partial<typeof evidenceConfig> = {}) {
     timeline,
     deps: {
       ec2: new EC2Client({ region: 'us-east-1' }),
+      events: new EventBridgeClient({ region: 'us-east-1' }),
       recorder: timeline.recorder(sampleCase.caseId, 'snapshot-volumes'),
       config: { ...evidenceConfig, ...config },
       now: fixedClock().now,
@@ -49,8 +51,12 @@ function deps(config: Partial<typeof evidenceConfig> = {}) {
   };
 }
 
+const events = mockClient(EventBridgeClient);
+
 describe('snapshot volumes', () => {
   beforeEach(() => {
+    events.reset();
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e-1' }] });
     ec2.reset();
     ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
     ec2.on(CreateSnapshotsCommand).resolves({ Snapshots: created });
@@ -258,5 +264,38 @@ describe('snapshot volumes', () => {
     // Assess
     await expect(run).rejects.toBeInstanceOf(InvalidStepInputError);
     expect(ec2.calls()).toHaveLength(0);
+  });
+});
+
+describe('the first step after containment', () => {
+  beforeEach(() => {
+    events.reset();
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e-1' }] });
+    ec2.reset();
+    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
+    ec2.on(CreateSnapshotsCommand).resolves({ Snapshots: created });
+  });
+  const sent = () =>
+    events.commandCalls(PutEventsCommand).flatMap((c) => c.args[0].input.Entries?.map((e) => e.DetailType));
+
+  it('says on the bus that the case is contained when isolation and revocation both held', async () => {
+    const { deps: d } = deps();
+    const containment = { isolate: { status: 'succeeded' }, revoke: { status: 'succeeded' } };
+    await snapshotVolumes({ case: sampleCase, triage: triageFor(), containment }, d);
+    expect(sent()).toEqual(['Cordon Case Contained']);
+  });
+
+  it.each([
+    ['isolation failed', { isolate: { status: 'failed' }, revoke: { status: 'succeeded' } }],
+    ['revocation failed', { isolate: { status: 'succeeded' }, revoke: { status: 'failed' } }],
+    ['no containment was passed', undefined],
+  ])('says nothing when %s', async (_why, containment) => {
+    const { deps: d } = deps();
+    await snapshotVolumes(
+      { case: sampleCase, triage: triageFor(), ...(containment ? { containment } : {}) },
+      d,
+    );
+    expect(sent()).toEqual([]);
+    expect(ec2).toHaveReceivedCommandTimes(CreateSnapshotsCommand, 1);
   });
 });

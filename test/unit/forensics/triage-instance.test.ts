@@ -27,7 +27,8 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { InstanceNotFoundError } from '../../../functions/core/errors.js';
 import type { Artifact } from '../../../functions/core/evidence.js';
-import { choosePlan, triageInstance } from '../../../functions/forensics/triage-instance/triage-instance.js';
+import { choosePlan } from '../../../functions/core/plan.js';
+import { triageInstance } from '../../../functions/forensics/triage-instance/triage-instance.js';
 import { MemoryTimeline, sampleCase } from '../../support/core-fakes.js';
 
 const ec2 = mockClient(EC2Client);
