@@ -354,6 +354,12 @@ export interface Progress {
   readonly done: string[];
   /** Runs one phase; if it throws, the error becomes a named error that says what was and was not done. */
   phase<T>(label: string, work: () => Promise<T>): Promise<T>;
+  /**
+   * Runs phases at once and waits for every one of them, so that no call is still in flight when the
+   * step reports. If any failed, one named error says each phase that failed and why (a phase that
+   * throws an AggregateError failed for each of its errors), what was applied and what was not.
+   */
+  atOnce(phases: readonly (readonly [label: string, work: () => Promise<unknown>])[]): Promise<void>;
 }
 
 type ForGood = new (message: string, options?: ErrorOptions) => CordonError;
@@ -384,15 +390,40 @@ export function isTransient(error: unknown): boolean {
  */
 export function progress(step: string, planned: string[], forGood: ForGood = ContainmentError): Progress {
   const done: string[] = [];
-  const describe = (current: string, e: CordonError) => {
-    const pending = planned.filter((p) => !done.includes(p) && p !== current);
-    return oneLine(
-      `${step} stopped at "${current}": ${e.name}: ${e.message}. ` +
+  /** The error the step reports for `failures` (label and error, in planned order), named as the first that fails for good. */
+  const report = (failures: { label: string; error: unknown }[]): CordonError => {
+    const failed = [...new Set(failures.map((f) => f.label))];
+    const pending = planned.filter((p) => !done.includes(p) && !failed.includes(p));
+    const errors = [...new Set(failures.map((f) => f.error))];
+    const said = (error: unknown) => {
+      const e = normaliseError(error);
+      return `${e.name}: ${e.message}`;
+    };
+    const why =
+      errors.length === 1
+        ? `${failed.map((l) => `"${l}"`).join(', ')}: ${said(errors[0])}`
+        : failures.map((f) => `"${f.label}": ${said(f.error)}`).join('; ');
+    const message = oneLine(
+      `${step} stopped at ${why}. ` +
         `Applied: ${done.length ? done.join('; ') : 'nothing'}. ` +
-        `Not applied: ${[current, ...pending].join('; ')}.`,
+        `Not applied: ${[...failed, ...pending].join('; ')}.`,
       1800,
     );
+    // A failure that will not pass on its own names the whole: retrying cannot get past it.
+    const cause = errors.find((x) => !isTransient(x)) ?? errors[0];
+    const e = normaliseError(cause);
+    let named: CordonError;
+    if (e instanceof AwsThrottlingError) named = new AwsThrottlingError(message, { cause });
+    else if (e instanceof AwsServiceError && isTransient(cause)) {
+      named = new AwsServiceError(message, { cause });
+    } else if (e instanceof AwsServiceError || e.name === 'AwsAccessDeniedError') {
+      named = new forGood(message, { cause });
+    } else named = new (e.constructor as ForGood)(message, { cause });
+    Object.defineProperty(named, 'progressed', { value: true });
+    return named;
   };
+  const progressed = (error: unknown) =>
+    error instanceof CordonError && (error as { progressed?: boolean }).progressed === true;
   return {
     done,
     async phase(label, work) {
@@ -401,19 +432,21 @@ export function progress(step: string, planned: string[], forGood: ForGood = Con
         done.push(label);
         return out;
       } catch (error) {
-        if (error instanceof CordonError && (error as { progressed?: boolean }).progressed) throw error;
-        const e = normaliseError(error);
-        const message = describe(label, e);
-        let named: CordonError;
-        if (e instanceof AwsThrottlingError) named = new AwsThrottlingError(message, { cause: error });
-        else if (e instanceof AwsServiceError && isTransient(error)) {
-          named = new AwsServiceError(message, { cause: error });
-        } else if (e instanceof AwsServiceError || e.name === 'AwsAccessDeniedError') {
-          named = new forGood(message, { cause: error });
-        } else named = new (e.constructor as ForGood)(message, { cause: error });
-        Object.defineProperty(named, 'progressed', { value: true });
-        throw named;
+        if (progressed(error)) throw error;
+        throw report([{ label, error }]);
       }
+    },
+    async atOnce(phases) {
+      const settled = await Promise.allSettled(phases.map(([, work]) => work()));
+      const failures: { label: string; error: unknown }[] = [];
+      settled.forEach((s, i) => {
+        const label = phases[i]?.[0] as string;
+        if (s.status === 'fulfilled') done.push(label);
+        else if (s.reason instanceof AggregateError) {
+          for (const error of s.reason.errors) failures.push({ label, error });
+        } else failures.push({ label, error: s.reason });
+      });
+      if (failures.length) throw report(failures);
     },
   };
 }
