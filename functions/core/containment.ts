@@ -176,6 +176,21 @@ export type TriagePicture = z.infer<typeof triageSchema>;
 export const containInputSchema = z.object({ case: caseSchema, triage: triageSchema });
 export type ContainInput = z.infer<typeof containInputSchema>;
 
+/**
+ * What Protect receives: the case and, once Triage has run, the load balancers Triage found. On the
+ * containment path Protect runs before Triage and reads the instance itself; it runs again after
+ * Triage to take the instance out of those load balancers.
+ */
+export const protectInputSchema = z.object({
+  case: caseSchema,
+  triage: z
+    .object({
+      instance: triageSchema.shape.instance.pick({ targetGroups: true, classicLoadBalancers: true }),
+    })
+    .optional(),
+});
+export type ProtectInput = z.infer<typeof protectInputSchema>;
+
 // ---------------------------------------------------------------------------------------------------
 // What each step changed. Every entry is written BEFORE the change it describes is made, so that a
 // step that dies half-way still leaves Release a record of everything it may have applied; Release
