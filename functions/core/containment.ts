@@ -367,7 +367,10 @@ export const sleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve,
 /** What a failed step reports: the phase it stopped in, what it had applied and what it had not. */
 export interface Progress {
   readonly done: string[];
-  /** Runs one phase; if it throws, the error becomes a named error that says what was and was not done. */
+  /**
+   * Runs one phase; if it throws, the error becomes a named error that says what was and was not done
+   * (an AggregateError, for each of its errors).
+   */
   phase<T>(label: string, work: () => Promise<T>): Promise<T>;
   /**
    * Runs phases at once and waits for every one of them, so that no call is still in flight when the
@@ -405,21 +408,24 @@ export function isTransient(error: unknown): boolean {
  */
 export function progress(step: string, planned: string[], forGood: ForGood = ContainmentError): Progress {
   const done: string[] = [];
-  /** The error the step reports for `failures` (label and error, in planned order), named as the first that fails for good. */
+  /** The error the step reports for `failures`, named after the first that fails for good, if any. */
   const report = (failures: { label: string; error: unknown }[]): CordonError => {
     const failed = [...new Set(failures.map((f) => f.label))];
     const pending = planned.filter((p) => !done.includes(p) && !failed.includes(p));
     const errors = [...new Set(failures.map((f) => f.error))];
-    const said = (error: unknown) => {
-      const e = normaliseError(error);
-      return `${e.name}: ${e.message}`;
-    };
-    const why =
-      errors.length === 1
-        ? `${failed.map((l) => `"${l}"`).join(', ')}: ${said(errors[0])}`
-        : failures.map((f) => `"${f.label}": ${said(f.error)}`).join('; ');
+    // Each error said once, after the phases it stopped: one cause often stops several.
+    const stopped = new Map<string, string[]>();
+    for (const f of failures) {
+      const e = normaliseError(f.error);
+      const said = `${e.name}: ${e.message}`;
+      const labels = stopped.get(said) ?? [];
+      if (!labels.includes(f.label)) labels.push(f.label);
+      stopped.set(said, labels);
+    }
+    const why = [...stopped].map(([said, labels]) => `${labels.map((l) => `"${l}"`).join(', ')}: ${said}`);
+    // The reasons are cut short, so that what was and was not applied always fits.
     const message = oneLine(
-      `${step} stopped at ${why}. ` +
+      `${step} stopped at ${oneLine(why.join('; '), 1000)}. ` +
         `Applied: ${done.length ? done.join('; ') : 'nothing'}. ` +
         `Not applied: ${[...failed, ...pending].join('; ')}.`,
       1800,
@@ -437,6 +443,12 @@ export function progress(step: string, planned: string[], forGood: ForGood = Con
     Object.defineProperty(named, 'progressed', { value: true });
     return named;
   };
+  /** A phase that failed several ways (an AggregateError) failed for each of its errors. */
+  const failuresOf = (label: string, error: unknown) =>
+    (error instanceof AggregateError ? (error.errors as unknown[]) : [error]).map((e) => ({
+      label,
+      error: e,
+    }));
   const progressed = (error: unknown) =>
     error instanceof CordonError && (error as { progressed?: boolean }).progressed === true;
   return {
@@ -448,7 +460,7 @@ export function progress(step: string, planned: string[], forGood: ForGood = Con
         return out;
       } catch (error) {
         if (progressed(error)) throw error;
-        throw report([{ label, error }]);
+        throw report(failuresOf(label, error));
       }
     },
     async atOnce(phases) {
@@ -457,9 +469,7 @@ export function progress(step: string, planned: string[], forGood: ForGood = Con
       settled.forEach((s, i) => {
         const label = phases[i]?.[0] as string;
         if (s.status === 'fulfilled') done.push(label);
-        else if (s.reason instanceof AggregateError) {
-          for (const error of s.reason.errors) failures.push({ label, error });
-        } else failures.push({ label, error: s.reason });
+        else failures.push(...failuresOf(label, s.reason));
       });
       if (failures.length) throw report(failures);
     },

@@ -125,3 +125,40 @@ describe('progress().atOnce', () => {
     expect((error as Error).message).toContain('Not applied: protect; read; tag; leave group.');
   });
 });
+
+describe('progress().phase', () => {
+  it('reports each error of a phase that failed several ways, as an AWS failure, not a bug', async () => {
+    const error = await progress('Protection', planned)
+      .phase('read', async () => {
+        throw new AggregateError([awsError('UnauthorizedOperation'), awsError('UnauthorizedOperation')]);
+      })
+      .catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(ContainmentError);
+    expect((error as Error).message).toBe(
+      'Protection stopped at "read": AwsAccessDeniedError: UnauthorizedOperation: UnauthorizedOperation (test). ' +
+        'Applied: nothing. Not applied: read; tag; protect; leave group.',
+    );
+  });
+
+  it('always says what was and was not applied, however long the reasons', async () => {
+    const steps = progress('Protection', planned);
+    await steps.phase('read', async () => undefined);
+
+    const error = await steps
+      .atOnce(
+        ['tag', 'protect', 'leave group'].map(
+          (label, i) =>
+            [
+              label,
+              async () => {
+                throw awsError(`Refused${i}`, 400, 'x'.repeat(900));
+              },
+            ] as const,
+        ),
+      )
+      .catch((e: unknown) => e);
+
+    expect((error as Error).message).toMatch(/Applied: read\. Not applied: tag; protect; leave group\.$/);
+  });
+});
