@@ -176,6 +176,21 @@ export type TriagePicture = z.infer<typeof triageSchema>;
 export const containInputSchema = z.object({ case: caseSchema, triage: triageSchema });
 export type ContainInput = z.infer<typeof containInputSchema>;
 
+/**
+ * What Protect receives: the case and, once Triage has run, the load balancers Triage found. On the
+ * containment path Protect runs before Triage and reads the instance itself; it runs again after
+ * Triage to take the instance out of those load balancers.
+ */
+export const protectInputSchema = z.object({
+  case: caseSchema,
+  triage: z
+    .object({
+      instance: triageSchema.shape.instance.pick({ targetGroups: true, classicLoadBalancers: true }),
+    })
+    .optional(),
+});
+export type ProtectInput = z.infer<typeof protectInputSchema>;
+
 // ---------------------------------------------------------------------------------------------------
 // What each step changed. Every entry is written BEFORE the change it describes is made, so that a
 // step that dies half-way still leaves Release a record of everything it may have applied; Release
@@ -352,14 +367,17 @@ export const sleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve,
 /** What a failed step reports: the phase it stopped in, what it had applied and what it had not. */
 export interface Progress {
   readonly done: string[];
-  /** Runs one phase; if it throws, the error becomes a named error that says what was and was not done. */
+  /**
+   * Runs one phase; if it throws, the error becomes a named error that says what was and was not done
+   * (an AggregateError, for each of its errors).
+   */
   phase<T>(label: string, work: () => Promise<T>): Promise<T>;
   /**
-   * Runs phases at once (one round for all of them) and waits for every one, so that nothing is still
-   * in flight when the step reports; then fails as `phase` would for the first that failed, the others
-   * counted as done or not by how they ended.
+   * Runs phases at once and waits for every one of them, so that no call is still in flight when the
+   * step reports. If any failed, one named error says each phase that failed and why (a phase that
+   * throws an AggregateError failed for each of its errors), what was applied and what was not.
    */
-  together(phases: readonly { label: string; work: () => Promise<unknown> }[]): Promise<void>;
+  atOnce(phases: readonly (readonly [label: string, work: () => Promise<unknown>])[]): Promise<void>;
 }
 
 type ForGood = new (message: string, options?: ErrorOptions) => CordonError;
@@ -390,52 +408,70 @@ export function isTransient(error: unknown): boolean {
  */
 export function progress(step: string, planned: string[], forGood: ForGood = ContainmentError): Progress {
   const done: string[] = [];
-  const describe = (current: string, e: CordonError) => {
-    const pending = planned.filter((p) => !done.includes(p) && p !== current);
-    return oneLine(
-      `${step} stopped at "${current}": ${e.name}: ${e.message}. ` +
+  /** The error the step reports for `failures`, named after the first that fails for good, if any. */
+  const report = (failures: { label: string; error: unknown }[]): CordonError => {
+    const failed = [...new Set(failures.map((f) => f.label))];
+    const pending = planned.filter((p) => !done.includes(p) && !failed.includes(p));
+    const errors = [...new Set(failures.map((f) => f.error))];
+    // Each error said once, after the phases it stopped: one cause often stops several.
+    const stopped = new Map<string, string[]>();
+    for (const f of failures) {
+      const e = normaliseError(f.error);
+      const said = `${e.name}: ${e.message}`;
+      const labels = stopped.get(said) ?? [];
+      if (!labels.includes(f.label)) labels.push(f.label);
+      stopped.set(said, labels);
+    }
+    const why = [...stopped].map(([said, labels]) => `${labels.map((l) => `"${l}"`).join(', ')}: ${said}`);
+    // The reasons are cut short, so that what was and was not applied always fits.
+    const message = oneLine(
+      `${step} stopped at ${oneLine(why.join('; '), 1000)}. ` +
         `Applied: ${done.length ? done.join('; ') : 'nothing'}. ` +
-        `Not applied: ${[current, ...pending].join('; ')}.`,
+        `Not applied: ${[...failed, ...pending].join('; ')}.`,
       1800,
     );
-  };
-  const named = (label: string, error: unknown): CordonError => {
-    if (error instanceof CordonError && (error as { progressed?: boolean }).progressed) return error;
-    const e = normaliseError(error);
-    const message = describe(label, e);
-    let out: CordonError;
-    if (e instanceof AwsThrottlingError) out = new AwsThrottlingError(message, { cause: error });
-    else if (e instanceof AwsServiceError && isTransient(error)) {
-      out = new AwsServiceError(message, { cause: error });
+    // A failure that will not pass on its own names the whole: retrying cannot get past it.
+    const cause = errors.find((x) => !isTransient(x)) ?? errors[0];
+    const e = normaliseError(cause);
+    let named: CordonError;
+    if (e instanceof AwsThrottlingError) named = new AwsThrottlingError(message, { cause });
+    else if (e instanceof AwsServiceError && isTransient(cause)) {
+      named = new AwsServiceError(message, { cause });
     } else if (e instanceof AwsServiceError || e.name === 'AwsAccessDeniedError') {
-      out = new forGood(message, { cause: error });
-    } else out = new (e.constructor as ForGood)(message, { cause: error });
-    Object.defineProperty(out, 'progressed', { value: true });
-    return out;
+      named = new forGood(message, { cause });
+    } else named = new (e.constructor as ForGood)(message, { cause });
+    Object.defineProperty(named, 'progressed', { value: true });
+    return named;
   };
+  /** A phase that failed several ways (an AggregateError) failed for each of its errors. */
+  const failuresOf = (label: string, error: unknown) =>
+    (error instanceof AggregateError ? (error.errors as unknown[]) : [error]).map((e) => ({
+      label,
+      error: e,
+    }));
+  const progressed = (error: unknown) =>
+    error instanceof CordonError && (error as { progressed?: boolean }).progressed === true;
   return {
     done,
-    async together(phases) {
-      const settled = await Promise.allSettled(phases.map((p) => p.work()));
-      settled.forEach((r, i) => {
-        if (r.status === 'fulfilled') done.push((phases[i] as { label: string }).label);
-      });
-      const failed = settled.findIndex((r) => r.status === 'rejected');
-      if (failed >= 0) {
-        throw named(
-          (phases[failed] as { label: string }).label,
-          (settled[failed] as PromiseRejectedResult).reason,
-        );
-      }
-    },
     async phase(label, work) {
       try {
         const out = await work();
         done.push(label);
         return out;
       } catch (error) {
-        throw named(label, error);
+        if (progressed(error)) throw error;
+        throw report(failuresOf(label, error));
       }
+    },
+    async atOnce(phases) {
+      const settled = await Promise.allSettled(phases.map(([, work]) => work()));
+      const failures: { label: string; error: unknown }[] = [];
+      settled.forEach((s, i) => {
+        const label = phases[i]?.[0] as string;
+        if (s.status === 'fulfilled') done.push(label);
+        else failures.push(...failuresOf(label, s.reason));
+      });
+      if (failures.length) throw report(failures);
     },
   };
 }

@@ -23,7 +23,7 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { configSlices } from '../../functions/core/config.js';
-import { containInputSchema } from '../../functions/core/containment.js';
+import { containInputSchema, protectInputSchema } from '../../functions/core/containment.js';
 import { credentialStateSchema } from '../../functions/core/credentials.js';
 import { describeError } from '../../functions/core/errors.js';
 import { describeIssues, logger, stepHandler } from '../../functions/core/handler.js';
@@ -288,7 +288,7 @@ const forensicSteps: [
   object,
 ][] = [
   ['triage-instance', triageHandler as never, triageInputSchema, {}],
-  ['protect-instance', protectHandler as never, containInputSchema, { triage: picture() }],
+  ['protect-instance', protectHandler as never, protectInputSchema, {}],
   ['isolate-instance', isolateHandler as never, containInputSchema, { triage: picture() }],
   ['revoke-credentials', revokeHandler as never, containInputSchema, { triage: picture() }],
   ['snapshot-volumes', snapshotHandler as never, snapshotInputSchema, { triage: triageFor() }],

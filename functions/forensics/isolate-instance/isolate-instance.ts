@@ -166,16 +166,16 @@ export async function isolateInstance(input: IsolateInput, deps: IsolateDeps): P
   const steps = progress('Isolation', planned);
   const run = await steps.phase(labels.read, () => startRun(input, deps));
   const prepared = prepare(run, denyRemote);
-  await steps.together([
-    { label: labels.groups, work: () => prepared.groupsReady },
-    { label: labels.originals, work: () => prepared.recorded },
+  await steps.atOnce([
+    [labels.groups, () => prepared.groupsReady],
+    [labels.originals, () => prepared.recorded],
   ]);
   await noteIfPlanLosesSsm(run);
-  await steps.together([
-    ...(denyRemote ? [{ label: labels.nacl, work: () => addRemoteDenies(run) }] : []),
-    { label: labels.eips, work: () => disassociateElasticIps(run) },
-    { label: labels.conntrack, work: () => shortenConntrack(run) },
-    { label: labels.conversion, work: () => applyConversionGroup(run) },
+  await steps.atOnce([
+    ...(denyRemote ? [[labels.nacl, () => addRemoteDenies(run)] as const] : []),
+    [labels.eips, () => disassociateElasticIps(run)],
+    [labels.conntrack, () => shortenConntrack(run)],
+    [labels.conversion, () => applyConversionGroup(run)],
   ]);
   await steps.phase(labels.wait, () => waitForConntrack(run));
   await steps.phase(labels.isolation, () => applyIsolationGroup(run));

@@ -1,11 +1,18 @@
 import {
   type AutoScalingClient,
+  type AutoScalingGroup,
+  type AutoScalingInstanceDetails,
   DescribeAutoScalingGroupsCommand,
   DescribeAutoScalingInstancesCommand,
   DetachInstancesCommand,
   EnterStandbyCommand,
 } from '@aws-sdk/client-auto-scaling';
-import { CreateTagsCommand, type EC2Client, ModifyInstanceAttributeCommand } from '@aws-sdk/client-ec2';
+import {
+  CreateTagsCommand,
+  type EC2Client,
+  type Instance,
+  ModifyInstanceAttributeCommand,
+} from '@aws-sdk/client-ec2';
 import {
   DeregisterInstancesFromLoadBalancerCommand,
   type ElasticLoadBalancingClient,
@@ -15,24 +22,30 @@ import {
   type ElasticLoadBalancingV2Client,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { tagKeys } from '../../core/case.js';
-import type { CaseStore, Recorder } from '../../core/cases.js';
+import type { CaseRecord, CaseStore, Recorder } from '../../core/cases.js';
 import type { Config } from '../../core/config.js';
 import {
-  type ContainInput,
   changeKeys,
   changesOf,
   codeOf,
-  containInputSchema,
   type ProtectChanges,
+  type ProtectInput,
   progress,
   protectChangesSchema,
+  protectInputSchema,
   type Target,
 } from '../../core/containment.js';
 import { ContainmentError, describeError, InstanceNotFoundError } from '../../core/errors.js';
-import { attributeChange, type InstanceAttribute, readAttribute, readInstance } from '../../core/instance.js';
+import {
+  attributeChange,
+  type InstanceAttribute,
+  type InstanceAttributeValue,
+  readAttribute,
+  readInstance,
+} from '../../core/instance.js';
 
-export const protectInputSchema = containInputSchema;
-export type ProtectInput = ContainInput;
+export type { ProtectInput };
+export { protectInputSchema };
 
 export interface ProtectDeps {
   ec2: EC2Client;
@@ -51,6 +64,7 @@ export interface ProtectResult {
   attributes: { name: string; original: boolean | string; now: boolean | string }[];
   volumes: { volumeId: string; originalDeleteOnTermination: boolean }[];
   autoScaling?: ProtectChanges['autoScaling'] & { replacementLaunched: boolean };
+  /** The target groups and Classic Load Balancers of Triage's picture: none when Protect runs before Triage. */
   targetGroups: (Target & { deregistered: boolean })[];
   classicLoadBalancers: string[];
   unavailable: { api: string; reason: string }[];
@@ -67,117 +81,98 @@ const wanted: { name: InstanceAttribute; value: boolean | 'stop' }[] = [
 /** Auto Scaling states in which the instance is already out of service by Cordon's hand. */
 const outOfService = new Set(['Standby', 'EnteringStandby', 'Detaching', 'Detached']);
 
+const phases = {
+  read: 'instance read',
+  tagged: 'instance tagged with the case',
+  attributes: 'termination and stop protection, shutdown behaviour stop',
+  volumes: 'EBS volumes kept on termination',
+  autoScaling: 'out of its Auto Scaling group',
+  balancers: 'out of its load balancers',
+} as const;
+
 /**
  * Protects the instance and its evidence before isolation makes it fail health checks: tags it with
  * the case, turns on termination and stop protection, makes an OS shutdown stop rather than terminate
  * it, keeps every EBS volume on termination, takes it out of its Auto Scaling group (standby or detach)
- * and out of every load balancer. Each original value is saved on the case before it is changed.
+ * and, given Triage's picture, out of every load balancer in it.
+ *
+ * It runs on the containment path, beside isolation, so its AWS calls go in as few rounds as their
+ * dependencies allow: every read at once; the earlier case's record and the group's capacity, when
+ * needed; one save of every original on the case; then every change at once, each only after the save
+ * that records its original. Termination and stop protection, the shutdown behaviour and the volumes
+ * are granted only on an instance that carries a case (resources/roles/protect-instance.yml): on an
+ * instance that carries none yet, they wait for the case tag, and the save goes out at once, with the
+ * group's capacity saved once more beside the tagging. Four rounds at most; three for an instance
+ * already tagged, in no Auto Scaling group, with no earlier case to read.
  */
 export async function protectInstance(input: ProtectInput, deps: ProtectDeps): Promise<ProtectResult> {
   const c = input.case;
-  const picture = input.triage.instance;
-  const { ec2, recorder } = deps;
-  const record = await deps.cases.get(c.caseId);
-  const own = changesOf(record, changeKeys.protect, protectChangesSchema);
+  const balancers = input.triage?.instance;
+  const { ec2, autoscaling, recorder } = deps;
   const unavailable: ProtectResult['unavailable'] = [];
   const steps = progress('Protection', [
-    'instance read',
-    'instance tagged with the case',
-    'termination and stop protection, shutdown behaviour stop',
-    'EBS volumes kept on termination',
-    'out of its Auto Scaling group',
-    'out of its load balancers',
+    phases.read,
+    phases.tagged,
+    phases.attributes,
+    phases.volumes,
+    phases.autoScaling,
+    ...(balancers ? [phases.balancers] : []),
   ]);
+  // Timeline notes order nothing: each is written on its own and awaited once, when the step reports.
+  const notes: Promise<void>[] = [];
+  const note = (...args: Parameters<Recorder['note']>) => {
+    const written = recorder.note(...args);
+    written.catch(() => {
+      // Awaited below, where its failure is reported; marked handled now so it is never lost.
+    });
+    notes.push(written);
+  };
 
-  const instance = await steps.phase('instance read', async () => {
-    const found = await readInstance(ec2, c.instanceId);
-    if (!found || found.State?.Name === 'terminated' || found.State?.Name === 'shutting-down') {
-      throw new InstanceNotFoundError(`${c.instanceId} is gone or terminating: nothing left to protect`);
-    }
-    return found;
-  });
-  const tagOf = (key: string) => instance.Tags?.find((t) => t.Key === key)?.Value ?? null;
-
-  // The case named on the instance, if it is not this one and was never released, contained the
-  // instance before: what the instance shows now is its work, and its record holds the originals.
-  let changes: ProtectChanges;
-  if (own) {
-    changes = own;
-  } else {
+  try {
+    const { live, earlier, groupRead } = await steps.phase(phases.read, async () => {
+      const live = await readEverything(deps, c.instanceId, c.caseId);
+      const heldBy = live.instance.Tags?.find((t) => t.Key === tagKeys.caseId)?.Value;
+      const own = changesOf(live.record, changeKeys.protect, protectChangesSchema);
+      // The second round: the case named on the instance, when it is not this one and this case has
+      // no record yet; and the group's capacity, when the instance is in service in one.
+      const member = live.member;
+      const groupRead =
+        member?.AutoScalingGroupName && member.LifecycleState === 'InService'
+          ? describeGroup(autoscaling, member.AutoScalingGroupName)
+          : undefined;
+      groupRead?.catch(() => {
+        // Awaited where the group is left, which reports its failure.
+      });
+      if (own || !heldBy || heldBy === c.caseId) return { live, earlier: undefined, groupRead };
+      const [previous] = await Promise.allSettled([deps.cases.get(heldBy), groupRead]);
+      if (previous.status === 'rejected') throw previous.reason;
+      // The case named on the instance, if it was never released, contained the instance before:
+      // what the instance shows now is its work, and its record holds the originals.
+      const unreleased = previous.value && previous.value.status !== 'released' ? previous.value : undefined;
+      return { live, earlier: unreleased, groupRead };
+    });
+    const { instance, member } = live;
+    const tagOf = (key: string) => instance.Tags?.find((t) => t.Key === key)?.Value ?? null;
     const heldBy = tagOf(tagKeys.caseId);
-    const previous = heldBy && heldBy !== c.caseId ? await deps.cases.get(heldBy) : undefined;
-    const earlier = previous && previous.status !== 'released' ? previous : undefined;
-    const inherited = changesOf(earlier, changeKeys.protect, protectChangesSchema);
-    changes = {
-      ...(earlier ? { previousCaseId: earlier.caseId } : {}),
-      tags: inherited?.tags ?? [],
-      attributes: inherited?.attributes ?? [],
-      volumes: inherited?.volumes ?? [],
-      ...(inherited?.autoScaling ? { autoScaling: inherited.autoScaling } : {}),
-      targetGroups: inherited?.targetGroups ?? [],
-      classicLoadBalancers: inherited?.classicLoadBalancers ?? [],
-    };
+    // Any case tag, this case's or an earlier one's, is what the protection attributes are granted on.
+    const caseTagged = heldBy !== null;
+    const changes = changesOf(live.record, changeKeys.protect, protectChangesSchema) ?? inherit(earlier);
     if (earlier) {
-      await recorder.note('take over earlier containment', 'info', {
+      note('take over earlier containment', 'info', {
         target: c.instanceId,
         detail: `case ${earlier.caseId} never released this instance; its recorded originals are kept`,
       });
     }
-  }
-  const save = () => deps.cases.saveChanges(c.caseId, changeKeys.protect, changes);
 
-  await steps.phase('instance tagged with the case', async () => {
     for (const key of [tagKeys.caseId, tagKeys.status]) {
       if (!changes.tags.some((t) => t.key === key)) changes.tags.push({ key, original: tagOf(key) });
     }
-    await save();
-    await recorder.run('ec2:CreateTags', c.instanceId, () =>
-      ec2.send(
-        new CreateTagsCommand({
-          Resources: [c.instanceId],
-          Tags: [
-            { Key: tagKeys.caseId, Value: c.caseId },
-            { Key: tagKeys.status, Value: 'protected' },
-          ],
-        }),
-      ),
-    );
-    // The interfaces carry the case too: the isolating role may only modify interfaces so tagged.
-    const interfaces = (instance.NetworkInterfaces ?? []).map((n) => n.NetworkInterfaceId as string);
-    if (interfaces.length) {
-      await recorder.run('ec2:CreateTags', interfaces.join(','), () =>
-        ec2.send(
-          new CreateTagsCommand({ Resources: interfaces, Tags: [{ Key: tagKeys.caseId, Value: c.caseId }] }),
-        ),
-      );
-    }
-  });
-
-  await steps.phase('termination and stop protection, shutdown behaviour stop', async () => {
-    for (const { name, value } of wanted) {
-      const live = await readAttribute(ec2, c.instanceId, name);
-      if (!changes.attributes.some((a) => a.name === name) && live !== undefined) {
-        changes.attributes.push({ name, original: live });
-        await save();
+    wanted.forEach(({ name }, i) => {
+      const value = live.attributes[i];
+      if (!changes.attributes.some((a) => a.name === name) && value !== undefined) {
+        changes.attributes.push({ name, original: value });
       }
-      if (live === value) continue;
-      try {
-        await recorder.run(`ec2:ModifyInstanceAttribute ${name}`, c.instanceId, () =>
-          ec2.send(new ModifyInstanceAttributeCommand(attributeChange(c.instanceId, name, value))),
-        );
-      } catch (error) {
-        // Stop protection does not exist for Spot and instance-store-backed instances: said, not fatal.
-        if (name !== 'disableApiStop' || codeOf(error) !== 'UnsupportedOperation') throw error;
-        const e = describeError(error);
-        unavailable.push({
-          api: 'ec2:ModifyInstanceAttribute DisableApiStop',
-          reason: `${e.name}: ${e.message}`,
-        });
-      }
-    }
-  });
-
-  await steps.phase('EBS volumes kept on termination', async () => {
+    });
     const mappings = (instance.BlockDeviceMappings ?? []).filter((b) => b.Ebs?.VolumeId && b.DeviceName);
     for (const b of mappings) {
       if (changes.volumes.some((v) => v.volumeId === b.Ebs?.VolumeId)) continue;
@@ -187,87 +182,272 @@ export async function protectInstance(input: ProtectInput, deps: ProtectDeps): P
         originalDeleteOnTermination: b.Ebs?.DeleteOnTermination ?? false,
       });
     }
-    await save();
-    const toKeep = mappings.filter((b) => b.Ebs?.DeleteOnTermination !== false);
-    if (toKeep.length) {
-      await recorder.run('ec2:ModifyInstanceAttribute BlockDeviceMappings', c.instanceId, () =>
-        ec2.send(
-          new ModifyInstanceAttributeCommand({
-            InstanceId: c.instanceId,
-            BlockDeviceMappings: toKeep.map((b) => ({
-              DeviceName: b.DeviceName,
-              Ebs: { DeleteOnTermination: false },
-            })),
-          }),
-        ),
-      );
-    }
-  });
-
-  const autoScaling = await steps.phase('out of its Auto Scaling group', () =>
-    leaveAutoScalingGroup(deps, c.instanceId, changes, save),
-  );
-
-  const targets = await steps.phase('out of its load balancers', async () => {
-    for (const t of picture.targetGroups) {
+    for (const t of balancers?.targetGroups ?? []) {
       const same = (r: Target) => r.arn === t.arn && r.id === t.id && r.port === t.port;
       if (!changes.targetGroups.some(same)) changes.targetGroups.push(t);
     }
-    for (const name of picture.classicLoadBalancers) {
+    for (const name of balancers?.classicLoadBalancers ?? []) {
       if (!changes.classicLoadBalancers.includes(name)) changes.classicLoadBalancers.push(name);
     }
-    await save();
-    const results: ProtectResult['targetGroups'] = [];
-    for (const t of picture.targetGroups) {
-      const target = {
-        Id: t.id,
-        ...(t.port ? { Port: t.port } : {}),
-        ...(t.availabilityZone ? { AvailabilityZone: t.availabilityZone } : {}),
-      };
-      try {
-        await recorder.run('elasticloadbalancing:DeregisterTargets', `${t.arn} ${t.id}`, () =>
-          deps.elbv2.send(new DeregisterTargetsCommand({ TargetGroupArn: t.arn, Targets: [target] })),
-        );
-        results.push({ ...t, deregistered: true });
-      } catch (error) {
-        // No longer registered (the Auto Scaling group deregistered it, or an earlier attempt did).
-        if (codeOf(error) !== 'InvalidTargetException' && codeOf(error) !== 'InvalidTarget') throw error;
-        await recorder.note('target already deregistered', 'skipped', { target: `${t.arn} ${t.id}` });
-        results.push({ ...t, deregistered: false });
-      }
-    }
-    for (const name of picture.classicLoadBalancers) {
-      await recorder.run('elasticloadbalancing:DeregisterInstancesFromLoadBalancer', name, () =>
-        deps.elb.send(
-          new DeregisterInstancesFromLoadBalancerCommand({
-            LoadBalancerName: name,
-            Instances: [{ InstanceId: c.instanceId }],
-          }),
-        ),
-      );
-    }
-    return results;
-  });
 
-  for (const u of unavailable) await recorder.note(u.api, 'skipped', { detail: `unavailable: ${u.reason}` });
+    // Saves go one after the other, each with the whole record as it stands when it is sent.
+    let lastSave: Promise<void> = Promise.resolve();
+    const save = () => {
+      const record = structuredClone(changes);
+      lastSave = lastSave.then(() => deps.cases.saveChanges(c.caseId, changeKeys.protect, record));
+      return lastSave;
+    };
+    const recordLeaving = (group: AutoScalingGroup | undefined) => {
+      if (!member?.AutoScalingGroupName) return;
+      const desired = group?.DesiredCapacity ?? 0;
+      const minSize = group?.MinSize ?? 0;
+      changes.autoScaling = {
+        groupName: member.AutoScalingGroupName,
+        mode: deps.config.ASG_MODE,
+        decremented: desired > minSize,
+        desiredBefore: desired,
+        minSize,
+      };
+    };
+
+    // On a tagged instance the changes wait for nothing but the save, which then waits for the group's
+    // capacity: one save. On an untagged one the tag must come first, so the save goes at once and the
+    // capacity follows in a second save, beside the tagging. A group that could not be described
+    // holds back only the leaving of the group.
+    let saved: Promise<void>;
+    let leavingSaved: Promise<void>;
+    if (!groupRead) {
+      saved = save();
+      leavingSaved = saved;
+    } else if (caseTagged) {
+      saved = Promise.allSettled([groupRead]).then(([read]) => {
+        if (read.status === 'fulfilled') recordLeaving(read.value);
+        return save();
+      });
+      leavingSaved = saved;
+    } else {
+      saved = save();
+      leavingSaved = settleAll([saved, groupRead]).then(([, group]) => {
+        recordLeaving(group);
+        return save();
+      });
+    }
+
+    const tagged = saved.then(() => tagWithTheCase(deps, c.caseId, c.instanceId, instance, heldBy));
+    // Granted only on an instance that carries a case: on one that carries none, after the tag.
+    const granted = caseTagged ? saved : tagged;
+    let autoScaling: ProtectResult['autoScaling'];
+    let targets: ProtectResult['targetGroups'] = [];
+
+    await steps.atOnce([
+      [phases.tagged, () => tagged],
+      [
+        phases.attributes,
+        async () => {
+          await granted;
+          await settleAll(
+            wanted.map(({ name, value }, i) =>
+              live.attributes[i] === value
+                ? undefined
+                : setAttribute(deps, c.instanceId, name, value, unavailable),
+            ),
+          );
+        },
+      ],
+      [
+        phases.volumes,
+        async () => {
+          await granted;
+          const toKeep = mappings.filter((b) => b.Ebs?.DeleteOnTermination !== false);
+          if (toKeep.length === 0) return;
+          await recorder.run('ec2:ModifyInstanceAttribute BlockDeviceMappings', c.instanceId, () =>
+            ec2.send(
+              new ModifyInstanceAttributeCommand({
+                InstanceId: c.instanceId,
+                BlockDeviceMappings: toKeep.map((b) => ({
+                  DeviceName: b.DeviceName,
+                  Ebs: { DeleteOnTermination: false },
+                })),
+              }),
+            ),
+          );
+        },
+      ],
+      [
+        phases.autoScaling,
+        async () => {
+          autoScaling = await leaveAutoScalingGroup(deps, c.instanceId, member, changes, {
+            saved: groupRead ? settleAll([leavingSaved, groupRead]) : leavingSaved,
+            note,
+          });
+        },
+      ],
+      ...(balancers
+        ? ([
+            [
+              phases.balancers,
+              async () => {
+                await saved;
+                targets = await leaveLoadBalancers(deps, c.instanceId, balancers, note);
+              },
+            ],
+          ] as const)
+        : []),
+    ]);
+
+    for (const u of unavailable) note(u.api, 'skipped', { detail: `unavailable: ${u.reason}` });
+    await Promise.all(notes);
+    return {
+      instanceId: c.instanceId,
+      ...(changes.previousCaseId ? { previousCaseId: changes.previousCaseId } : {}),
+      attributes: changes.attributes.map((a) => ({
+        name: a.name,
+        original: a.original,
+        now: wanted.find((w) => w.name === a.name)?.value ?? a.original,
+      })),
+      volumes: changes.volumes.map((v) => ({
+        volumeId: v.volumeId,
+        originalDeleteOnTermination: v.originalDeleteOnTermination,
+      })),
+      ...(autoScaling ? { autoScaling } : {}),
+      targetGroups: targets,
+      classicLoadBalancers: balancers?.classicLoadBalancers ?? [],
+      unavailable,
+      done: steps.done,
+    };
+  } finally {
+    // A note still being written when the step fails is waited for, never left to fail unheard.
+    await Promise.allSettled(notes);
+  }
+}
+
+/**
+ * Waits for every call given (undefined: none) and only then fails, with the one failure or, for
+ * several, an AggregateError of them all: no call is still in flight when the step reports.
+ */
+async function settleAll<const T extends readonly unknown[]>(calls: T) {
+  return valuesOf(await Promise.allSettled(calls));
+}
+
+/** The values of settled calls, or the failure (an AggregateError for several) once all have settled. */
+function valuesOf<const T extends readonly PromiseSettledResult<unknown>[]>(
+  settled: T,
+): { -readonly [K in keyof T]: T[K] extends PromiseSettledResult<infer V> ? V : never } {
+  const failures = settled.flatMap((s) => {
+    if (s.status === 'fulfilled') return [];
+    return s.reason instanceof AggregateError ? (s.reason.errors as unknown[]) : [s.reason as unknown];
+  });
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1) throw new AggregateError(failures, 'several calls failed');
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as never;
+}
+
+/**
+ * The first round: the case record, the instance with its tags, volumes and interfaces, the three
+ * attributes Protect sets and the instance's Auto Scaling membership, all at once.
+ */
+async function readEverything(deps: ProtectDeps, instanceId: string, caseId: string) {
+  const { ec2, autoscaling } = deps;
+  const settled = await Promise.allSettled([
+    deps.cases.get(caseId),
+    readInstance(ec2, instanceId),
+    settleAll(wanted.map(({ name }) => readAttribute(ec2, instanceId, name))),
+    autoscaling.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [instanceId] })),
+  ]);
+  // A gone instance is said as such, whatever the other reads made of it.
+  const found = settled[1];
+  if (found.status === 'fulfilled') {
+    const state = found.value?.State?.Name;
+    if (!found.value || state === 'terminated' || state === 'shutting-down') {
+      throw new InstanceNotFoundError(`${instanceId} is gone or terminating: nothing left to protect`);
+    }
+  }
+  const [record, instance, attributes, membership] = valuesOf(settled);
   return {
-    instanceId: c.instanceId,
-    ...(changes.previousCaseId ? { previousCaseId: changes.previousCaseId } : {}),
-    attributes: changes.attributes.map((a) => ({
-      name: a.name,
-      original: a.original,
-      now: wanted.find((w) => w.name === a.name)?.value ?? a.original,
-    })),
-    volumes: changes.volumes.map((v) => ({
-      volumeId: v.volumeId,
-      originalDeleteOnTermination: v.originalDeleteOnTermination,
-    })),
-    ...(autoScaling ? { autoScaling } : {}),
-    targetGroups: targets,
-    classicLoadBalancers: picture.classicLoadBalancers,
-    unavailable,
-    done: steps.done,
+    record,
+    instance: instance as Instance,
+    attributes,
+    member: membership.AutoScalingInstances?.find((i) => i.InstanceId === instanceId),
   };
+}
+
+async function describeGroup(autoscaling: AutoScalingClient, groupName: string) {
+  const out = await autoscaling.send(
+    new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [groupName] }),
+  );
+  return out.AutoScalingGroups?.[0];
+}
+
+/** A fresh record, or the earlier case's originals, which are the instance's true ones. */
+function inherit(earlier: CaseRecord | undefined): ProtectChanges {
+  const inherited = changesOf(earlier, changeKeys.protect, protectChangesSchema);
+  return {
+    ...(earlier ? { previousCaseId: earlier.caseId } : {}),
+    tags: inherited?.tags ?? [],
+    attributes: inherited?.attributes ?? [],
+    volumes: inherited?.volumes ?? [],
+    ...(inherited?.autoScaling ? { autoScaling: inherited.autoScaling } : {}),
+    targetGroups: inherited?.targetGroups ?? [],
+    classicLoadBalancers: inherited?.classicLoadBalancers ?? [],
+  };
+}
+
+/**
+ * Tags the instance with the case, and its interfaces too (the case's own resources are found by it).
+ * The status `protected` goes only on an instance that does not carry this case yet: once it does, its
+ * status is this case's own, and may already say more (`isolated`).
+ */
+async function tagWithTheCase(
+  deps: ProtectDeps,
+  caseId: string,
+  instanceId: string,
+  instance: Instance,
+  heldBy: string | null,
+): Promise<void> {
+  const { ec2, recorder } = deps;
+  const interfaces = (instance.NetworkInterfaces ?? []).map((n) => n.NetworkInterfaceId as string);
+  await settleAll([
+    recorder.run('ec2:CreateTags', instanceId, () =>
+      ec2.send(
+        new CreateTagsCommand({
+          Resources: [instanceId],
+          Tags: [
+            { Key: tagKeys.caseId, Value: caseId },
+            ...(heldBy === caseId ? [] : [{ Key: tagKeys.status, Value: 'protected' }]),
+          ],
+        }),
+      ),
+    ),
+    interfaces.length
+      ? recorder.run('ec2:CreateTags', interfaces.join(','), () =>
+          ec2.send(
+            new CreateTagsCommand({ Resources: interfaces, Tags: [{ Key: tagKeys.caseId, Value: caseId }] }),
+          ),
+        )
+      : undefined,
+  ]);
+}
+
+async function setAttribute(
+  deps: ProtectDeps,
+  instanceId: string,
+  name: InstanceAttribute,
+  value: InstanceAttributeValue,
+  unavailable: ProtectResult['unavailable'],
+): Promise<void> {
+  try {
+    await deps.recorder.run(`ec2:ModifyInstanceAttribute ${name}`, instanceId, () =>
+      deps.ec2.send(new ModifyInstanceAttributeCommand(attributeChange(instanceId, name, value))),
+    );
+  } catch (error) {
+    // Stop protection does not exist for Spot and instance-store-backed instances: said, not fatal.
+    if (name !== 'disableApiStop' || codeOf(error) !== 'UnsupportedOperation') throw error;
+    const e = describeError(error);
+    unavailable.push({
+      api: 'ec2:ModifyInstanceAttribute DisableApiStop',
+      reason: `${e.name}: ${e.message}`,
+    });
+  }
 }
 
 /**
@@ -279,13 +459,15 @@ export async function protectInstance(input: ProtectInput, deps: ProtectDeps): P
 async function leaveAutoScalingGroup(
   deps: ProtectDeps,
   instanceId: string,
+  member: AutoScalingInstanceDetails | undefined,
   changes: ProtectChanges,
-  save: () => Promise<void>,
+  leaving: {
+    /** Settles once the group's capacity is read and saved on the case; fails if either failed. */
+    saved: Promise<unknown>;
+    note: (...args: Parameters<Recorder['note']>) => void;
+  },
 ): Promise<ProtectResult['autoScaling']> {
   const { autoscaling, recorder } = deps;
-  const member = (
-    await autoscaling.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [instanceId] }))
-  ).AutoScalingInstances?.find((i) => i.InstanceId === instanceId);
   const done = changes.autoScaling
     ? { ...changes.autoScaling, replacementLaunched: !changes.autoScaling.decremented }
     : undefined;
@@ -294,7 +476,7 @@ async function leaveAutoScalingGroup(
   const state = member.LifecycleState ?? 'unknown';
   if (outOfService.has(state)) {
     if (!done) {
-      await recorder.note('auto scaling left as found', 'info', {
+      leaving.note('auto scaling left as found', 'info', {
         target: groupName,
         detail: `${instanceId} was already ${state}, not by Cordon: Release will leave it so`,
       });
@@ -306,41 +488,75 @@ async function leaveAutoScalingGroup(
       `${instanceId} is ${state} in its Auto Scaling group and cannot be taken out of service now`,
     );
   }
-  const group = (
-    await autoscaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [groupName] }))
-  ).AutoScalingGroups?.[0];
-  const desired = group?.DesiredCapacity ?? 0;
-  const minSize = group?.MinSize ?? 0;
-  const decrement = desired > minSize;
-  const mode = deps.config.ASG_MODE;
-  changes.autoScaling = { groupName, mode, decremented: decrement, desiredBefore: desired, minSize };
-  await save();
-  if (!decrement) {
-    await recorder.note('auto scaling minimum kept', 'info', {
+  await leaving.saved;
+  const record = changes.autoScaling as NonNullable<ProtectChanges['autoScaling']>;
+  if (!record.decremented) {
+    leaving.note('auto scaling minimum kept', 'info', {
       target: groupName,
-      detail: `desired capacity ${desired} is the group's minimum: it is kept, so the group launches a replacement`,
+      detail: `desired capacity ${record.desiredBefore} is the group's minimum: it is kept, so the group launches a replacement`,
     });
   }
-  if (mode === 'standby') {
+  const request = {
+    AutoScalingGroupName: groupName,
+    InstanceIds: [instanceId],
+    ShouldDecrementDesiredCapacity: record.decremented,
+  };
+  if (record.mode === 'standby') {
     await recorder.run('autoscaling:EnterStandby', groupName, () =>
-      autoscaling.send(
-        new EnterStandbyCommand({
-          AutoScalingGroupName: groupName,
-          InstanceIds: [instanceId],
-          ShouldDecrementDesiredCapacity: decrement,
-        }),
-      ),
+      autoscaling.send(new EnterStandbyCommand(request)),
     );
   } else {
     await recorder.run('autoscaling:DetachInstances', groupName, () =>
-      autoscaling.send(
-        new DetachInstancesCommand({
-          AutoScalingGroupName: groupName,
-          InstanceIds: [instanceId],
-          ShouldDecrementDesiredCapacity: decrement,
-        }),
-      ),
+      autoscaling.send(new DetachInstancesCommand(request)),
     );
   }
-  return { ...changes.autoScaling, replacementLaunched: !decrement };
+  return { ...record, replacementLaunched: !record.decremented };
+}
+
+/**
+ * Deregisters the instance from every target group and Classic Load Balancer in Triage's picture, all
+ * at once. A target no longer registered (the Auto Scaling group took it out, or an earlier attempt
+ * did) is said, not a failure.
+ */
+async function leaveLoadBalancers(
+  deps: ProtectDeps,
+  instanceId: string,
+  balancers: NonNullable<ProtectInput['triage']>['instance'],
+  note: (...args: Parameters<Recorder['note']>) => void,
+): Promise<ProtectResult['targetGroups']> {
+  const { recorder } = deps;
+  const [targets] = await settleAll([
+    settleAll(
+      balancers.targetGroups.map(async (t) => {
+        const target = {
+          Id: t.id,
+          ...(t.port ? { Port: t.port } : {}),
+          ...(t.availabilityZone ? { AvailabilityZone: t.availabilityZone } : {}),
+        };
+        try {
+          await recorder.run('elasticloadbalancing:DeregisterTargets', `${t.arn} ${t.id}`, () =>
+            deps.elbv2.send(new DeregisterTargetsCommand({ TargetGroupArn: t.arn, Targets: [target] })),
+          );
+          return { ...t, deregistered: true };
+        } catch (error) {
+          if (codeOf(error) !== 'InvalidTargetException' && codeOf(error) !== 'InvalidTarget') throw error;
+          note('target already deregistered', 'skipped', { target: `${t.arn} ${t.id}` });
+          return { ...t, deregistered: false };
+        }
+      }),
+    ),
+    settleAll(
+      balancers.classicLoadBalancers.map((name) =>
+        recorder.run('elasticloadbalancing:DeregisterInstancesFromLoadBalancer', name, () =>
+          deps.elb.send(
+            new DeregisterInstancesFromLoadBalancerCommand({
+              LoadBalancerName: name,
+              Instances: [{ InstanceId: instanceId }],
+            }),
+          ),
+        ),
+      ),
+    ),
+  ]);
+  return (targets ?? []).filter((t) => t !== undefined);
 }
