@@ -331,18 +331,32 @@ export function changesOf<S extends z.ZodType>(
 }
 
 /**
- * The earlier case whose containment this case takes over: the one named on the instance before
- * Protect re-tagged it (saved by Protect), provided it was never released. Its recorded originals are
- * the instance's true originals; what the instance shows now is Cordon's own work.
+ * The earlier case whose containment this case takes over, provided it was never released: the one
+ * named on the instance before Protect re-tagged it (saved by Protect), or else the latest earlier case
+ * of the same instance that recorded containment changes (`recent`: the instance's cases, newest first,
+ * as `CaseStore.byInstance` lists them). The second is what Isolate and Revoke go by when they run
+ * beside Protect and read the case before Protect has saved. Its recorded originals are the instance's
+ * true originals; what the instance shows now is Cordon's own work.
  */
 export async function previousContainment(
   cases: Pick<CaseStore, 'get'>,
-  own: Pick<CaseRecord, 'changes'> | undefined,
+  own: (Pick<CaseRecord, 'changes'> & Partial<Pick<CaseRecord, 'caseId' | 'openedAt'>>) | undefined,
+  recent: readonly CaseRecord[] = [],
 ): Promise<CaseRecord | undefined> {
   const previousCaseId = changesOf(own, changeKeys.protect, protectChangesSchema)?.previousCaseId;
-  if (!previousCaseId) return undefined;
-  const previous = await cases.get(previousCaseId);
-  return previous && previous.status !== 'released' ? previous : undefined;
+  if (previousCaseId) {
+    const previous = await cases.get(previousCaseId);
+    return previous && previous.status !== 'released' ? previous : undefined;
+  }
+  const contained = (r: CaseRecord) =>
+    [changeKeys.protect, changeKeys.isolate, changeKeys.revoke].some((k) => r.changes?.[k] !== undefined);
+  const earlier = recent.find(
+    (r) =>
+      r.caseId !== own?.caseId &&
+      (own?.openedAt === undefined || r.openedAt < own.openedAt) &&
+      contained(r),
+  );
+  return earlier && earlier.status !== 'released' ? earlier : undefined;
 }
 
 /** The Cordon groups' names in a VPC: one pair per stage, shared by every case in that VPC. */

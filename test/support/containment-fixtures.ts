@@ -5,6 +5,7 @@
  * addresses, network ACLs, instance attributes, profile associations) for a step run twice to see
  * what its first run left, which is what the retry tests are about.
  */
+
 import {
   AssociateAddressCommand,
   AuthorizeSecurityGroupEgressCommand,
@@ -39,6 +40,7 @@ import type { Case } from '../../functions/core/case.js';
 import {
   type CaseRecord,
   type CaseStatus,
+  instanceKey,
   Recorder,
   type TimelineEvent,
 } from '../../functions/core/cases.js';
@@ -112,6 +114,14 @@ export class MemoryCases {
   readonly records = new Map<string, CaseRecord>();
   readonly events: StoredEvent[] = [];
   readonly unlocked: string[] = [];
+
+  /** The instance's cases, newest first, as the byInstance index lists them. */
+  async byInstance(key: string): Promise<CaseRecord[]> {
+    return [...this.records.values()]
+      .filter((r) => instanceKey(r) === key)
+      .sort((a, b) => b.openedAt.localeCompare(a.openedAt))
+      .map((r) => structuredClone(r));
+  }
 
   add(c: Case, status: CaseStatus = 'open', changes?: Record<string, unknown>): void {
     this.records.set(c.caseId, {

@@ -20,7 +20,7 @@ import {
   type SecurityGroup,
 } from '@aws-sdk/client-ec2';
 import { tagKeys } from '../../core/case.js';
-import type { CaseStore, Recorder } from '../../core/cases.js';
+import { type CaseStore, instanceKey, type Recorder } from '../../core/cases.js';
 import type { Config } from '../../core/config.js';
 import {
   type ContainInput,
@@ -61,7 +61,7 @@ export type IsolateInput = ContainInput;
 export interface IsolateDeps {
   ec2: EC2Client;
   recorder: Recorder;
-  cases: Pick<CaseStore, 'get' | 'saveChanges'>;
+  cases: Pick<CaseStore, 'get' | 'saveChanges' | 'byInstance'>;
   config: Pick<
     Config,
     'CORDON_STAGE' | 'FORENSIC_CIDR' | 'CONNTRACK_WAIT_SECONDS' | 'BLOCK_REMOTE_IPS' | 'NACL_RULE_QUOTA'
@@ -215,8 +215,9 @@ async function startRun(input: IsolateInput, deps: IsolateDeps): Promise<Isolati
   const { ec2 } = deps;
   const unavailable: IsolateResult['unavailable'] = [];
   const vpcId = input.triage.instance.vpcId;
-  const [record, interfaces, prefixLists, groups, addresses, ipv6] = await Promise.all([
+  const [record, recent, interfaces, prefixLists, groups, addresses, ipv6] = await Promise.all([
     deps.cases.get(c.caseId),
+    deps.cases.byInstance(instanceKey(c)),
     attachedInterfaces(ec2, c.instanceId),
     s3PrefixLists(ec2, input.triage.instance.vpcEndpoints, c.region, unavailable),
     vpcId ? cordonGroups(ec2, [vpcId], deps.config.CORDON_STAGE) : [],
@@ -231,7 +232,7 @@ async function startRun(input: IsolateInput, deps: IsolateDeps): Promise<Isolati
     ? [...groups, ...(await cordonGroups(ec2, others, deps.config.CORDON_STAGE))]
     : groups;
   const own = changesOf(record, changeKeys.isolate, isolateChangesSchema);
-  const previous = await previousContainment(deps.cases, record);
+  const previous = await previousContainment(deps.cases, record ?? { caseId: c.caseId, openedAt: c.openedAt }, recent);
   const inherited = changesOf(previous, changeKeys.isolate, isolateChangesSchema);
   const changes: IsolateChanges = own ?? {
     ...(previous ? { previousCaseId: previous.caseId } : {}),

@@ -295,6 +295,8 @@ describe('isolateInstance', () => {
       const d = deps();
       const gated = {
         get: (id: string) => (fake.gate?.('GetItem', id) ?? Promise.resolve()).then(() => cases.get(id)),
+        byInstance: (key: string) =>
+          (fake.gate?.('Query', key) ?? Promise.resolve()).then(() => cases.byInstance(key)),
         saveChanges: (...a: Parameters<IsolateDeps['cases']['saveChanges']>) =>
           (fake.gate?.('UpdateItem', a) ?? Promise.resolve()).then(() => cases.saveChanges(...a)),
       };
@@ -553,6 +555,52 @@ describe('isolateInstance', () => {
       [adminGroup],
     ]);
     expect(result.elasticIps).toEqual([{ allocationId: allocation, publicIp: '203.0.113.9' }]);
+  });
+
+  it('takes over an earlier unreleased case by the instance itself when Protect, running beside it, has not saved yet', async () => {
+    const earlier = containCase({
+      caseId: '20261127T100000Z-i-0123456789abcdef0-0001',
+      openedAt: '2026-11-27T10:00:00.000Z',
+    });
+    cases.add(earlier);
+    await isolateInstance(
+      { case: earlier, triage: picture() },
+      { ...deps(), recorder: cases.recorder(earlier.caseId, 'isolate-instance') },
+    );
+    // This case's record holds nothing of Protect's yet: no previousCaseId to go by.
+    cases.add(c, 'open');
+    const isolatedPicture = picture({
+      enis: picture().instance.enis.map((e) => ({ ...e, groups: [] })),
+    });
+
+    const result = await isolateInstance({ case: c, triage: isolatedPicture }, deps());
+
+    expect(result.enis.map((e) => e.originalGroups)).toEqual([
+      [appGroup],
+      [appGroup, adminGroup],
+      [adminGroup],
+    ]);
+    expect(result.warnings).toEqual([]);
+  });
+
+  it('does not take over a released earlier case', async () => {
+    const earlier = containCase({
+      caseId: '20261127T100000Z-i-0123456789abcdef0-0001',
+      openedAt: '2026-11-27T10:00:00.000Z',
+    });
+    cases.add(earlier);
+    await isolateInstance(
+      { case: earlier, triage: picture() },
+      { ...deps(), recorder: cases.recorder(earlier.caseId, 'isolate-instance') },
+    );
+    const released = cases.records.get(earlier.caseId);
+    if (released) released.status = 'released';
+    cases.add(c, 'open');
+
+    const result = await isolateInstance({ case: c, triage: picture({ enis: [] }) }, deps());
+
+    // The interfaces hold only Cordon's groups and no live record names their own.
+    expect(result.enis.map((e) => e.originalGroups)).toEqual([null, null, null]);
   });
 
   it('picks up after a throttled isolation call without re-recording Cordon’s groups as the originals', async () => {
