@@ -349,11 +349,25 @@ export const longestRoleSessionMs = 12 * 3_600_000;
 export type Sleep = (ms: number) => Promise<void>;
 export const sleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** One change of several made at once (`Progress.together`): its phase, and what it changes within it. */
+export interface Change {
+  label: string;
+  /** Which of the phase's changes this is (a role and policy), when a phase makes several. */
+  target?: string;
+  work: () => Promise<unknown>;
+}
+
 /** What a failed step reports: the phase it stopped in, what it had applied and what it had not. */
 export interface Progress {
   readonly done: string[];
   /** Runs one phase; if it throws, the error becomes a named error that says what was and was not done. */
   phase<T>(label: string, work: () => Promise<T>): Promise<T>;
+  /**
+   * Makes several changes at once and waits for every one of them to settle, so that nothing is still
+   * in flight when the step reports. A phase is done when all its changes are. If any failed, throws
+   * one named error that lists every failed change with its error, and what was and was not applied.
+   */
+  together(changes: readonly Change[]): Promise<void>;
 }
 
 type ForGood = new (message: string, options?: ErrorOptions) => CordonError;
@@ -377,6 +391,34 @@ export function isTransient(error: unknown): boolean {
 }
 
 /**
+ * Waits for every call to settle, then returns their results or throws: a transient failure first (the
+ * retry it earns may clear the others too), else the first. A call that fails never leaves the others
+ * still running when the step goes on or reports.
+ */
+export async function settledAll<T extends readonly unknown[] | []>(
+  calls: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(calls);
+  const failed = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
+  if (failed.length) throw failed.find(isTransient) ?? failed[0];
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as {
+    -readonly [K in keyof T]: Awaited<T[K]>;
+  };
+}
+
+/**
+ * The class a phase's failure is reported under: throttling and transient AWS failures keep their
+ * retryable name, any other AWS failure is `forGood`, and Cordon's own named errors keep theirs.
+ */
+function reportedAs(error: unknown, forGood: ForGood): ForGood {
+  const e = normaliseError(error);
+  if (e instanceof AwsThrottlingError) return AwsThrottlingError;
+  if (e instanceof AwsServiceError && isTransient(error)) return AwsServiceError;
+  if (e instanceof AwsServiceError || e.name === 'AwsAccessDeniedError') return forGood;
+  return e.constructor as ForGood;
+}
+
+/**
  * Tracks a step's phases so that a failure says what was applied and what was not. Errors the ASL
  * retries (throttling, AWS 5xx) keep their name, so the retry still happens, with the progress added
  * to the message; anything else becomes `forGood` (ContainmentError, RevocationError…) unless it is
@@ -384,14 +426,20 @@ export function isTransient(error: unknown): boolean {
  */
 export function progress(step: string, planned: string[], forGood: ForGood = ContainmentError): Progress {
   const done: string[] = [];
-  const describe = (current: string, e: CordonError) => {
-    const pending = planned.filter((p) => !done.includes(p) && p !== current);
+  /** `failed`: what failed, each with the phase it belongs to; the phases planned after it follow. */
+  const report = (stoppedAt: string, failed: { phase: string; what: string }[], applied: string[]) => {
+    const pending = planned.filter((p) => !done.includes(p) && !failed.some((f) => f.phase === p));
     return oneLine(
-      `${step} stopped at "${current}": ${e.name}: ${e.message}. ` +
-        `Applied: ${done.length ? done.join('; ') : 'nothing'}. ` +
-        `Not applied: ${[current, ...pending].join('; ')}.`,
+      `${step} stopped at ${stoppedAt}. ` +
+        `Applied: ${applied.length ? applied.join('; ') : 'nothing'}. ` +
+        `Not applied: ${[...failed.map((f) => f.what), ...pending].join('; ')}.`,
       1800,
     );
+  };
+  const named = (Named: ForGood, message: string, cause: unknown): CordonError => {
+    const error = new Named(message, { cause });
+    Object.defineProperty(error, 'progressed', { value: true });
+    return error;
   };
   return {
     done,
@@ -403,17 +451,41 @@ export function progress(step: string, planned: string[], forGood: ForGood = Con
       } catch (error) {
         if (error instanceof CordonError && (error as { progressed?: boolean }).progressed) throw error;
         const e = normaliseError(error);
-        const message = describe(label, e);
-        let named: CordonError;
-        if (e instanceof AwsThrottlingError) named = new AwsThrottlingError(message, { cause: error });
-        else if (e instanceof AwsServiceError && isTransient(error)) {
-          named = new AwsServiceError(message, { cause: error });
-        } else if (e instanceof AwsServiceError || e.name === 'AwsAccessDeniedError') {
-          named = new forGood(message, { cause: error });
-        } else named = new (e.constructor as ForGood)(message, { cause: error });
-        Object.defineProperty(named, 'progressed', { value: true });
-        throw named;
+        const message = report(`"${label}": ${e.name}: ${e.message}`, [{ phase: label, what: label }], done);
+        throw named(reportedAs(error, forGood), message, error);
       }
+    },
+    async together(changes) {
+      // Started inside the promise chain, so that one that throws at once still lets the others run.
+      const settled = await Promise.allSettled(changes.map((ch) => Promise.resolve().then(ch.work)));
+      const failed = changes.flatMap((ch, i) => {
+        const s = settled[i];
+        return s?.status === 'rejected' ? [{ ch, error: s.reason as unknown }] : [];
+      });
+      const failedPhases = new Set(failed.map((f) => f.ch.label));
+      const partly = changes.filter(
+        (ch, i) => failedPhases.has(ch.label) && settled[i]?.status === 'fulfilled',
+      );
+      for (const label of new Set(changes.map((ch) => ch.label))) {
+        if (!failedPhases.has(label)) done.push(label);
+      }
+      if (!failed.length) return;
+      const which = (ch: Change) => (ch.target ? `${ch.label} (${ch.target})` : ch.label);
+      const stoppedAt = failed
+        .map(({ ch, error }) => {
+          const e = normaliseError(error);
+          return `"${which(ch)}": ${e.name}: ${e.message}`;
+        })
+        .join('; ');
+      const message = report(
+        stoppedAt,
+        failed.map(({ ch }) => ({ phase: ch.label, what: which(ch) })),
+        [...done, ...partly.map(which)],
+      );
+      // One name for all: a retryable one when any failure may pass (the retry re-applies the rest
+      // too), else the first failure's.
+      const first = failed.find(({ error }) => isTransient(error)) ?? failed[0];
+      throw named(reportedAs(first?.error, forGood), message, first?.error);
     },
   };
 }

@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import { progress, settledAll } from '../../../functions/core/containment.js';
+import { AwsThrottlingError, RevocationError } from '../../../functions/core/errors.js';
+import { awsError } from '../../support/containment-fixtures.js';
+
+const later = <T>(ms: number, value: T, fail = false) =>
+  new Promise<T>((resolve, reject) => setTimeout(() => (fail ? reject(value) : resolve(value)), ms));
+
+describe('settledAll', () => {
+  it('returns every result, in order', async () => {
+    await expect(settledAll([later(5, 'a'), Promise.resolve(2), undefined])).resolves.toEqual([
+      'a',
+      2,
+      undefined,
+    ]);
+  });
+
+  it('throws only once every call has settled, a transient failure before one for good', async () => {
+    let slowDone = false;
+    const slow = later(20, 'slow').then((v) => {
+      slowDone = true;
+      return v;
+    });
+    const forGood = awsError('InvalidParameterValue');
+    const throttled = awsError('Throttling');
+
+    const error = await settledAll([Promise.reject(forGood), slow, later(5, throttled, true)]).catch(
+      (e: unknown) => e,
+    );
+
+    expect(slowDone).toBe(true);
+    expect(error).toBe(throttled);
+  });
+});
+
+describe('progress().together', () => {
+  const planned = ['read', 'deny', 'swap', 'imdsv2', 'event'];
+
+  it('marks every phase done when all its changes are', async () => {
+    const steps = progress('Revocation', planned, RevocationError);
+
+    await steps.together([
+      { label: 'deny', target: 'a', work: async () => {} },
+      { label: 'deny', target: 'b', work: async () => {} },
+      { label: 'swap', work: async () => {} },
+    ]);
+
+    expect(steps.done).toEqual(['deny', 'swap']);
+  });
+
+  it('names every failed change, what was applied (in part too) and what was not, after all have settled', async () => {
+    const steps = progress('Revocation', planned, RevocationError);
+    await steps.phase('read', async () => {});
+    let swapDone = false;
+
+    const error = await steps
+      .together([
+        { label: 'deny', target: 'a', work: async () => {} },
+        {
+          label: 'deny',
+          target: 'b',
+          work: async () => {
+            throw awsError('LimitExceeded', 409);
+          },
+        },
+        {
+          label: 'swap',
+          work: async () => {
+            await later(10, undefined);
+            swapDone = true;
+          },
+        },
+        {
+          label: 'imdsv2',
+          work: () => {
+            // Throws before returning a promise: the others still run.
+            throw awsError('UnauthorizedOperation', 403);
+          },
+        },
+      ])
+      .catch((e: unknown) => e);
+
+    expect(swapDone).toBe(true);
+    expect(error).toBeInstanceOf(RevocationError);
+    expect((error as Error).message).toBe(
+      'Revocation stopped at "deny (b)": AwsServiceError: LimitExceeded: LimitExceeded (test); "imdsv2": AwsAccessDeniedError: UnauthorizedOperation: UnauthorizedOperation (test). ' +
+        'Applied: read; swap; deny (a). Not applied: deny (b); imdsv2; event.',
+    );
+    expect(steps.done).toEqual(['read', 'swap']);
+  });
+
+  it('keeps a retryable name when any failed change may pass on a retry', async () => {
+    const steps = progress('Revocation', planned, RevocationError);
+
+    const error = await steps
+      .together([
+        { label: 'deny', work: () => Promise.reject(awsError('InvalidParameterValue')) },
+        { label: 'swap', work: () => Promise.reject(awsError('RequestLimitExceeded', 503)) },
+      ])
+      .catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(AwsThrottlingError);
+  });
+});
