@@ -27,7 +27,12 @@ import {
   RegisterTargetsCommand,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import { DeleteRolePolicyCommand, IAMClient, PutRolePolicyCommand } from '@aws-sdk/client-iam';
+import {
+  DeleteRolePolicyCommand,
+  GetInstanceProfileCommand,
+  IAMClient,
+  PutRolePolicyCommand,
+} from '@aws-sdk/client-iam';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -58,6 +63,7 @@ import {
   eni,
   FakeEc2,
   instanceArn,
+  instanceProfileAnswer,
   MemoryCases,
   picture,
   quarantineProfile,
@@ -133,7 +139,7 @@ async function contain(status: CaseStatus = 'contained'): Promise<void> {
     },
   );
   await revokeCredentials(
-    { case: c, triage },
+    { case: c },
     {
       ...common,
       recorder: cases.recorder(c.caseId, 'revoke-credentials'),
@@ -175,6 +181,7 @@ beforeEach(() => {
   asgState = 'InService';
   iamMock.on(PutRolePolicyCommand).resolves({});
   iamMock.on(DeleteRolePolicyCommand).resolves({});
+  iamMock.on(GetInstanceProfileCommand).resolves(instanceProfileAnswer());
   asMock.on(DescribeAutoScalingInstancesCommand).callsFake(async () => ({
     AutoScalingInstances: [
       {
