@@ -426,14 +426,12 @@ function reportedAs(error: unknown, forGood: ForGood): ForGood {
  */
 export function progress(step: string, planned: string[], forGood: ForGood = ContainmentError): Progress {
   const done: string[] = [];
-  /** `failed`: what failed, each with the phase it belongs to; the phases planned after it follow. */
-  const report = (stoppedAt: string, failed: { phase: string; what: string }[], applied: string[]) => {
+  /** What was and was not applied; `failed` is what failed, each with the phase it belongs to. */
+  const account = (failed: { phase: string; what: string }[], applied: string[]) => {
     const pending = planned.filter((p) => !done.includes(p) && !failed.some((f) => f.phase === p));
-    return oneLine(
-      `${step} stopped at ${stoppedAt}. ` +
-        `Applied: ${applied.length ? applied.join('; ') : 'nothing'}. ` +
-        `Not applied: ${[...failed.map((f) => f.what), ...pending].join('; ')}.`,
-      1800,
+    return (
+      `Applied: ${applied.length ? applied.join('; ') : 'nothing'}. ` +
+      `Not applied: ${[...failed.map((f) => f.what), ...pending].join('; ')}.`
     );
   };
   const named = (Named: ForGood, message: string, cause: unknown): CordonError => {
@@ -451,7 +449,11 @@ export function progress(step: string, planned: string[], forGood: ForGood = Con
       } catch (error) {
         if (error instanceof CordonError && (error as { progressed?: boolean }).progressed) throw error;
         const e = normaliseError(error);
-        const message = report(`"${label}": ${e.name}: ${e.message}`, [{ phase: label, what: label }], done);
+        const message = oneLine(
+          `${step} stopped at "${label}": ${e.name}: ${e.message}. ` +
+            account([{ phase: label, what: label }], done),
+          1800,
+        );
         throw named(reportedAs(error, forGood), message, error);
       }
     },
@@ -471,16 +473,22 @@ export function progress(step: string, planned: string[], forGood: ForGood = Con
       }
       if (!failed.length) return;
       const which = (ch: Change) => (ch.target ? `${ch.label} (${ch.target})` : ch.label);
-      const stoppedAt = failed
-        .map(({ ch, error }) => {
-          const e = normaliseError(error);
-          return `"${which(ch)}": ${e.name}: ${e.message}`;
-        })
-        .join('; ');
-      const message = report(
-        stoppedAt,
-        failed.map(({ ch }) => ({ phase: ch.label, what: which(ch) })),
-        [...done, ...partly.map(which)],
+      // What was and was not applied first, each error after: a message cut short for a notification
+      // keeps the account whole.
+      // Changes that failed alike (both denies on a full role) share one line.
+      const errors = new Map<string, string[]>();
+      for (const { ch, error } of failed) {
+        const e = normaliseError(error);
+        const why = `${e.name}: ${oneLine(e.message, 400)}`;
+        errors.set(why, [...(errors.get(why) ?? []), `"${which(ch)}"`]);
+      }
+      const message = oneLine(
+        `${step} stopped at ${failed.map(({ ch }) => `"${which(ch)}"`).join(', ')}. ` +
+          `${account(
+            failed.map(({ ch }) => ({ phase: ch.label, what: which(ch) })),
+            [...done, ...partly.map(which)],
+          )} ${[...errors].map(([why, what]) => `${what.join(', ')}: ${why}`).join('; ')}.`,
+        1800,
       );
       // One name for all: a retryable one when any failure may pass (the retry re-applies the rest
       // too), else the first failure's.

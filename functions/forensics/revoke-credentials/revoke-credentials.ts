@@ -148,10 +148,18 @@ export async function revokeCredentials(input: RevokeInput, deps: RevokeDeps): P
   const instanceArn = instanceArnOf(c);
   const documents = denyPolicies(changes.scope, instanceArn, changes.cutoff);
   const until = new Date(Date.parse(changes.cutoff) + longestRoleSessionMs).toISOString();
+  // Each deny named, in a failure, by its role and (for the second) what it denies: the policy names
+  // carry the case id, which the notification already says.
   const denies = roleNames.flatMap((roleName) => [
-    { roleName, policyName: denyPolicyName(c.caseId), document: documents.containment },
     {
       roleName,
+      target: roleName,
+      policyName: denyPolicyName(c.caseId),
+      document: documents.containment,
+    },
+    {
+      roleName,
+      target: `${roleName}, sessions issued before ${changes.cutoff}`,
       policyName: issuedBeforeDenyPolicyName(c.caseId),
       document: documents.issuedBefore,
       until,
@@ -182,9 +190,9 @@ export async function revokeCredentials(input: RevokeInput, deps: RevokeDeps): P
       ? "the instance already holds Cordon's quarantine profile, and no case records a profile of its own"
       : 'its instance profile has no role';
   const work: Change[] = [
-    ...denies.map(({ roleName, policyName, document }) => ({
+    ...denies.map(({ roleName, target, policyName, document }) => ({
       label: phases.deny,
-      target: `${roleName}/${policyName}`,
+      target,
       work: () => putDeny({ iam, recorder, now: deps.now }, roleName, policyName, document),
     })),
     ...(denies.length === 0

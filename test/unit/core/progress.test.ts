@@ -83,10 +83,27 @@ describe('progress().together', () => {
     expect(swapDone).toBe(true);
     expect(error).toBeInstanceOf(RevocationError);
     expect((error as Error).message).toBe(
-      'Revocation stopped at "deny (b)": AwsServiceError: LimitExceeded: LimitExceeded (test); "imdsv2": AwsAccessDeniedError: UnauthorizedOperation: UnauthorizedOperation (test). ' +
-        'Applied: read; swap; deny (a). Not applied: deny (b); imdsv2; event.',
+      'Revocation stopped at "deny (b)", "imdsv2". Applied: read; swap; deny (a). Not applied: deny (b); imdsv2; event. ' +
+        '"deny (b)": AwsServiceError: LimitExceeded: LimitExceeded (test); "imdsv2": AwsAccessDeniedError: UnauthorizedOperation: UnauthorizedOperation (test).',
     );
     expect(steps.done).toEqual(['read', 'swap']);
+  });
+
+  it('says once what several changes failed alike with', async () => {
+    const steps = progress('Revocation', planned, RevocationError);
+    const full = () => Promise.reject(new RevocationError('role-a has no room left'));
+
+    const error = await steps
+      .together([
+        { label: 'deny', target: 'a', work: full },
+        { label: 'deny', target: 'b', work: full },
+      ])
+      .catch((e: unknown) => e);
+
+    expect((error as Error).message).toBe(
+      'Revocation stopped at "deny (a)", "deny (b)". Applied: nothing. Not applied: deny (a); deny (b); read; swap; imdsv2; event. ' +
+        '"deny (a)", "deny (b)": RevocationError: role-a has no room left.',
+    );
   });
 
   it('keeps a retryable name when any failed change may pass on a retry', async () => {

@@ -399,8 +399,12 @@ describe('revokeCredentials', () => {
     expect(message).toContain(
       'Applied: instance read; changes recorded on the case; instance profile replaced by the quarantine profile; IMDSv2 required.',
     );
+    const issuedBefore = `app-role, sessions issued before ${revokedAt}`;
     expect(message).toContain(
-      `Not applied: deny on the role (app-role/${policyName}); deny on the role (app-role/${issuedBeforeName}).`,
+      `Not applied: deny on the role (app-role); deny on the role (${issuedBefore}).`,
+    );
+    expect(message).toContain(
+      `"deny on the role (app-role)", "deny on the role (${issuedBefore})": RevocationError:`,
     );
     expect(iamMock).toHaveReceivedCommandTimes(DeleteRolePolicyCommand, 0);
     // Only Cordon's own policies are ever read, let alone removed.
