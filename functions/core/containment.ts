@@ -352,9 +352,7 @@ export async function previousContainment(
     [changeKeys.protect, changeKeys.isolate, changeKeys.revoke].some((k) => r.changes?.[k] !== undefined);
   const earlier = recent.find(
     (r) =>
-      r.caseId !== own?.caseId &&
-      (own?.openedAt === undefined || r.openedAt < own.openedAt) &&
-      contained(r),
+      r.caseId !== own?.caseId && (own?.openedAt === undefined || r.openedAt < own.openedAt) && contained(r),
   );
   return earlier && earlier.status !== 'released' ? earlier : undefined;
 }
@@ -378,6 +376,14 @@ export const longestRoleSessionMs = 12 * 3_600_000;
 export type Sleep = (ms: number) => Promise<void>;
 export const sleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** One change of several made at once (`Progress.together`): its phase, and what it changes within it. */
+export interface Change {
+  label: string;
+  /** Which of the phase's changes this is (a role and policy), when a phase makes several. */
+  target?: string;
+  work: () => Promise<unknown>;
+}
+
 /** What a failed step reports: the phase it stopped in, what it had applied and what it had not. */
 export interface Progress {
   readonly done: string[];
@@ -387,11 +393,11 @@ export interface Progress {
    */
   phase<T>(label: string, work: () => Promise<T>): Promise<T>;
   /**
-   * Runs phases at once and waits for every one of them, so that no call is still in flight when the
-   * step reports. If any failed, one named error says each phase that failed and why (a phase that
-   * throws an AggregateError failed for each of its errors), what was applied and what was not.
+   * Makes several changes at once and waits for every one of them to settle, so that nothing is still
+   * in flight when the step reports. A phase is done when all its changes are. If any failed, throws
+   * one named error that lists every failed change with its error, and what was and was not applied.
    */
-  atOnce(phases: readonly (readonly [label: string, work: () => Promise<unknown>])[]): Promise<void>;
+  together(changes: readonly Change[]): Promise<void>;
 }
 
 type ForGood = new (message: string, options?: ErrorOptions) => CordonError;
@@ -415,6 +421,34 @@ export function isTransient(error: unknown): boolean {
 }
 
 /**
+ * Waits for every call to settle, then returns their results or throws: a transient failure first (the
+ * retry it earns may clear the others too), else the first. A call that fails never leaves the others
+ * still running when the step goes on or reports.
+ */
+export async function settledAll<T extends readonly unknown[] | []>(
+  calls: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(calls);
+  const failed = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
+  if (failed.length) throw failed.find(isTransient) ?? failed[0];
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as {
+    -readonly [K in keyof T]: Awaited<T[K]>;
+  };
+}
+
+/**
+ * The class a phase's failure is reported under: throttling and transient AWS failures keep their
+ * retryable name, any other AWS failure is `forGood`, and Cordon's own named errors keep theirs.
+ */
+function reportedAs(error: unknown, forGood: ForGood): ForGood {
+  const e = normaliseError(error);
+  if (e instanceof AwsThrottlingError) return AwsThrottlingError;
+  if (e instanceof AwsServiceError && isTransient(error)) return AwsServiceError;
+  if (e instanceof AwsServiceError || e.name === 'AwsAccessDeniedError') return forGood;
+  return e.constructor as ForGood;
+}
+
+/**
  * Tracks a step's phases so that a failure says what was applied and what was not. Errors the ASL
  * retries (throttling, AWS 5xx) keep their name, so the retry still happens, with the progress added
  * to the message; anything else becomes `forGood` (ContainmentError, RevocationError…) unless it is
@@ -422,49 +456,19 @@ export function isTransient(error: unknown): boolean {
  */
 export function progress(step: string, planned: string[], forGood: ForGood = ContainmentError): Progress {
   const done: string[] = [];
-  /** The error the step reports for `failures`, named after the first that fails for good, if any. */
-  const report = (failures: { label: string; error: unknown }[]): CordonError => {
-    const failed = [...new Set(failures.map((f) => f.label))];
-    const pending = planned.filter((p) => !done.includes(p) && !failed.includes(p));
-    const errors = [...new Set(failures.map((f) => f.error))];
-    // Each error said once, after the phases it stopped: one cause often stops several.
-    const stopped = new Map<string, string[]>();
-    for (const f of failures) {
-      const e = normaliseError(f.error);
-      const said = `${e.name}: ${e.message}`;
-      const labels = stopped.get(said) ?? [];
-      if (!labels.includes(f.label)) labels.push(f.label);
-      stopped.set(said, labels);
-    }
-    const why = [...stopped].map(([said, labels]) => `${labels.map((l) => `"${l}"`).join(', ')}: ${said}`);
-    // The reasons are cut short, so that what was and was not applied always fits.
-    const message = oneLine(
-      `${step} stopped at ${oneLine(why.join('; '), 1000)}. ` +
-        `Applied: ${done.length ? done.join('; ') : 'nothing'}. ` +
-        `Not applied: ${[...failed, ...pending].join('; ')}.`,
-      1800,
+  /** What was and was not applied; `failed` is what failed, each with the phase it belongs to. */
+  const account = (failed: { phase: string; what: string }[], applied: string[]) => {
+    const pending = planned.filter((p) => !done.includes(p) && !failed.some((f) => f.phase === p));
+    return (
+      `Applied: ${applied.length ? applied.join('; ') : 'nothing'}. ` +
+      `Not applied: ${[...failed.map((f) => f.what), ...pending].join('; ')}.`
     );
-    // A failure that will not pass on its own names the whole: retrying cannot get past it.
-    const cause = errors.find((x) => !isTransient(x)) ?? errors[0];
-    const e = normaliseError(cause);
-    let named: CordonError;
-    if (e instanceof AwsThrottlingError) named = new AwsThrottlingError(message, { cause });
-    else if (e instanceof AwsServiceError && isTransient(cause)) {
-      named = new AwsServiceError(message, { cause });
-    } else if (e instanceof AwsServiceError || e.name === 'AwsAccessDeniedError') {
-      named = new forGood(message, { cause });
-    } else named = new (e.constructor as ForGood)(message, { cause });
-    Object.defineProperty(named, 'progressed', { value: true });
-    return named;
   };
-  /** A phase that failed several ways (an AggregateError) failed for each of its errors. */
-  const failuresOf = (label: string, error: unknown) =>
-    (error instanceof AggregateError ? (error.errors as unknown[]) : [error]).map((e) => ({
-      label,
-      error: e,
-    }));
-  const progressed = (error: unknown) =>
-    error instanceof CordonError && (error as { progressed?: boolean }).progressed === true;
+  const named = (Named: ForGood, message: string, cause: unknown): CordonError => {
+    const error = new Named(message, { cause });
+    Object.defineProperty(error, 'progressed', { value: true });
+    return error;
+  };
   return {
     done,
     async phase(label, work) {
@@ -472,20 +476,65 @@ export function progress(step: string, planned: string[], forGood: ForGood = Con
         const out = await work();
         done.push(label);
         return out;
-      } catch (error) {
-        if (progressed(error)) throw error;
-        throw report(failuresOf(label, error));
+      } catch (thrown) {
+        if (thrown instanceof CordonError && (thrown as { progressed?: boolean }).progressed) throw thrown;
+        // Several calls of the phase failed (an AggregateError): reported under the one a retry may
+        // clear, else the first.
+        const error =
+          thrown instanceof AggregateError
+            ? ((thrown.errors as unknown[]).find(isTransient) ?? thrown.errors[0])
+            : thrown;
+        const e = normaliseError(error);
+        const message = oneLine(
+          `${step} stopped at "${label}": ${e.name}: ${e.message}. ` +
+            account([{ phase: label, what: label }], done),
+          1800,
+        );
+        throw named(reportedAs(error, forGood), message, error);
       }
     },
-    async atOnce(phases) {
-      const settled = await Promise.allSettled(phases.map(([, work]) => work()));
-      const failures: { label: string; error: unknown }[] = [];
-      settled.forEach((s, i) => {
-        const label = phases[i]?.[0] as string;
-        if (s.status === 'fulfilled') done.push(label);
-        else failures.push(...failuresOf(label, s.reason));
+    async together(changes) {
+      // Started inside the promise chain, so that one that throws at once still lets the others run.
+      const settled = await Promise.allSettled(changes.map((ch) => Promise.resolve().then(ch.work)));
+      // A change that failed several ways (an AggregateError of its calls) failed for each of them.
+      const failed = changes.flatMap((ch, i) => {
+        const s = settled[i];
+        if (s?.status !== 'rejected') return [];
+        const errors = s.reason instanceof AggregateError ? (s.reason.errors as unknown[]) : [s.reason];
+        return errors.map((error) => ({ ch, error }));
       });
-      if (failures.length) throw report(failures);
+      const failedPhases = new Set(failed.map((f) => f.ch.label));
+      const partly = changes.filter(
+        (ch, i) => failedPhases.has(ch.label) && settled[i]?.status === 'fulfilled',
+      );
+      for (const label of new Set(changes.map((ch) => ch.label))) {
+        if (!failedPhases.has(label)) done.push(label);
+      }
+      if (!failed.length) return;
+      const which = (ch: Change) => (ch.target ? `${ch.label} (${ch.target})` : ch.label);
+      // What was and was not applied first, each error after: a message cut short for a notification
+      // keeps the account whole.
+      // Changes that failed alike (both denies on a full role) share one line.
+      const errors = new Map<string, string[]>();
+      for (const { ch, error } of failed) {
+        const e = normaliseError(error);
+        const why = `${e.name}: ${oneLine(e.message, 400)}`;
+        const those = errors.get(why) ?? [];
+        if (!those.includes(`"${which(ch)}"`)) those.push(`"${which(ch)}"`);
+        errors.set(why, those);
+      }
+      const message = oneLine(
+        `${step} stopped at ${[...new Set(failed.map(({ ch }) => `"${which(ch)}"`))].join(', ')}. ` +
+          `${account(
+            [...new Map(failed.map(({ ch }) => [which(ch), { phase: ch.label, what: which(ch) }])).values()],
+            [...done, ...partly.map(which)],
+          )} ${[...errors].map(([why, what]) => `${what.join(', ')}: ${why}`).join('; ')}.`,
+        1800,
+      );
+      // One name for all: a retryable one when any failure may pass (the retry re-applies the rest
+      // too), else the first failure's.
+      const first = failed.find(({ error }) => isTransient(error)) ?? failed[0];
+      throw named(reportedAs(first?.error, forGood), message, first?.error);
     },
   };
 }

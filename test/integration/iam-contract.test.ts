@@ -642,13 +642,15 @@ describe('what no Cordon principal may do', () => {
     expect(Object.fromEntries(Object.entries(trusted).map(([r, fns]) => [r, fns.sort()]))).toEqual(expected);
   });
 
-  it('isolates, revokes and swaps the profile of an instance whose case tag the suspect removed', async () => {
+  it('isolates, revokes, swaps the profile and requires IMDSv2 on an instance whose case tag the suspect removed', async () => {
     // The requests Isolate and Revoke made, decided again as if the suspect had stripped cordon:case-id
-    // from its instance and its interfaces first (which its own role may be allowed to do).
+    // from its instance and its interfaces first (which its own role may be allowed to do), or as if
+    // Protect, running beside them, had not tagged them yet.
     const containing = new Set([
       'ec2:ModifyNetworkInterfaceAttribute',
       'ec2:DisassociateAddress',
       'ec2:ReplaceIamInstanceProfileAssociation',
+      'ec2:ModifyInstanceMetadataOptions',
     ]);
     const stripped = (r: RecordedRequest): RecordedRequest => ({
       ...r,
@@ -683,7 +685,7 @@ describe('what no Cordon principal may do', () => {
     expect(refused).toEqual([]);
   });
 
-  it("still hands an interface no group but Cordon's, and the instance no profile but the quarantine one", async () => {
+  it("still hands an interface no group but Cordon's, the instance no profile but the quarantine one, and never turns IMDSv1 back on", async () => {
     const home = homeModel(stackOf());
     const member = memberModel(home.names, 'dev');
     const account = member.names.account;
@@ -712,6 +714,13 @@ describe('what no Cordon principal may do', () => {
         ec2('instance', 'i-0123456789abcdef0'),
         { 'ec2:NewInstanceProfile': `arn:aws:iam::${account}:instance-profile/admin` },
         'another profile',
+      ],
+      [
+        revoke,
+        'ec2:ModifyInstanceMetadataOptions',
+        ec2('instance', 'i-0123456789abcdef0'),
+        { 'ec2:Attribute/HttpTokens': 'optional' },
+        'IMDSv1 allowed again',
       ],
     ];
     for (const [principal, action, resource, context, what] of asks) {

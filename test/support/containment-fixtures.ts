@@ -75,6 +75,28 @@ export const appProfileArn = `arn:aws:iam::${sampleCase.accountId}:instance-prof
 export const quarantineProfile = 'cordon-quarantine-test';
 export const quarantineProfileArn = `arn:aws:iam::${sampleCase.accountId}:instance-profile/${quarantineProfile}`;
 
+/** IAM's answer to GetInstanceProfile: the profile and its one role. */
+export function instanceProfileAnswer(name = 'app-profile', roleName = 'app-role') {
+  return {
+    InstanceProfile: {
+      Path: '/',
+      InstanceProfileName: name,
+      InstanceProfileId: 'AIPAEXAMPLE',
+      Arn: `arn:aws:iam::${sampleCase.accountId}:instance-profile/${name}`,
+      CreateDate: new Date('2026-01-01T00:00:00Z'),
+      Roles: [
+        {
+          Path: '/',
+          RoleName: roleName,
+          RoleId: 'AROAEXAMPLE',
+          Arn: `arn:aws:iam::${sampleCase.accountId}:role/${roleName}`,
+          CreateDate: new Date('2026-01-01T00:00:00Z'),
+        },
+      ],
+    },
+  };
+}
+
 /** Triage's picture of an instance with three interfaces, one IPv6, SSM and S3 endpoints in its VPC. */
 export function picture(overrides: Partial<TriagePicture['instance']> = {}): TriagePicture {
   return {

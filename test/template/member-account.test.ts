@@ -153,19 +153,39 @@ describe('the member-account roles', () => {
     ]);
   });
 
-  it.each([
-    'ec2:ModifyInstanceAttribute',
-    'ec2:ModifyInstanceMetadataOptions',
-    'ec2:CreateSnapshots',
-    'ssm:SendCommand',
-  ])('may %s only on an instance that carries a case', (action) => {
-    const onInstances = responderAllows(action).filter((s) =>
-      JSON.stringify(s.Resource).includes(':instance/*'),
-    );
+  it.each(['ec2:ModifyInstanceAttribute', 'ec2:CreateSnapshots', 'ssm:SendCommand'])(
+    'may %s only on an instance that carries a case',
+    (action) => {
+      const onInstances = responderAllows(action).filter((s) =>
+        JSON.stringify(s.Resource).includes(':instance/*'),
+      );
 
-    expect(onInstances.length).toBeGreaterThan(0);
-    for (const s of onInstances)
-      expect(s.Condition?.Null).toEqual({ 'aws:ResourceTag/cordon:case-id': 'false' });
+      expect(onInstances.length).toBeGreaterThan(0);
+      for (const s of onInstances)
+        expect(s.Condition?.Null).toEqual({ 'aws:ResourceTag/cordon:case-id': 'false' });
+    },
+  );
+
+  it('requires IMDSv2 on any instance when revoking, never anything else, and changes metadata otherwise only on an instance that carries a case', () => {
+    // Revoke runs beside Protect, which tags the instance, and a suspect may strip the tag: the gate is
+    // on what may be set instead.
+    const revoke = allowsIn(inlineStatements(member, 'RevokeRole'), 'ec2:ModifyInstanceMetadataOptions');
+    expect(revoke).toHaveLength(1);
+    expect(revoke[0]?.Condition).toEqual({ StringEquals: { 'ec2:Attribute/HttpTokens': 'required' } });
+    const others = capabilityRoles
+      .filter((id) => id !== 'RevokeRole')
+      .flatMap((id) => allowsIn(inlineStatements(member, id), 'ec2:ModifyInstanceMetadataOptions'));
+    expect(others.length).toBeGreaterThan(0);
+    for (const s of others) expect(s.Condition?.Null).toEqual({ 'aws:ResourceTag/cordon:case-id': 'false' });
+  });
+
+  it("reads instance profiles, for Revoke the roles of the instance's profile, and writes none", () => {
+    const reads = allowsIn(inlineStatements(member, 'RevokeRole'), 'iam:GetInstanceProfile');
+    expect(reads).toHaveLength(1);
+    expect(reads[0]?.Resource).toEqual(sub('arn:{AWS::Partition}:iam::{AWS::AccountId}:instance-profile/*'));
+    for (const action of ['iam:AddRoleToInstanceProfile', 'iam:RemoveRoleFromInstanceProfile']) {
+      expect(responderAllows(action)).toEqual([]);
+    }
   });
 
   it("isolates and quarantines whatever tags the suspect left: gated on Cordon's groups and profile, not the case tag", () => {

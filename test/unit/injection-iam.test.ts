@@ -45,10 +45,9 @@ import { protectInstance } from '../../functions/forensics/protect-instance/prot
 import { revokeCredentials } from '../../functions/forensics/revoke-credentials/revoke-credentials.js';
 import { snapshotVolumes } from '../../functions/forensics/snapshot-volumes/snapshot-volumes.js';
 import {
-  appProfileArn,
   containCase,
-  ec2Id,
   FakeEc2,
+  instanceProfileAnswer,
   MemoryCases,
   picture,
   quarantineProfile,
@@ -146,13 +145,10 @@ describe('the deny Revoke Credentials puts on the instance role', () => {
     expect(caseSchema.safeParse(c).success, 'printable payloads are valid free text').toBe(true);
     cases.add(c);
     iamMock.on(PutRolePolicyCommand).resolves({});
-    iamMock.on(GetInstanceProfileCommand).resolves({ InstanceProfile: undefined });
-    const triage = picture({
-      instanceProfile: { arn: appProfileArn, associationId: ec2Id('iip-assoc', 1), roleNames: ['app-role'] },
-    });
+    iamMock.on(GetInstanceProfileCommand).resolves(instanceProfileAnswer());
 
     await revokeCredentials(
-      { case: c, triage },
+      { case: c },
       {
         ec2: new EC2Client({ region: 'us-east-1' }),
         iam: new IAMClient({ region: 'us-east-1' }),
@@ -160,7 +156,6 @@ describe('the deny Revoke Credentials puts on the instance role', () => {
         cases,
         config: { REVOKE_SCOPE: 'role', REQUIRE_IMDSV2: true, QUARANTINE_PROFILE_NAME: quarantineProfile },
         now: () => new Date('2026-11-27T20:16:00.000Z'),
-        events: new EventBridgeClient({ region: 'us-east-1' }),
       },
     );
 

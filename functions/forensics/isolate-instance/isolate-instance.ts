@@ -166,16 +166,16 @@ export async function isolateInstance(input: IsolateInput, deps: IsolateDeps): P
   const steps = progress('Isolation', planned);
   const run = await steps.phase(labels.read, () => startRun(input, deps));
   const prepared = prepare(run, denyRemote);
-  await steps.atOnce([
-    [labels.groups, () => prepared.groupsReady],
-    [labels.originals, () => prepared.recorded],
+  await steps.together([
+    { label: labels.groups, work: () => prepared.groupsReady },
+    { label: labels.originals, work: () => prepared.recorded },
   ]);
   await noteIfPlanLosesSsm(run);
-  await steps.atOnce([
-    ...(denyRemote ? [[labels.nacl, () => addRemoteDenies(run)] as const] : []),
-    [labels.eips, () => disassociateElasticIps(run)],
-    [labels.conntrack, () => shortenConntrack(run)],
-    [labels.conversion, () => applyConversionGroup(run)],
+  await steps.together([
+    ...(denyRemote ? [{ label: labels.nacl, work: () => addRemoteDenies(run) }] : []),
+    { label: labels.eips, work: () => disassociateElasticIps(run) },
+    { label: labels.conntrack, work: () => shortenConntrack(run) },
+    { label: labels.conversion, work: () => applyConversionGroup(run) },
   ]);
   await steps.phase(labels.wait, () => waitForConntrack(run));
   await steps.phase(labels.isolation, () => applyIsolationGroup(run));
@@ -232,7 +232,11 @@ async function startRun(input: IsolateInput, deps: IsolateDeps): Promise<Isolati
     ? [...groups, ...(await cordonGroups(ec2, others, deps.config.CORDON_STAGE))]
     : groups;
   const own = changesOf(record, changeKeys.isolate, isolateChangesSchema);
-  const previous = await previousContainment(deps.cases, record ?? { caseId: c.caseId, openedAt: c.openedAt }, recent);
+  const previous = await previousContainment(
+    deps.cases,
+    record ?? { caseId: c.caseId, openedAt: c.openedAt },
+    recent,
+  );
   const inherited = changesOf(previous, changeKeys.isolate, isolateChangesSchema);
   const changes: IsolateChanges = own ?? {
     ...(previous ? { previousCaseId: previous.caseId } : {}),

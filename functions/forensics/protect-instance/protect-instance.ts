@@ -239,11 +239,11 @@ export async function protectInstance(input: ProtectInput, deps: ProtectDeps): P
     let autoScaling: ProtectResult['autoScaling'];
     let targets: ProtectResult['targetGroups'] = [];
 
-    await steps.atOnce([
-      [phases.tagged, () => tagged],
-      [
-        phases.attributes,
-        async () => {
+    await steps.together([
+      { label: phases.tagged, work: () => tagged },
+      {
+        label: phases.attributes,
+        work: async () => {
           await granted;
           await settleAll(
             wanted.map(({ name, value }, i) =>
@@ -253,10 +253,10 @@ export async function protectInstance(input: ProtectInput, deps: ProtectDeps): P
             ),
           );
         },
-      ],
-      [
-        phases.volumes,
-        async () => {
+      },
+      {
+        label: phases.volumes,
+        work: async () => {
           await granted;
           const toKeep = mappings.filter((b) => b.Ebs?.DeleteOnTermination !== false);
           if (toKeep.length === 0) return;
@@ -272,26 +272,26 @@ export async function protectInstance(input: ProtectInput, deps: ProtectDeps): P
             ),
           );
         },
-      ],
-      [
-        phases.autoScaling,
-        async () => {
+      },
+      {
+        label: phases.autoScaling,
+        work: async () => {
           autoScaling = await leaveAutoScalingGroup(deps, c.instanceId, member, changes, {
             saved: groupRead ? settleAll([leavingSaved, groupRead]) : leavingSaved,
             note,
           });
         },
-      ],
+      },
       ...(balancers
-        ? ([
-            [
-              phases.balancers,
-              async () => {
+        ? [
+            {
+              label: phases.balancers,
+              work: async () => {
                 await saved;
                 targets = await leaveLoadBalancers(deps, c.instanceId, balancers, note);
               },
-            ],
-          ] as const)
+            },
+          ]
         : []),
     ]);
 

@@ -21,7 +21,6 @@ export const handler = stepHandler(
       cases: ctx.cases,
       config: ctx.config,
       now: ctx.now,
-      events: ctx.home.events,
     });
   },
 );

@@ -3,33 +3,43 @@ import {
   DescribeInstancesCommand,
   type EC2Client,
   type IamInstanceProfileAssociation,
+  type Instance,
   ModifyInstanceMetadataOptionsCommand,
   ReplaceIamInstanceProfileAssociationCommand,
 } from '@aws-sdk/client-ec2';
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { GetInstanceProfileCommand, type IAMClient } from '@aws-sdk/client-iam';
-import type { CaseStore, Recorder } from '../../core/cases.js';
+import { z } from 'zod';
+import { type Case, caseIdSchema, caseSchema, tagKeys } from '../../core/case.js';
+import type { CaseRecord, CaseStore, Recorder } from '../../core/cases.js';
 import type { Config } from '../../core/config.js';
 import {
-  type ContainInput,
+  type Change,
   changeKeys,
   changesOf,
-  containInputSchema,
   denyPolicyName,
   issuedBeforeDenyPolicyName,
   longestRoleSessionMs,
-  previousContainment,
   progress,
+  protectChangesSchema,
   type RevokeChanges,
   revokeChangesSchema,
   roleNameSchema,
+  settledAll,
 } from '../../core/containment.js';
 import { denyPolicies, instanceArnOf, putDeny } from '../../core/denies.js';
 import { RevocationError } from '../../core/errors.js';
-import { emitCaseEvent } from '../../core/events.js';
 
-export const revokeInputSchema = containInputSchema;
-export type RevokeInput = ContainInput;
+/**
+ * Revoke reads what it changes itself (the live profile association, the profile's roles, the
+ * metadata options), so that it can run as soon as the case is open, beside Protect and Isolate.
+ * Triage's result, which the workflow may still pass, is dropped when the input is parsed.
+ */
+export const revokeInputSchema = z.object({ case: caseSchema });
+export type RevokeInput = z.infer<typeof revokeInputSchema> & {
+  /** Triage's result, where a caller still has it: not read. */
+  triage?: unknown;
+};
 
 export interface RevokeDeps {
   ec2: EC2Client;
@@ -38,12 +48,6 @@ export interface RevokeDeps {
   cases: Pick<CaseStore, 'get' | 'saveChanges'>;
   config: Pick<Config, 'REVOKE_SCOPE' | 'REQUIRE_IMDSV2' | 'QUARANTINE_PROFILE_NAME'>;
   now: () => Date;
-  /**
-   * Where the "contained" event goes: Revoke is the last containment step (it runs only once Isolate
-   * succeeded), so its success is what makes the instance contained. An event that cannot be sent is
-   * recorded and containment stands.
-   */
-  events: EventBridgeClient;
 }
 
 export interface RevokeResult {
@@ -56,132 +60,183 @@ export interface RevokeResult {
   profile: { originalArn?: string; quarantineProfile?: string; replaced: boolean };
   imdsv2: 'required by Cordon' | 'already required' | 'not requested';
   done: string[];
+  /** When the step finished: the end of containment, with Isolate's, for the time-to-containment metric. */
+  finishedAt: string;
 }
 
 const profileName = (arn: string) => arn.split('/').pop() ?? '';
 
+const phases = {
+  read: 'instance read',
+  record: 'changes recorded on the case',
+  deny: 'deny on the role',
+  swap: 'instance profile replaced by the quarantine profile',
+  imdsv2: 'IMDSv2 required',
+} as const;
+
 /**
  * Revokes the credentials the instance holds: an inline deny on its role (this instance's sessions by
- * default, every session issued before now with REVOKE_SCOPE=role), then its instance profile replaced
- * by the quarantine profile, whose role can only keep the SSM agent alive, then IMDSv2 required
- * (REQUIRE_IMDSV2). The original profile and metadata options are saved on the case before they change.
+ * default, every session issued before now with REVOKE_SCOPE=role), its instance profile replaced by
+ * the quarantine profile, whose role can only keep the SSM agent alive, and IMDSv2 required
+ * (REQUIRE_IMDSV2).
+ *
+ * In as few sequential AWS rounds as the record allows: every read at once (the case, the profile
+ * association, the instance), then the profile's roles, then ONE save of what is about to change (the
+ * cutoff, the denies, the original profile and metadata setting: on the case before any change it
+ * describes), then every change at once, then the case event. The changes do not wait on each other:
+ * each is containment on its own, and a failed one (a role too full for the deny) fails the step by
+ * name after the others have landed, listing every change that failed (docs/containment.md).
  */
 export async function revokeCredentials(input: RevokeInput, deps: RevokeDeps): Promise<RevokeResult> {
   const c = input.case;
-  const picture = input.triage.instance;
   const { ec2, iam, recorder } = deps;
   const quarantine = deps.config.QUARANTINE_PROFILE_NAME;
-  const record = await deps.cases.get(c.caseId);
-  const own = changesOf(record, changeKeys.revoke, revokeChangesSchema);
-  const previous = await previousContainment(deps.cases, record);
-  const inherited = changesOf(previous, changeKeys.revoke, revokeChangesSchema);
-  const changes: RevokeChanges = own ?? {
-    ...(previous ? { previousCaseId: previous.caseId } : {}),
-    scope: deps.config.REVOKE_SCOPE,
-    cutoff: deps.now().toISOString(),
-    // The earlier case's denies stay in force and become this case's to remove on release.
-    denies: [...(inherited?.denies ?? [])],
-    ...(inherited?.profile ? { profile: inherited.profile } : {}),
-    ...(inherited?.metadata ? { metadata: inherited.metadata } : {}),
-  };
-  const save = () => deps.cases.saveChanges(c.caseId, changeKeys.revoke, changes);
+  const requireImdsv2 = deps.config.REQUIRE_IMDSV2;
   const steps = progress(
     'Revocation',
-    [
-      'instance profile read',
-      'deny on the role',
-      'instance profile replaced by the quarantine profile',
-      ...(deps.config.REQUIRE_IMDSV2 ? ['IMDSv2 required'] : []),
-    ],
+    [phases.read, phases.record, phases.deny, phases.swap, ...(requireImdsv2 ? [phases.imdsv2] : [])],
     RevocationError,
   );
+  const startedAt = deps.now().toISOString();
 
-  const live = await steps.phase('instance profile read', async () => {
-    const association = await liveAssociation(ec2, c.instanceId);
+  const read = await steps.phase(phases.read, async () => {
+    const [record, association, instance] = await settledAll([
+      deps.cases.get(c.caseId),
+      liveAssociation(ec2, c.instanceId),
+      describeInstance(ec2, c.instanceId),
+    ]);
     const arn = association?.IamInstanceProfile?.Arn;
-    const isQuarantine = arn !== undefined && profileName(arn) === quarantine;
-    if (!changes.profile && arn && !isQuarantine) {
-      const roleNames =
-        picture.instanceProfile?.arn === arn
-          ? picture.instanceProfile.roleNames
-          : await rolesOf(iam, profileName(arn));
-      changes.profile = { originalArn: arn, roleNames };
-    }
-    if (
-      !changes.profile &&
-      isQuarantine &&
-      picture.instanceProfile &&
-      profileName(picture.instanceProfile.arn) !== quarantine
-    ) {
-      changes.profile = {
-        originalArn: picture.instanceProfile.arn,
-        roleNames: picture.instanceProfile.roleNames,
-      };
-    }
-    await save();
-    return { association, isQuarantine };
+    const live = arn && profileName(arn) !== quarantine ? arn : undefined;
+    const own = changesOf(record, changeKeys.revoke, revokeChangesSchema);
+    const [liveRoles, previous] = await settledAll([
+      // The roles of the profile the instance holds now, unless it is the one already recorded.
+      live && live !== own?.profile?.originalArn ? rolesOf(iam, profileName(live)) : undefined,
+      own ? undefined : earlierContainment(deps.cases, c, record, instance),
+    ]);
+    return { own, previous, association, instance, live, liveRoles: liveRoles ?? [] };
   });
+  const { association, instance, live, liveRoles } = read;
 
+  const inherited = changesOf(read.previous, changeKeys.revoke, revokeChangesSchema);
+  const changes: RevokeChanges = structuredClone(
+    read.own ?? {
+      ...(read.previous ? { previousCaseId: read.previous.caseId } : {}),
+      scope: deps.config.REVOKE_SCOPE,
+      cutoff: startedAt,
+      // The earlier case's denies stay in force and become this case's to remove on release.
+      denies: [...(inherited?.denies ?? [])],
+      ...(inherited?.profile ? { profile: inherited.profile } : {}),
+      ...(inherited?.metadata ? { metadata: inherited.metadata } : {}),
+    },
+  );
+  // Cordon's quarantine profile is never taken for the original: without a record of the original,
+  // an instance that already holds it has no role of its own to revoke.
+  if (!changes.profile && live) changes.profile = { originalArn: live, roleNames: liveRoles };
+  const tokens = instance?.MetadataOptions?.HttpTokens;
+  if (requireImdsv2 && !changes.metadata && (tokens === 'optional' || tokens === 'required')) {
+    changes.metadata = { originalHttpTokens: tokens };
+  }
+  // Every role whose sessions reached the instance: the recorded original profile's, and the live
+  // profile's when that is another (the instance holds its credentials now).
+  const roleNames = [...new Set([...(changes.profile?.roleNames ?? []), ...liveRoles])];
   const instanceArn = instanceArnOf(c);
   const documents = denyPolicies(changes.scope, instanceArn, changes.cutoff);
   const until = new Date(Date.parse(changes.cutoff) + longestRoleSessionMs).toISOString();
-  const denies = [
-    { policyName: denyPolicyName(c.caseId), document: documents.containment },
-    { policyName: issuedBeforeDenyPolicyName(c.caseId), document: documents.issuedBefore, until },
-  ];
-  await steps.phase('deny on the role', async () => {
-    for (const roleName of changes.profile?.roleNames ?? []) {
-      for (const { policyName, document, until: keptUntil } of denies) {
-        if (!changes.denies.some((d) => d.roleName === roleName && d.policyName === policyName)) {
-          changes.denies.push({ roleName, policyName, ...(keptUntil ? { until: keptUntil } : {}) });
-          await save();
-        }
-        await putDeny({ iam, recorder, now: deps.now }, roleName, policyName, document);
-      }
+  // Each deny named, in a failure, by its role and (for the second) what it denies: the policy names
+  // carry the case id, which the notification already says.
+  const denies = roleNames.flatMap((roleName) => [
+    {
+      roleName,
+      target: roleName,
+      policyName: denyPolicyName(c.caseId),
+      document: documents.containment,
+    },
+    {
+      roleName,
+      target: `${roleName}, sessions issued before ${changes.cutoff}`,
+      policyName: issuedBeforeDenyPolicyName(c.caseId),
+      document: documents.issuedBefore,
+      until,
+    },
+  ]);
+  for (const { roleName, policyName, until: keptUntil } of denies) {
+    if (!changes.denies.some((d) => d.roleName === roleName && d.policyName === policyName)) {
+      changes.denies.push({ roleName, policyName, ...(keptUntil ? { until: keptUntil } : {}) });
     }
-    if (!changes.profile) {
-      await recorder.note('no role to revoke', 'info', {
-        target: c.instanceId,
-        detail: 'the instance has no instance profile: no role credentials were delivered to it',
-      });
-    }
-  });
-
-  const replaced = await steps.phase('instance profile replaced by the quarantine profile', async () => {
-    const { association, isQuarantine } = live;
-    if (!association?.AssociationId) return false;
-    if (isQuarantine) return true;
-    await recorder.run('ec2:ReplaceIamInstanceProfileAssociation', c.instanceId, () =>
-      ec2.send(
-        new ReplaceIamInstanceProfileAssociationCommand({
-          AssociationId: association.AssociationId,
-          IamInstanceProfile: { Name: quarantine },
-        }),
-      ),
-    );
-    return true;
-  });
-
-  let imdsv2: RevokeResult['imdsv2'] = 'not requested';
-  if (deps.config.REQUIRE_IMDSV2) {
-    imdsv2 = await steps.phase('IMDSv2 required', async () => {
-      const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [c.instanceId] }));
-      const tokens = out.Reservations?.[0]?.Instances?.[0]?.MetadataOptions?.HttpTokens;
-      if (!changes.metadata && (tokens === 'optional' || tokens === 'required')) {
-        changes.metadata = { originalHttpTokens: tokens };
-        await save();
-      }
-      if (tokens === 'required') return 'already required';
-      await recorder.run('ec2:ModifyInstanceMetadataOptions', c.instanceId, () =>
-        ec2.send(
-          new ModifyInstanceMetadataOptionsCommand({ InstanceId: c.instanceId, HttpTokens: 'required' }),
-        ),
-      );
-      return 'required by Cordon';
-    });
   }
 
-  await emitCaseEvent(c, 'contained', { events: deps.events, recorder, now: deps.now });
+  await steps.phase(phases.record, async () => {
+    // A run again after a failure finds its own record, complete: nothing new to write.
+    if (read.own && JSON.stringify(read.own) === JSON.stringify(changes)) return;
+    await deps.cases.saveChanges(c.caseId, changeKeys.revoke, changes);
+  });
+
+  const isQuarantine = association?.IamInstanceProfile?.Arn !== undefined && !live;
+  const replaced = Boolean(association?.AssociationId);
+  const imdsv2: RevokeResult['imdsv2'] = !requireImdsv2
+    ? 'not requested'
+    : tokens === 'required'
+      ? 'already required'
+      : 'required by Cordon';
+  const noRole = !association?.IamInstanceProfile?.Arn
+    ? 'the instance has no instance profile'
+    : isQuarantine && !changes.profile
+      ? "the instance already holds Cordon's quarantine profile, and no case records a profile of its own"
+      : 'its instance profile has no role';
+  const work: Change[] = [
+    ...denies.map(({ roleName, target, policyName, document }) => ({
+      label: phases.deny,
+      target,
+      work: () => putDeny({ iam, recorder, now: deps.now }, roleName, policyName, document),
+    })),
+    ...(denies.length === 0
+      ? [
+          {
+            label: phases.deny,
+            work: () =>
+              recorder.note('no role to revoke', 'info', {
+                target: c.instanceId,
+                detail: `${noRole}: no role credentials of its own were delivered to it`,
+              }),
+          },
+        ]
+      : []),
+    {
+      label: phases.swap,
+      work: async () => {
+        if (!association?.AssociationId || isQuarantine) return;
+        await recorder.run('ec2:ReplaceIamInstanceProfileAssociation', c.instanceId, () =>
+          ec2.send(
+            new ReplaceIamInstanceProfileAssociationCommand({
+              AssociationId: association.AssociationId,
+              IamInstanceProfile: { Name: quarantine },
+            }),
+          ),
+        );
+      },
+    },
+    ...(requireImdsv2
+      ? [
+          {
+            label: phases.imdsv2,
+            work: async () => {
+              if (tokens === 'required') return;
+              await recorder.run('ec2:ModifyInstanceMetadataOptions', c.instanceId, () =>
+                ec2.send(
+                  new ModifyInstanceMetadataOptionsCommand({
+                    InstanceId: c.instanceId,
+                    HttpTokens: 'required',
+                  }),
+                ),
+              );
+            },
+          },
+        ]
+      : []),
+  ];
+  await steps.together(work);
+
+  // The case's "contained" event waits for Isolate too: the first step after both sends it.
   return {
     instanceId: c.instanceId,
     scope: changes.scope,
@@ -194,7 +249,41 @@ export async function revokeCredentials(input: RevokeInput, deps: RevokeDeps): P
     },
     imdsv2,
     done: steps.done,
+    finishedAt: deps.now().toISOString(),
   };
+}
+
+/**
+ * The earlier case whose containment this case takes over: one that holds the instance and was never
+ * released. Its recorded originals are the instance's true originals; what the instance shows now is
+ * Cordon's own work. Protect names it on the case before it re-tags the instance; Revoke, running
+ * beside Protect, may read the case before Protect wrote it, and then reads the case tag Protect has
+ * not yet replaced, or, if Protect replaced it meanwhile, the case again. Only a case about this same
+ * instance counts: the tag is the suspect's to change.
+ */
+async function earlierContainment(
+  cases: Pick<CaseStore, 'get'>,
+  c: Case,
+  record: CaseRecord | undefined,
+  instance: Instance | undefined,
+): Promise<CaseRecord | undefined> {
+  let protect = changesOf(record, changeKeys.protect, protectChangesSchema);
+  const tag = instance?.Tags?.find((t) => t.Key === tagKeys.caseId)?.Value;
+  if (!protect && tag === c.caseId) {
+    protect = changesOf(await cases.get(c.caseId), changeKeys.protect, protectChangesSchema);
+  }
+  const heldBy = protect
+    ? protect.previousCaseId
+    : tag !== c.caseId && caseIdSchema.safeParse(tag).success
+      ? tag
+      : undefined;
+  if (!heldBy) return undefined;
+  const previous = await cases.get(heldBy);
+  const same =
+    previous?.instanceId === c.instanceId &&
+    previous.accountId === c.accountId &&
+    previous.region === c.region;
+  return same && previous.status !== 'released' ? previous : undefined;
 }
 
 async function liveAssociation(
@@ -209,6 +298,12 @@ async function liveAssociation(
   return out.IamInstanceProfileAssociations?.find(
     (a) => a.State === 'associated' || a.State === 'associating',
   );
+}
+
+/** The instance's metadata options, and its case tag (which case held it before this one). */
+async function describeInstance(ec2: EC2Client, instanceId: string): Promise<Instance | undefined> {
+  const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+  return out.Reservations?.[0]?.Instances?.[0];
 }
 
 async function rolesOf(iam: IAMClient, name: string): Promise<string[]> {

@@ -1,164 +1,156 @@
 import { describe, expect, it } from 'vitest';
-import { progress } from '../../../functions/core/containment.js';
-import { AwsServiceError, AwsThrottlingError, ContainmentError } from '../../../functions/core/errors.js';
+import { progress, settledAll } from '../../../functions/core/containment.js';
+import { AwsThrottlingError, RevocationError } from '../../../functions/core/errors.js';
 import { awsError } from '../../support/containment-fixtures.js';
 
-const planned = ['read', 'tag', 'protect', 'leave group'];
+const later = <T>(ms: number, value: T, fail = false) =>
+  new Promise<T>((resolve, reject) => setTimeout(() => (fail ? reject(value) : resolve(value)), ms));
 
-describe('progress().atOnce', () => {
-  it('marks every phase done, in the order given, when all succeed', async () => {
-    const steps = progress('Protection', planned);
-    await steps.phase('read', async () => undefined);
-
-    await steps.atOnce([
-      ['tag', async () => undefined],
-      ['protect', async () => undefined],
+describe('settledAll', () => {
+  it('returns every result, in order', async () => {
+    await expect(settledAll([later(5, 'a'), Promise.resolve(2), undefined])).resolves.toEqual([
+      'a',
+      2,
+      undefined,
     ]);
-
-    expect(steps.done).toEqual(['read', 'tag', 'protect']);
   });
 
-  it('reports only once every phase has ended, naming each failure with its own error', async () => {
-    const steps = progress('Protection', planned);
-    let slowEnded = false;
-    const slow = async () => {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      slowEnded = true;
-    };
+  it('throws only once every call has settled, a transient failure before one for good', async () => {
+    let slowDone = false;
+    const slow = later(20, 'slow').then((v) => {
+      slowDone = true;
+      return v;
+    });
+    const forGood = awsError('InvalidParameterValue');
+    const throttled = awsError('Throttling');
 
-    const error = await steps
-      .atOnce([
-        [
-          'tag',
-          async () => {
-            throw awsError('UnauthorizedOperation');
-          },
-        ],
-        ['protect', slow],
-        [
-          'leave group',
-          async () => {
-            throw awsError('ValidationError');
-          },
-        ],
-      ])
-      .catch((e: unknown) => e);
-
-    expect(slowEnded).toBe(true);
-    expect(error).toBeInstanceOf(ContainmentError);
-    expect((error as Error).message).toBe(
-      'Protection stopped at "tag": AwsAccessDeniedError: UnauthorizedOperation: UnauthorizedOperation (test); ' +
-        '"leave group": AwsServiceError: ValidationError: ValidationError (test). ' +
-        'Applied: protect. Not applied: tag; leave group; read.',
+    const error = await settledAll([Promise.reject(forGood), slow, later(5, throttled, true)]).catch(
+      (e: unknown) => e,
     );
-  });
 
-  it('names the phases that failed of one shared cause once', async () => {
-    const steps = progress('Protection', planned);
-    const cause = awsError('InternalError', 500);
-    const saved = Promise.reject(cause);
-    saved.catch(() => undefined);
-
-    const error = await steps
-      .atOnce([
-        ['tag', () => saved],
-        ['protect', () => saved],
-      ])
-      .catch((e: unknown) => e);
-
-    expect(error).toBeInstanceOf(AwsServiceError);
-    expect((error as Error).message).toContain('stopped at "tag", "protect": AwsServiceError: InternalError');
-  });
-
-  it('keeps a retryable name only when every failure may pass on its own', async () => {
-    const throttled = await progress('Protection', planned)
-      .atOnce([
-        [
-          'tag',
-          async () => {
-            throw awsError('Throttling');
-          },
-        ],
-        [
-          'protect',
-          async () => {
-            throw awsError('InternalError', 500);
-          },
-        ],
-      ])
-      .catch((e: unknown) => e);
-    const mixed = await progress('Protection', planned)
-      .atOnce([
-        [
-          'tag',
-          async () => {
-            throw awsError('Throttling');
-          },
-        ],
-        [
-          'protect',
-          async () => {
-            throw awsError('UnauthorizedOperation');
-          },
-        ],
-      ])
-      .catch((e: unknown) => e);
-
-    expect(throttled).toBeInstanceOf(AwsThrottlingError);
-    expect(mixed).toBeInstanceOf(ContainmentError);
-  });
-
-  it('reports each error of a phase that failed several ways', async () => {
-    const error = await progress('Protection', planned)
-      .atOnce([
-        [
-          'protect',
-          async () => {
-            throw new AggregateError([awsError('UnauthorizedOperation'), awsError('InvalidParameterValue')]);
-          },
-        ],
-      ])
-      .catch((e: unknown) => e);
-
-    expect((error as Error).message).toContain('"protect": AwsAccessDeniedError: UnauthorizedOperation');
-    expect((error as Error).message).toContain('"protect": AwsServiceError: InvalidParameterValue');
-    expect((error as Error).message).toContain('Not applied: protect; read; tag; leave group.');
+    expect(slowDone).toBe(true);
+    expect(error).toBe(throttled);
   });
 });
 
-describe('progress().phase', () => {
-  it('reports each error of a phase that failed several ways, as an AWS failure, not a bug', async () => {
-    const error = await progress('Protection', planned)
-      .phase('read', async () => {
-        throw new AggregateError([awsError('UnauthorizedOperation'), awsError('UnauthorizedOperation')]);
-      })
+describe('progress().together', () => {
+  const planned = ['read', 'deny', 'swap', 'imdsv2', 'event'];
+
+  it('marks every phase done when all its changes are', async () => {
+    const steps = progress('Revocation', planned, RevocationError);
+
+    await steps.together([
+      { label: 'deny', target: 'a', work: async () => {} },
+      { label: 'deny', target: 'b', work: async () => {} },
+      { label: 'swap', work: async () => {} },
+    ]);
+
+    expect(steps.done).toEqual(['deny', 'swap']);
+  });
+
+  it('names every failed change, what was applied (in part too) and what was not, after all have settled', async () => {
+    const steps = progress('Revocation', planned, RevocationError);
+    await steps.phase('read', async () => {});
+    let swapDone = false;
+
+    const error = await steps
+      .together([
+        { label: 'deny', target: 'a', work: async () => {} },
+        {
+          label: 'deny',
+          target: 'b',
+          work: async () => {
+            throw awsError('LimitExceeded', 409);
+          },
+        },
+        {
+          label: 'swap',
+          work: async () => {
+            await later(10, undefined);
+            swapDone = true;
+          },
+        },
+        {
+          label: 'imdsv2',
+          work: () => {
+            // Throws before returning a promise: the others still run.
+            throw awsError('UnauthorizedOperation', 403);
+          },
+        },
+      ])
       .catch((e: unknown) => e);
 
-    expect(error).toBeInstanceOf(ContainmentError);
+    expect(swapDone).toBe(true);
+    expect(error).toBeInstanceOf(RevocationError);
     expect((error as Error).message).toBe(
-      'Protection stopped at "read": AwsAccessDeniedError: UnauthorizedOperation: UnauthorizedOperation (test). ' +
-        'Applied: nothing. Not applied: read; tag; protect; leave group.',
+      'Revocation stopped at "deny (b)", "imdsv2". Applied: read; swap; deny (a). Not applied: deny (b); imdsv2; event. ' +
+        '"deny (b)": AwsServiceError: LimitExceeded: LimitExceeded (test); "imdsv2": AwsAccessDeniedError: UnauthorizedOperation: UnauthorizedOperation (test).',
+    );
+    expect(steps.done).toEqual(['read', 'swap']);
+  });
+
+  it('says once what several changes failed alike with', async () => {
+    const steps = progress('Revocation', planned, RevocationError);
+    const full = () => Promise.reject(new RevocationError('role-a has no room left'));
+
+    const error = await steps
+      .together([
+        { label: 'deny', target: 'a', work: full },
+        { label: 'deny', target: 'b', work: full },
+      ])
+      .catch((e: unknown) => e);
+
+    expect((error as Error).message).toBe(
+      'Revocation stopped at "deny (a)", "deny (b)". Applied: nothing. Not applied: deny (a); deny (b); read; swap; imdsv2; event. ' +
+        '"deny (a)", "deny (b)": RevocationError: role-a has no room left.',
     );
   });
 
-  it('always says what was and was not applied, however long the reasons', async () => {
-    const steps = progress('Protection', planned);
-    await steps.phase('read', async () => undefined);
+  it('keeps a retryable name when any failed change may pass on a retry', async () => {
+    const steps = progress('Revocation', planned, RevocationError);
 
     const error = await steps
-      .atOnce(
-        ['tag', 'protect', 'leave group'].map(
-          (label, i) =>
-            [
-              label,
-              async () => {
-                throw awsError(`Refused${i}`, 400, 'x'.repeat(900));
-              },
-            ] as const,
-        ),
-      )
+      .together([
+        { label: 'deny', work: () => Promise.reject(awsError('InvalidParameterValue')) },
+        { label: 'swap', work: () => Promise.reject(awsError('RequestLimitExceeded', 503)) },
+      ])
       .catch((e: unknown) => e);
 
-    expect((error as Error).message).toMatch(/Applied: read\. Not applied: tag; protect; leave group\.$/);
+    expect(error).toBeInstanceOf(AwsThrottlingError);
+  });
+});
+
+describe('several calls of one phase failing at once (an AggregateError)', () => {
+  it('names the phase once, under an AWS name, in phase() and in together()', async () => {
+    const several = () =>
+      Promise.reject(
+        new AggregateError([awsError('UnauthorizedOperation'), awsError('UnauthorizedOperation')]),
+      );
+    const alone = await progress('Protection', ['attributes', 'volumes'])
+      .phase('attributes', several)
+      .catch((e: unknown) => e as Error);
+    expect(alone.name).toBe('ContainmentError');
+    expect(alone.message).toMatch(/^Protection stopped at "attributes": AwsAccessDeniedError: /);
+
+    const both = await progress('Protection', ['attributes', 'volumes'])
+      .together([
+        { label: 'attributes', work: several },
+        { label: 'volumes', work: async () => undefined },
+      ])
+      .catch((e: unknown) => e as Error);
+    expect(both.name).toBe('ContainmentError');
+    expect(both.message).toContain(
+      'Protection stopped at "attributes". Applied: volumes. Not applied: attributes.',
+    );
+    expect(both.message.match(/"attributes"/g)).toHaveLength(2);
+  });
+
+  it('keeps a retryable name when one of the calls may pass on a retry', async () => {
+    const error = await progress('Protection', ['attributes'])
+      .phase('attributes', () =>
+        Promise.reject(new AggregateError([awsError('UnauthorizedOperation'), awsError('Throttling')])),
+      )
+      .catch((e: unknown) => e as Error);
+    expect(error).toBeInstanceOf(AwsThrottlingError);
   });
 });

@@ -27,7 +27,12 @@ import {
   RegisterTargetsCommand,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import { DeleteRolePolicyCommand, IAMClient, PutRolePolicyCommand } from '@aws-sdk/client-iam';
+import {
+  DeleteRolePolicyCommand,
+  GetInstanceProfileCommand,
+  IAMClient,
+  PutRolePolicyCommand,
+} from '@aws-sdk/client-iam';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -58,6 +63,7 @@ import {
   eni,
   FakeEc2,
   instanceArn,
+  instanceProfileAnswer,
   MemoryCases,
   picture,
   quarantineProfile,
@@ -133,13 +139,12 @@ async function contain(status: CaseStatus = 'contained'): Promise<void> {
     },
   );
   await revokeCredentials(
-    { case: c, triage },
+    { case: c },
     {
       ...common,
       recorder: cases.recorder(c.caseId, 'revoke-credentials'),
       config: { REVOKE_SCOPE: 'instance', REQUIRE_IMDSV2: true, QUARANTINE_PROFILE_NAME: quarantineProfile },
       now: () => new Date('2026-11-27T20:16:00.000Z'),
-      events: new EventBridgeClient({ region: 'us-east-1' }),
     },
   );
   await cases.setStatus(c.caseId, status);
@@ -175,6 +180,7 @@ beforeEach(() => {
   asgState = 'InService';
   iamMock.on(PutRolePolicyCommand).resolves({});
   iamMock.on(DeleteRolePolicyCommand).resolves({});
+  iamMock.on(GetInstanceProfileCommand).resolves(instanceProfileAnswer());
   asMock.on(DescribeAutoScalingInstancesCommand).callsFake(async () => ({
     AutoScalingInstances: [
       {
