@@ -58,6 +58,32 @@ export function sequentialRounds(calls: readonly CallRecord[]): number {
   return rounds;
 }
 
+/** Timeline writes go behind the calls (functions/core/cases.ts `Recorder`): no step waits on them. */
+const isTimelineWrite = (c: CallRecord) => c.operation === 'BatchWriteItem';
+/**
+ * Calls the emulator does not implement, which it answers with an error page that the SDK retries:
+ * their attempts are left out of the count (on AWS the call answers once, beside the others).
+ */
+export const emulatorLacks = new Set(['DescribeInstanceInformation']);
+
+/**
+ * The sequential rounds to containment: Intake's (its calls, and the timeline write it waits for
+ * before it returns), then the longest of the Contain state's branches up to `containedAt` (each one
+ * Lambda's own calls). Rounds are counted within one Lambda at a time: calls of parallel branches, and
+ * the timeline writes that overlap a step's next calls, would otherwise chain into one long "round".
+ */
+export function pathRounds(calls: readonly CallRecord[], containedAt: number): number {
+  const counted = (c: CallRecord) => !isTimelineWrite(c) && !emulatorLacks.has(c.operation);
+  const intake = calls.filter((c) => c.stateName === 'Intake Finding');
+  const intakeCalls = intake.filter(counted);
+  const lastCall = Math.max(...intakeCalls.map((c) => c.endedAt));
+  const trailingWrite = intake.some((c) => isTimelineWrite(c) && c.endedAt > lastCall);
+  const branches = ['Protect Instance', 'Isolate Instance', 'Revoke Credentials'].map((state) =>
+    sequentialRounds(calls.filter((c) => c.stateName === state && counted(c) && c.startedAt < containedAt)),
+  );
+  return sequentialRounds(intakeCalls) + (trailingWrite ? 1 : 0) + Math.max(...branches);
+}
+
 export interface ContainmentRun {
   plan: 'contain-first' | 'capture-first';
   enis: number;
@@ -139,7 +165,7 @@ export async function timeToContainment(
       ms: containedAt - started,
       pathCalls: onPath.length,
       calls: mine,
-      sequential: sequentialRounds(onPath),
+      sequential: shape.plan === 'contain-first' ? pathRounds(mine, containedAt) : sequentialRounds(onPath),
       // Every invocation that ended before the first interface moved, and the one that moved it.
       lambdaInvocations: steps.filter((s) => s.endedAt <= firstMove).length + 1,
       outcome: full ? run.report.outcome : contained ? 'contained' : run.report.outcome,

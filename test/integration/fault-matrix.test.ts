@@ -40,14 +40,14 @@ const isRead = (operation: string) => /:(Describe|Get|List|Head|Query)/.test(ope
 /** A call that changes the instance or its credentials (the case's own bookkeeping is not one). */
 const changesInstance = (operation: string) =>
   !isRead(operation) && !/^(dynamodb|s3|kms|sns|sts|sqs|eventbridge):/.test(operation);
-const containmentStates = new Set(['Protect Instance', 'Isolate Instance', 'Revoke Credentials']);
+const containmentStates = new Set(['Protect Instance', 'Isolate Instance', 'Revoke Credentials', 'Leave Load Balancers']);
 const cordonNames = new Set<string>(errorNames);
 const errorName = (reason: string | undefined) => reason?.split(':')[0] ?? '';
 const isTimelineWrite = (p: Pair) => p.operation === 'dynamodb:BatchWriteItem';
 const isNotification = (p: Pair) => p.stateName === 'Notify Outcome' && p.operation === 'sns:Publish';
 const isStatusWrite = (p: Pair) => p.stateName === 'Notify Outcome' && p.operation === 'dynamodb:UpdateItem';
 
-type State = { response?: { contain?: { status?: string } }; archive?: { manifest?: unknown } };
+type State = { archive?: { manifest?: unknown } };
 const stateOf = (run: CaseRun) => (run.execution.output ?? {}) as State;
 const attemptsOf = (run: CaseRun, p: Pair) =>
   run.attempts.filter((a) => a.stateName === p.stateName && a.operation === p.operation);
