@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { BatchUpdateFindingsCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
 import { DynamoDBDocumentClient, PutCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { Case } from '../../functions/core/case.js';
@@ -82,6 +83,7 @@ export function settingsOf(config: IntakeConfig): IntakeSettings {
 export const ddbMock = mockClient(DynamoDBDocumentClient);
 export const s3Mock = mockClient(S3Client);
 export const eventsMock = mockClient(EventBridgeClient);
+export const securityHubMock = mockClient(SecurityHubClient);
 
 /** AWS answers every write; a test that needs another answer overrides one command. */
 export function answerEverything(): void {
@@ -92,6 +94,10 @@ export function answerEverything(): void {
   s3Mock.on(PutObjectCommand).resolves({ VersionId: 'v1', $metadata: { requestId: 's3-put-1' } });
   eventsMock.reset();
   eventsMock.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'event-1' }] });
+  securityHubMock.reset();
+  securityHubMock
+    .on(BatchUpdateFindingsCommand)
+    .resolves({ ProcessedFindings: [], UnprocessedFindings: [], $metadata: { requestId: 'sh-1' } });
 }
 
 /** Intake wired to the real case store, evidence store and recorder, over the mocked clients. */
@@ -106,6 +112,10 @@ export function intakeDeps(config: IntakeConfig = devConfig): IntakeDeps {
     config,
     now: () => now,
     events: new EventBridgeClient({ region: homeRegion }),
+    securityHub: {
+      client: (region) => new SecurityHubClient({ region }),
+      updatedBy: 'cordon-test',
+    },
   };
 }
 
@@ -161,5 +171,10 @@ export function expectedTriggerPut(caseId: string, event: unknown) {
 
 /** How many calls the mocked clients received in all: zero is what a refusal must leave. */
 export function callsSent(): number {
-  return ddbMock.calls().length + s3Mock.calls().length + eventsMock.calls().length;
+  return (
+    ddbMock.calls().length +
+    s3Mock.calls().length +
+    eventsMock.calls().length +
+    securityHubMock.calls().length
+  );
 }

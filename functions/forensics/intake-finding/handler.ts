@@ -1,5 +1,6 @@
 import { configSlices } from '../../core/config.js';
 import { stepHandler } from '../../core/handler.js';
+import { securityHubOf } from '../../core/securityhub.js';
 import { intakeFinding, intakeInputSchema, intakeStep } from './intake-finding.js';
 
 export const handler = stepHandler(intakeStep, configSlices.intake, intakeInputSchema, (input, ctx) =>
@@ -10,5 +11,6 @@ export const handler = stepHandler(intakeStep, configSlices.intake, intakeInputS
     config: ctx.config,
     now: ctx.now,
     events: ctx.home.events,
+    securityHub: securityHubOf(ctx),
   }),
 );

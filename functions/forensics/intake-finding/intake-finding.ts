@@ -6,6 +6,7 @@ import { isTransient } from '../../core/containment.js';
 import { type CordonError, normaliseError } from '../../core/errors.js';
 import { emitCaseEvent } from '../../core/events.js';
 import { type EvidenceStore, evidenceJson } from '../../core/evidence.js';
+import { type SecurityHubDeps, securityHubFindingOf, tellSecurityHub } from '../../core/securityhub.js';
 import type { IntakeResult } from '../../core/state.js';
 import { oneLine } from '../../core/text.js';
 import { type IntakeConfig, intakeSettings, normaliseTrigger } from './normalise.js';
@@ -30,6 +31,8 @@ export interface IntakeDeps {
   now: () => Date;
   /** Where the case's "opened" event goes; one that cannot be sent is recorded and the case goes on. */
   events: EventBridgeClient;
+  /** Where the trigger's finding is marked NOTIFIED (functions/core/securityhub.ts); never fails Intake. */
+  securityHub?: SecurityHubDeps;
 }
 
 /**
@@ -41,10 +44,16 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
   const normalised = normaliseTrigger(input.event, intakeSettings(deps.config), now);
   if ('rejected' in normalised) return { intake: { decision: 'rejected', reason: normalised.rejected } };
 
+  const inSecurityHub = securityHubFindingOf(input.event, {
+    findingId: normalised.ok.trigger.findingId,
+    accountId: normalised.ok.accountId,
+    region: normalised.ok.region,
+  });
   const candidate: Case = {
     caseId: newCaseId(normalised.ok.instanceId, now),
     ...normalised.ok,
     ...(input.executionArn ? { executionArn: input.executionArn } : {}),
+    ...(inSecurityHub ? { securityHub: inSecurityHub } : {}),
   };
   let opened: OpenResult;
   try {
@@ -66,7 +75,10 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
     } catch (error) {
       throw await abandon(deps, candidate, error);
     }
-    await emitCaseEvent(candidate, 'opened', { events: deps.events, recorder, now: deps.now });
+    await Promise.all([
+      emitCaseEvent(candidate, 'opened', { events: deps.events, recorder, now: deps.now }),
+      markFinding(deps, recorder, candidate.caseId, 'opened', candidate.securityHub),
+    ]);
     return {
       intake: {
         decision: 'accepted',
@@ -92,7 +104,10 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
       throw await abandon(deps, own, error);
     }
     // The earlier attempt failed before its event: this one says the case is open.
-    await emitCaseEvent(own, 'opened', { events: deps.events, recorder, now: deps.now });
+    await Promise.all([
+      emitCaseEvent(own, 'opened', { events: deps.events, recorder, now: deps.now }),
+      markFinding(deps, recorder, own.caseId, 'opened', own.securityHub),
+    ]);
     return {
       intake: {
         decision: 'accepted',
@@ -103,11 +118,13 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
     };
   }
 
-  await deps.cases.join(opened.existingCaseId, candidate.trigger.findingId);
-  await deps.recorder(opened.existingCaseId, intakeStep).note('finding joined', 'info', {
-    target: candidate.instanceId,
-    detail: joinDetail(candidate),
-  });
+  const joined = await deps.cases.join(opened.existingCaseId, candidate.trigger.findingId, inSecurityHub);
+  const recorder = deps.recorder(opened.existingCaseId, intakeStep);
+  await Promise.all([
+    recorder.note('finding joined', 'info', { target: candidate.instanceId, detail: joinDetail(candidate) }),
+    // Only a finding new to the case: an update GuardDuty re-sends must not undo what the case's end set.
+    joined ? markFinding(deps, recorder, opened.existingCaseId, 'joined', inSecurityHub) : undefined,
+  ]);
   return {
     intake: {
       decision: 'duplicate',
@@ -115,6 +132,18 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
       caseId: opened.existingCaseId,
     },
   };
+}
+
+/** NOTIFIED, with the case's note, on the finding in Security Hub; what happened goes on the timeline. */
+async function markFinding(
+  deps: IntakeDeps,
+  recorder: Recorder,
+  caseId: string,
+  kind: 'opened' | 'joined',
+  finding: Case['securityHub'],
+): Promise<void> {
+  if (!deps.securityHub || !finding) return;
+  await tellSecurityHub([finding], { caseId, news: { kind } }, { ...deps.securityHub, recorder });
 }
 
 /** The same error (same name, so the ASL retries it or not as before), saying what it stopped. */
