@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { safeTextSchema } from './text.js';
+import { isSafeText, safeTextSchema } from './text.js';
 
 /** `i-` and 8 or 17 hex digits: the only instance ids EC2 issues. */
 export const instanceIdPattern = /^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
@@ -42,6 +42,29 @@ export const triggerSchema = z.object({
 });
 export type Trigger = z.infer<typeof triggerSchema>;
 
+/**
+ * A Security Hub product ARN as Security Hub issues it: `arn:<partition>:securityhub:<region>:` then
+ * the account (empty for AWS's own products) and `:product/<company>/<product>`. The region is where
+ * Security Hub holds the finding.
+ */
+export const productArnPattern =
+  /^arn:(aws|aws-cn|aws-us-gov):securityhub:([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):(\d{12})?:product\/[\w.-]{1,128}\/[\w.-]{1,128}$/;
+
+/**
+ * A finding as Security Hub identifies it, exactly as Security Hub holds it (functions/core/securityhub.ts):
+ * its `Id` (at most 512 characters, no surrounding space, nothing the text rule refuses) and its
+ * `ProductArn`.
+ */
+export const securityHubFindingSchema = z.strictObject({
+  id: z
+    .string()
+    .min(1)
+    .max(512)
+    .refine((id) => id.trim() === id && isSafeText(id), 'not a finding id Cordon sends'),
+  productArn: z.string().max(2048).regex(productArnPattern, 'not a Security Hub product ARN'),
+});
+export type SecurityHubFinding = z.infer<typeof securityHubFindingSchema>;
+
 export const caseSchema = z.object({
   caseId: caseIdSchema,
   instanceId: instanceIdSchema,
@@ -51,6 +74,8 @@ export const caseSchema = z.object({
   openedAt: z.string(),
   executionArn: z.string().max(2048).optional(),
   trigger: triggerSchema,
+  /** The trigger's finding in Security Hub, when it is one Cordon can update there. */
+  securityHub: securityHubFindingSchema.optional(),
 });
 export type Case = z.infer<typeof caseSchema>;
 

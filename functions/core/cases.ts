@@ -9,7 +9,7 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { Case, Outcome } from './case.js';
+import { type Case, type Outcome, type SecurityHubFinding, securityHubFindingSchema } from './case.js';
 import { AwsThrottlingError, type CordonError, describeError, normaliseError } from './errors.js';
 import type { Artifact } from './evidence.js';
 import { oneLine } from './text.js';
@@ -34,6 +34,8 @@ export interface CaseRecord extends Case {
   changes?: Record<string, unknown>;
   /** Set once Notify has published the outcome, so that a retried Notify does not publish it again. */
   notified?: Notified;
+  /** The Security Hub findings that joined the case after it opened (functions/core/securityhub.ts). */
+  securityHubFindings?: SecurityHubFinding[];
 }
 
 /** That a case's outcome message was published: which outcome, when, and SNS's message id. */
@@ -141,29 +143,64 @@ export class CaseStore {
     return record as CaseRecord;
   }
 
-  /** Records that a further finding (or an update of the same one) joined an open case. */
-  async join(caseId: string, findingId: string | undefined): Promise<void> {
-    if (!findingId) return;
-    await this.ddb
+  /**
+   * Records that a further finding joined an open case, and its identity in Security Hub when it has
+   * one (so that the case's end reaches it too). Says whether the finding was new to the case: an
+   * update of a finding already listed (GuardDuty re-sends them) adds nothing.
+   */
+  async join(
+    caseId: string,
+    findingId: string | undefined,
+    securityHub?: SecurityHubFinding,
+  ): Promise<boolean> {
+    if (!findingId) return false;
+    return this.ddb
       .send(
         new UpdateCommand({
           TableName: this.table,
           Key: caseKey(caseId),
-          UpdateExpression:
-            'SET findingIds = list_append(if_not_exists(findingIds, :empty), :f), updatedAt = :at',
+          UpdateExpression: securityHub
+            ? 'SET findingIds = list_append(if_not_exists(findingIds, :empty), :f), securityHubFindings = list_append(if_not_exists(securityHubFindings, :empty), :sh), updatedAt = :at'
+            : 'SET findingIds = list_append(if_not_exists(findingIds, :empty), :f), updatedAt = :at',
           ConditionExpression: 'attribute_exists(pk) AND NOT contains(findingIds, :fid)',
           ExpressionAttributeValues: {
             ':f': [findingId],
             ':fid': findingId,
             ':empty': [],
             ':at': this.now().toISOString(),
+            ...(securityHub ? { ':sh': [securityHub] } : {}),
           },
         }),
       )
-      .catch((error: unknown) => {
-        // The finding is already listed: an update of the same finding, nothing to add.
-        if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
-      });
+      .then(
+        () => true,
+        (error: unknown) => {
+          // The finding is already listed: an update of the same finding, nothing to add.
+          if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
+          return false;
+        },
+      );
+  }
+
+  /**
+   * The Security Hub findings that joined a case after it opened (the one it opened on is the case's
+   * own `securityHub`), each checked again: the record is Cordon's, but what it sends AWS is checked
+   * where it is sent from.
+   */
+  async securityHubFindings(caseId: string): Promise<SecurityHubFinding[]> {
+    const out = await this.ddb.send(
+      new GetCommand({
+        TableName: this.table,
+        Key: caseKey(caseId),
+        ConsistentRead: true,
+        ProjectionExpression: 'securityHubFindings',
+      }),
+    );
+    const listed: unknown = out.Item?.securityHubFindings;
+    return (Array.isArray(listed) ? listed : []).flatMap((f) => {
+      const parsed = securityHubFindingSchema.safeParse(f);
+      return parsed.success ? [parsed.data] : [];
+    });
   }
 
   /**

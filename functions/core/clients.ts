@@ -169,6 +169,22 @@ export function homeClientFactory(settings: ClientSettings): MemberClient {
 }
 
 /**
+ * Clients of any class for Cordon's own account in any region, built once per region and class: for
+ * what a service keeps in the region it came from rather than in Cordon's (a finding in Security Hub).
+ */
+export function homeRegionClientFactory(settings: ClientSettings): (region: string) => MemberClient {
+  const byRegion = new Map<string, MemberClient>();
+  return (region) => {
+    let clients = byRegion.get(region);
+    if (!clients) {
+      clients = homeClientFactory({ ...settings, homeRegion: region });
+      byRegion.set(region, clients);
+    }
+    return clients;
+  };
+}
+
+/**
  * The one way steps get clients for an instance's account: Cordon's own credentials at home, the
  * member role elsewhere. Clients are cached per account, region and case for the life of the process.
  */

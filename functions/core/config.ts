@@ -80,6 +80,15 @@ const settings = {
   /** Where a trigger that could not open a case waits for `cordon redrive` (the trigger queue). */
   REDRIVE_QUEUE_URL: z.url({ protocol: /^https?$/ }),
   CREDENTIAL_ACTIVITY_MAX_EVENTS: z.coerce.number().int().min(50).max(50_000).default(5000),
+  /**
+   * Whether a completed case resolves its Security Hub findings (functions/core/securityhub.ts). The
+   * template sets exactly 'true' or 'false' (a CloudFormation condition on the stage parameter), so
+   * that Notify, which must always report, cannot be stopped by a malformed value.
+   */
+  SECURITYHUB_RESOLVE_ON_COMPLETE: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
 } as const;
 
 const everySetting = z.object(settings);
@@ -121,7 +130,8 @@ const withCommon = <const K extends SettingName>(name: string, own: readonly K[]
  * the functions that read it and no other: a bad AUTO_BLOCK_TTL stops the blocking playbook, not
  * Intake. A step of a state machine takes its own slice: a broken memory setting costs the memory
  * steps, while the instance is still contained and its disks snapshotted (the workflow's Catch takes
- * the ConfigurationError to Notify, whose slice is the common one so that it can always report). A
+ * the ConfigurationError to Notify, whose slice is the common one and a switch the template can only
+ * set to 'true' or 'false', so that it can always report). A
  * playbook's functions share one slice: they are configured together, and the one that runs most
  * often (expire-blocks, every five minutes) reports a bad setting before a finding needs it. Unblock
  * IP is the exception: it reads only where a block is, so that a person can always take one out.
@@ -131,8 +141,10 @@ const withCommon = <const K extends SettingName>(name: string, own: readonly K[]
  * ARNs, numbers, switches); what a function may do is its IAM role's business, not its environment's.
  */
 export const configSlices = {
-  /** The notify steps, archive, triage, the credential containment steps, unblock-ip. */
+  /** Archive, triage, the credential containment steps, unblock-ip. */
   common: withCommon('common', []),
+  /** notify-outcome and credential-notify: what they tell Security Hub at the end of a case. */
+  notify: withCommon('the notify steps', ['SECURITYHUB_RESOLVE_ON_COMPLETE']),
   intake: withCommon('intake-finding', [
     'MIN_SEVERITY',
     'ACCEPT_SAMPLE_FINDINGS',

@@ -24,6 +24,7 @@ import {
   ipSchema,
   type Outcome,
   regionSchema,
+  securityHubFindingSchema,
 } from './case.js';
 import { awsErrorCode } from './errors.js';
 import type { StepSummary } from './outcome.js';
@@ -78,6 +79,8 @@ export const credentialCaseSchema = z.object({
   }),
   /** `UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.*`: the instance is compromised too. */
   exfiltration: z.boolean(),
+  /** The finding in Security Hub (GuardDuty's integration), when it carries its ARN. */
+  securityHub: securityHubFindingSchema.optional(),
 });
 export type CredentialCase = z.infer<typeof credentialCaseSchema>;
 

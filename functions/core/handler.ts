@@ -16,6 +16,7 @@ import {
   type HomeClients,
   homeClientFactory,
   homeClients,
+  homeRegionClientFactory,
   type MemberClient,
 } from './clients.js';
 import { type Config, type ConfigSlice, config, configSlices, type SettingName } from './config.js';
@@ -31,6 +32,8 @@ export interface StepContext<K extends SettingName = SettingName> {
   home: HomeClients;
   /** Any other client for Cordon's own account, by class. */
   homeClient: MemberClient;
+  /** The same in another region of Cordon's own account (Security Hub updates a finding where it is). */
+  homeClientIn: (region: string) => MemberClient;
   clientsFor: ClientsFor;
   cases: CaseStore;
   evidence: EvidenceStore;
@@ -73,6 +76,7 @@ export function stepContext<K extends SettingName>(slice: ConfigSlice<K>): StepC
       log: logger,
       home,
       homeClient: homeClientFactory(settings),
+      homeClientIn: homeRegionClientFactory(settings),
       clientsFor: clientsFactory(settings, home.sts),
       cases,
       evidence: new EvidenceStore(home.s3, cfg.EVIDENCE_BUCKET, {

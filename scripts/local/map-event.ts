@@ -11,7 +11,8 @@ import { isRecord } from '../../functions/core/text.js';
 /**
  * Puts a real finding onto the emulated account. Only what Intake reads to place the instance is
  * changed, in the field Intake's readers read it from (functions/core/readers/): the instance id, the
- * account and the region, each in the finding's own shape. Everything else stays as it came, and a
+ * account and the region, each in the finding's own shape; and, where a GuardDuty finding carries its
+ * ARN, the same account and region in it, which Intake reads to find the finding in Security Hub. Everything else stays as it came, and a
  * value Intake refuses is never replaced, so the demo refuses what a deployed Cordon refuses, for the
  * same reason.
  */
@@ -99,8 +100,36 @@ class Mapper {
     const resource = field(finding, 'resource');
     if (!isRecord(resource) || field(resource, 'resourceType') !== 'Instance') return;
     if (!this.map('instance id', fieldSlot(field(resource, 'instanceDetails'), 'instanceId'))) return;
-    this.map('account', firstNamed([fieldSlot(finding, 'accountId'), slotAt(envelope, 'account')]));
-    this.map('region', firstNamed([fieldSlot(finding, 'region'), slotAt(envelope, 'region')]));
+    const account = firstNamed([fieldSlot(finding, 'accountId'), slotAt(envelope, 'account')]);
+    const region = firstNamed([fieldSlot(finding, 'region'), slotAt(envelope, 'region')]);
+    const before = { account: account?.value, region: region?.value };
+    const accountMapped = this.map('account', account);
+    const regionMapped = this.map('region', region);
+    this.findingArn(fieldSlot(finding, 'arn'), before, { account: accountMapped, region: regionMapped });
+  }
+
+  /**
+   * The finding's own ARN, which names its account and region too: Intake reads it to find the finding
+   * in Security Hub (functions/core/securityhub.ts). Moved with the finding where it named the
+   * account and region the finding did; an ARN that named others is left, and Intake leaves Security
+   * Hub alone for it, as it would for the finding itself.
+   */
+  findingArn(
+    slot: Slot | undefined,
+    before: { account: unknown; region: unknown },
+    mapped: { account: boolean; region: boolean },
+  ): void {
+    const match = typeof slot?.value === 'string' ? guardDutyFindingArn.exec(slot.value) : null;
+    if (!slot || !match) return;
+    const [, partition = '', region = '', account = '', rest = ''] = match;
+    if (account !== before.account || region !== before.region) return;
+    const to = {
+      account: mapped.account ? this.to.accountId : account,
+      region: mapped.region ? this.to.region : region,
+    };
+    const movedPartition =
+      mapped.region && partition === partitionOf(region) ? partitionOf(to.region) : partition;
+    slot.set(`arn:${movedPartition}:guardduty:${to.region}:${to.account}:${rest}`);
   }
 
   /**
@@ -179,6 +208,9 @@ class Mapper {
     this.map('region', slotAt(start, 'region'));
   }
 }
+
+/** A GuardDuty finding's ARN, read loosely (a published sample's account is a word): partition, region, account, the rest. */
+const guardDutyFindingArn = /^arn:([\w-]*):guardduty:([\w-]*):([\w-]*):(detector\/.+)$/;
 
 interface InstanceArn {
   partition: string;

@@ -351,6 +351,8 @@ async function createLocalStack(
     ACCEPT_SAMPLE_FINDINGS: params.acceptSampleFindings as string,
     ACCEPT_SECURITYHUB_IMPORTED: params.acceptSecurityHubImported as string,
     SECURITYHUB_ACTION_ID: params.securityHubActionId as string,
+    // As the template sets it: exactly 'true' or 'false'.
+    SECURITYHUB_RESOLVE_ON_COMPLETE: params.securityHubResolveOnComplete === 'true' ? 'true' : 'false',
     FORENSIC_CIDR: params.forensicCidr as string,
     ASG_MODE: params.asgMode as string,
     CONNTRACK_WAIT_SECONDS: '0',

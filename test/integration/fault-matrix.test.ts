@@ -40,7 +40,12 @@ const isRead = (operation: string) => /:(Describe|Get|List|Head|Query)/.test(ope
 /** A call that changes the instance or its credentials (the case's own bookkeeping is not one). */
 const changesInstance = (operation: string) =>
   !isRead(operation) && !/^(dynamodb|s3|kms|sns|sts|sqs|eventbridge):/.test(operation);
-const containmentStates = new Set(['Protect Instance', 'Isolate Instance', 'Revoke Credentials', 'Leave Load Balancers']);
+const containmentStates = new Set([
+  'Protect Instance',
+  'Isolate Instance',
+  'Revoke Credentials',
+  'Leave Load Balancers',
+]);
 const cordonNames = new Set<string>(errorNames);
 const errorName = (reason: string | undefined) => reason?.split(':')[0] ?? '';
 const isTimelineWrite = (p: Pair) => p.operation === 'dynamodb:BatchWriteItem';

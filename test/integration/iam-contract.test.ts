@@ -37,6 +37,7 @@ import {
   decideAsMember,
   decideForbidden,
   decideRecorded,
+  findingTampering,
   forbiddenRequests,
   formatRows,
   functionPrincipal,
@@ -367,6 +368,26 @@ describe('each request a function made with its own role', () => {
   });
 });
 
+describe('the Security Hub updates', () => {
+  it('were made by the four steps that make them, each in the region that holds the finding, and Allowed', () => {
+    const rows = recordedRows.filter((r) => r.action === 'securityhub:BatchUpdateFindings');
+    expect([...new Set(rows.map((r) => r.fn))].sort()).toEqual([
+      'credential-intake',
+      'credential-notify',
+      'intake-finding',
+      'notify-outcome',
+    ]);
+    // The custom-action finding lives in ap-southeast-2, whatever the stack's region.
+    expect(new Set(rows.map((r) => r.resource))).toEqual(
+      new Set([
+        `arn:aws:securityhub:${localRegion}:${localAccountId}:hub/default`,
+        `arn:aws:securityhub:ap-southeast-2:${localAccountId}:hub/default`,
+      ]),
+    );
+    expect(rows.filter((r) => r.verdict.decision !== 'Allowed')).toEqual([]);
+  });
+});
+
 describe('the investigator role', () => {
   it('made every request of cordon evidence disk --image, --attach-to and --detach, each Allowed', () => {
     const rows = recordedRows.filter((r) => r.fn === investigatorCli);
@@ -496,6 +517,30 @@ describe('what no Cordon principal may do', () => {
       };
       const verdicts = await decideForbidden(principal, role.logicalId, forbidden, home.model, localRegion);
       allowed.push(...verdicts.filter((v) => v.verdict.decision === 'Allowed'));
+    }
+    expect(allowed.map((a) => `${a.principal} may ${a.what} (${a.verdict.deciding.join(', ')})`)).toEqual([]);
+  });
+
+  it('includes hiding a finding in Security Hub, in any region, for every role of the dev stage', async () => {
+    const home = homeModel(stackOf());
+    const allowed = [];
+    for (const role of home.model.roles()) {
+      const principal: Principal = {
+        roleArn: role.arn,
+        sessionArn: `arn:aws:sts::${localAccountId}:assumed-role/${role.name}/session`,
+        account: localAccountId,
+        identityPolicies: role.identityPolicies,
+      };
+      for (const region of [localRegion, 'ap-southeast-2']) {
+        const verdicts = await decideForbidden(
+          principal,
+          role.logicalId,
+          findingTampering(localAccountId, region),
+          home.model,
+          region,
+        );
+        allowed.push(...verdicts.filter((v) => v.verdict.decision === 'Allowed'));
+      }
     }
     expect(allowed.map((a) => `${a.principal} may ${a.what} (${a.verdict.deciding.join(', ')})`)).toEqual([]);
   });

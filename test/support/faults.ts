@@ -41,6 +41,7 @@ const denied: Record<string, { code: string; status: number }> = {
   ssm: { code: 'AccessDeniedException', status: 400 },
   sns: { code: 'AuthorizationError', status: 403 },
   eventbridge: { code: 'AccessDeniedException', status: 400 },
+  securityhub: { code: 'AccessDeniedException', status: 403 },
 };
 const deniedByDefault = { code: 'AccessDenied', status: 403 };
 
@@ -50,6 +51,7 @@ const throttled: Record<string, { code: string; status: number }> = {
   dynamodb: { code: 'ThrottlingException', status: 400 },
   s3: { code: 'SlowDown', status: 503 },
   eventbridge: { code: 'ThrottlingException', status: 400 },
+  securityhub: { code: 'TooManyRequestsException', status: 429 },
 };
 const unavailable = { code: 'ServiceUnavailable', status: 503 };
 

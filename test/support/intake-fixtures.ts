@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { BatchUpdateFindingsCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
 import {
   BatchWriteCommand,
   DynamoDBDocumentClient,
@@ -88,6 +89,7 @@ export function settingsOf(config: IntakeConfig): IntakeSettings {
 export const ddbMock = mockClient(DynamoDBDocumentClient);
 export const s3Mock = mockClient(S3Client);
 export const eventsMock = mockClient(EventBridgeClient);
+export const securityHubMock = mockClient(SecurityHubClient);
 
 /** AWS answers every write; a test that needs another answer overrides one command. */
 export function answerEverything(): void {
@@ -99,6 +101,10 @@ export function answerEverything(): void {
   s3Mock.on(PutObjectCommand).resolves({ VersionId: 'v1', $metadata: { requestId: 's3-put-1' } });
   eventsMock.reset();
   eventsMock.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'event-1' }] });
+  securityHubMock.reset();
+  securityHubMock
+    .on(BatchUpdateFindingsCommand)
+    .resolves({ ProcessedFindings: [], UnprocessedFindings: [], $metadata: { requestId: 'sh-1' } });
 }
 
 /** Intake wired to the real case store, evidence store and recorder, over the mocked clients. */
@@ -114,6 +120,10 @@ export function intakeDeps(config: IntakeConfig = devConfig): IntakeDeps {
     now: () => now,
     events: new EventBridgeClient({ region: homeRegion }),
     assess: async (c) => assessmentOf(c.instanceId),
+    securityHub: {
+      client: (region) => new SecurityHubClient({ region }),
+      updatedBy: 'cordon-test',
+    },
   };
 }
 
@@ -169,7 +179,12 @@ export function expectedTriggerPut(caseId: string, event: unknown) {
 
 /** How many calls the mocked clients received in all: zero is what a refusal must leave. */
 export function callsSent(): number {
-  return ddbMock.calls().length + s3Mock.calls().length + eventsMock.calls().length;
+  return (
+    ddbMock.calls().length +
+    s3Mock.calls().length +
+    eventsMock.calls().length +
+    securityHubMock.calls().length
+  );
 }
 
 /** Every timeline event Intake wrote (the timeline is written in batches), in the order written. */

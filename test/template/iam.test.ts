@@ -6,6 +6,7 @@ import {
   asArray,
   type CfnTemplate,
   functionRoleId,
+  instantiate,
   loadServerlessConfig,
   loadTemplate,
   type PolicyStatement,
@@ -276,6 +277,84 @@ describe('the case events', () => {
       ]);
     },
   );
+});
+
+describe('Security Hub updates', () => {
+  const grantsIn = (t: CfnTemplate, roleId: string) =>
+    roleStatements(t, roleId).filter(
+      (s) =>
+        s.Effect === 'Allow' &&
+        asArray(s.Action).some((a) => actionCovers(a, 'securityhub:BatchUpdateFindings')),
+    );
+  /** The fields Cordon never sets, which no request of its may carry. */
+  const untouched = [
+    'Severity.Label',
+    'Severity.Normalized',
+    'Severity.Product',
+    'Confidence',
+    'Criticality',
+    'Types',
+    'VerificationState',
+    'RelatedFindings.Id',
+    'RelatedFindings.ProductArn',
+  ];
+  const asStage = (resolve: boolean): CfnTemplate =>
+    instantiate({
+      ...template,
+      Conditions: {
+        ...template.Conditions,
+        SecurityHubResolveOnComplete: { 'Fn::Equals': [String(resolve), 'true'] },
+      },
+    });
+  const statuses = (t: CfnTemplate, roleId: string) =>
+    grantsIn(t, roleId).map((s) => s.Condition?.StringEquals?.['securityhub:ASFFSyntaxPath/Workflow.Status']);
+  const updaters = ['IntakeFindingRole', 'NotifyOutcomeRole', 'CredentialIntakeRole', 'CredentialNotifyRole'];
+
+  it('may be made by the two intake and the two notify steps, and by no other role', () => {
+    const granted = allRoles.map(([id]) => id).filter((id) => grantsIn(template, id).length > 0);
+    expect(granted.sort()).toEqual([...updaters].sort());
+  });
+
+  it.each(updaters)(
+    'lets %s update findings on this account’s hub only, never their severity, types or related findings',
+    (roleId) => {
+      const [statement, ...more] = grantsIn(asStage(false), roleId);
+      expect(more).toEqual([]);
+      expect(statement).toMatchObject({
+        Action: 'securityhub:BatchUpdateFindings',
+        Resource: sub('arn:{AWS::Partition}:securityhub:*:{AWS::AccountId}:hub/default'),
+      });
+      expect(statement?.Condition?.Null).toEqual(
+        Object.fromEntries(untouched.map((f) => [`securityhub:ASFFSyntaxPath/${f}`, 'true'])),
+      );
+    },
+  );
+
+  it('lets the intake steps set NOTIFIED only, whatever the stage', () => {
+    for (const resolve of [false, true]) {
+      expect(statuses(asStage(resolve), 'IntakeFindingRole')).toEqual(['NOTIFIED']);
+      expect(statuses(asStage(resolve), 'CredentialIntakeRole')).toEqual(['NOTIFIED']);
+    }
+  });
+
+  it('lets the notify steps set RESOLVED only on a stage that resolves completed cases, as their setting says', () => {
+    expect(statuses(asStage(false), 'NotifyOutcomeRole')).toEqual([['NOTIFIED']]);
+    expect(statuses(asStage(false), 'CredentialNotifyRole')).toEqual([['NOTIFIED']]);
+    expect(statuses(asStage(true), 'NotifyOutcomeRole')).toEqual([['NOTIFIED', 'RESOLVED']]);
+    expect(statuses(asStage(true), 'CredentialNotifyRole')).toEqual([['NOTIFIED', 'RESOLVED']]);
+    const setting = (t: CfnTemplate) =>
+      new Set(
+        resourcesOfType(t, 'AWS::Lambda::Function').map(
+          ([, fn]) =>
+            (fn.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables
+              ?.SECURITYHUB_RESOLVE_ON_COMPLETE,
+        ),
+      );
+    expect(setting(asStage(false))).toEqual(new Set(['false']));
+    expect(setting(asStage(true))).toEqual(new Set(['true']));
+    // Off unless a stage asks for it.
+    expect(setting(instantiate(template))).toEqual(new Set(['false']));
+  });
 });
 
 describe('the investigator role', () => {

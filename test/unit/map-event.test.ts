@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { securityHubFindingOf } from '../../functions/core/securityhub.js';
 import { type Normalised, normaliseTrigger } from '../../functions/forensics/intake-finding/normalise.js';
 import { mapEvent } from '../../scripts/local/map-event.js';
 import { repoRoot } from '../../scripts/local/runner.js';
@@ -93,6 +94,7 @@ describe('mapEvent', () => {
     expect(changes(event, mapped)).toEqual([
       '$.detail.accountId: "111122223333" -> "123456789012"',
       '$.detail.region: "eu-west-1" -> "us-east-1"',
+      '$.detail.arn: "arn:aws:guardduty:eu-west-1:111122223333:detector/123456789012/finding/16afba5c5c43e07c9e3e5e2e544e95df" -> "arn:aws:guardduty:us-east-1:123456789012:detector/123456789012/finding/16afba5c5c43e07c9e3e5e2e544e95df"',
       '$.detail.resource.instanceDetails.instanceId: "i-05746eb48123455e0" -> "i-0123456789abcdef0"',
     ]);
     expect(mapping.from).toEqual({
@@ -100,6 +102,31 @@ describe('mapEvent', () => {
       accountId: '111122223333',
       region: 'eu-west-1',
     });
+  });
+
+  it('moves a GuardDuty finding’s ARN with the finding, its account a redacted word or not, so that Intake finds it in Security Hub', () => {
+    const event = readRealEvent('gd_api_getfindings_backdoor_cc_activity_b_dns_count3.json');
+
+    const { event: mapped } = mapEvent(event, to);
+
+    expect((mapped as { Arn: string }).Arn).toBe(
+      'arn:aws:guardduty:us-east-1:123456789012:detector/detector_id/finding/14bd952561ab40e0b9275f648fcca0f2',
+    );
+    const placed = decide(mapped) as { ok: { trigger: { findingId: string } } };
+    expect(securityHubFindingOf(mapped, { ...to, findingId: placed.ok.trigger.findingId })).toEqual({
+      id: (mapped as { Arn: string }).Arn,
+      productArn: 'arn:aws:securityhub:us-east-1::product/aws/guardduty',
+    });
+  });
+
+  it('leaves a finding ARN that names another account than the finding, as Intake would leave Security Hub', () => {
+    const event = readRealEvent('gd_detail_canary_ec2_stateless_integtest.json');
+    const foreign =
+      'arn:aws:guardduty:us-east-1:999999999999:detector/d1/finding/16afba5c5c43e07c9e3e5e2e544e95df';
+
+    const { event: mapped } = mapEvent({ ...event, accountId: '111122223333', arn: foreign }, to);
+
+    expect((mapped as { arn: string }).arn).toBe(foreign);
   });
 
   it('changes only the instance ARN of a Security Hub custom action, where the id is only inside it', () => {

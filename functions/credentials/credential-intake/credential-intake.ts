@@ -21,6 +21,7 @@ import {
   readGuardDutyFinding,
   readGuardDutyResourceType,
 } from '../../core/readers/guardduty.js';
+import { type SecurityHubDeps, securityHubFindingOf, tellSecurityHub } from '../../core/securityhub.js';
 import { capLength, isRecord } from '../../core/text.js';
 
 /** The "Credential Intake" state passes the execution input as it came, and the execution's ARN. */
@@ -43,6 +44,8 @@ export interface CredentialIntakeDeps {
   recorder: (caseId: string, step: string) => Recorder;
   config: Pick<Config, 'CORDON_ACCOUNT_ID' | 'AWS_REGION' | 'MIN_SEVERITY' | 'ACCEPT_SAMPLE_FINDINGS'>;
   now: () => Date;
+  /** Where the finding is marked NOTIFIED (functions/core/securityhub.ts); never fails the intake. */
+  securityHub?: SecurityHubDeps;
 }
 
 /** Step Functions refuses larger state; a trigger this big is not a finding. */
@@ -88,10 +91,16 @@ export async function credentialIntake(
       return { intake: { decision: 'rejected', reason: error.reason } };
     throw error;
   }
+  const inSecurityHub = securityHubFindingOf(input.event, {
+    findingId: facts.finding.id,
+    accountId: facts.accountId,
+    region: facts.region,
+  });
   const candidate = credentialCaseSchema.parse({
     caseId: newPlaybookCaseId('cred', principalLock(facts), now),
     ...facts,
     ...(input.executionArn ? { executionArn: input.executionArn } : {}),
+    ...(inSecurityHub ? { securityHub: inSecurityHub } : {}),
   });
   const opened = await deps.cases.openSubject([findingLock(candidate), principalLock(candidate)], {
     ...candidate,
@@ -99,6 +108,8 @@ export async function credentialIntake(
   });
   if (opened.opened) {
     const recorder = deps.recorder(candidate.caseId, credentialSteps.intake);
+    // Alongside the case's own writes, never in their way: it does not throw.
+    const told = markNotified(candidate, recorder, deps);
     await recorder.note('case opened', 'info', {
       target: describePrincipal(candidate.principal),
       detail: summary(candidate),
@@ -106,6 +117,7 @@ export async function credentialIntake(
     await deps.evidence.put(recorder, 'trigger.json', evidenceJson(input.event), {
       contentType: 'application/json',
     });
+    await told;
     return {
       intake: {
         decision: 'accepted',
@@ -121,9 +133,11 @@ export async function credentialIntake(
     const own = credentialCaseSchema.safeParse(existing);
     if (own.success) {
       const recorder = deps.recorder(own.data.caseId, credentialSteps.intake);
+      const told = markNotified(own.data, recorder, deps);
       await deps.evidence.put(recorder, 'trigger.json', evidenceJson(input.event), {
         contentType: 'application/json',
       });
+      await told;
       return {
         intake: {
           decision: 'accepted',
@@ -145,6 +159,17 @@ export async function credentialIntake(
       caseId: opened.existingCaseId,
     },
   };
+}
+
+/** NOTIFIED, with the case's note, on the finding in Security Hub; what happened goes on the timeline. */
+async function markNotified(c: CredentialCase, recorder: Recorder, deps: CredentialIntakeDeps) {
+  if (deps.securityHub) {
+    await tellSecurityHub(
+      [c.securityHub],
+      { caseId: c.caseId, news: { kind: 'opened' } },
+      { ...deps.securityHub, recorder },
+    );
+  }
 }
 
 export function describePrincipal(p: Principal): string {

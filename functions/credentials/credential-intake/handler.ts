@@ -1,6 +1,7 @@
 import { configSlices } from '../../core/config.js';
 import { credentialSteps } from '../../core/credentials.js';
 import { stepHandler } from '../../core/handler.js';
+import { securityHubOf } from '../../core/securityhub.js';
 import { credentialIntake, credentialIntakeInputSchema } from './credential-intake.js';
 
 export const handler = stepHandler(
@@ -14,5 +15,6 @@ export const handler = stepHandler(
       recorder: ctx.recorder,
       config: ctx.config,
       now: ctx.now,
+      securityHub: securityHubOf(ctx),
     }),
 );

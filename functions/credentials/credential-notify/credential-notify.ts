@@ -12,6 +12,7 @@ import {
 } from '../../core/credentials.js';
 import { NotificationError } from '../../core/errors.js';
 import type { StepSummary } from '../../core/outcome.js';
+import { type SecurityHubDeps, tellSecurityHub } from '../../core/securityhub.js';
 import { oneLine } from '../../core/text.js';
 
 /** Notify reads the whole state; when intake itself failed there is no case, only the error. */
@@ -35,6 +36,8 @@ export interface CredentialNotifyDeps {
   topicArn: string;
   cases: Pick<CaseStore, 'setStatus' | 'releaseSubject'>;
   recorder?: Recorder;
+  /** Where the finding hears the outcome (functions/core/securityhub.ts); never fails Notify. */
+  securityHub?: SecurityHubDeps & { resolveOnComplete: boolean };
 }
 
 const statusFor: Record<Outcome, CaseStatus> = {
@@ -161,11 +164,25 @@ export async function credentialNotify(
       },
     );
   }
+  const o = message.outcome;
+  // Beside the case's own writes, never in their way: it does not throw.
+  const told =
+    input.case && deps.securityHub && (o === 'completed' || o === 'partial' || o === 'failed')
+      ? tellSecurityHub(
+          [input.case.securityHub],
+          {
+            caseId: input.case.caseId,
+            news: { kind: 'outcome', outcome: o, resolve: deps.securityHub.resolveOnComplete },
+          },
+          { ...deps.securityHub, recorder: deps.recorder },
+        )
+      : undefined;
   if (input.case) {
     await deps.cases.setStatus(input.case.caseId, statusFor[message.outcome], message.outcome);
     await deps.cases.releaseSubject(principalLock(input.case), input.case.caseId);
     if (message.outcome === 'failed')
       await deps.cases.releaseSubject(findingLock(input.case), input.case.caseId);
   }
+  await told;
   return { outcome: message.outcome, ...(messageId ? { messageId } : {}), steps: message.steps };
 }

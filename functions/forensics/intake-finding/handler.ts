@@ -3,6 +3,7 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { configSlices } from '../../core/config.js';
 import { stepHandler } from '../../core/handler.js';
 import { assessInstance } from '../../core/plan.js';
+import { securityHubOf } from '../../core/securityhub.js';
 import { intakeFinding, intakeInputSchema, intakeStep } from './intake-finding.js';
 
 export const handler = stepHandler(intakeStep, configSlices.intake, intakeInputSchema, (input, ctx) =>
@@ -18,5 +19,6 @@ export const handler = stepHandler(intakeStep, configSlices.intake, intakeInputS
       const member = ctx.clientsFor({ accountId: c.accountId, region: c.region, caseId: c.caseId });
       return assessInstance(c, { ec2: member(EC2Client), ssm: member(SSMClient) });
     },
+    securityHub: securityHubOf(ctx),
   }),
 );

@@ -7,6 +7,7 @@ import { type CordonError, describeError, normaliseError } from '../../core/erro
 import { emitCaseEvent } from '../../core/events.js';
 import { type EvidenceStore, evidenceJson } from '../../core/evidence.js';
 import type { Assessment } from '../../core/plan.js';
+import { type SecurityHubDeps, securityHubFindingOf, tellSecurityHub } from '../../core/securityhub.js';
 import type { IntakeResult } from '../../core/state.js';
 import { oneLine } from '../../core/text.js';
 import { type IntakeConfig, intakeSettings, normaliseTrigger } from './normalise.js';
@@ -33,6 +34,8 @@ export interface IntakeDeps {
   events: EventBridgeClient;
   /** The first look at the instance (functions/core/plan.ts `assessInstance`), in its own account. */
   assess: (c: Case) => Promise<Assessment | undefined>;
+  /** Where the trigger's finding is marked NOTIFIED (functions/core/securityhub.ts); never fails Intake. */
+  securityHub?: SecurityHubDeps;
 }
 
 /**
@@ -44,10 +47,16 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
   const normalised = normaliseTrigger(input.event, intakeSettings(deps.config), now);
   if ('rejected' in normalised) return { intake: { decision: 'rejected', reason: normalised.rejected } };
 
+  const inSecurityHub = securityHubFindingOf(input.event, {
+    findingId: normalised.ok.trigger.findingId,
+    accountId: normalised.ok.accountId,
+    region: normalised.ok.region,
+  });
   const candidate: Case = {
     caseId: newCaseId(normalised.ok.instanceId, now),
     ...normalised.ok,
     ...(input.executionArn ? { executionArn: input.executionArn } : {}),
+    ...(inSecurityHub ? { securityHub: inSecurityHub } : {}),
   };
   let opened: OpenResult;
   try {
@@ -61,7 +70,7 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
   if (opened.opened) {
     const recorder = deps.recorder(candidate.caseId, intakeStep);
     await recorder.note('case opened', 'info', { target: candidate.instanceId, detail: summary(candidate) });
-    const assessment = await finishOpening(deps, candidate, recorder, input.event);
+    const assessment = await finishOpening(deps, candidate, recorder, input.event, 'opened');
     return {
       intake: {
         decision: 'accepted',
@@ -82,7 +91,7 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
       target: own.instanceId,
       detail: 'same execution; trigger.json checked',
     });
-    const assessment = await finishOpening(deps, own, recorder, input.event);
+    const assessment = await finishOpening(deps, own, recorder, input.event, 'opened');
     return {
       intake: {
         decision: 'accepted',
@@ -94,12 +103,14 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
     };
   }
 
-  await deps.cases.join(opened.existingCaseId, candidate.trigger.findingId);
+  const isNew = await deps.cases.join(opened.existingCaseId, candidate.trigger.findingId, inSecurityHub);
   const joined = deps.recorder(opened.existingCaseId, intakeStep);
   await joined.note('finding joined', 'info', {
     target: candidate.instanceId,
     detail: joinDetail(candidate),
   });
+  // Only a finding new to the case: an update GuardDuty re-sends must not undo what the case's end set.
+  if (isNew) await markFinding(deps, joined, opened.existingCaseId, 'joined', inSecurityHub);
   await joined.flush();
   return {
     intake: {
@@ -108,6 +119,18 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
       caseId: opened.existingCaseId,
     },
   };
+}
+
+/** NOTIFIED, with the case's note, on the finding in Security Hub; what happened goes on the timeline. */
+async function markFinding(
+  deps: IntakeDeps,
+  recorder: Recorder,
+  caseId: string,
+  kind: 'opened' | 'joined',
+  finding: Case['securityHub'],
+): Promise<void> {
+  if (!deps.securityHub || !finding) return;
+  await tellSecurityHub([finding], { caseId, news: { kind } }, { ...deps.securityHub, recorder });
 }
 
 /** The same error (same name, so the ASL retries it or not as before), saying what it stopped. */
@@ -119,8 +142,8 @@ function renamed(error: unknown, what: string): CordonError {
 
 /**
  * What follows the opening, all at once (one round): the trigger stored as the first piece of evidence,
- * the case's "opened" event, and the first look at the instance that lets containment start in the
- * next step (functions/core/plan.ts). Then the timeline is written: the case is not opened until its
+ * the case's "opened" event, the finding marked NOTIFIED in Security Hub, and the first look at the
+ * instance that lets containment start in the next step (functions/core/plan.ts). Then the timeline is written: the case is not opened until its
  * record is. A store or timeline failure abandons the case as `abandon` says; the event and the look
  * never fail the intake (a look that cannot be taken leaves the plan to Triage).
  */
@@ -129,11 +152,13 @@ async function finishOpening(
   c: Case,
   recorder: Recorder,
   event: unknown,
+  kind: 'opened',
 ): Promise<Assessment | undefined> {
   const [stored, , assessment] = await Promise.allSettled([
     storeTrigger(deps, recorder, event),
     emitCaseEvent(c, 'opened', { events: deps.events, recorder, now: deps.now }),
     lookAt(deps, c, recorder),
+    markFinding(deps, recorder, c.caseId, kind, c.securityHub),
   ]);
   try {
     if (stored.status === 'rejected') throw stored.reason;

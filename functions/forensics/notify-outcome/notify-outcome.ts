@@ -1,12 +1,18 @@
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { z } from 'zod';
-import { caseSchema, type Outcome } from '../../core/case.js';
+import { type Case, caseSchema, type Outcome } from '../../core/case.js';
 import type { CaseStatus, CaseStore, Recorder } from '../../core/cases.js';
 import { type ChatNotification, chatText, structuredMessage } from '../../core/chat.js';
 import { type CordonError, describeError, NotificationError, normaliseError } from '../../core/errors.js';
 import { type EmitResult, emitCaseEvent } from '../../core/events.js';
 import { type OutcomeState, reasonLength, type StepSummary, summarise, why } from '../../core/outcome.js';
+import {
+  type SecurityHubDeps,
+  type SecurityHubFinding,
+  type SecurityHubStatus,
+  tellSecurityHub,
+} from '../../core/securityhub.js';
 import type { ArchiveResult, NotifyResult } from '../../core/state.js';
 import { oneLine } from '../../core/text.js';
 
@@ -45,6 +51,13 @@ export interface NotifyDeps {
   now?: () => Date;
   /** Where the outcome's case event goes (functions/core/events.ts). */
   events: EventBridgeClient;
+  /** Where the case's findings hear the outcome (functions/core/securityhub.ts); never fails Notify. */
+  securityHub?: SecurityHubDeps & {
+    /** SECURITYHUB_RESOLVE_ON_COMPLETE: a completed case resolves its findings. */
+    resolveOnComplete: boolean;
+    /** The findings that joined the case after it opened (CaseStore.securityHubFindings). */
+    joined: (caseId: string) => Promise<SecurityHubFinding[]>;
+  };
 }
 
 const statusFor: Record<Outcome, CaseStatus> = {
@@ -221,7 +234,14 @@ function chatStep(s: StepSummary): string {
 export async function notifyOutcome(
   input: NotifyInput,
   deps: NotifyDeps,
-): Promise<NotifyResult & { steps: StepSummary[]; unrecorded?: string; eventSent?: boolean }> {
+): Promise<
+  NotifyResult & {
+    steps: StepSummary[];
+    unrecorded?: string;
+    eventSent?: boolean;
+    securityHub?: SecurityHubStatus[];
+  }
+> {
   const message = composeMessage(input);
   const c = input.case;
   let unrecorded: string | undefined;
@@ -297,24 +317,58 @@ export async function notifyOutcome(
       );
     }
   }
-  // The outcome's case event, once the case record says so; one that cannot be sent is on the timeline.
+  // The outcome's case event, once the case record says so, and the outcome in Security Hub beside it;
+  // either that cannot be sent is on the timeline.
   let event: EmitResult | undefined;
+  let inSecurityHub: SecurityHubStatus[] = [];
   const o = message.outcome;
   if (c && (o === 'completed' || o === 'partial' || o === 'failed')) {
-    event = await emitCaseEvent(c, o, {
-      events: deps.events,
-      recorder: deps.recorder,
-      ...(deps.now ? { now: deps.now } : {}),
-    });
+    [event, inSecurityHub] = await Promise.all([
+      emitCaseEvent(c, o, {
+        events: deps.events,
+        recorder: deps.recorder,
+        ...(deps.now ? { now: deps.now } : {}),
+      }),
+      closeFindings(c, o, deps, note),
+    ]);
   }
   await settleTimeline();
   return {
     outcome: message.outcome,
     ...(messageId ? { messageId } : {}),
     ...(event ? { eventSent: event.sent } : {}),
+    ...(inSecurityHub.length ? { securityHub: inSecurityHub } : {}),
     steps: message.steps,
     ...(unrecorded ? { unrecorded } : {}),
   };
+}
+
+/**
+ * The outcome on the case's findings in Security Hub: the one it opened on and those that joined it.
+ * RESOLVED for a completed case where the stage says so, NOTIFIED otherwise; the note says the outcome.
+ */
+async function closeFindings(
+  c: Case,
+  outcome: 'completed' | 'partial' | 'failed',
+  deps: NotifyDeps,
+  note: Note,
+): Promise<SecurityHubStatus[]> {
+  const sh = deps.securityHub;
+  if (!sh) return [];
+  const joined = await sh.joined(c.caseId).catch(async (error: unknown) => {
+    const e = describeError(error);
+    await note('securityhub:BatchUpdateFindings', 'failed', {
+      target: c.caseId,
+      detail: `the findings that joined the case could not be read, so only the one it opened on hears the outcome: ${e.name}: ${e.message}`,
+    });
+    return [];
+  });
+  const results = await tellSecurityHub(
+    [c.securityHub, ...joined],
+    { caseId: c.caseId, news: { kind: 'outcome', outcome, resolve: sh.resolveOnComplete } },
+    { ...sh, recorder: deps.recorder },
+  );
+  return results.map((r) => r.status);
 }
 
 /** The outcome in one timeline line: each step with its status and, where it did not succeed, why. */

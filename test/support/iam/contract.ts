@@ -452,6 +452,38 @@ export function forbiddenRequests(
   ];
 }
 
+/**
+ * Hiding a finding in Security Hub: suppressing it, resolving it (on a stage that does not resolve
+ * completed cases), lowering its severity or calling it benign. Each as a BatchUpdateFindings request
+ * would carry it, on the account's hub in `region`.
+ */
+export function findingTampering(account: string, region: string, partition = 'aws'): Forbidden[] {
+  const hub = `arn:${partition}:securityhub:${region}:${account}:hub/default`;
+  const update = (what: string, fields: Record<string, string>) => ({
+    what,
+    auth: {
+      action: 'securityhub:BatchUpdateFindings',
+      resource: hub,
+      context: Object.fromEntries(
+        Object.entries({ 'Note.Text': 'nothing to see', 'Note.UpdatedBy': 'cordon-dev', ...fields }).map(
+          ([path, value]) => [`securityhub:ASFFSyntaxPath/${path}`, value],
+        ),
+      ),
+    },
+  });
+  return [
+    update('suppress a finding in Security Hub', { 'Workflow.Status': 'SUPPRESSED' }),
+    update('resolve a finding where the stage does not resolve completed cases', {
+      'Workflow.Status': 'RESOLVED',
+    }),
+    update("lower a finding's severity", {
+      'Workflow.Status': 'NOTIFIED',
+      'Severity.Label': 'INFORMATIONAL',
+    }),
+    update('call a finding benign', { 'Workflow.Status': 'NOTIFIED', VerificationState: 'BENIGN_POSITIVE' }),
+  ];
+}
+
 /** Writing IAM policy: what no function that reads attacker-written text may do. */
 export function iamWrites(account: string, partition = 'aws'): Forbidden[] {
   const role = `arn:${partition}:iam::${account}:role/any-role`;

@@ -116,6 +116,24 @@ function specTags(input: Input, type: string): Tags {
   return Object.assign({}, ...specs.filter((s) => s.ResourceType === type).map((s) => tagMap(s.Tags)));
 }
 
+/** `securityhub:ASFFSyntaxPath/<path>` for every field a BatchUpdateFindings request sets. */
+function asffSyntaxPaths(input: Input): Context {
+  const out: Record<string, string[]> = {};
+  const walk = (value: unknown, path: string) => {
+    if (Array.isArray(value)) for (const v of value) walk(v, path);
+    else if (value !== null && typeof value === 'object')
+      for (const [k, v] of Object.entries(value)) walk(v, `${path}.${k}`);
+    else if (value !== undefined) out[path] = [...(out[path] ?? []), String(value)];
+  };
+  for (const [field, value] of Object.entries(input)) if (field !== 'FindingIdentifiers') walk(value, field);
+  return Object.fromEntries(
+    Object.entries(out).map(([path, values]) => [
+      `securityhub:ASFFSyntaxPath/${path}`,
+      values.length === 1 ? (values[0] as string) : values,
+    ]),
+  );
+}
+
 // ---- ARNs -------------------------------------------------------------------------------------------
 
 const ec2Arn = (w: Where, type: string, id: string, account = w.account) =>
@@ -1060,6 +1078,19 @@ export const operations: Record<string, OperationSpec> = {
         };
       });
     },
+  },
+  // BatchUpdateFindings is decided on the hub of the region the request goes to, with one
+  // `securityhub:ASFFSyntaxPath/<field>` key for each ASFF field the request sets (Workflow.Status,
+  // Note.Text, UserDefinedFields.<key>...), its value where it has one, as the Security Hub user guide
+  // describes the keys; the findings named are no key.
+  'securityhub:BatchUpdateFindings': {
+    authorise: (i, _f, w) => [
+      {
+        action: 'securityhub:BatchUpdateFindings',
+        resource: `arn:${w.partition}:securityhub:${w.region}:${w.account}:hub/default`,
+        context: asffSyntaxPaths(i),
+      },
+    ],
   },
   'sns:Publish': {
     authorise: (i) => [{ action: 'sns:Publish', resource: i.TopicArn, context: {} }],

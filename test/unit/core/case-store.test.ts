@@ -108,6 +108,60 @@ describe('CaseStore.markNotified and notified', () => {
   });
 });
 
+describe('CaseStore.join and securityHubFindings', () => {
+  const joining = {
+    id: 'arn:aws:guardduty:us-east-1:123456789012:detector/d1/finding/f00d',
+    productArn: 'arn:aws:securityhub:us-east-1::product/aws/guardduty',
+  };
+
+  it('says a finding new to the case joined, and lists its Security Hub identity with it', async () => {
+    ddbMock.on(UpdateCommand).resolves({});
+
+    expect(await store.join(sampleCase.caseId, 'f00d', joining)).toBe(true);
+    expect(ddbMock).toHaveReceivedCommandWith(UpdateCommand, {
+      UpdateExpression:
+        'SET findingIds = list_append(if_not_exists(findingIds, :empty), :f), securityHubFindings = list_append(if_not_exists(securityHubFindings, :empty), :sh), updatedAt = :at',
+      ConditionExpression: 'attribute_exists(pk) AND NOT contains(findingIds, :fid)',
+      ExpressionAttributeValues: {
+        ':f': ['f00d'],
+        ':fid': 'f00d',
+        ':empty': [],
+        ':at': now().toISOString(),
+        ':sh': [joining],
+      },
+    });
+  });
+
+  it('says an update of a finding the case already lists added nothing', async () => {
+    ddbMock.on(UpdateCommand).rejects(
+      Object.assign(new Error('The conditional request failed'), {
+        name: 'ConditionalCheckFailedException',
+      }),
+    );
+
+    expect(await store.join(sampleCase.caseId, 'f00d', joining)).toBe(false);
+  });
+
+  it('reads the findings that joined, leaving out anything that is not a Security Hub identity', async () => {
+    ddbMock.on(GetCommand).resolves({
+      Item: { securityHubFindings: [joining, { id: 'x', productArn: 'arn:aws:s3:::bucket' }, 'nonsense'] },
+    });
+
+    expect(await store.securityHubFindings(sampleCase.caseId)).toEqual([joining]);
+    expect(ddbMock).toHaveReceivedCommandWith(GetCommand, {
+      Key: { pk: `CASE#${sampleCase.caseId}`, sk: 'CASE' },
+      ConsistentRead: true,
+      ProjectionExpression: 'securityHubFindings',
+    });
+  });
+
+  it('reads none from a case that no finding joined', async () => {
+    ddbMock.on(GetCommand).resolves({ Item: {} });
+
+    expect(await store.securityHubFindings(sampleCase.caseId)).toEqual([]);
+  });
+});
+
 describe('putObservation', () => {
   const artifact = (key: string) => ({
     key,

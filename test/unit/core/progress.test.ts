@@ -132,12 +132,12 @@ describe('several calls of one phase failing at once (an AggregateError)', () =>
     expect(alone.name).toBe('ContainmentError');
     expect(alone.message).toMatch(/^Protection stopped at "attributes": AwsAccessDeniedError: /);
 
-    const both = await progress('Protection', ['attributes', 'volumes'])
+    const both = (await progress('Protection', ['attributes', 'volumes'])
       .together([
         { label: 'attributes', work: several },
         { label: 'volumes', work: async () => undefined },
       ])
-      .catch((e: unknown) => e as Error);
+      .catch((e: unknown) => e)) as Error;
     expect(both.name).toBe('ContainmentError');
     expect(both.message).toContain(
       'Protection stopped at "attributes". Applied: volumes. Not applied: attributes.',

@@ -23,6 +23,7 @@ const contextModules: Record<string, string | undefined> = {
   // Cordon's own SDK clients: what they fail with is an AWS error, which everyStep names.
   home: undefined,
   homeClient: undefined,
+  homeClientIn: undefined,
   // Clients for the instance's account, signed with the member role assumed in clients.ts.
   clientsFor: 'functions/core/clients.ts',
   cases: 'functions/core/cases.ts',

@@ -1,4 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { BatchUpdateFindingsCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { findingLock, principalLock } from '../../../functions/core/credentials.js';
 import {
   type CredentialIntakeDeps,
@@ -250,5 +252,73 @@ describe('credentialIntake', () => {
       finding: { count: 2 },
       trigger: { shape: 'guardduty-api' },
     });
+  });
+});
+
+describe('the finding in Security Hub', () => {
+  const securityHub = mockClient(SecurityHubClient);
+  const arn =
+    'arn:aws:guardduty:us-east-1:123456789012:detector/123456789012/finding/30bf285e52a1e405084ff6ec28e06e17';
+  beforeEach(() => {
+    securityHub.reset();
+    securityHub.on(BatchUpdateFindingsCommand).resolves({ UnprocessedFindings: [] });
+  });
+  const withSecurityHub = () => {
+    const { d, cases } = deps();
+    return {
+      cases,
+      d: {
+        ...d,
+        securityHub: {
+          client: (region: string) => new SecurityHubClient({ region }),
+          updatedBy: 'cordon-test',
+        },
+      },
+    };
+  };
+
+  it('is marked NOTIFIED with the case id when the case opens', async () => {
+    const { d } = withSecurityHub();
+
+    const result = await credentialIntake({ event: envelope(liveDetail()) }, d);
+
+    const caseId = result.intake.caseId as string;
+    expect(result.case?.securityHub).toEqual({
+      id: arn,
+      productArn: 'arn:aws:securityhub:us-east-1::product/aws/guardduty',
+    });
+    expect(securityHub).toHaveReceivedCommandWith(BatchUpdateFindingsCommand, {
+      FindingIdentifiers: [{ Id: arn, ProductArn: 'arn:aws:securityhub:us-east-1::product/aws/guardduty' }],
+      Workflow: { Status: 'NOTIFIED' },
+      UserDefinedFields: { cordonCaseId: caseId },
+    });
+  });
+
+  it('opens the case all the same when Security Hub refuses, and records it', async () => {
+    securityHub.on(BatchUpdateFindingsCommand).rejects(
+      Object.assign(new Error('denied'), {
+        name: 'AccessDeniedException',
+        $metadata: { httpStatusCode: 403 },
+      }),
+    );
+    const { d, cases } = withSecurityHub();
+
+    const result = await credentialIntake({ event: envelope(liveDetail()) }, d);
+
+    expect(result.intake.decision).toBe('accepted');
+    expect(cases.events).toContainEqual(
+      expect.objectContaining({ action: 'securityhub:BatchUpdateFindings', status: 'failed' }),
+    );
+  });
+
+  it('is left alone when the same finding arrives again and joins its case', async () => {
+    const { d } = withSecurityHub();
+    await credentialIntake({ event: envelope(liveDetail()) }, d);
+    securityHub.resetHistory();
+
+    const again = await credentialIntake({ event: envelope(liveDetail()) }, d);
+
+    expect(again.intake.decision).toBe('duplicate');
+    expect(securityHub.calls()).toHaveLength(0);
   });
 });

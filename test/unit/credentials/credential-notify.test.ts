@@ -1,3 +1,4 @@
+import { BatchUpdateFindingsCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -144,5 +145,88 @@ describe('credentialOutcome', () => {
       instance: { Error: 'AwsAccessDeniedError' },
     });
     expect(result.outcome).toBe('partial');
+  });
+});
+
+describe('the finding in Security Hub', () => {
+  const securityHub = mockClient(SecurityHubClient);
+  const inSecurityHub = {
+    ...c,
+    securityHub: {
+      id: `arn:aws:guardduty:us-east-1:123456789012:detector/123456789012/finding/${c.finding.id}`,
+      productArn: 'arn:aws:securityhub:us-east-1::product/aws/guardduty',
+    },
+  };
+  beforeEach(() => {
+    securityHub.reset();
+    securityHub.on(BatchUpdateFindingsCommand).resolves({ UnprocessedFindings: [] });
+  });
+  const withSecurityHub = async (resolveOnComplete: boolean) => {
+    const { cases, deps } = await setup();
+    return {
+      cases,
+      deps: {
+        ...deps,
+        securityHub: {
+          client: (region: string) => new SecurityHubClient({ region }),
+          updatedBy: 'cordon-test',
+          resolveOnComplete,
+        },
+      },
+    };
+  };
+
+  it('is resolved when the credentials are contained and the stage resolves', async () => {
+    const { deps } = await withSecurityHub(true);
+
+    await credentialNotify({ ...contained, case: inSecurityHub }, deps);
+
+    expect(securityHub).toHaveReceivedCommandWith(BatchUpdateFindingsCommand, {
+      FindingIdentifiers: [
+        { Id: inSecurityHub.securityHub.id, ProductArn: inSecurityHub.securityHub.productArn },
+      ],
+      Workflow: { Status: 'RESOLVED' },
+      UserDefinedFields: { cordonCaseId: c.caseId },
+    });
+  });
+
+  it('stays NOTIFIED, with the outcome in the note, when containment failed', async () => {
+    const { deps } = await withSecurityHub(true);
+
+    await credentialNotify(
+      { ...contained, case: inSecurityHub, revoke: { Error: 'AwsAccessDeniedError', Cause: 'no' } },
+      deps,
+    );
+
+    expect(securityHub).toHaveReceivedCommandWith(BatchUpdateFindingsCommand, {
+      Workflow: { Status: 'NOTIFIED' },
+      Note: { Text: expect.stringContaining(`Cordon case ${c.caseId} failed: `), UpdatedBy: 'cordon-test' },
+    });
+  });
+
+  it('ends the case as it would have when Security Hub is not enabled, and records it', async () => {
+    securityHub.on(BatchUpdateFindingsCommand).rejects(
+      Object.assign(new Error('not subscribed'), {
+        name: 'InvalidAccessException',
+        $metadata: { httpStatusCode: 401 },
+      }),
+    );
+    const { cases, deps } = await withSecurityHub(false);
+
+    const result = await credentialNotify({ ...contained, case: inSecurityHub }, deps);
+
+    expect(result.outcome).toBe('completed');
+    expect(cases.items.get(c.caseId)).toMatchObject({ status: 'contained' });
+    expect(cases.events).toContainEqual(
+      expect.objectContaining({ action: 'securityhub:BatchUpdateFindings', status: 'skipped' }),
+    );
+  });
+
+  it('makes no call for a case whose finding is not in Security Hub', async () => {
+    const { deps } = await withSecurityHub(true);
+
+    await credentialNotify(contained, deps);
+
+    expect(securityHub.calls()).toHaveLength(0);
   });
 });

@@ -1,5 +1,6 @@
 import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { BatchUpdateFindingsCommand } from '@aws-sdk/client-securityhub';
 import { GetCommand, PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -33,6 +34,7 @@ import {
   readRealEvent,
   realEventFiles,
   s3Mock,
+  securityHubMock,
   settingsOf,
   table,
   timelineItems,
@@ -150,6 +152,11 @@ const realEventOutcomes: Record<string, Expected> = {
         reason: 'Canary:EC2/Stateless.IntegTest',
         receivedAt: at,
       },
+      // The finding as GuardDuty's integration imports it into Security Hub: its ARN is the Id.
+      securityHub: {
+        id: 'arn:aws:guardduty:us-east-1:123456789012:detector/123456789012/finding/16afba5c5c43e07c9e3e5e2e544e95df',
+        productArn: 'arn:aws:securityhub:us-east-1::product/aws/guardduty',
+      },
     },
   },
   [files.partial]: {
@@ -196,6 +203,10 @@ const realEventOutcomes: Record<string, Expected> = {
         requestedBy: 'securityhub:ForensicTriageAction',
         reason: 'EC2.8 EC2 instances should use Instance Metadata Service Version 2 (IMDSv2)',
         receivedAt: at,
+      },
+      securityHub: {
+        id: 'arn:aws:securityhub:ap-southeast-2:123456789012:subscription/aws-foundational-security-best-practices/v/1.0.0/EC2.8/finding/482e8524-4f22-4a27-9dba-b8a582f24529',
+        productArn: 'arn:aws:securityhub:ap-southeast-2::product/aws/securityhub',
       },
     },
   },
@@ -422,6 +433,160 @@ describe('the opened event', () => {
     await intake({ detail: 'nothing' });
 
     expect(eventsMock.calls()).toHaveLength(0);
+  });
+});
+
+describe('the finding in Security Hub', () => {
+  const customAction = () => asReceived(files.customAction);
+  const customActionId =
+    'arn:aws:securityhub:ap-southeast-2:123456789012:subscription/aws-foundational-security-best-practices/v/1.0.0/EC2.8/finding/482e8524-4f22-4a27-9dba-b8a582f24529';
+  const shTimeline = () =>
+    ddbMock
+      .commandCalls(PutCommand)
+      .map((c) => c.args[0].input.Item)
+      .filter((item) => item?.action === 'securityhub:BatchUpdateFindings');
+
+  it('is marked NOTIFIED, with the case id in a note and in cordonCaseId, in the region that holds it', async () => {
+    const regions: string[] = [];
+    const deps = intakeDeps();
+    const client = deps.securityHub?.client;
+    if (!client) throw new Error('intakeDeps has no Security Hub');
+
+    const result = await intakeFinding(
+      { event: customAction(), executionArn },
+      {
+        ...deps,
+        securityHub: {
+          client: (region) => {
+            regions.push(region);
+            return client(region);
+          },
+          updatedBy: 'cordon-test',
+        },
+      },
+    );
+
+    const caseId = result.intake.caseId as string;
+    expect(regions).toEqual(['ap-southeast-2']);
+    expect(securityHubMock).toHaveReceivedCommandTimes(BatchUpdateFindingsCommand, 1);
+    expect(securityHubMock.commandCalls(BatchUpdateFindingsCommand)[0]?.args[0].input).toEqual({
+      FindingIdentifiers: [
+        { Id: customActionId, ProductArn: 'arn:aws:securityhub:ap-southeast-2::product/aws/securityhub' },
+      ],
+      Workflow: { Status: 'NOTIFIED' },
+      Note: {
+        Text: `Cordon case ${caseId} opened on this finding: containment and evidence collection under way. Details: cordon status ${caseId}`,
+        UpdatedBy: 'cordon-test',
+      },
+      UserDefinedFields: { cordonCaseId: caseId },
+    });
+    expect(shTimeline()).toEqual([
+      expect.objectContaining({
+        pk: `CASE#${caseId}`,
+        step: 'intake-finding',
+        status: 'ok',
+        target: customActionId,
+      }),
+    ]);
+  });
+
+  it('is marked in the same round as the opened event, neither waiting for the other', async () => {
+    let markStarted: () => void = () => undefined;
+    const marking = new Promise<void>((resolve) => {
+      markStarted = resolve;
+    });
+    // The event is answered only once the update is on its way: were they one after the other, this
+    // would never end.
+    eventsMock.on(PutEventsCommand).callsFake(async () => {
+      await marking;
+      return { FailedEntryCount: 0, Entries: [{ EventId: 'event-1' }] };
+    });
+    securityHubMock.on(BatchUpdateFindingsCommand).callsFake(async () => {
+      markStarted();
+      return { UnprocessedFindings: [] };
+    });
+
+    const result = await intake(customAction());
+
+    expect(result.intake.decision).toBe('accepted');
+    expect(eventsMock).toHaveReceivedCommandTimes(PutEventsCommand, 1);
+  });
+
+  it.each([
+    [
+      'denied',
+      Object.assign(new Error('not authorized'), {
+        name: 'AccessDeniedException',
+        $metadata: { httpStatusCode: 403 },
+      }),
+      'failed',
+    ],
+    [
+      'not enabled',
+      Object.assign(new Error('not subscribed'), {
+        name: 'InvalidAccessException',
+        $metadata: { httpStatusCode: 401 },
+      }),
+      'skipped',
+    ],
+  ])('opens the case all the same when Security Hub is %s, and records it', async (_what, error, status) => {
+    securityHubMock.on(BatchUpdateFindingsCommand).rejects(error);
+
+    const result = await intake(customAction());
+
+    expect(result.intake.decision).toBe('accepted');
+    expect(result.case?.securityHub?.id).toBe(customActionId);
+    expect(s3Mock).toHaveReceivedCommandTimes(PutObjectCommand, 1);
+    expect(shTimeline()).toEqual([
+      expect.objectContaining({ status, detail: expect.stringContaining(error.name) }),
+    ]);
+  });
+
+  it('opens the case all the same when Security Hub leaves the finding unprocessed', async () => {
+    securityHubMock.on(BatchUpdateFindingsCommand).resolves({
+      UnprocessedFindings: [
+        {
+          FindingIdentifier: {
+            Id: customActionId,
+            ProductArn: 'arn:aws:securityhub:ap-southeast-2::product/aws/securityhub',
+          },
+          ErrorCode: 'FindingNotFound',
+          ErrorMessage: 'Finding Not Found',
+        },
+      ],
+    });
+
+    const result = await intake(customAction());
+
+    expect(result.intake.decision).toBe('accepted');
+    expect(shTimeline()).toEqual([
+      expect.objectContaining({
+        status: 'failed',
+        detail: expect.stringMatching(/^unprocessed: .*FindingNotFound/),
+      }),
+    ]);
+  });
+
+  it('makes no call for a trigger that is not in Security Hub', async () => {
+    const result = await intake(asReceived(files.partial));
+
+    expect(result.intake.decision).toBe('accepted');
+    expect(result.case && 'securityHub' in result.case).toBe(false);
+    expect(securityHubMock.calls()).toHaveLength(0);
+  });
+
+  it('marks nothing when Intake cannot finish the case', async () => {
+    s3Mock.on(PutObjectCommand).rejects(
+      Object.assign(new Error('not authorized'), {
+        name: 'AccessDenied',
+        $metadata: { httpStatusCode: 403 },
+      }),
+    );
+    ddbMock.on(UpdateCommand).resolves({});
+
+    await intake(customAction()).catch(() => undefined);
+
+    expect(securityHubMock.calls()).toHaveLength(0);
   });
 });
 
@@ -1073,6 +1238,46 @@ describe('an instance that already has an open case', () => {
       }),
     );
     expect(s3Mock.calls()).toHaveLength(0);
+  });
+
+  it('marks a finding new to the open case NOTIFIED with that case’s id, and lists it for the case’s end', async () => {
+    heldBy('arn:aws:states:eu-west-1:111122223333:execution:cordon-forensics-test:run-0');
+    const newId = 'f00dfeedf00dfeedf00dfeedf00dfeed';
+    const arn = `arn:aws:guardduty:us-east-1:123456789012:detector/123456789012/finding/${newId}`;
+    const another = withPath(withPath(canaryDetail(), ['id'], newId), ['arn'], arn);
+    const inSecurityHub = { id: arn, productArn: 'arn:aws:securityhub:us-east-1::product/aws/guardduty' };
+
+    const result = await intake(another);
+
+    expect(result.intake).toMatchObject({ decision: 'duplicate', caseId: existingCaseId });
+    expect(ddbMock).toHaveReceivedCommandWith(UpdateCommand, {
+      Key: { pk: `CASE#${existingCaseId}`, sk: 'CASE' },
+      UpdateExpression:
+        'SET findingIds = list_append(if_not_exists(findingIds, :empty), :f), securityHubFindings = list_append(if_not_exists(securityHubFindings, :empty), :sh), updatedAt = :at',
+      ExpressionAttributeValues: expect.objectContaining({ ':f': [newId], ':sh': [inSecurityHub] }),
+    });
+    expect(securityHubMock).toHaveReceivedCommandWith(BatchUpdateFindingsCommand, {
+      FindingIdentifiers: [{ Id: arn, ProductArn: inSecurityHub.productArn }],
+      Workflow: { Status: 'NOTIFIED' },
+      Note: {
+        Text: `Cordon case ${existingCaseId} already open on the same instance, took in this finding. Details: cordon status ${existingCaseId}`,
+        UpdatedBy: 'cordon-test',
+      },
+      UserDefinedFields: { cordonCaseId: existingCaseId },
+    });
+  });
+
+  it('leaves Security Hub alone for an update of a finding the case already lists', async () => {
+    heldBy('arn:aws:states:eu-west-1:111122223333:execution:cordon-forensics-test:run-0');
+    ddbMock
+      .on(UpdateCommand)
+      .rejects(Object.assign(new Error('already listed'), { name: 'ConditionalCheckFailedException' }));
+
+    // GuardDuty re-sends the finding the case opened on: what the case's end set there must stay.
+    const result = await intake(withPath(canaryDetail(), ['service', 'count'], 12));
+
+    expect(result.intake).toMatchObject({ decision: 'duplicate', caseId: existingCaseId });
+    expect(securityHubMock.calls()).toHaveLength(0);
   });
 
   it('finishes its own case when Step Functions retries this step of the same execution', async () => {

@@ -1,7 +1,9 @@
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { BatchUpdateFindingsCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
+import type { SecurityHubFinding } from '../../../functions/core/case.js';
 import { type Notified, Recorder } from '../../../functions/core/cases.js';
 import { chatDescriptionLength, structuredMessage } from '../../../functions/core/chat.js';
 import { NotificationError } from '../../../functions/core/errors.js';
@@ -507,5 +509,177 @@ describe('the outcome event', () => {
     const { deps: d } = deps();
     await notifyOutcome({ error: { Error: 'AwsServiceError', Cause: 'DynamoDB unavailable' } }, d);
     expect(eventBridge).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+  });
+});
+
+describe('the case’s findings in Security Hub', () => {
+  const securityHub = mockClient(SecurityHubClient);
+  const own = {
+    id: 'arn:aws:guardduty:us-east-1:123456789012:detector/123456789012/finding/16afba5c5c43e07c9e3e5e2e544e95df',
+    productArn: 'arn:aws:securityhub:us-east-1::product/aws/guardduty',
+  };
+  const joinedLater = {
+    id: 'arn:aws:guardduty:us-east-1:123456789012:detector/123456789012/finding/f00dfeedf00dfeedf00dfeedf00dfeed',
+    productArn: own.productArn,
+  };
+  const inSecurityHub = { ...sampleCase, securityHub: own };
+  const contained = {
+    case: inSecurityHub,
+    triage: {},
+    protect: {},
+    response: { contain: ok, disk: ok },
+    memory: { status: 'verified' },
+    archive,
+  };
+  const partial = {
+    ...contained,
+    memory: { status: 'failed', error: { Error: 'MemoryCaptureError', Cause: 'x' } },
+  };
+  const failed = { case: inSecurityHub, error: { Error: 'TriageError', Cause: 'gone' } };
+
+  function withSecurityHub(
+    options: { resolve?: boolean; joined?: () => Promise<SecurityHubFinding[]> } = {},
+  ) {
+    const { deps: d, cases } = deps();
+    const timeline = new MemoryTimeline();
+    return {
+      cases,
+      timeline,
+      deps: {
+        ...d,
+        recorder: timeline.recorder(sampleCase.caseId, 'notify-outcome'),
+        securityHub: {
+          client: (region: string) => new SecurityHubClient({ region }),
+          updatedBy: 'cordon-test',
+          resolveOnComplete: options.resolve ?? false,
+          joined: options.joined ?? (async () => []),
+        },
+      },
+    };
+  }
+  const sent = () => securityHub.commandCalls(BatchUpdateFindingsCommand).map((c) => c.args[0].input);
+
+  beforeEach(() => {
+    securityHub.reset();
+    securityHub.on(BatchUpdateFindingsCommand).resolves({ UnprocessedFindings: [] });
+  });
+
+  it('resolves the findings of a completed case where the stage says so, with the outcome in the note', async () => {
+    const { deps: d } = withSecurityHub({ resolve: true });
+
+    const result = await notifyOutcome(contained, d);
+
+    expect(result.securityHub).toEqual(['updated']);
+    expect(sent()).toEqual([
+      {
+        FindingIdentifiers: [{ Id: own.id, ProductArn: own.productArn }],
+        Workflow: { Status: 'RESOLVED' },
+        Note: {
+          Text: `Cordon case ${sampleCase.caseId} completed: contained, evidence sealed; resolved by Cordon. Details: cordon status ${sampleCase.caseId}`,
+          UpdatedBy: 'cordon-test',
+        },
+        UserDefinedFields: { cordonCaseId: sampleCase.caseId },
+      },
+    ]);
+  });
+
+  it('leaves a completed case’s findings NOTIFIED by default, and still says the outcome', async () => {
+    const { deps: d } = withSecurityHub();
+
+    await notifyOutcome(contained, d);
+
+    expect(sent()).toMatchObject([
+      { Workflow: { Status: 'NOTIFIED' }, Note: { Text: expect.stringContaining('completed: contained') } },
+    ]);
+  });
+
+  it.each([
+    ['partial', partial],
+    ['failed', failed],
+  ])('never resolves a %s case, whatever the stage says', async (outcome, state) => {
+    const { deps: d } = withSecurityHub({ resolve: true });
+
+    const result = await notifyOutcome(state, d);
+
+    expect(result.outcome).toBe(outcome);
+    expect(sent()).toMatchObject([
+      {
+        Workflow: { Status: 'NOTIFIED' },
+        Note: { Text: expect.stringContaining(`Cordon case ${sampleCase.caseId} ${outcome}: `) },
+      },
+    ]);
+  });
+
+  it('tells the findings that joined the case too, each once, in one request', async () => {
+    const { deps: d } = withSecurityHub({ joined: async () => [joinedLater, own] });
+
+    await notifyOutcome(contained, d);
+
+    expect(sent()).toHaveLength(1);
+    expect(sent()[0]?.FindingIdentifiers).toEqual([
+      { Id: own.id, ProductArn: own.productArn },
+      { Id: joinedLater.id, ProductArn: joinedLater.productArn },
+    ]);
+  });
+
+  it('tells the case’s own finding when the ones that joined cannot be read, and says so', async () => {
+    const { deps: d, timeline } = withSecurityHub({
+      joined: async () => Promise.reject(new Error('DynamoDB unavailable')),
+    });
+
+    await notifyOutcome(contained, d);
+
+    expect(sent()[0]?.FindingIdentifiers).toEqual([{ Id: own.id, ProductArn: own.productArn }]);
+    expect(timeline.events).toContainEqual(
+      expect.objectContaining({
+        action: 'securityhub:BatchUpdateFindings',
+        status: 'failed',
+        detail: expect.stringContaining('could not be read'),
+      }),
+    );
+  });
+
+  it('ends the case as it would have when Security Hub denies the update, and records the refusal', async () => {
+    securityHub.on(BatchUpdateFindingsCommand).rejects(
+      Object.assign(new Error('not authorized'), {
+        name: 'AccessDeniedException',
+        $metadata: { httpStatusCode: 403 },
+      }),
+    );
+    const { deps: d, cases, timeline } = withSecurityHub({ resolve: true });
+
+    const result = await notifyOutcome(contained, d);
+
+    expect(result).toMatchObject({
+      outcome: 'completed',
+      messageId: 'm-1',
+      eventSent: true,
+      securityHub: ['denied'],
+    });
+    expect(cases.setStatus).toHaveBeenCalledWith(sampleCase.caseId, 'contained', 'completed');
+    expect(timeline.events).toContainEqual(
+      expect.objectContaining({
+        action: 'securityhub:BatchUpdateFindings',
+        status: 'failed',
+        detail: expect.stringMatching(/^denied: RESOLVED, .*AccessDeniedException: .*the case goes on$/),
+      }),
+    );
+  });
+
+  it('makes no call for a case that no Security Hub finding started or joined', async () => {
+    const { deps: d } = withSecurityHub();
+
+    const result = await notifyOutcome({ ...contained, case: sampleCase }, d);
+
+    expect(securityHub.calls()).toHaveLength(0);
+    expect(result).not.toHaveProperty('securityHub');
+  });
+
+  it('makes no call for a trigger that never became a case', async () => {
+    const { deps: d } = withSecurityHub();
+
+    await notifyOutcome({ error: { Error: 'AwsServiceError', Cause: 'DynamoDB unavailable' } }, d);
+
+    expect(securityHub.calls()).toHaveLength(0);
   });
 });
