@@ -27,6 +27,7 @@ export const handler = stepHandler(
       elb: member(ElasticLoadBalancingClient),
       evidence: ctx.evidence,
       recorder: ctx.recorder(input.case.caseId, 'triage-instance'),
+      cases: ctx.cases,
     });
   },
 );

@@ -27,7 +27,8 @@ import { GetInstanceProfileCommand, type IAMClient } from '@aws-sdk/client-iam';
 import { DescribeInstanceInformationCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
 import { type Case, caseSchema } from '../../core/case.js';
-import type { Recorder } from '../../core/cases.js';
+import type { CaseStore, Recorder } from '../../core/cases.js';
+import { changeKeys } from '../../core/containment.js';
 import { ssmSurvivesIsolation } from '../../core/endpoints.js';
 import { describeError, InstanceNotFoundError } from '../../core/errors.js';
 import { type Artifact, type EvidenceStore, evidenceJson, putObservation } from '../../core/evidence.js';
@@ -47,6 +48,8 @@ export interface TriageDeps {
   elb: ElasticLoadBalancingClient;
   evidence: Pick<EvidenceStore, 'put'>;
   recorder: Recorder;
+  /** The case record: what containment, if it ran first, saved of the instance before changing it. */
+  cases: Pick<CaseStore, 'get'>;
 }
 
 type Unavailable = TriageResult['unavailable'];
@@ -136,6 +139,26 @@ async function findTargetGroups(
 }
 
 /**
+ * Each interface's groups as they were before Cordon's: where Isolate ran first and recorded them, its
+ * record, not the isolation group the interface holds now.
+ */
+const savedGroups = z.object({
+  enis: z.array(z.object({ networkInterfaceId: z.string(), originalGroups: z.array(z.string()).nullable() })),
+});
+
+function beforeContainment(
+  enis: EniSnapshot[],
+  isolated: z.infer<typeof savedGroups> | undefined,
+): EniSnapshot[] {
+  return enis.map((e) => {
+    const original = isolated?.enis.find(
+      (x) => x.networkInterfaceId === e.networkInterfaceId,
+    )?.originalGroups;
+    return original ? { ...e, groups: original } : e;
+  });
+}
+
+/**
  * Records the instance as it is before anything changes: the picture Release restores from and the
  * first piece of evidence. Reads that fail are listed as unavailable; only a missing instance is fatal.
  */
@@ -155,71 +178,84 @@ export async function triageInstance(input: TriageInput, deps: TriageDeps): Prom
       (instance.NetworkInterfaces ?? []).flatMap((n) => (n.Groups ?? []).map((g) => g.GroupId as string)),
     ),
   ];
-  const [enis, volumes, association, addresses, groups, endpoints, types, asg, ssmInfo, classic, console] =
-    await Promise.all([
-      optional('ec2:DescribeNetworkInterfaces', unavailable, () =>
-        deps.ec2.send(new DescribeNetworkInterfacesCommand({ Filters: byInstance })),
+  const [
+    enis,
+    volumes,
+    association,
+    addresses,
+    groups,
+    endpoints,
+    types,
+    asg,
+    ssmInfo,
+    classic,
+    console,
+    record,
+  ] = await Promise.all([
+    optional('ec2:DescribeNetworkInterfaces', unavailable, () =>
+      deps.ec2.send(new DescribeNetworkInterfacesCommand({ Filters: byInstance })),
+    ),
+    // Only the sizes come from here: the volumes themselves are the instance's block device mappings.
+    optional('ec2:DescribeVolumes', unavailable, () =>
+      deps.ec2.send(new DescribeVolumesCommand({ Filters: byInstance })),
+    ),
+    optional('ec2:DescribeIamInstanceProfileAssociations', unavailable, () =>
+      deps.ec2.send(
+        new DescribeIamInstanceProfileAssociationsCommand({
+          Filters: [
+            { Name: 'instance-id', Values: [c.instanceId] },
+            { Name: 'state', Values: ['associated'] },
+          ],
+        }),
       ),
-      // Only the sizes come from here: the volumes themselves are the instance's block device mappings.
-      optional('ec2:DescribeVolumes', unavailable, () =>
-        deps.ec2.send(new DescribeVolumesCommand({ Filters: byInstance })),
+    ),
+    optional('ec2:DescribeAddresses', unavailable, () =>
+      deps.ec2.send(
+        new DescribeAddressesCommand({ Filters: [{ Name: 'instance-id', Values: [c.instanceId] }] }),
       ),
-      optional('ec2:DescribeIamInstanceProfileAssociations', unavailable, () =>
-        deps.ec2.send(
-          new DescribeIamInstanceProfileAssociationsCommand({
-            Filters: [
-              { Name: 'instance-id', Values: [c.instanceId] },
-              { Name: 'state', Values: ['associated'] },
-            ],
-          }),
-        ),
+    ),
+    groupIds.length
+      ? optional('ec2:DescribeSecurityGroups', unavailable, () =>
+          deps.ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: groupIds })),
+        )
+      : undefined,
+    instance.VpcId
+      ? optional('ec2:DescribeVpcEndpoints', unavailable, () =>
+          deps.ec2.send(
+            new DescribeVpcEndpointsCommand({
+              Filters: [
+                { Name: 'vpc-id', Values: [instance.VpcId as string] },
+                { Name: 'vpc-endpoint-state', Values: ['available'] },
+              ],
+            }),
+          ),
+        )
+      : undefined,
+    instance.InstanceType
+      ? optional('ec2:DescribeInstanceTypes', unavailable, () =>
+          deps.ec2.send(
+            new DescribeInstanceTypesCommand({ InstanceTypes: [instance.InstanceType as _InstanceType] }),
+          ),
+        )
+      : undefined,
+    optional('autoscaling:DescribeAutoScalingInstances', unavailable, () =>
+      deps.autoscaling.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [c.instanceId] })),
+    ),
+    optional('ssm:DescribeInstanceInformation', unavailable, () =>
+      deps.ssm.send(
+        new DescribeInstanceInformationCommand({
+          Filters: [{ Key: 'InstanceIds', Values: [c.instanceId] }],
+        }),
       ),
-      optional('ec2:DescribeAddresses', unavailable, () =>
-        deps.ec2.send(
-          new DescribeAddressesCommand({ Filters: [{ Name: 'instance-id', Values: [c.instanceId] }] }),
-        ),
-      ),
-      groupIds.length
-        ? optional('ec2:DescribeSecurityGroups', unavailable, () =>
-            deps.ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: groupIds })),
-          )
-        : undefined,
-      instance.VpcId
-        ? optional('ec2:DescribeVpcEndpoints', unavailable, () =>
-            deps.ec2.send(
-              new DescribeVpcEndpointsCommand({
-                Filters: [
-                  { Name: 'vpc-id', Values: [instance.VpcId as string] },
-                  { Name: 'vpc-endpoint-state', Values: ['available'] },
-                ],
-              }),
-            ),
-          )
-        : undefined,
-      instance.InstanceType
-        ? optional('ec2:DescribeInstanceTypes', unavailable, () =>
-            deps.ec2.send(
-              new DescribeInstanceTypesCommand({ InstanceTypes: [instance.InstanceType as _InstanceType] }),
-            ),
-          )
-        : undefined,
-      optional('autoscaling:DescribeAutoScalingInstances', unavailable, () =>
-        deps.autoscaling.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [c.instanceId] })),
-      ),
-      optional('ssm:DescribeInstanceInformation', unavailable, () =>
-        deps.ssm.send(
-          new DescribeInstanceInformationCommand({
-            Filters: [{ Key: 'InstanceIds', Values: [c.instanceId] }],
-          }),
-        ),
-      ),
-      optional('elasticloadbalancing:DescribeLoadBalancers (classic)', unavailable, () =>
-        deps.elb.send(new DescribeLoadBalancersCommand({})),
-      ),
-      optional('ec2:GetConsoleOutput', unavailable, () =>
-        deps.ec2.send(new GetConsoleOutputCommand({ InstanceId: c.instanceId, Latest: true })),
-      ),
-    ]);
+    ),
+    optional('elasticloadbalancing:DescribeLoadBalancers (classic)', unavailable, () =>
+      deps.elb.send(new DescribeLoadBalancersCommand({})),
+    ),
+    optional('ec2:GetConsoleOutput', unavailable, () =>
+      deps.ec2.send(new GetConsoleOutputCommand({ InstanceId: c.instanceId, Latest: true })),
+    ),
+    deps.cases.get(c.caseId),
+  ]);
   const targetGroups = await findTargetGroups(deps.elbv2, instance, unavailable);
   const screenshot = await optional('ec2:GetConsoleScreenshot', unavailable, () =>
     deps.ec2.send(new GetConsoleScreenshotCommand({ InstanceId: c.instanceId, WakeUp: false })),
@@ -266,7 +302,10 @@ export async function triageInstance(input: TriageInput, deps: TriageDeps): Prom
           deleteOnTermination: b.Ebs?.DeleteOnTermination ?? false,
         };
       }),
-    enis: eniSnapshots(instance.NetworkInterfaces ?? [], addresses?.Addresses ?? []),
+    enis: beforeContainment(
+      eniSnapshots(instance.NetworkInterfaces ?? [], addresses?.Addresses ?? []),
+      savedGroups.safeParse(record?.changes?.[changeKeys.isolate]).data,
+    ),
     ...(profileArn && profileAssociation?.AssociationId
       ? { instanceProfile: { arn: profileArn, associationId: profileAssociation.AssociationId, roleNames } }
       : {}),
@@ -294,6 +333,8 @@ export async function triageInstance(input: TriageInput, deps: TriageDeps): Prom
         summary,
         plan,
         unavailable,
+        // What containment saved of the instance before changing it, where it ran before this look.
+        ...(record?.changes ? { beforeContainment: record.changes } : {}),
         raw: {
           instance,
           networkInterfaces: enis?.NetworkInterfaces,

@@ -25,6 +25,8 @@ import { GetInstanceProfileCommand, IAMClient } from '@aws-sdk/client-iam';
 import { DescribeInstanceInformationCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
+import type { CaseRecord } from '../../../functions/core/cases.js';
+import { changeKeys } from '../../../functions/core/containment.js';
 import { InstanceNotFoundError } from '../../../functions/core/errors.js';
 import type { Artifact } from '../../../functions/core/evidence.js';
 import { choosePlan } from '../../../functions/core/plan.js';
@@ -83,7 +85,7 @@ function stored(name: string): Artifact {
   };
 }
 
-function deps(timeline = new MemoryTimeline()) {
+function deps(timeline = new MemoryTimeline(), record?: CaseRecord) {
   const put = vi.fn(async (_r: unknown, name: string, _body?: Uint8Array | string) => stored(name));
   return {
     timeline,
@@ -97,6 +99,7 @@ function deps(timeline = new MemoryTimeline()) {
       elb: new ElasticLoadBalancingClient({}),
       evidence: { put },
       recorder: timeline.recorder(sampleCase.caseId, 'triage-instance'),
+      cases: { get: async () => record },
     },
   };
 }
@@ -187,6 +190,34 @@ describe('triageInstance', () => {
         deviceIndex: 1,
       },
     ]);
+  });
+
+  it('records each ENI with the groups it had before containment, and what containment saved, when it runs after it', async () => {
+    const isolated = {
+      groups: [],
+      enis: [
+        { networkInterfaceId: 'eni-1', vpcId: 'vpc-1', originalGroups: ['sg-app'] },
+        { networkInterfaceId: 'eni-2', vpcId: 'vpc-1', originalGroups: null },
+      ],
+      elasticIps: [],
+      naclEntries: [],
+    };
+    const record = {
+      ...sampleCase,
+      status: 'open',
+      updatedAt: sampleCase.openedAt,
+      findingIds: [],
+      changes: { [changeKeys.isolate]: isolated },
+    } as CaseRecord;
+    const { deps: d, put } = deps(new MemoryTimeline(), record);
+    const result = await triageInstance({ case: sampleCase }, d);
+    // eni-1's own groups as Isolate saved them; eni-2 has no saved originals, so it shows what it holds.
+    expect(result.instance.enis.map((e) => [e.networkInterfaceId, e.groups])).toEqual([
+      ['eni-1', ['sg-app']],
+      ['eni-2', ['sg-web', 'sg-admin']],
+    ]);
+    const evidence = JSON.parse(Buffer.from(put.mock.calls[0]?.[2] as Uint8Array).toString());
+    expect(evidence.beforeContainment).toEqual({ [changeKeys.isolate]: isolated });
   });
 
   it('finds the instance in target groups by id and by IP, in its own VPC only', async () => {
