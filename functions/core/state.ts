@@ -16,8 +16,8 @@
  *                  branch $.disk is a DiskState, which `Snapshots Taken` puts at $.response.disk.snapshots,
  *                  so the snapshot list is $.response.disk.snapshots.snapshots.
  *   $.memory       Capture/Check/Verify     MemoryState (Memory Failed moves $.memoryError into it)
- *   $.archive      Archive Evidence         ArchiveResult
- *   $.error        Intake, Triage, Archive  { Error, Cause }, from the Catch of the step that failed
+ *   $.archive      Archive Evidence         ArchiveResult ($.archiveError when it failed)
+ *   $.error        Intake, Triage           { Error, Cause }, from the Catch of the step that failed
  *   $.notify       Notify Outcome           NotifyResult
  */
 import type { Case, Outcome } from './case.js';

@@ -286,7 +286,7 @@ describe('composeMessage', () => {
       containment: allHeld,
       response: { loadBalancers: ok, disk: ok },
       memory: { status: 'verified' },
-      error: { Error: 'SigningError', Cause: 'key disabled' },
+      archiveError: { Error: 'SigningError', Cause: 'key disabled' },
     });
     expect(message.outcome).toBe('partial');
     expect(message.steps.at(-1)).toEqual({
@@ -306,7 +306,7 @@ describe('composeMessage', () => {
       },
       response: { loadBalancers: ok, disk: ok },
       memory: { status: 'verified' },
-      error: { Error: 'SigningError', Cause: 'key disabled' },
+      archiveError: { Error: 'SigningError', Cause: 'key disabled' },
     });
     expect(message.outcome).toBe('failed');
     expect(message.steps.at(-1)).toEqual({
@@ -343,6 +343,20 @@ describe('composeMessage', () => {
       { name: 'revoke', status: 'succeeded' },
       { name: 'triage', status: 'failed', reason: 'InstanceNotFoundError: i-1 does not exist' },
       { name: 'archive', status: 'succeeded' },
+    ]);
+  });
+
+  it('says why triage failed and why the archive failed when both did, each with its own error', () => {
+    const message = composeMessage({
+      case: sampleCase,
+      containment: allHeld,
+      error: { Error: 'InstanceNotFoundError', Cause: 'i-1 does not exist' },
+      archiveError: { Error: 'SigningError', Cause: 'key disabled' },
+    });
+    expect(message.outcome).toBe('partial');
+    expect(message.steps.slice(-2)).toEqual([
+      { name: 'triage', status: 'failed', reason: 'InstanceNotFoundError: i-1 does not exist' },
+      { name: 'archive', status: 'failed', reason: 'SigningError: key disabled' },
     ]);
   });
 
