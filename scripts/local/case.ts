@@ -63,7 +63,7 @@ interface FinalState {
   intake?: { decision: string; reason: string; caseId?: string };
   case?: { caseId: string; instanceId: string; accountId: string; region: string };
   triage?: { plan?: { reason?: string } };
-  response?: { contain?: { revoke?: { revokedRoles?: string[] } } };
+  containment?: { revoke?: { result?: { revokedRoles?: string[] } } };
   archive?: {
     outcome: CaseReport['outcome'];
     manifest: Artifact;
@@ -292,7 +292,7 @@ function toReport(
     bucket: stack.bucket,
     evidence: evidence.map(({ key, versionId, bytes, sha256 }) => ({ key, versionId, bytes, sha256 })),
     steps: execution.steps,
-    revokedRoles: state.response?.contain?.revoke?.revokedRoles ?? [],
+    revokedRoles: state.containment?.revoke?.result?.revokedRoles ?? [],
     endpoint,
   };
 }
