@@ -293,7 +293,7 @@ describe('a case whose plan Triage chooses, Intake having taken no look or found
     },
   );
 
-  it.each([
+  const memoryEnds: [string, Doubles, unknown][] = [
     [
       'capture fails',
       { 'capture-memory': async () => Promise.reject(named('SsmUnavailableError')) },
@@ -309,7 +309,9 @@ describe('a case whose plan Triage chooses, Intake having taken no look or found
       { 'capture-memory': async () => ({ status: 'skipped', reason: 'not managed by SSM' }) },
       { status: 'skipped', reason: 'not managed by SSM' },
     ],
-  ] as const)(
+  ];
+
+  it.each(memoryEnds)(
     'comes back from memory to containment once when %s, and calls the contained case partial',
     async (_, overrides, memory) => {
       const run = await runStateMachine(
