@@ -334,6 +334,50 @@ describe('a case whose plan Triage chooses, Intake having taken no look or found
     },
   );
 
+  it('goes on to seal a capture-first case whose containment then fails, without capturing memory again', async () => {
+    const handlers = doubles(
+      { 'revoke-credentials': async () => Promise.reject(named('RevocationError', 'PutRolePolicy denied')) },
+      { order: 'capture-first' },
+    );
+
+    const run = await runStateMachine(asl, {}, { handlers });
+
+    const state = finalState(run);
+    expect(run).toMatchObject({ status: 'FAILED', error: { name: 'CaseFailed' } });
+    expect(times(run, 'Capture Memory')).toBe(1);
+    expect(times(run, 'Revoke Credentials')).toBe(1);
+    expect(names(run.steps).slice(-2)).toEqual(['Archive Evidence', 'Notify Outcome']);
+    expect(state.memory).toEqual(memoryVerified);
+    expect(state.containment?.revoke).toEqual({
+      status: 'failed',
+      error: { Error: 'RevocationError', Cause: 'PutRolePolicy denied' },
+    });
+    expect(state.notify.outcome).toBe('failed');
+  });
+
+  it('goes on to seal a contain-first case whose memory capture fails, without containing again', async () => {
+    const handlers = doubles({
+      'check-memory': async () => Promise.reject(named('MemoryCaptureError', 'exit 1')),
+    });
+
+    const run = await runStateMachine(asl, {}, { handlers });
+
+    const state = finalState(run);
+    expect(run.status).toBe('SUCCEEDED');
+    for (const step of containmentSteps) expect(times(run, step), step).toBe(1);
+    expect(names(run.steps).slice(-4)).toEqual([
+      'Capture Memory',
+      'Check Memory',
+      'Archive Evidence',
+      'Notify Outcome',
+    ]);
+    expect(state.memory).toEqual({
+      status: 'failed',
+      error: { Error: 'MemoryCaptureError', Cause: 'exit 1' },
+    });
+    expect(state.notify.outcome).toBe('partial');
+  });
+
   it('skips the memory loop when Capture Memory reports a skip', async () => {
     const handlers = doubles({
       'capture-memory': async () => ({ status: 'skipped', reason: 'not managed by SSM' }),
