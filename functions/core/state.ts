@@ -2,17 +2,23 @@
  * The workflow's state as it moves through statemachines/forensics.asl.yml. Each step's result lands
  * at the path named here (the ASL's ResultPath); each step reads only the parts it needs.
  *
- *   $.intake     Intake Finding          IntakeResult (with $.case when accepted, and $.assessment
- *                                        when the first look at the instance chose the plan)
- *   $.triage     Triage Instance         TriageResult
- *   $.protect    Protect Instance        ProtectResult
- *   $.response   Contain And Snapshot    { contain: BranchResult, disk: BranchResult }
- *                (inside the branch, $.disk is a DiskState; `Snapshots Taken` puts it at
- *                 $.response.disk.snapshots, so the snapshot list is $.response.disk.snapshots.snapshots)
- *   $.memory     Capture/Check/Verify    MemoryState
- *   $.archive    Archive Evidence        ArchiveResult
- *   $.error      any Catch               { Error, Cause }
- *   $.notify     Notify Outcome          NotifyResult
+ *   $.intake       Intake Finding           IntakeResult (with $.case when accepted, and $.assessment
+ *                                           when the first look at the instance chose the plan)
+ *   $.held         Hold Trigger             HoldResult, when Intake could not open a case ($.holdError
+ *                                           when the trigger could not be held either)
+ *   $.triage       Triage Instance          TriageResult
+ *   $.assessment   Picture For Containment  $.triage, when Intake took no look or memory comes first
+ *   $.containment  Contain                  { protect, isolate, revoke }: each branch's
+ *                                           { status: 'succeeded', result } (ProtectResult, IsolateResult,
+ *                                           RevokeResult) or { status: 'failed', error }
+ *   $.response     After Containment        { loadBalancers, disk }: BranchResult each. Leave Load
+ *                  Balancers' ProtectResult is at $.response.loadBalancers.result. Inside the snapshot
+ *                  branch $.disk is a DiskState, which `Snapshots Taken` puts at $.response.disk.snapshots,
+ *                  so the snapshot list is $.response.disk.snapshots.snapshots.
+ *   $.memory       Capture/Check/Verify     MemoryState (Memory Failed moves $.memoryError into it)
+ *   $.archive      Archive Evidence         ArchiveResult ($.archiveError when it failed)
+ *   $.error        Intake, Triage           { Error, Cause }, from the Catch of the step that failed
+ *   $.notify       Notify Outcome           NotifyResult
  */
 import type { Case, Outcome } from './case.js';
 import type { TriageResult } from './containment.js';

@@ -250,8 +250,10 @@ describe('the case events', () => {
   const grants = (roleId: string, action: string) =>
     allowStatements(roleId).filter((s) => asArray(s.Action).some((a) => actionCovers(a, action)));
   const senders: Record<string, string[]> = {
-    IntakeFindingRole: ['Cordon Case Opened'],
-    RevokeCredentialsRole: ['Cordon Case Contained'],
+    // Intake closes as failed a case it opened and could not finish, and says so.
+    IntakeFindingRole: ['Cordon Case Opened', 'Cordon Case Failed'],
+    // The first step after containment: the Contain state's branches say whether it held.
+    SnapshotVolumesRole: ['Cordon Case Contained'],
     ArchiveEvidenceRole: ['Cordon Evidence Sealed'],
     NotifyOutcomeRole: ['Cordon Case Completed', 'Cordon Case Partial', 'Cordon Case Failed'],
     ReleaseInstanceRole: ['Cordon Case Released'],

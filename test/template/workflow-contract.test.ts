@@ -87,11 +87,13 @@ const wildcards = ['States.ALL', 'States.TaskFailed'];
  */
 const leftToStatesAll: Record<string, string> = {
   RejectedInputError: 'Intake turns it into a rejected decision: it never leaves the step',
-  InstanceNotFoundError: 'the instance is gone: the case fails and Notify says so, like any failure there',
-  ContainmentError: 'containment stopped part-way for good: its message says what was and was not applied',
+  InstanceNotFoundError:
+    'the instance is gone: before containment the case fails and Notify says so; after it, the evidence is sealed',
+  ContainmentError:
+    'a containment step stopped part-way for good: its branch keeps the message, the others go on',
   IsolationVerificationError: 'isolation did not hold when checked: a containment failure like any other',
   RevocationError: 'credentials not revoked for good: a containment failure like any other',
-  SnapshotError: 'the disk branch records the failure and containment goes on, whatever the cause',
+  SnapshotError: 'the disk branch records the failure and the case goes on, whatever the cause',
   SnapshotTimeoutError: 'snapshots past their budget: the disk branch records it like any snapshot failure',
   MemoryCaptureError: 'Memory Failed records it and the case goes on without memory, whatever the cause',
   MemoryCaptureTimeoutError: 'capture past its budget: Memory Failed records it like any capture failure',

@@ -8,6 +8,7 @@
  */
 import type { CredentialCase } from '../../functions/core/credentials.js';
 import type { Artifact } from '../../functions/core/evidence.js';
+import { summarise } from '../../functions/core/outcome.js';
 import type { ContainOrder } from '../../functions/core/state.js';
 import type { collectActivity } from '../../functions/credentials/collect-activity/collect-activity.js';
 import type { credentialArchive } from '../../functions/credentials/credential-archive/credential-archive.js';
@@ -24,7 +25,11 @@ import type { checkSnapshots } from '../../functions/forensics/check-snapshots/c
 import type { holdTrigger } from '../../functions/forensics/hold-trigger/hold-trigger.js';
 import type { intakeFinding } from '../../functions/forensics/intake-finding/intake-finding.js';
 import type { isolateInstance } from '../../functions/forensics/isolate-instance/isolate-instance.js';
-import type { notifyOutcome } from '../../functions/forensics/notify-outcome/notify-outcome.js';
+import {
+  composeMessage,
+  type NotifyInput,
+  type notifyOutcome,
+} from '../../functions/forensics/notify-outcome/notify-outcome.js';
 import type { protectInstance } from '../../functions/forensics/protect-instance/protect-instance.js';
 import type { revokeCredentials } from '../../functions/forensics/revoke-credentials/revoke-credentials.js';
 import type { snapshotVolumes } from '../../functions/forensics/snapshot-volumes/snapshot-volumes.js';
@@ -88,10 +93,38 @@ function artifact(name: string, caseId: string = sampleCase.caseId): Artifact {
   };
 }
 
+/** Intake opened the case but took no look at the instance: Triage chooses the plan. */
 export const accepted: StepResults['intake-finding'] = {
   intake: { decision: 'accepted', reason: 'GuardDuty finding', caseId: sampleCase.caseId },
   case: sampleCase,
 };
+
+/** Intake opened the case and its first look at the instance chose `order` (functions/core/plan.ts). */
+export function looked(order: ContainOrder): StepResults['intake-finding'] {
+  return {
+    ...accepted,
+    assessment: {
+      plan: {
+        order,
+        memory: 'capture',
+        reason: 'first look',
+        platform: 'linux',
+        ssmManaged: true,
+        ssmSurvivesIsolation: order === 'contain-first',
+      },
+      instance: {
+        instanceId,
+        vpcId,
+        vpcEndpoints: [],
+        enis: [],
+        volumes: [],
+        targetGroups: [],
+        classicLoadBalancers: [],
+      },
+      unavailable: [],
+    },
+  };
+}
 
 export function triaged(order: ContainOrder): StepResults['triage-instance'] {
   return {
@@ -156,6 +189,7 @@ export const isolated: StepResults['isolate-instance'] = {
   unavailable: [],
   warnings: [],
   done: ['read network interfaces', 'isolation group applied', 'isolation verified'],
+  finishedAt: '2026-11-27T20:16:30.000Z',
 };
 
 export const revoked: StepResults['revoke-credentials'] = {
@@ -250,8 +284,11 @@ export function archived(
   };
 }
 
-export function notified(outcome: StepResults['notify-outcome']['outcome']): StepResults['notify-outcome'] {
-  return { outcome, messageId: 'message-1', steps: [] };
+export function notified(
+  outcome: StepResults['notify-outcome']['outcome'],
+  steps: StepResults['notify-outcome']['steps'] = [],
+): StepResults['notify-outcome'] {
+  return { outcome, messageId: 'message-1', steps };
 }
 
 export const released: StepResults['release-instance'] = {
@@ -263,18 +300,20 @@ export const released: StepResults['release-instance'] = {
 };
 
 /**
- * Every forensic step answering as in a clean run of the given plan. Check Snapshots reports done on
- * its `snapshotChecks`th call, Check Memory uploaded on its `memoryChecks`th. Notify says failed when
- * containment failed or nothing was archived, else the archive's outcome.
+ * Every forensic step answering as in a clean run of the given plan: Intake's first look chose `look`
+ * (none when undefined: Triage chooses), Triage chose `order`. Check Snapshots reports done on its
+ * `snapshotChecks`th call, Check Memory uploaded on its `memoryChecks`th. Archive and Notify decide the
+ * outcome from the state they receive as the real steps do (`summarise`, `composeMessage`), so that
+ * the execution ends as a real one would: Case Failed for a failed case, Case Closed otherwise.
  */
 export function forensicDoubles(
-  options: { order?: ContainOrder; snapshotChecks?: number; memoryChecks?: number } = {},
+  options: { look?: ContainOrder; order?: ContainOrder; snapshotChecks?: number; memoryChecks?: number } = {},
 ): Doubles {
-  const { order = 'contain-first', snapshotChecks = 1, memoryChecks = 1 } = options;
+  const { look, order = 'contain-first', snapshotChecks = 1, memoryChecks = 1 } = options;
   let snapshotCalls = 0;
   let memoryCalls = 0;
   return {
-    'intake-finding': async () => accepted,
+    'intake-finding': async () => (look ? looked(look) : accepted),
     'hold-trigger': async () => ({ held: true, messageId: 'held-1', redrive: 'cordon redrive' }),
     'triage-instance': async () => triaged(order),
     'protect-instance': async () => protectedInstance,
@@ -285,14 +324,10 @@ export function forensicDoubles(
     'capture-memory': async () => memoryRunning,
     'check-memory': async () => (++memoryCalls >= memoryChecks ? memoryUploaded : memoryRunning),
     'verify-memory': async () => memoryVerified,
-    'archive-evidence': async () => archived('completed'),
+    'archive-evidence': async (state) => archived(summarise(state as NotifyInput).outcome),
     'notify-outcome': async (state) => {
-      const s = state as {
-        archive?: StepResults['archive-evidence'];
-        response?: { contain?: { status: string } };
-      };
-      if (s.response?.contain?.status === 'failed' || !s.archive) return notified('failed');
-      return notified(s.archive.outcome);
+      const message = composeMessage(state as NotifyInput);
+      return notified(message.outcome, message.steps);
     },
     'release-instance': async () => released,
   };

@@ -35,6 +35,8 @@ export const notifyInputSchema = z
       })
       .optional(),
     holdError: z.looseObject({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
+    /** Archive Evidence's error: the evidence of a contained case went unsealed. */
+    archiveError: z.looseObject({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
   })
   // Every path to Notify carries one of them; a state with none is not from this workflow.
   .refine((s) => s.case !== undefined || s.intake !== undefined || s.error !== undefined, {
@@ -83,7 +85,7 @@ export function composeMessage(input: NotifyInput): Message {
   let { outcome, steps } = summarise(input);
   // Once the instance is contained its evidence is always sealed: a case without a seal lost it.
   if (c && input.containment && !input.archive) {
-    steps = [...steps, { name: 'archive', status: 'failed', reason: why(input.error) }];
+    steps = [...steps, { name: 'archive', status: 'failed', reason: why(input.archiveError) }];
     if (outcome === 'completed') outcome = 'partial';
   } else if (input.archive) {
     steps = [...steps, { name: 'archive', status: 'succeeded' }];

@@ -105,7 +105,7 @@ describe('emitCaseEvent', () => {
     const timeline = new MemoryTimeline();
     const result = await emitCaseEvent(sampleCase, 'contained', {
       events: new EventBridgeClient({}),
-      recorder: timeline.recorder(sampleCase.caseId, 'revoke-credentials'),
+      recorder: timeline.recorder(sampleCase.caseId, 'snapshot-volumes'),
       now,
     });
     expect(result.sent).toBe(false);

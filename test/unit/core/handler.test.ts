@@ -274,21 +274,30 @@ describe('the metrics of a step', () => {
     expect(emf[0]).toMatchObject({ Stage: 'test', Step: 'demo-step', StepFailures: 1 });
   });
 
-  it('are the time to containment once Revoke Credentials succeeded', async () => {
+  it('are the time to containment once Snapshot Volumes starts after Isolate and Revoke both held', async () => {
     // Prepare
     await useStepEnvironment();
-    vi.stubEnv('AWS_LAMBDA_FUNCTION_NAME', 'cordon-test-revoke-credentials');
-    const opened = z.object({ case: z.object({ openedAt: z.string() }) });
-    const revoke = stepHandler('revoke-credentials', configSlices.common, opened, async () => ({}));
-    const openedAt = new Date(Date.now() - 90_000).toISOString();
+    vi.stubEnv('AWS_LAMBDA_FUNCTION_NAME', 'cordon-test-snapshot-volumes');
+    const held = z.looseObject({ status: z.string(), result: z.looseObject({ finishedAt: z.string() }) });
+    const contained = z.object({
+      case: z.object({ openedAt: z.string() }),
+      containment: z.object({ isolate: held, revoke: held }),
+    });
+    const snapshot = stepHandler('snapshot-volumes', configSlices.common, contained, async () => ({}));
+    const t = Date.now();
+    const openedAt = new Date(t - 90_000).toISOString();
+    const finishedAt = new Date(t - 30_000).toISOString();
+    const ended = { status: 'succeeded', result: { finishedAt } };
 
     // Act
-    const records = await loggedWhile(() => revoke({ case: { openedAt } }, lambdaContext));
+    const records = await loggedWhile(() =>
+      snapshot({ case: { openedAt }, containment: { isolate: ended, revoke: ended } }, lambdaContext),
+    );
 
     // Assess
     const emf = records.filter((r) => '_aws' in r);
     expect(emf).toHaveLength(1);
-    expect(emf[0]?.TimeToContainment).toBeGreaterThanOrEqual(90);
+    expect(emf[0]?.TimeToContainment).toBe(60);
   });
 
   it('never fail the step: a metric that cannot be written is a warning', async () => {

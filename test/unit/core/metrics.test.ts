@@ -98,15 +98,56 @@ describe('an EMF document', () => {
 });
 
 describe('the metrics of a step', () => {
-  it('are the time to containment, from the case opening, once Revoke Credentials succeeded', () => {
-    expect(stepMetrics('revoke-credentials', { case: { openedAt } }, {}, now)).toEqual([
-      { name: 'TimeToContainment', unit: 'Seconds', value: 300 },
+  /** Snapshot Volumes' input: the case, and the Contain state's branches as they landed. */
+  const afterContainment = (isolatedAt: unknown, revokedAt: unknown, status = 'succeeded') => ({
+    case: { openedAt },
+    containment: {
+      protect: { status: 'succeeded', result: {} },
+      isolate: { status, result: { finishedAt: isolatedAt } },
+      revoke: { status: 'succeeded', result: { finishedAt: revokedAt } },
+    },
+  });
+
+  it('are the time to containment, from the case opening to the later of Isolate and Revoke, once Snapshot Volumes starts', () => {
+    const isolatedAt = '2026-11-27T20:14:03.000Z';
+    const revokedAt = '2026-11-27T20:13:33.000Z';
+
+    expect(stepMetrics('snapshot-volumes', afterContainment(isolatedAt, revokedAt), {}, now)).toEqual([
+      { name: 'TimeToContainment', unit: 'Seconds', value: 240 },
+    ]);
+    expect(stepMetrics('snapshot-volumes', afterContainment(revokedAt, isolatedAt), {}, now)).toEqual([
+      { name: 'TimeToContainment', unit: 'Seconds', value: 240 },
     ]);
   });
 
-  it('are no time to containment where the case has no usable opening time', () => {
-    for (const at of [undefined, 'yesterday', '2026-11-27T20:20:03.000Z']) {
-      expect(stepMetrics('revoke-credentials', { case: { openedAt: at } }, {}, now)).toEqual([]);
+  it('are no time to containment where isolation or revocation failed or never ran', () => {
+    const at = '2026-11-27T20:14:03.000Z';
+    const failed = afterContainment(at, at, 'failed');
+    const { revoke: _, ...withoutRevoke } = afterContainment(at, at).containment;
+
+    expect(stepMetrics('snapshot-volumes', failed, {}, now)).toEqual([]);
+    expect(
+      stepMetrics('snapshot-volumes', { case: { openedAt }, containment: withoutRevoke }, {}, now),
+    ).toEqual([]);
+    expect(stepMetrics('snapshot-volumes', { case: { openedAt } }, {}, now)).toEqual([]);
+  });
+
+  it('are no time to containment where the case has no usable opening time or a branch no usable end', () => {
+    const at = '2026-11-27T20:14:03.000Z';
+    for (const opened of [undefined, 'yesterday', '2026-11-27T20:20:03.000Z']) {
+      const input = { ...afterContainment(at, at), case: { openedAt: opened } };
+      expect(stepMetrics('snapshot-volumes', input, {}, now)).toEqual([]);
+    }
+    for (const end of [undefined, 'later']) {
+      expect(stepMetrics('snapshot-volumes', afterContainment(at, end), {}, now)).toEqual([]);
+    }
+  });
+
+  it('are no time to containment from the containment steps themselves, which finish one by one', () => {
+    const at = '2026-11-27T20:14:03.000Z';
+
+    for (const step of ['protect-instance', 'isolate-instance', 'revoke-credentials']) {
+      expect(stepMetrics(step, { case: { openedAt } }, { finishedAt: at }, now)).toEqual([]);
     }
   });
 

@@ -74,9 +74,13 @@ const events: TimelineEvent[] = [
 const state = {
   case: sampleCase,
   triage: {},
-  protect: {},
+  containment: {
+    protect: { status: 'succeeded', result: {} },
+    isolate: { status: 'succeeded', result: {} },
+    revoke: { status: 'succeeded', result: {} },
+  },
   response: {
-    contain: { status: 'succeeded' },
+    loadBalancers: { status: 'succeeded', result: {} },
     disk: { status: 'succeeded', snapshots: { snapshots: [{ snapshotId: 'snap-1' }] } },
   },
   memory: { status: 'verified' },
@@ -130,6 +134,31 @@ describe('archiveEvidence', () => {
     expect(manifest.snapshots).toEqual({ snapshots: [{ snapshotId: 'snap-1' }] });
     expect(written.get('timeline.jsonl')?.trim().split('\n')).toHaveLength(4);
     expect(result.outcome).toBe('completed');
+  });
+
+  it('seals a case whose triage failed after containment as partial, saying which step failed and why', async () => {
+    const { deps, written } = setup(events);
+    const result = await archiveEvidence(
+      {
+        case: sampleCase,
+        containment: state.containment,
+        error: { Error: 'InstanceNotFoundError', Cause: 'i-1 does not exist' },
+      },
+      deps,
+    );
+    const manifest = JSON.parse(written.get('manifest.json') ?? '{}');
+    expect(result.outcome).toBe('partial');
+    expect(manifest).toMatchObject({
+      outcome: 'partial',
+      steps: [
+        { name: 'protect', status: 'succeeded' },
+        { name: 'isolate', status: 'succeeded' },
+        { name: 'revoke', status: 'succeeded' },
+        { name: 'triage', status: 'failed', reason: 'InstanceNotFoundError: i-1 does not exist' },
+      ],
+      snapshots: null,
+      memory: null,
+    });
   });
 
   it('leaves its own earlier attempt out of the timeline, so that a retry writes the same bytes', async () => {

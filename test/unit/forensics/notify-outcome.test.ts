@@ -12,7 +12,9 @@ import { MemoryTimeline, sampleCase } from '../../support/core-fakes.js';
 
 const sns = mockClient(SNSClient);
 const eventBridge = mockClient(EventBridgeClient);
-const ok = { status: 'succeeded' };
+const ok = { status: 'succeeded', result: {} };
+/** The Contain state's three branches, each as it lands at `$.containment` when it succeeded. */
+const allHeld = { protect: ok, isolate: ok, revoke: ok };
 const archive = {
   outcome: 'completed' as const,
   manifest: {
@@ -69,8 +71,8 @@ describe('notifyOutcome', () => {
     const state = {
       case: sampleCase,
       triage: {},
-      protect: {},
-      response: { contain: ok, disk: ok },
+      containment: allHeld,
+      response: { loadBalancers: ok, disk: ok },
       memory: { status: 'verified' },
       archive,
     };
@@ -94,18 +96,18 @@ describe('notifyOutcome', () => {
     const state = {
       case: sampleCase,
       triage: {},
-      protect: {},
-      response: {
-        contain: { status: 'failed', error: { Error: 'ContainmentError', Cause: 'eni-2 not isolated' } },
-        disk: ok,
+      containment: {
+        ...allHeld,
+        isolate: { status: 'failed', error: { Error: 'ContainmentError', Cause: 'eni-2 not isolated' } },
       },
+      response: { loadBalancers: ok, disk: ok },
       memory: { status: 'verified' },
       archive: { ...archive, outcome: 'failed' as const },
     };
     const result = await notifyOutcome(state, d);
     expect(result.outcome).toBe('failed');
     const body = textOf(sns.commandCalls(PublishCommand)[0]?.args[0].input.Message);
-    expect(body).toContain('failed    contain: ContainmentError: eni-2 not isolated');
+    expect(body).toContain('failed    isolate: ContainmentError: eni-2 not isolated');
     expect(body).toContain('may be only partly contained');
     expect(cases.setStatus).toHaveBeenCalledWith(sampleCase.caseId, 'failed', 'failed');
     expect(cases.unlock).toHaveBeenCalledWith(sampleCase);
@@ -192,8 +194,8 @@ describe('notifyOutcome, when a write around the message fails', () => {
   const contained = {
     case: sampleCase,
     triage: {},
-    protect: {},
-    response: { contain: ok, disk: ok },
+    containment: allHeld,
+    response: { loadBalancers: ok, disk: ok },
     memory: { status: 'verified' },
     archive,
   };
@@ -208,17 +210,18 @@ describe('notifyOutcome, when a write around the message fails', () => {
     const { deps: d } = deps();
     const state = {
       ...contained,
-      response: {
-        contain: { status: 'failed', error: { Error: 'ContainmentError', Cause: 'eni-1 kept sg-1' } },
+      containment: {
+        ...allHeld,
+        revoke: { status: 'failed', error: { Error: 'RevocationError', Cause: 'PutRolePolicy denied' } },
       },
     };
     await notifyOutcome(state, { ...d, recorder: timeline.recorder(sampleCase.caseId, 'notify-outcome') });
     expect(timeline.events.map((e) => e.action)).toEqual(['case outcome', 'sns:Publish', 'events:PutEvents']);
     expect(timeline.events[0]).toMatchObject({
       status: 'failed',
-      detail: expect.stringContaining(
-        'failed: triage succeeded; protect succeeded; contain failed (ContainmentError: eni-1 kept sg-1)',
-      ),
+      detail:
+        'failed: protect succeeded; isolate succeeded; revoke failed (RevocationError: PutRolePolicy denied); ' +
+        'triage succeeded; load balancers succeeded; snapshots succeeded; memory succeeded; archive succeeded',
     });
   });
 
@@ -282,10 +285,10 @@ describe('composeMessage', () => {
     const message = composeMessage({
       case: sampleCase,
       triage: {},
-      protect: {},
-      response: { contain: ok, disk: ok },
+      containment: allHeld,
+      response: { loadBalancers: ok, disk: ok },
       memory: { status: 'verified' },
-      error: { Error: 'SigningError', Cause: 'key disabled' },
+      archiveError: { Error: 'SigningError', Cause: 'key disabled' },
     });
     expect(message.outcome).toBe('partial');
     expect(message.steps.at(-1)).toEqual({
@@ -293,6 +296,90 @@ describe('composeMessage', () => {
       status: 'failed',
       reason: 'SigningError: key disabled',
     });
+  });
+
+  it('keeps a case failed when containment failed, and says its evidence went unsealed too', () => {
+    const message = composeMessage({
+      case: sampleCase,
+      triage: {},
+      containment: {
+        ...allHeld,
+        revoke: { status: 'failed', error: { Error: 'RevocationError', Cause: 'denied' } },
+      },
+      response: { loadBalancers: ok, disk: ok },
+      memory: { status: 'verified' },
+      archiveError: { Error: 'SigningError', Cause: 'key disabled' },
+    });
+    expect(message.outcome).toBe('failed');
+    expect(message.steps.at(-1)).toEqual({
+      name: 'archive',
+      status: 'failed',
+      reason: 'SigningError: key disabled',
+    });
+  });
+
+  it('says nothing of an archive for a case that ended before containment began', () => {
+    const message = composeMessage({
+      case: sampleCase,
+      error: { Error: 'InstanceNotFoundError', Cause: 'i-1 does not exist' },
+    });
+    expect(message.outcome).toBe('failed');
+    expect(message.steps).toEqual([
+      { name: 'triage', status: 'failed', reason: 'InstanceNotFoundError: i-1 does not exist' },
+      { name: 'contain', status: 'failed', reason: 'containment did not run' },
+    ]);
+  });
+
+  it('calls a case whose triage failed after containment partial, its evidence sealed', () => {
+    const message = composeMessage({
+      case: sampleCase,
+      containment: allHeld,
+      error: { Error: 'InstanceNotFoundError', Cause: 'i-1 does not exist' },
+      archive: { ...archive, outcome: 'partial' },
+    });
+    expect(message.outcome).toBe('partial');
+    expect(message.subject).toBe(`[Cordon] CONTAINED, EVIDENCE INCOMPLETE: ${sampleCase.instanceId}`);
+    expect(message.steps).toEqual([
+      { name: 'protect', status: 'succeeded' },
+      { name: 'isolate', status: 'succeeded' },
+      { name: 'revoke', status: 'succeeded' },
+      { name: 'triage', status: 'failed', reason: 'InstanceNotFoundError: i-1 does not exist' },
+      { name: 'archive', status: 'succeeded' },
+    ]);
+  });
+
+  it('says why triage failed and why the archive failed when both did, each with its own error', () => {
+    const message = composeMessage({
+      case: sampleCase,
+      containment: allHeld,
+      error: { Error: 'InstanceNotFoundError', Cause: 'i-1 does not exist' },
+      archiveError: { Error: 'SigningError', Cause: 'key disabled' },
+    });
+    expect(message.outcome).toBe('partial');
+    expect(message.steps.slice(-2)).toEqual([
+      { name: 'triage', status: 'failed', reason: 'InstanceNotFoundError: i-1 does not exist' },
+      { name: 'archive', status: 'failed', reason: 'SigningError: key disabled' },
+    ]);
+  });
+
+  it('tells the responders an instance left in its load balancers, the case contained', () => {
+    const message = composeMessage({
+      case: sampleCase,
+      triage: {},
+      containment: allHeld,
+      response: {
+        loadBalancers: {
+          status: 'failed',
+          error: { Error: 'AwsAccessDeniedError', Cause: 'DeregisterTargets' },
+        },
+        disk: ok,
+      },
+      memory: { status: 'verified' },
+      archive: { ...archive, outcome: 'partial' },
+    });
+    expect(message.outcome).toBe('partial');
+    expect(message.body).toContain('failed    load balancers: AwsAccessDeniedError: DeregisterTargets');
+    expect(message.body).not.toContain('may be only partly contained');
   });
 
   it('strips control characters that a finding smuggled into the case', () => {
@@ -310,8 +397,8 @@ describe('notifyOutcome, when Notify is retried', () => {
   const contained = {
     case: sampleCase,
     triage: {},
-    protect: {},
-    response: { contain: ok, disk: ok },
+    containment: allHeld,
+    response: { loadBalancers: ok, disk: ok },
     memory: { status: 'verified' },
     archive,
   };
@@ -412,8 +499,8 @@ describe('the chat form of the message', () => {
       {
         case: sampleCase,
         triage: {},
-        protect: {},
-        response: { contain: ok, disk: ok },
+        containment: allHeld,
+        response: { loadBalancers: ok, disk: ok },
         memory: { status: 'verified' },
         archive,
       },
