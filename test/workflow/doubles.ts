@@ -200,6 +200,7 @@ export const revoked: StepResults['revoke-credentials'] = {
   profile: { replaced: false },
   imdsv2: 'required by Cordon',
   done: ['deny on the role'],
+  finishedAt: '2026-11-27T20:16:30.000Z',
 };
 
 /** Snapshot Volumes' and Check Snapshots' answer: the snapshots, and whether to wait and look again. */
