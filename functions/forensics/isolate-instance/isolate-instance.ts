@@ -433,6 +433,8 @@ function readyGroup(
     ];
     await setRules(deps, c, fresh, rules);
   });
+  // Awaited by the caller; a rejection it does not reach is not left unhandled.
+  for (const p of [created, id, ruled]) p.catch(() => undefined);
   return { id, rules: ruled };
 }
 
