@@ -538,6 +538,14 @@ export function unrecorded(what: string, error: unknown): CordonError {
  * fails, by name, if any event could not be written: the handler flushes before a step reports
  * (functions/core/handler.ts), so a step never reports success with its record missing.
  */
+/** What an event may carry beside its action and status. */
+type NoteExtra = {
+  target?: string | undefined;
+  requestId?: string | undefined;
+  detail?: string | undefined;
+  artifact?: Artifact | undefined;
+};
+
 export class Recorder {
   private queued: TimelineEntry[] = [];
   private writing: Promise<void> | undefined;
@@ -571,16 +579,7 @@ export class Recorder {
     return out;
   }
 
-  async note(
-    action: string,
-    status: TimelineEvent['status'],
-    extra: {
-      target?: string | undefined;
-      requestId?: string | undefined;
-      detail?: string | undefined;
-      artifact?: Artifact | undefined;
-    } = {},
-  ): Promise<void> {
+  async note(action: string, status: TimelineEvent['status'], extra: NoteExtra = {}): Promise<void> {
     this.enqueue(action, status, extra);
   }
 
@@ -602,16 +601,7 @@ export class Recorder {
     while (this.writing) await this.writing;
   }
 
-  private enqueue(
-    action: string,
-    status: TimelineEvent['status'],
-    extra: {
-      target?: string | undefined;
-      requestId?: string | undefined;
-      detail?: string | undefined;
-      artifact?: Artifact | undefined;
-    },
-  ): void {
+  private enqueue(action: string, status: TimelineEvent['status'], extra: NoteExtra): void {
     this.queued.push({
       at: this.now().toISOString(),
       step: this.step,

@@ -34,6 +34,7 @@ export const stepErrors = {
   'triage-instance': [
     ...everyStep,
     'AssumeRoleError',
+    'ContainmentError',
     'InstanceNotFoundError',
     'EvidenceConflictError',
     'EvidenceIntegrityError',

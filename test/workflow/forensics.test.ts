@@ -284,10 +284,16 @@ describe('a case whose plan Triage chooses, Intake having taken no look or found
 
       const steps = names(run.steps);
       expect(run.status, JSON.stringify(run.error)).toBe('SUCCEEDED');
-      expect(steps.slice(0, 6)).toEqual(['Intake Finding', 'Triage Instance', ...memorySteps]);
-      expect(sorted(steps.slice(6, 9))).toEqual(containmentSteps);
-      expect(sorted(steps.slice(9, 14))).toEqual(afterContainment);
-      expect(steps.slice(14)).toEqual(['Archive Evidence', 'Notify Outcome']);
+      // Protected (and tagged with the case) before the capture, then Protect again beside isolation.
+      expect(steps.slice(0, 7)).toEqual([
+        'Intake Finding',
+        'Triage Instance',
+        'Protect Before Capture',
+        ...memorySteps,
+      ]);
+      expect(sorted(steps.slice(7, 10))).toEqual(containmentSteps);
+      expect(sorted(steps.slice(10, 15))).toEqual(afterContainment);
+      expect(steps.slice(15)).toEqual(['Archive Evidence', 'Notify Outcome']);
       expect(inputOf('Isolate Instance')).toEqual([{ case: sampleCase, triage: triaged('capture-first') }]);
       expect(finalState(run).notify).toEqual({ ...notified('completed'), steps: allSucceeded });
     },

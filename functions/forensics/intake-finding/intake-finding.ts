@@ -142,8 +142,9 @@ function renamed(error: unknown, what: string): CordonError {
 
 /**
  * What follows the opening, all at once (one round): the trigger stored as the first piece of evidence,
- * the case's "opened" event, the finding marked NOTIFIED in Security Hub, and the first look at the
- * instance that lets containment start in the next step (functions/core/plan.ts). Then the timeline is written: the case is not opened until its
+ * the case's "opened" event and the first look at the instance that lets containment start in the
+ * next step (functions/core/plan.ts); then, beside the timeline write, the finding marked NOTIFIED in
+ * Security Hub. Then the timeline is written: the case is not opened until its
  * record is. A store or timeline failure abandons the case as `abandon` says; the event and the look
  * never fail the intake (a look that cannot be taken leaves the plan to Triage).
  */
@@ -158,10 +159,11 @@ async function finishOpening(
     storeTrigger(deps, recorder, event),
     emitCaseEvent(c, 'opened', { events: deps.events, recorder, now: deps.now }),
     lookAt(deps, c, recorder),
-    markFinding(deps, recorder, c.caseId, kind, c.securityHub),
   ]);
   try {
     if (stored.status === 'rejected') throw stored.reason;
+    // The finding is told of the case only once the trigger is kept: a case Intake abandons marks nothing.
+    await Promise.all([recorder.flush(), markFinding(deps, recorder, c.caseId, kind, c.securityHub)]);
     await recorder.flush();
   } catch (error) {
     throw await abandon(deps, c, error, recorder);

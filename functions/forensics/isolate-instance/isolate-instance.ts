@@ -344,6 +344,8 @@ function prepare(
     // The groups (and ACL entries) are on the case before any interface moves into them.
     await Promise.all([again ? run.save() : recorded, ...ready.map((r) => r.rules)]);
   })();
+  // Each is awaited above or by the caller; one that a failure before it leaves unawaited is not lost.
+  for (const p of [acls, ...ready.flatMap((r) => [r.ids, r.rules])]) p.catch(() => undefined);
   return { recorded, groupsReady };
 }
 
@@ -915,7 +917,7 @@ async function readCreatedGroup(deps: IsolateDeps, groupId: string): Promise<Sec
 }
 
 async function converge(deps: IsolateDeps, groupId: string, rules: Rule[]): Promise<void> {
-  const { ec2, recorder } = deps;
+  const { ec2 } = deps;
   for (let attempt = 0; attempt < 4; attempt++) {
     const group = (await ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [groupId] })))
       .SecurityGroups?.[0];
@@ -924,46 +926,7 @@ async function converge(deps: IsolateDeps, groupId: string, rules: Rule[]): Prom
     if (revoke.length === 0 && add.length === 0) return;
     try {
       // Extra rules go first: a permissive leftover (a new group's default egress) must not outlive the check.
-      const revokeIn = revoke.filter((r) => !r.egress);
-      const revokeOut = revoke.filter((r) => r.egress);
-      const addIn = add.filter((r) => !r.egress);
-      const addOut = add.filter((r) => r.egress);
-      if (revokeIn.length)
-        await recorder.run('ec2:RevokeSecurityGroupIngress', groupId, () =>
-          ec2.send(
-            new RevokeSecurityGroupIngressCommand({
-              GroupId: groupId,
-              IpPermissions: toIpPermissions(revokeIn),
-            }),
-          ),
-        );
-      if (revokeOut.length)
-        await recorder.run('ec2:RevokeSecurityGroupEgress', groupId, () =>
-          ec2.send(
-            new RevokeSecurityGroupEgressCommand({
-              GroupId: groupId,
-              IpPermissions: toIpPermissions(revokeOut),
-            }),
-          ),
-        );
-      if (addIn.length)
-        await recorder.run('ec2:AuthorizeSecurityGroupIngress', groupId, () =>
-          ec2.send(
-            new AuthorizeSecurityGroupIngressCommand({
-              GroupId: groupId,
-              IpPermissions: toIpPermissions(addIn),
-            }),
-          ),
-        );
-      if (addOut.length)
-        await recorder.run('ec2:AuthorizeSecurityGroupEgress', groupId, () =>
-          ec2.send(
-            new AuthorizeSecurityGroupEgressCommand({
-              GroupId: groupId,
-              IpPermissions: toIpPermissions(addOut),
-            }),
-          ),
-        );
+      for (const call of ruleCalls(deps, groupId, revoke, add)) await call();
     } catch (error) {
       // A concurrent case changed the same rules between our read and our write: read again.
       if (!['InvalidPermission.Duplicate', 'InvalidPermission.NotFound'].includes(codeOf(error))) throw error;

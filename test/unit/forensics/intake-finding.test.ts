@@ -441,10 +441,7 @@ describe('the finding in Security Hub', () => {
   const customActionId =
     'arn:aws:securityhub:ap-southeast-2:123456789012:subscription/aws-foundational-security-best-practices/v/1.0.0/EC2.8/finding/482e8524-4f22-4a27-9dba-b8a582f24529';
   const shTimeline = () =>
-    ddbMock
-      .commandCalls(PutCommand)
-      .map((c) => c.args[0].input.Item)
-      .filter((item) => item?.action === 'securityhub:BatchUpdateFindings');
+    timelineItems().filter((item) => item.action === 'securityhub:BatchUpdateFindings');
 
   it('is marked NOTIFIED, with the case id in a note and in cordonCaseId, in the region that holds it', async () => {
     const regions: string[] = [];
@@ -490,26 +487,21 @@ describe('the finding in Security Hub', () => {
     ]);
   });
 
-  it('is marked in the same round as the opened event, neither waiting for the other', async () => {
-    let markStarted: () => void = () => undefined;
-    const marking = new Promise<void>((resolve) => {
-      markStarted = resolve;
-    });
-    // The event is answered only once the update is on its way: were they one after the other, this
-    // would never end.
-    eventsMock.on(PutEventsCommand).callsFake(async () => {
-      await marking;
-      return { FailedEntryCount: 0, Entries: [{ EventId: 'event-1' }] };
+  it('is marked only once the trigger is stored, so that a case Intake abandons marks nothing', async () => {
+    const order: string[] = [];
+    s3Mock.on(PutObjectCommand).callsFake(async () => {
+      order.push('trigger stored');
+      return { VersionId: 'v1', $metadata: { requestId: 's3-put-1' } };
     });
     securityHubMock.on(BatchUpdateFindingsCommand).callsFake(async () => {
-      markStarted();
+      order.push('finding marked');
       return { UnprocessedFindings: [] };
     });
 
     const result = await intake(customAction());
 
     expect(result.intake.decision).toBe('accepted');
-    expect(eventsMock).toHaveReceivedCommandTimes(PutEventsCommand, 1);
+    expect(order).toEqual(['trigger stored', 'finding marked']);
   });
 
   it.each([

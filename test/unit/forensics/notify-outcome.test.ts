@@ -613,8 +613,8 @@ describe('the case’s findings in Security Hub', () => {
   const contained = {
     case: inSecurityHub,
     triage: {},
-    protect: {},
-    response: { contain: ok, disk: ok },
+    containment: allHeld,
+    response: { loadBalancers: ok, disk: ok },
     memory: { status: 'verified' },
     archive,
   };
