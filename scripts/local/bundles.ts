@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
+import { constants, Script } from 'node:vm';
 import { inflateRawSync } from 'node:zlib';
 import { handlerSettings } from './runner.js';
 
@@ -78,17 +79,37 @@ export function extractBundle(dir: string, fn: string): { file: string; exportNa
   return { file, exportName };
 }
 
-const requireHere = createRequire(import.meta.url);
+/**
+ * Each bundle compiled once per process, in Node's own CommonJS wrapper (on the source's first line, so
+ * that line numbers stay the bundle's). Compiling a 1.5 MB bundle costs V8 a tenth of a second, and a
+ * suite loads each one afresh for every case it runs.
+ */
+const compiled = new Map<string, Script>();
+
+function compiledBundle(file: string): Script {
+  let script = compiled.get(file);
+  if (!script) {
+    script = new Script(
+      `(function (exports, require, module, __filename, __dirname) {${readFileSync(file, 'utf8')}\n})`,
+      // The bundles import Node's built-ins (node:http) when they first need them.
+      { filename: file, importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER },
+    );
+    compiled.set(file, script);
+  }
+  return script;
+}
 
 /**
  * Loads a function's bundle afresh (its own module state: configuration, clients, caches), as a new
- * Lambda execution environment would, and returns its handler.
+ * Lambda execution environment would, and returns its handler. Only the compiled code is shared: the
+ * module runs again from its first line, with a module object of its own.
  */
 export function loadBundle(dir: string, fn: string): (event: unknown, context: unknown) => Promise<unknown> {
   const { file, exportName } = extractBundle(dir, fn);
-  delete requireHere.cache[file];
-  const mod = requireHere(file) as Record<string, unknown>;
-  const handler = mod[exportName];
+  const module: { exports: Record<string, unknown> } = { exports: {} };
+  const wrapper = compiledBundle(file).runInThisContext() as (...args: unknown[]) => void;
+  wrapper.call(module.exports, module.exports, createRequire(file), module, file, dirname(file));
+  const handler = module.exports[exportName];
   if (typeof handler !== 'function') throw new Error(`${fn}'s bundle exports no function ${exportName}`);
   return handler as (event: unknown, context: unknown) => Promise<unknown>;
 }
