@@ -4,8 +4,8 @@
  * the zips and load the bundles, so that the local runner can bind each Task to the code that would
  * be deployed rather than to the TypeScript sources.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -68,12 +68,23 @@ export function extractBundle(dir: string, fn: string): { file: string; exportNa
   if (!existsSync(file)) {
     const files = unzip(archive);
     if (!files.has(entry)) throw new Error(`${zip} does not hold ${entry}`);
+    // Written beside it, then renamed into place: test files running at once extract the same bundles,
+    // and none may load one another is still writing.
+    const work = `${folder}.${process.pid}-${randomBytes(4).toString('hex')}`;
     for (const [name, data] of files) {
-      const target = resolve(folder, name);
-      if (!target.startsWith(folder + sep))
-        throw new Error(`${zip} holds a path outside its folder: ${name}`);
+      const target = resolve(work, name);
+      if (!target.startsWith(work + sep)) throw new Error(`${zip} holds a path outside its folder: ${name}`);
       mkdirSync(dirname(target), { recursive: true });
       writeFileSync(target, data);
+    }
+    // A folder without the bundle is what an extraction cut short left (before they were renamed).
+    if (existsSync(folder) && !existsSync(file)) rmSync(folder, { recursive: true, force: true });
+    try {
+      renameSync(work, folder);
+    } catch (error) {
+      // Another process put the same bundle there first.
+      rmSync(work, { recursive: true, force: true });
+      if (!existsSync(file)) throw error;
     }
   }
   return { file, exportName };
