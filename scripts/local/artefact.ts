@@ -16,6 +16,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
@@ -111,6 +112,16 @@ async function withLock<T>(lock: string, work: () => T): Promise<T> {
   }
 }
 
+/** An artefact used this recently is never removed: longer than any test run takes. */
+const keepUsedMs = 60 * 60_000;
+
+/** Marks an artefact as used now (its folder's time), so that no other run removes it meanwhile. */
+function used(dir: string, artefact: Artefact): Artefact {
+  const now = new Date();
+  utimesSync(dir, now, now);
+  return artefact;
+}
+
 /** The packaged dev and prod artefacts for the tree as it is now, packaging them if no run has yet. */
 export async function packagedArtefact(): Promise<Artefact> {
   const cache = join(repoRoot, 'node_modules', '.cache', 'cordon-artefact');
@@ -118,9 +129,9 @@ export async function packagedArtefact(): Promise<Artefact> {
   const hash = inputHash();
   const done = join(cache, hash);
   const artefact = { dev: join(done, 'dev'), prod: join(done, 'prod') };
-  if (existsSync(join(done, 'complete'))) return artefact;
+  if (existsSync(join(done, 'complete'))) return used(done, artefact);
   return withLock(join(cache, 'lock'), () => {
-    if (existsSync(join(done, 'complete'))) return artefact;
+    if (existsSync(join(done, 'complete'))) return used(done, artefact);
     const work = join(cache, `${hash}.partial`);
     rmSync(work, { recursive: true, force: true });
     // One after the other: both runs share the bundler's working folder in the repository.
@@ -131,12 +142,14 @@ export async function packagedArtefact(): Promise<Artefact> {
       copyFileSync(join(work, 'dev', zip), join(work, 'prod', zip));
     }
     packageStage('prod', join(work, 'prod'), true);
-    // Older artefacts go, but not the few newest: another test run on this tree may still be reading one.
+    // Older artefacts go, but not the few last used, nor any used within the hour: another test run
+    // (on this tree, or on another working tree sharing node_modules) may still be reading one.
     const older = readdirSync(cache)
       .filter((name) => name !== 'lock' && name !== `${hash}.partial`)
       .map((name) => ({ name, at: statSync(join(cache, name)).mtimeMs }))
       .sort((a, b) => b.at - a.at)
-      .slice(3);
+      .slice(3)
+      .filter(({ at }) => Date.now() - at > keepUsedMs);
     for (const { name } of older) rmSync(join(cache, name), { recursive: true, force: true });
     renameSync(work, done);
     writeFileSync(join(done, 'complete'), new Date().toISOString());

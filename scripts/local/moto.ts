@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 
 export interface Moto {
   endpoint: string;
@@ -38,17 +39,28 @@ async function waitUntilUp(endpoint: string, child: ChildProcess, output: () => 
   throw new Error(`moto did not answer on ${endpoint} within 20 s:\n${output()}`);
 }
 
+/** `python -m moto.server`, with a parser cache moto lacks (see the file). */
+const launcher = join(import.meta.dirname, 'moto-server.py');
+
 /**
- * Starts the AWS emulator (`python3 -m moto.server`) on a free loopback port. Fails loudly, with what
- * moto printed, when Python or moto is missing: a test run must never quietly skip the AWS tests.
+ * Starts the AWS emulator (moto's server, through moto-server.py) on a free loopback port. Fails
+ * loudly, with what moto printed, when Python or moto is missing: a test run must never quietly skip
+ * the AWS tests.
  */
 export async function startMoto(python = process.env.CORDON_PYTHON ?? 'python3'): Promise<Moto> {
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
   let log = '';
-  const child = spawn(python, ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {
+  const child = spawn(python, [launcher, '-H', '127.0.0.1', '-p', String(port)], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, MOTO_ALLOW_NONEXISTENT_REGION: 'false' },
+    env: {
+      ...process.env,
+      MOTO_ALLOW_NONEXISTENT_REGION: 'false',
+      // Without them, moto holds some 1,200 snapshots of Amazon's images in every region: each
+      // DescribeSnapshots matches its filters against all of them, and each reset loads them again.
+      // Nothing here runs or reads a public image.
+      MOTO_EC2_LOAD_DEFAULT_AMIS: 'false',
+    },
   });
   const keep = (chunk: Buffer) => {
     log = (log + chunk.toString()).slice(-4000);
@@ -57,9 +69,7 @@ export async function startMoto(python = process.env.CORDON_PYTHON ?? 'python3')
   child.stderr?.on('data', keep);
   const spawned = new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
-    child.once('error', (error) =>
-      reject(new Error(`cannot start ${python} -m moto.server: ${error.message}`)),
-    );
+    child.once('error', (error) => reject(new Error(`cannot start ${python} ${launcher}: ${error.message}`)));
   });
   await spawned;
   await waitUntilUp(endpoint, child, () => log);

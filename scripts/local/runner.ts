@@ -250,12 +250,22 @@ export async function runStateMachine(
   }
 }
 
-/** Each function's `handler` setting in serverless.yml: `functions/<workflow>/<step>/<file>.handler`. */
+let settingsRead: { text: string; handlers: Record<string, string> } | undefined;
+
+/**
+ * Each function's `handler` setting in serverless.yml: `functions/<workflow>/<step>/<file>.handler`.
+ * The file is parsed again only when it changed: a run binds every function of every case through here.
+ */
 export function handlerSettings(): Record<string, string> {
-  const doc = parse(readFileSync(resolve(repoRoot, 'serverless.yml'), 'utf8'), { logLevel: 'error' }) as {
-    functions: Record<string, { handler: string }>;
-  };
-  return Object.fromEntries(Object.entries(doc.functions).map(([fn, f]) => [fn, f.handler]));
+  const text = readFileSync(resolve(repoRoot, 'serverless.yml'), 'utf8');
+  if (settingsRead?.text !== text) {
+    const doc = parse(text, { logLevel: 'error' }) as { functions: Record<string, { handler: string }> };
+    settingsRead = {
+      text,
+      handlers: Object.fromEntries(Object.entries(doc.functions).map(([fn, f]) => [fn, f.handler])),
+    };
+  }
+  return { ...settingsRead.handlers };
 }
 
 type LambdaHandler = (event: unknown, context: unknown) => Promise<unknown>;

@@ -100,6 +100,30 @@ export interface FaultInjector {
   uninstall(): void;
 }
 
+/** The parts of a built client's resolved configuration that decide how it retries. */
+interface RetryConfig {
+  retryStrategy?: () => Promise<{
+    retryBackoffStrategy?: { computeNextBackoffDelay: (i: number) => number };
+  }>;
+}
+
+/**
+ * Keeps the client's retry strategy (its attempts, its retry quota, which errors it retries) and drops
+ * only the wait between attempts: full jitter on a 1 s base for throttling, some 3.5 s per call of four
+ * attempts, and a throttled step retried by its ASL pays that on every attempt. The runner already
+ * waits 0 s between the ASL's own retries; the tests count attempts, not seconds.
+ */
+function withoutBackoff(client: PluggableClient): void {
+  const config = (client as { config?: RetryConfig }).config;
+  const resolve = config?.retryStrategy;
+  if (!config || !resolve) return;
+  config.retryStrategy = async () => {
+    const strategy = await resolve();
+    if (strategy.retryBackoffStrategy) strategy.retryBackoffStrategy.computeNextBackoffDelay = () => 0;
+    return strategy;
+  };
+}
+
 /** Installs the double on every client Cordon builds from now on. */
 export function installFaults(): FaultInjector {
   const attempts: Attempt[] = [];
@@ -146,6 +170,7 @@ export function installFaults(): FaultInjector {
       // After the retry middleware: every attempt passes here, and an injected failure is retried as AWS's.
       { step: 'finalizeRequest', name: 'cordonFaultMatrix', priority: 'low' },
     );
+    withoutBackoff(client);
   });
   return {
     attempts,

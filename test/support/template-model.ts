@@ -64,12 +64,21 @@ export function loadCfnYaml(path: string): CfnTemplate {
   return parse(readFileSync(resolve(repoRoot, path), 'utf8'), { customTags: cfnTags }) as CfnTemplate;
 }
 
-/** serverless.yml as data; CloudFormation short-form tags (`!Ref`) are left as plain strings. */
-export function loadServerlessConfig(): {
+interface ServerlessConfig {
   functions: Record<string, { role?: string }>;
   params: Record<string, Record<string, unknown>>;
-} {
-  return parse(readFileSync(resolve(repoRoot, 'serverless.yml'), 'utf8'), { logLevel: 'error' });
+}
+let parsedConfig: { text: string; config: ServerlessConfig } | undefined;
+
+/**
+ * serverless.yml as data; CloudFormation short-form tags (`!Ref`) are left as plain strings. Parsed
+ * again only when the file changed (the IAM contract asks once per request it decides); each caller
+ * gets its own copy.
+ */
+export function loadServerlessConfig(): ServerlessConfig {
+  const text = readFileSync(resolve(repoRoot, 'serverless.yml'), 'utf8');
+  if (parsedConfig?.text !== text) parsedConfig = { text, config: parse(text, { logLevel: 'error' }) };
+  return structuredClone(parsedConfig.config);
 }
 
 /** A serverless `params` value as the given stage sees it (stage entry, then `default`). */
