@@ -1,20 +1,122 @@
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { runLocalCase } from '../scripts/local/case.js';
+import { freePort } from '../scripts/local/moto.js';
 import { quickHost } from '../scripts/local/quick-host.js';
 import { repoRoot } from '../scripts/local/runner.js';
 import { deployLocalStack, localRegion } from '../scripts/local/stack.js';
 import { bundledEvent } from './containment.js';
 import { median } from './meter.js';
 
-function timed(command: string, args: string[]): number {
+/** s3rver's only account: it refuses a signature made with any other key. */
+const s3rverKey = 'S3RVER';
+
+interface S3rver {
+  endpoint: string;
+  stop: () => Promise<void>;
+}
+
+/**
+ * s3rver (npm, an S3-compatible server) in a child process on a free loopback port, its objects in a
+ * temporary folder. A child, not this process: the runs below are timed with `spawnSync`, which would
+ * stop an in-process server from answering.
+ */
+async function startS3rver(): Promise<S3rver> {
+  const port = await freePort();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const directory = mkdtempSync(join(tmpdir(), 'cordon-s3rver-'));
+  let log = '';
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      resolve(repoRoot, 'node_modules', 's3rver', 'bin', 's3rver.js'),
+      '--directory',
+      directory,
+      '--address',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--silent',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  child.stderr?.on('data', (chunk: Buffer) => {
+    log = (log + chunk.toString()).slice(-4000);
+  });
+  const stop = async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    rmSync(directory, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) break;
+    try {
+      await fetch(`${endpoint}/`, { signal: AbortSignal.timeout(1000) });
+      return { endpoint, stop };
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  await stop();
+  throw new Error(`s3rver did not answer on ${endpoint}:\n${log}`);
+}
+
+/** PUT without a signature (s3rver accepts anonymous writes), streamed: a 1 GiB body is never held whole. */
+async function putStream(url: string, body: AsyncIterable<Uint8Array>, bytes: number): Promise<void> {
+  await new Promise<void>((done, failed) => {
+    const req = request(url, { method: 'PUT', headers: { 'content-length': String(bytes) } }, (res) => {
+      res.resume();
+      res.on('end', () =>
+        res.statusCode === 200 ? done() : failed(new Error(`PUT ${url}: HTTP ${res.statusCode}`)),
+      );
+    });
+    req.on('error', failed);
+    pipeline(body, req).catch(failed);
+  });
+}
+
+/**
+ * Copies the sealed case's objects (every artifact, the manifest and its signature, each the version
+ * the case sealed) from moto into a bucket of the same name in s3rver, under the same keys.
+ */
+async function copyCase(
+  motoEndpoint: string,
+  s3rver: string,
+  bucket: string,
+  objects: { key: string; versionId: string; bytes: number }[],
+): Promise<void> {
+  const moto = new S3Client({
+    endpoint: motoEndpoint,
+    region: localRegion,
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
+  const created = await fetch(`${s3rver}/${bucket}`, { method: 'PUT' });
+  if (!created.ok) throw new Error(`s3rver: cannot create ${bucket}: HTTP ${created.status}`);
+  for (const o of objects) {
+    const got = await moto.send(new GetObjectCommand({ Bucket: bucket, Key: o.key, VersionId: o.versionId }));
+    const path = o.key.split('/').map(encodeURIComponent).join('/');
+    await putStream(`${s3rver}/${bucket}/${path}`, got.Body as AsyncIterable<Uint8Array>, o.bytes);
+  }
+  moto.destroy();
+}
+
+function timed(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
   const started = performance.now();
   const run = spawnSync(command, args, {
     cwd: repoRoot,
     encoding: 'utf8',
-    env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'SILENT' },
+    env: { ...env, POWERTOOLS_LOG_LEVEL: 'SILENT' },
   });
   if (run.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${run.stderr || run.stdout}`);
   return performance.now() - started;
@@ -33,14 +135,51 @@ function largest(dir: string): string {
   return files.sort((a, b) => statSync(b).size - statSync(a).size)[0] as string;
 }
 
+/** The environment every timed process starts from: no profile or endpoint of the person running it. */
+function cleanEnvironment(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of Object.keys(env)) {
+    if (/^AWS_/.test(name)) delete env[name];
+  }
+  return { ...env, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' };
+}
+
+/** A process to time: the command line and the environment it runs with. */
+export interface Command {
+  args: string[];
+  env: NodeJS.ProcessEnv;
+}
+
+export interface EvidenceBench {
+  caseId: string;
+  caseMs: number;
+  outcome: string;
+  /** `cordon evidence get CASE --out DIR`, its S3 calls to s3rver. */
+  get: (dir: string) => Command;
+  /** `cordon evidence verify CASE --dir DIR`, against moto. */
+  verify: (dir: string) => Command;
+  stop: () => Promise<void>;
+}
+
 /**
- * A case whose memory image is `bytes` long, then, `runs` times: `cordon evidence get` and
- * `cordon evidence verify --dir` as an investigator runs them, against `sha256sum` of the same bytes.
- * The download uses parts of `partSizeMiB`: moto reads a whole object for every ranged GET, so the
- * default 8 MiB parts would measure the emulator (128 whole-object reads of 1 GiB), not Cordon. The
- * image is written by the quick host double: the capture script's own upload is not what is measured.
+ * A case whose memory image is `bytes` long, run on moto, its sealed objects copied into s3rver, and
+ * the two commands an investigator runs on it.
+ *
+ * The download reads from s3rver, not moto: moto reads the whole object for every ranged GET, so a
+ * download of 1 GiB in the default 8 MiB parts would measure 128 whole-object reads by the emulator.
+ * s3rver answers a ranged GET by reading only that range from its file (`createReadStream` with
+ * `start`/`end`), as S3 serves a range without reading the rest of the object; its figure is what the
+ * CLI costs on this machine, with the server's own work (on the same cores) included. The case's
+ * objects are copied into s3rver under the same bucket and keys, each the sealed version's bytes
+ * (s3rver keeps no versions and ignores `versionId`; the manifest's version ids name moto's).
+ *
+ * `get` runs unchanged with no `--endpoint`: its S3 calls go to s3rver and its one CloudFormation call
+ * (the stack's outputs) to moto, through the SDK's own service-specific endpoint variables
+ * (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL_CLOUDFORMATION`). `verify --dir` runs with `--endpoint`
+ * moto: it reads no object's bytes from S3, only each version's lock (HEAD), which s3rver does not
+ * know, and KMS for the signature, which s3rver does not have.
  */
-export async function evidenceIo(endpoint: string, bytes: number, runs: number, partSizeMiB: number) {
+export async function prepareEvidenceBench(endpoint: string, bytes: number): Promise<EvidenceBench> {
   const caseStarted = performance.now();
   const stack = await deployLocalStack(endpoint);
   const host = quickHost({
@@ -52,51 +191,87 @@ export async function evidenceIo(endpoint: string, bytes: number, runs: number, 
   const run = await runLocalCase(bundledEvent(), { endpoint, stack, host, enis: 1, volumes: 1 });
   const caseMs = Math.round(performance.now() - caseStarted);
   const caseId = run.report.caseId as string;
-  const cli = resolve(repoRoot, 'bin', 'cordon.js');
-  const getVerify: number[] = [];
-  const hashOnly: number[] = [];
-  for (let i = 0; i < runs; i += 1) {
-    const dir = mkdtempSync(join(tmpdir(), 'cordon-bench-'));
-    try {
-      const get = timed(process.execPath, [
-        cli,
-        'evidence',
-        'get',
-        caseId,
-        '--endpoint',
-        endpoint,
-        '--out',
-        dir,
-        '--part-size',
-        String(partSizeMiB),
-      ]);
-      const verify = timed(process.execPath, [
-        cli,
-        'evidence',
-        'verify',
-        caseId,
-        '--endpoint',
-        endpoint,
-        '--dir',
-        dir,
-      ]);
-      getVerify.push(get + verify);
-      hashOnly.push(timed('sha256sum', [largest(dir)]));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+  const s3rver = await startS3rver();
+  try {
+    await copyCase(endpoint, s3rver.endpoint, run.report.bucket, run.report.evidence);
+  } catch (error) {
+    await s3rver.stop();
+    throw error;
   }
-  const getVerifyMs = Math.round(median(getVerify));
-  const sha256sumMs = Math.round(median(hashOnly));
+  const cli = resolve(repoRoot, 'bin', 'cordon.js');
+  const clean = cleanEnvironment();
   return {
-    bytes,
-    runs,
-    partSizeMiB,
     caseId,
     caseMs,
-    getVerifyMs,
-    sha256sumMs,
-    ratio: getVerifyMs / sha256sumMs,
     outcome: run.report.outcome,
+    get: (dir) => ({
+      args: [cli, 'evidence', 'get', caseId, '--out', dir],
+      env: {
+        ...clean,
+        AWS_REGION: localRegion,
+        AWS_ACCESS_KEY_ID: s3rverKey,
+        AWS_SECRET_ACCESS_KEY: s3rverKey,
+        AWS_ENDPOINT_URL_S3: s3rver.endpoint,
+        AWS_ENDPOINT_URL_CLOUDFORMATION: endpoint,
+      },
+    }),
+    verify: (dir) => ({
+      args: [cli, 'evidence', 'verify', caseId, '--endpoint', endpoint, '--dir', dir],
+      env: clean,
+    }),
+    stop: s3rver.stop,
   };
+}
+
+/**
+ * `runs` times, into a fresh folder: `cordon evidence get` then `cordon evidence verify --dir`, each a
+ * process of its own as an investigator runs them, then `sha256sum` of the same image. Medians of each.
+ */
+export async function evidenceIo(endpoint: string, bytes: number, runs: number) {
+  const bench = await prepareEvidenceBench(endpoint, bytes);
+  try {
+    const getMs: number[] = [];
+    const verifyMs: number[] = [];
+    const getVerifyMs: number[] = [];
+    const sha256sumMs: number[] = [];
+    const opensslMs: number[] = [];
+    // The SHA-256 floor of this machine, for reference: coreutils' sha256sum may not use the CPU's
+    // SHA instructions, OpenSSL (and so Node.js) does.
+    const openssl = spawnSync('openssl', ['version']).status === 0;
+    for (let i = 0; i < runs; i += 1) {
+      const dir = mkdtempSync(join(tmpdir(), 'cordon-bench-'));
+      try {
+        const g = bench.get(dir);
+        const get = timed(process.execPath, g.args, g.env);
+        const v = bench.verify(dir);
+        const verify = timed(process.execPath, v.args, v.env);
+        getMs.push(get);
+        verifyMs.push(verify);
+        getVerifyMs.push(get + verify);
+        const image = largest(dir);
+        sha256sumMs.push(timed('sha256sum', [image]));
+        if (openssl) opensslMs.push(timed('openssl', ['dgst', '-sha256', image]));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+    const m = (values: number[]) => Math.round(median(values));
+    return {
+      bytes,
+      runs,
+      server: 's3rver',
+      partSizeMiB: 8,
+      caseId: bench.caseId,
+      caseMs: bench.caseMs,
+      getMs: m(getMs),
+      verifyMs: m(verifyMs),
+      getVerifyMs: m(getVerifyMs),
+      sha256sumMs: m(sha256sumMs),
+      ratio: m(getVerifyMs) / m(sha256sumMs),
+      ...(openssl ? { opensslMs: m(opensslMs) } : {}),
+      outcome: bench.outcome,
+    };
+  } finally {
+    await bench.stop();
+  }
 }
