@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdtemp, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { parsePartSize } from '../../scripts/cli/commands/evidence.js';
 import {
   type DownloadTarget,
@@ -19,7 +19,7 @@ import { UsageError } from '../../scripts/cli/errors.js';
 import { nameInCase } from '../../scripts/cli/evidence.js';
 import { formatDuration, ProgressBar, progressLine, RateMeter } from '../../scripts/cli/output.js';
 import { capturedIo } from '../support/cli-fixtures.js';
-import { type StoredObject, serveObjects } from '../support/cli-mocks.js';
+import { objectBody, type StoredObject, serveObjects } from '../support/cli-mocks.js';
 
 const s3 = mockClient(S3Client);
 const key = 'cases/c/memory/image.lime';
@@ -37,6 +37,29 @@ function serve(body: Buffer = image) {
   serveObjects(s3, new Map<string, StoredObject>([[key, { versionId: 'v-1', body }]]), {});
 }
 const ranges = () => s3.commandCalls(GetObjectCommand).map((c) => c.args[0].input.Range);
+
+/** Serves the image by ranges, part `late` only after every other part has been served. */
+function servePartsLate(late: number) {
+  let served = 0;
+  const parts = Math.ceil(image.byteLength / partSize);
+  s3.on(GetObjectCommand).callsFake(async (input: { Range?: string }) => {
+    const [, from, to] = /^bytes=(\d+)-(\d+)$/.exec(input.Range ?? '') ?? [];
+    const start = Number(from);
+    if (start === late * partSize) while (served < parts - 1) await new Promise((r) => setTimeout(r, 5));
+    else served += 1;
+    return {
+      Body: objectBody(image.subarray(start, Number(to) + 1)),
+      ContentRange: `bytes ${from}-${to}/${image.byteLength}`,
+    };
+  });
+}
+
+/** FileHandle is not exported: its prototype, from a handle, for a spy on its reads. */
+async function fileHandlePrototype(): Promise<FileHandle> {
+  const handle = await open(import.meta.filename, 'r');
+  await handle.close();
+  return Object.getPrototypeOf(handle) as FileHandle;
+}
 
 let dir: string;
 beforeEach(async () => {
@@ -87,6 +110,40 @@ describe('downloadArtifact', () => {
     expect(ranges().sort()).toEqual(['bytes=6144-8191', 'bytes=8192-9999']);
     expect(await readFile(join(dir, 'memory/image.lime'))).toEqual(image);
     expect(await readdir(join(dir, 'memory'))).toEqual(['image.lime']);
+  });
+
+  it('hashes parts that arrive out of order once, from memory, without reading the file back', async () => {
+    servePartsLate(0);
+    const read = vi.spyOn(await fileHandlePrototype(), 'read');
+    const stored: number[] = [];
+
+    const outcome = await downloadArtifact(new S3Client({}), 'evidence', target, dir, {
+      partSize,
+      partConcurrency: 5,
+      onPart: (_t, i) => {
+        stored.push(i);
+      },
+    });
+
+    expect(outcome.status).toBe('downloaded');
+    expect(stored.at(-1)).toBe(0);
+    expect(read).not.toHaveBeenCalled();
+    expect(await readFile(join(dir, 'memory/image.lime'))).toEqual(image);
+  });
+
+  it('reads back from disk only the parts that could not wait in memory for their turn', async () => {
+    servePartsLate(0);
+    const read = vi.spyOn(await fileHandlePrototype(), 'read');
+
+    const outcome = await downloadArtifact(new S3Client({}), 'evidence', target, dir, {
+      partSize,
+      partConcurrency: 5,
+      holdBytes: 0,
+    });
+
+    expect(outcome.status).toBe('downloaded');
+    expect(read).toHaveBeenCalled();
+    expect(await readFile(join(dir, 'memory/image.lime'))).toEqual(image);
   });
 
   it('deletes a file whose bytes do not hash to the manifest, and reports it', async () => {
