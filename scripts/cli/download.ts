@@ -8,6 +8,7 @@ import { EvidenceIntegrityError } from '../../functions/core/errors.js';
 import { MiB } from '../../functions/core/memory.js';
 import { CliError } from './errors.js';
 import { manifestName, mapLimit, nameInCase, type SealedCase, signatureName } from './evidence.js';
+import { type RecordedFile, stampFile, writeGetRecord } from './get-record.js';
 import { InOrderHash } from './in-order-hash.js';
 
 /** One object to fetch: where it is, and what the manifest says it must be. */
@@ -28,6 +29,11 @@ export interface DownloadOptions {
   onProgress?: (bytes: number) => void;
   /** Bytes of later parts held in memory until their turn to be hashed (default 64 MiB). */
   holdBytes?: number;
+  /**
+   * Where to keep the record of what this download hashed (see get-record.ts), which `verify --dir`
+   * trusts for a file unchanged since; absent, no record is written.
+   */
+  record?: { folder: string; now: () => Date; onError?: (error: unknown) => void };
   /** Called after each part is stored and recorded: where a test injects an interruption. */
   onPart?: (target: DownloadTarget, index: number) => void | Promise<void>;
 }
@@ -45,6 +51,9 @@ export interface DownloadOutcome {
   /** For `failed` and `conflict`: why the file was not called complete. */
   reason?: string;
 }
+
+const isComplete = (o: DownloadOutcome) =>
+  o.status === 'downloaded' || o.status === 'resumed' || o.status === 'already-complete';
 
 /** What `evidence get` writes beside a file while it downloads it, and removes once it is complete. */
 export const partSuffixes = ['.part', '.part.json', '.part.json.tmp'] as const;
@@ -498,8 +507,22 @@ async function downloadInto(
       status: present === 'complete' ? 'already-complete' : 'downloaded',
     });
   }
-  const artifacts = await mapLimit(targetsOf(sealed), options.fileConcurrency ?? 2, (t) =>
-    downloadArtifact(s3, sealed.bucket, t, dir, options),
-  );
+  const recorded: Record<string, RecordedFile> = {};
+  const artifacts = await mapLimit(targetsOf(sealed), options.fileConcurrency ?? 2, async (t) => {
+    const outcome = await downloadArtifact(s3, sealed.bucket, t, dir, options);
+    // Stamped as soon as it has its name: the record vouches for the file from this moment on.
+    if (options.record && isComplete(outcome)) {
+      recorded[t.name] = { sha256: t.sha256, bytes: t.bytes, stamp: await stampFile(outcome.path) };
+    }
+    return outcome;
+  });
+  if (options.record) {
+    try {
+      await writeGetRecord(options.record.folder, dir, sealed.caseId, recorded, options.record.now());
+    } catch (error) {
+      // Without a record, verify --dir reads every file again: slower, never wrong.
+      options.record.onError?.(error);
+    }
+  }
   return [...artifacts, ...outcomes];
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type FileHandle, mkdtemp, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
@@ -9,6 +9,7 @@ import { parsePartSize } from '../../scripts/cli/commands/evidence.js';
 import {
   type DownloadTarget,
   downloadArtifact,
+  downloadCase,
   FolderInUseError,
   folderLockName,
   isDownloadLeftover,
@@ -16,10 +17,11 @@ import {
   pathInside,
 } from '../../scripts/cli/download.js';
 import { UsageError } from '../../scripts/cli/errors.js';
-import { nameInCase } from '../../scripts/cli/evidence.js';
+import { nameInCase, readSealedCase } from '../../scripts/cli/evidence.js';
+import { readGetRecord, stampFile } from '../../scripts/cli/get-record.js';
 import { formatDuration, ProgressBar, progressLine, RateMeter } from '../../scripts/cli/output.js';
 import { capturedIo } from '../support/cli-fixtures.js';
-import { objectBody, type StoredObject, serveObjects } from '../support/cli-mocks.js';
+import { objectBody, type StoredObject, sealedCase, serveObjects } from '../support/cli-mocks.js';
 
 const s3 = mockClient(S3Client);
 const key = 'cases/c/memory/image.lime';
@@ -190,6 +192,62 @@ describe('downloadArtifact', () => {
     });
     expect(await readFile(join(dir, 'memory/image.lime'), 'utf8')).toBe('an analyst note');
     expect(s3).toHaveReceivedCommandTimes(GetObjectCommand, 0);
+  });
+});
+
+describe('the record a case download leaves', () => {
+  const caseId = '20261127T201003Z-i-0123456789abcdef0-3fa9';
+  const bucket = 'cordon-evidence-dev';
+  const record = () => ({ folder: join(dir, '..', `${basename(dir)}-state`), now: () => new Date(0) });
+
+  it("names each file it hashed with the manifest's SHA-256 and the file's stamp once complete", async () => {
+    const sealed = sealedCase({
+      caseId,
+      bucket,
+      keyId: 'k',
+      artifacts: { 'triage.json': '{"a":1}', 'memory/capture-report.json': '{"b":2}' },
+    });
+    serveObjects(s3, sealed.objects, {});
+    const out = join(dir, 'case');
+    const options = { record: record() };
+
+    await downloadCase(
+      new S3Client({}),
+      await readSealedCase(new S3Client({}), bucket, caseId),
+      out,
+      options,
+    );
+
+    const got = await readGetRecord(options.record.folder, out, caseId);
+    expect(Object.keys(got?.files ?? {}).sort()).toEqual(['memory/capture-report.json', 'triage.json']);
+    for (const a of sealed.artifacts) {
+      const name = a.key.split('/').slice(2).join('/');
+      expect(got?.files[name]).toEqual({
+        sha256: a.sha256,
+        bytes: a.bytes,
+        stamp: await stampFile(join(out, name)),
+      });
+    }
+    expect((await readdir(out)).sort()).toEqual(['manifest.json', 'manifest.sig', 'memory', 'triage.json']);
+  });
+
+  it('leaves out a file that did not match the manifest', async () => {
+    const sealed = sealedCase({ caseId, bucket, keyId: 'k', artifacts: { 'triage.json': '{"a":1}' } });
+    const key = `cases/${caseId}/triage.json`;
+    sealed.objects.set(key, { versionId: 'v-0', body: Buffer.from('{"a":2}') });
+    serveObjects(s3, sealed.objects, {});
+    const out = join(dir, 'case');
+    const options = { record: record() };
+
+    const outcomes = await downloadCase(
+      new S3Client({}),
+      await readSealedCase(new S3Client({}), bucket, caseId),
+      out,
+      options,
+    );
+
+    expect(outcomes.find((o) => o.name === 'triage.json')?.status).toBe('failed');
+    expect((await readGetRecord(options.record.folder, out, caseId))?.files).toEqual({});
   });
 });
 
