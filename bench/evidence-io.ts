@@ -199,7 +199,9 @@ export async function prepareEvidenceBench(endpoint: string, bytes: number): Pro
     throw error;
   }
   const cli = resolve(repoRoot, 'bin', 'cordon.js');
-  const clean = cleanEnvironment();
+  // get's records of what it hashed, read by verify --dir: kept here, not in the user's state folder.
+  const state = mkdtempSync(join(tmpdir(), 'cordon-bench-state-'));
+  const clean = { ...cleanEnvironment(), XDG_STATE_HOME: state };
   return {
     caseId,
     caseMs,
@@ -219,7 +221,10 @@ export async function prepareEvidenceBench(endpoint: string, bytes: number): Pro
       args: [cli, 'evidence', 'verify', caseId, '--endpoint', endpoint, '--dir', dir],
       env: clean,
     }),
-    stop: s3rver.stop,
+    stop: async () => {
+      await s3rver.stop();
+      rmSync(state, { recursive: true, force: true });
+    },
   };
 }
 
