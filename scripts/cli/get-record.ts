@@ -76,7 +76,7 @@ export function sameStamp(a: FileStamp, b: FileStamp): boolean {
   );
 }
 
-/** The stamp of the file at `path` now (not following a symbolic link's target: `stat` does). */
+/** The stamp of the file at `path` now: of its target, for a symbolic link, as a hash of it reads it. */
 export async function stampFile(path: string): Promise<FileStamp> {
   return stampOf(await stat(path, { bigint: true }));
 }
