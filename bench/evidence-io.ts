@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -18,7 +18,20 @@ const s3rverKey = 'S3RVER';
 
 interface S3rver {
   endpoint: string;
+  /** CPU time the server has used so far, in ms (Linux: /proc); undefined where it cannot be read. */
+  cpuMs: () => number | undefined;
   stop: () => Promise<void>;
+}
+
+/** A process's user and system CPU time, from /proc/PID/stat (clock ticks of 10 ms). */
+function cpuMsOf(pid: number | undefined): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -62,7 +75,7 @@ async function startS3rver(): Promise<S3rver> {
     if (child.exitCode !== null) break;
     try {
       await fetch(`${endpoint}/`, { signal: AbortSignal.timeout(1000) });
-      return { endpoint, stop };
+      return { endpoint, cpuMs: () => cpuMsOf(child.pid), stop };
     } catch {
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -150,20 +163,59 @@ export interface Command {
   env: NodeJS.ProcessEnv;
 }
 
+/**
+ * How the CLI is run: `installed`, the package as an investigator installs it (`npm pack`, which
+ * bundles it, then `npm i` of the tarball into an empty folder); `clone`, `bin/cordon.js` in this
+ * repository, which runs the TypeScript sources through tsx (compiled at each start).
+ */
+export type CliForm = 'installed' | 'clone';
+export const cliForms: readonly CliForm[] = ['installed', 'clone'];
+
 export interface EvidenceBench {
   caseId: string;
   caseMs: number;
   outcome: string;
   /** `cordon evidence get CASE --out DIR`, its S3 calls to s3rver. */
-  get: (dir: string) => Command;
+  get: (dir: string, form: CliForm) => Command;
   /** `cordon evidence verify CASE --dir DIR`, against moto. */
-  verify: (dir: string) => Command;
+  verify: (dir: string, form: CliForm) => Command;
+  /** CPU time s3rver has used so far (ms), where it can be read. */
+  serverCpuMs: () => number | undefined;
   stop: () => Promise<void>;
 }
 
+/** The package built and installed as docs/investigators.md says: its `bin/cordon.js`. */
+function installPackage(into: string): string {
+  const run = (command: string, args: string[], cwd: string) => {
+    const r = spawnSync(command, args, { cwd, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
+    return r.stdout;
+  };
+  const packed = run('npm', ['pack', '--json', '--pack-destination', into], repoRoot);
+  // prepack's build prints before npm's JSON report.
+  const [report] = JSON.parse(packed.slice(packed.indexOf('['))) as { filename: string }[];
+  const project = join(into, 'investigator');
+  mkdirSync(project);
+  writeFileSync(join(project, 'package.json'), '{ "name": "case-notes", "private": true }\n');
+  run(
+    'npm',
+    [
+      'i',
+      '--omit=dev',
+      '--offline',
+      '--no-audit',
+      '--no-fund',
+      '--ignore-scripts',
+      join(into, report?.filename ?? ''),
+    ],
+    project,
+  );
+  return join(project, 'node_modules', 'cordon', 'bin', 'cordon.js');
+}
+
 /**
- * A case whose memory image is `bytes` long, run on moto, its sealed objects copied into s3rver, and
- * the two commands an investigator runs on it.
+ * A case whose memory image is `bytes` long, run on moto, its sealed objects copied into s3rver, the
+ * CLI installed from its package, and the two commands an investigator runs on the case.
  *
  * The download reads from s3rver, not moto: moto reads the whole object for every ranged GET, so a
  * download of 1 GiB in the default 8 MiB parts would measure 128 whole-object reads by the emulator.
@@ -191,23 +243,29 @@ export async function prepareEvidenceBench(endpoint: string, bytes: number): Pro
   const run = await runLocalCase(bundledEvent(), { endpoint, stack, host, enis: 1, volumes: 1 });
   const caseMs = Math.round(performance.now() - caseStarted);
   const caseId = run.report.caseId as string;
+  // get's records of what it hashed, read by verify --dir, and the installed package: kept here.
+  const work = mkdtempSync(join(tmpdir(), 'cordon-bench-evidence-'));
   const s3rver = await startS3rver();
+  const stop = async () => {
+    await s3rver.stop();
+    rmSync(work, { recursive: true, force: true });
+  };
+  let installed: string;
   try {
     await copyCase(endpoint, s3rver.endpoint, run.report.bucket, run.report.evidence);
+    installed = installPackage(work);
   } catch (error) {
-    await s3rver.stop();
+    await stop();
     throw error;
   }
-  const cli = resolve(repoRoot, 'bin', 'cordon.js');
-  // get's records of what it hashed, read by verify --dir: kept here, not in the user's state folder.
-  const state = mkdtempSync(join(tmpdir(), 'cordon-bench-state-'));
-  const clean = { ...cleanEnvironment(), XDG_STATE_HOME: state };
+  const cli = (form: CliForm) => (form === 'installed' ? installed : resolve(repoRoot, 'bin', 'cordon.js'));
+  const clean = { ...cleanEnvironment(), XDG_STATE_HOME: join(work, 'state') };
   return {
     caseId,
     caseMs,
     outcome: run.report.outcome,
-    get: (dir) => ({
-      args: [cli, 'evidence', 'get', caseId, '--out', dir],
+    get: (dir, form) => ({
+      args: [cli(form), 'evidence', 'get', caseId, '--out', dir],
       env: {
         ...clean,
         AWS_REGION: localRegion,
@@ -217,50 +275,71 @@ export async function prepareEvidenceBench(endpoint: string, bytes: number): Pro
         AWS_ENDPOINT_URL_CLOUDFORMATION: endpoint,
       },
     }),
-    verify: (dir) => ({
-      args: [cli, 'evidence', 'verify', caseId, '--endpoint', endpoint, '--dir', dir],
+    verify: (dir, form) => ({
+      args: [cli(form), 'evidence', 'verify', caseId, '--endpoint', endpoint, '--dir', dir],
       env: clean,
     }),
-    stop: async () => {
-      await s3rver.stop();
-      rmSync(state, { recursive: true, force: true });
-    },
+    serverCpuMs: s3rver.cpuMs,
+    stop,
   };
 }
 
 /**
- * `runs` times, into a fresh folder: `cordon evidence get` then `cordon evidence verify --dir`, each a
- * process of its own as an investigator runs them, then `sha256sum` of the same image. Medians of each.
+ * `runs` times, for each form of the CLI, into a fresh folder: `cordon evidence get` then `cordon
+ * evidence verify --dir`, each a process of its own as an investigator runs them; then `sha256sum` of
+ * the same image. Medians of each. The forms take turns going first.
  */
 export async function evidenceIo(endpoint: string, bytes: number, runs: number) {
   const bench = await prepareEvidenceBench(endpoint, bytes);
   try {
-    const getMs: number[] = [];
-    const verifyMs: number[] = [];
-    const getVerifyMs: number[] = [];
+    const times = Object.fromEntries(
+      cliForms.map((form) => [
+        form,
+        { get: [] as number[], verify: [] as number[], both: [] as number[], server: [] as number[] },
+      ]),
+    ) as Record<CliForm, { get: number[]; verify: number[]; both: number[]; server: number[] }>;
     const sha256sumMs: number[] = [];
     const opensslMs: number[] = [];
     // The SHA-256 floor of this machine, for reference: coreutils' sha256sum may not use the CPU's
     // SHA instructions, OpenSSL (and so Node.js) does.
     const openssl = spawnSync('openssl', ['version']).status === 0;
     for (let i = 0; i < runs; i += 1) {
-      const dir = mkdtempSync(join(tmpdir(), 'cordon-bench-'));
-      try {
-        const g = bench.get(dir);
-        const get = timed(process.execPath, g.args, g.env);
-        const v = bench.verify(dir);
-        const verify = timed(process.execPath, v.args, v.env);
-        getMs.push(get);
-        verifyMs.push(verify);
-        getVerifyMs.push(get + verify);
-        const image = largest(dir);
-        sha256sumMs.push(timed('sha256sum', [image]));
-        if (openssl) opensslMs.push(timed('openssl', ['dgst', '-sha256', image]));
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
+      const order = i % 2 === 0 ? cliForms : [...cliForms].reverse();
+      for (const form of order) {
+        const dir = mkdtempSync(join(tmpdir(), 'cordon-bench-'));
+        try {
+          const g = bench.get(dir, form);
+          const serverBefore = bench.serverCpuMs();
+          const get = timed(process.execPath, g.args, g.env);
+          const serverAfter = bench.serverCpuMs();
+          if (serverBefore !== undefined && serverAfter !== undefined)
+            times[form].server.push(serverAfter - serverBefore);
+          const v = bench.verify(dir, form);
+          const verify = timed(process.execPath, v.args, v.env);
+          times[form].get.push(get);
+          times[form].verify.push(verify);
+          times[form].both.push(get + verify);
+          if (form === 'installed') {
+            const image = largest(dir);
+            sha256sumMs.push(timed('sha256sum', [image]));
+            if (openssl) opensslMs.push(timed('openssl', ['dgst', '-sha256', image]));
+          }
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
       }
     }
     const m = (values: number[]) => Math.round(median(values));
+    const sha256sum = m(sha256sumMs);
+    const figures = (form: CliForm) => ({
+      getMs: m(times[form].get),
+      verifyMs: m(times[form].verify),
+      getVerifyMs: m(times[form].both),
+      ratio: m(times[form].both) / sha256sum,
+      // s3rver's CPU time while get ran: work S3 does on its own machines, done here on the same cores.
+      ...(times[form].server.length ? { serverCpuMs: m(times[form].server) } : {}),
+      samples: { getMs: times[form].get.map(Math.round), verifyMs: times[form].verify.map(Math.round) },
+    });
     return {
       bytes,
       runs,
@@ -268,12 +347,12 @@ export async function evidenceIo(endpoint: string, bytes: number, runs: number) 
       partSizeMiB: 8,
       caseId: bench.caseId,
       caseMs: bench.caseMs,
-      getMs: m(getMs),
-      verifyMs: m(verifyMs),
-      getVerifyMs: m(getVerifyMs),
-      sha256sumMs: m(sha256sumMs),
-      ratio: m(getVerifyMs) / m(sha256sumMs),
+      cli: 'installed package' as const,
+      ...figures('installed'),
+      sha256sumMs: sha256sum,
+      sha256sumSamplesMs: sha256sumMs.map(Math.round),
       ...(openssl ? { opensslMs: m(opensslMs) } : {}),
+      fromClone: figures('clone'),
       outcome: bench.outcome,
     };
   } finally {

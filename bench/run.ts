@@ -162,11 +162,18 @@ try {
     `   downloaded from ${io.server} in the default ${io.partSizeMiB} MiB parts (s3rver reads only the requested range from disk, as S3 serves a range; moto reads the whole object)`,
   );
   out(
-    `   cordon evidence get: ${io.getMs} ms; cordon evidence verify --dir: ${io.verifyMs} ms; both: ${io.getVerifyMs} ms`,
+    `   the CLI as installed from its package: cordon evidence get ${io.getMs} ms, cordon evidence verify --dir ${io.verifyMs} ms, both ${io.getVerifyMs} ms`,
   );
+  if (io.serverCpuMs !== undefined)
+    out(
+      `   (s3rver used ${io.serverCpuMs} ms of CPU on these same cores while get ran: on AWS, S3 does that work)`,
+    );
   out(
     `   sha256sum of the same bytes: ${io.sha256sumMs} ms; ratio ${io.ratio.toFixed(2)}` +
       (io.opensslMs === undefined ? '' : ` (openssl dgst -sha256: ${io.opensslMs} ms)`),
+  );
+  out(
+    `   from a clone (tsx compiles the sources at each start): get ${io.fromClone.getMs} ms, verify --dir ${io.fromClone.verifyMs} ms, ratio ${io.fromClone.ratio.toFixed(2)}`,
   );
 } finally {
   await moto.stop();
