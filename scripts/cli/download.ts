@@ -8,6 +8,8 @@ import { EvidenceIntegrityError } from '../../functions/core/errors.js';
 import { MiB } from '../../functions/core/memory.js';
 import { CliError } from './errors.js';
 import { manifestName, mapLimit, nameInCase, type SealedCase, signatureName } from './evidence.js';
+import { type RecordedFile, stampFile, writeGetRecord } from './get-record.js';
+import { InOrderHash } from './in-order-hash.js';
 
 /** One object to fetch: where it is, and what the manifest says it must be. */
 export interface DownloadTarget {
@@ -25,6 +27,13 @@ export interface DownloadOptions {
   fileConcurrency?: number;
   /** Bytes newly on disk (resumed parts are reported once, at the start). */
   onProgress?: (bytes: number) => void;
+  /** Bytes of later parts held in memory until their turn to be hashed (default 64 MiB). */
+  holdBytes?: number;
+  /**
+   * Where to keep the record of what this download hashed (see get-record.ts), which `verify --dir`
+   * trusts for a file unchanged since; absent, no record is written.
+   */
+  record?: { folder: string; now: () => Date; onError?: (error: unknown) => void };
   /** Called after each part is stored and recorded: where a test injects an interruption. */
   onPart?: (target: DownloadTarget, index: number) => void | Promise<void>;
 }
@@ -42,6 +51,9 @@ export interface DownloadOutcome {
   /** For `failed` and `conflict`: why the file was not called complete. */
   reason?: string;
 }
+
+const isComplete = (o: DownloadOutcome) =>
+  o.status === 'downloaded' || o.status === 'resumed' || o.status === 'already-complete';
 
 /** What `evidence get` writes beside a file while it downloads it, and removes once it is complete. */
 export const partSuffixes = ['.part', '.part.json', '.part.json.tmp'] as const;
@@ -178,12 +190,104 @@ async function alreadyThere(
   return found.sha256 === target.sha256 && found.bytes === target.bytes ? 'complete' : 'different';
 }
 
+/** Bytes of later parts held in memory, waiting for the part before them to be hashed. */
+export const defaultHoldBytes = 64 * MiB;
+/** Bytes gathered before one write: a write per network chunk (often 16-64 KiB) costs more than the copy. */
+const writeBatchBytes = MiB;
+const readBackChunk = MiB;
+
+/**
+ * Writes one part's bytes at their place in the file, in batches, one write in flight while the next
+ * batch gathers: the network and the disk work at the same time.
+ */
+class PartWriter {
+  private batch: Uint8Array[] = [];
+  private batchBytes = 0;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly file: FileHandle,
+    private position: number,
+  ) {}
+
+  /** Resolves once the bytes are handed on, not written: `flush` waits for the disk. */
+  async write(chunk: Uint8Array): Promise<void> {
+    this.batch.push(chunk);
+    this.batchBytes += chunk.byteLength;
+    if (this.batchBytes >= writeBatchBytes) await this.send();
+  }
+
+  async flush(): Promise<void> {
+    await this.send();
+    await this.writing;
+  }
+
+  /** After a failure: waits for the write in flight, whatever its outcome. */
+  async settle(): Promise<void> {
+    await this.writing.catch(() => undefined);
+  }
+
+  private async send(): Promise<void> {
+    // At most one write in flight: wait for the previous one (and surface its failure) first.
+    await this.writing;
+    if (this.batchBytes === 0) return;
+    const batch = this.batch;
+    const at = this.position;
+    this.position += this.batchBytes;
+    this.batch = [];
+    this.batchBytes = 0;
+    this.writing = writeFully(this.file, batch, at);
+  }
+}
+
+/** `writev` at `position`, again for whatever a short write left. */
+async function writeFully(file: FileHandle, chunks: Uint8Array[], position: number): Promise<void> {
+  let rest = chunks;
+  let at = position;
+  while (rest.length > 0) {
+    const { bytesWritten } = await file.writev(rest, at);
+    at += bytesWritten;
+    let skip = bytesWritten;
+    const left: Uint8Array[] = [];
+    for (const chunk of rest) {
+      if (skip >= chunk.byteLength) skip -= chunk.byteLength;
+      else {
+        left.push(skip > 0 ? chunk.subarray(skip) : chunk);
+        skip = 0;
+      }
+    }
+    rest = left;
+  }
+}
+
+/** The bytes of part `index` as they are on disk, in reads of a MiB. */
+async function* readRange(
+  file: FileHandle,
+  start: number,
+  length: number,
+  name: string,
+  index: number,
+): AsyncIterable<Uint8Array> {
+  const buffer = Buffer.alloc(Math.min(readBackChunk, Math.max(length, 1)));
+  let done = 0;
+  while (done < length) {
+    const want = Math.min(buffer.byteLength, length - done);
+    const { bytesRead } = await file.read(buffer, 0, want, start + done);
+    if (bytesRead === 0) throw new EvidenceIntegrityError(`${name}: part ${index} is short on disk`);
+    // Hashed before the next read reuses the buffer.
+    yield buffer.subarray(0, bytesRead);
+    done += bytesRead;
+  }
+}
+
 /**
  * Downloads one object version into `<dir>/<name>`. Parts go into `<name>.part` at their offsets, with
  * `<name>.part.json` recording the parts already stored, so an interrupted download resumes from
- * there. The file is hashed while it downloads, in order, from the bytes on disk; it gets its final
- * name only if its SHA-256 and size are the manifest's. A mismatch deletes the partial file and is
- * reported as `failed`; an interruption (a network error, Ctrl-C) leaves it to resume.
+ * there. The file is hashed while it downloads, in order, from the bytes as they arrive (parts come in
+ * parallel; see `InOrderHash`): it is not read back, except the parts an earlier run stored and any
+ * that could not wait in memory for their turn. It gets its final name only if its SHA-256 and size
+ * are the manifest's. A mismatch deletes the partial file and is reported as `failed`; an
+ * interruption (a network error, Ctrl-C) leaves it to resume.
  */
 export async function downloadArtifact(
   s3: S3Client,
@@ -249,34 +353,14 @@ export async function downloadArtifact(
   for (const i of done) options.onProgress?.(partLength(i));
 
   const file: FileHandle = await open(partPath, 'r+');
-  const hash = createHash('sha256');
-  let hashedParts = 0;
-  let hashing = Promise.resolve();
-  let hashFailure: { error: unknown } | undefined;
-  // Hashes the parts that are on disk and contiguous from the start; called as each part lands. The
-  // chain never rejects (a failure is kept and rethrown below), so no rejection goes unhandled.
-  const advance = () => {
-    hashing = hashing
-      .then(async () => {
-        while (!hashFailure && hashedParts < parts && done.has(hashedParts)) {
-          const length = partLength(hashedParts);
-          const buffer = Buffer.alloc(length);
-          const { bytesRead } = await file.read(buffer, 0, length, hashedParts * partSize);
-          if (bytesRead !== length) {
-            throw new EvidenceIntegrityError(`${target.name}: part ${hashedParts} is short on disk`);
-          }
-          hash.update(buffer);
-          hashedParts += 1;
-        }
-      })
-      .catch((error: unknown) => {
-        hashFailure ??= { error };
-      });
-    return hashing;
-  };
-
+  // Each byte is hashed once, from memory, as it arrives; only parts stored by an earlier run (or that
+  // did not fit in memory while waiting their turn) are read back from disk.
+  const hash = new InOrderHash(parts, options.holdBytes ?? defaultHoldBytes, (i) =>
+    readRange(file, i * partSize, partLength(i), target.name, i),
+  );
+  for (const i of done) hash.onDisk(i);
+  let digest: string;
   try {
-    await advance();
     const todo = Array.from({ length: parts }, (_, i) => i).filter((i) => !done.has(i));
     await mapLimit(todo, options.partConcurrency ?? 4, async (i) => {
       const start = i * partSize;
@@ -295,30 +379,37 @@ export async function downloadArtifact(
           `${target.name}: S3 holds ${total} bytes, the manifest says ${target.bytes}`,
         );
       }
+      const writer = new PartWriter(file, start);
       let offset = start;
-      for await (const chunk of out.Body as AsyncIterable<Uint8Array>) {
-        if (offset + chunk.byteLength > end + 1) {
-          throw new EvidenceIntegrityError(`${target.name}: part ${i} is longer than requested`);
+      try {
+        for await (const chunk of out.Body as AsyncIterable<Uint8Array>) {
+          if (offset + chunk.byteLength > end + 1) {
+            throw new EvidenceIntegrityError(`${target.name}: part ${i} is longer than requested`);
+          }
+          hash.add(i, chunk);
+          await writer.write(chunk);
+          offset += chunk.byteLength;
+          // As the bytes arrive, not per part: a part of a memory image can take a while.
+          options.onProgress?.(chunk.byteLength);
         }
-        await file.write(chunk, 0, chunk.byteLength, offset);
-        offset += chunk.byteLength;
-        // As the bytes arrive, not per part: a part of a memory image can take a while.
-        options.onProgress?.(chunk.byteLength);
+        await writer.flush();
+      } catch (error) {
+        await writer.settle();
+        throw error;
       }
       if (offset !== end + 1) {
         throw new EvidenceIntegrityError(
           `${target.name}: part ${i} ended after ${offset - start} of ${end - start + 1} bytes`,
         );
       }
+      hash.complete(i);
       done.add(i);
       await save();
-      void advance();
       await options.onPart?.(target, i);
     });
-    await advance();
-    if (hashFailure) throw hashFailure.error;
+    digest = await hash.digest();
   } catch (error) {
-    await hashing;
+    await hash.settle();
     await saving.catch(() => undefined);
     await file.close();
     // The object is not what the manifest says: resuming cannot fix that, so nothing is kept.
@@ -327,11 +418,9 @@ export async function downloadArtifact(
     await rm(progressPath, { force: true });
     return { ...base, status: 'failed', reason: error.message };
   }
-  await hashing;
   await saving.catch(() => undefined);
   await file.close();
 
-  const digest = hash.digest('hex');
   const size = (await stat(partPath)).size;
   if (digest !== target.sha256 || size !== target.bytes) {
     await rm(partPath, { force: true });
@@ -418,8 +507,22 @@ async function downloadInto(
       status: present === 'complete' ? 'already-complete' : 'downloaded',
     });
   }
-  const artifacts = await mapLimit(targetsOf(sealed), options.fileConcurrency ?? 2, (t) =>
-    downloadArtifact(s3, sealed.bucket, t, dir, options),
-  );
+  const recorded: Record<string, RecordedFile> = {};
+  const artifacts = await mapLimit(targetsOf(sealed), options.fileConcurrency ?? 2, async (t) => {
+    const outcome = await downloadArtifact(s3, sealed.bucket, t, dir, options);
+    // Stamped as soon as it has its name: the record vouches for the file from this moment on.
+    if (options.record && isComplete(outcome)) {
+      recorded[t.name] = { sha256: t.sha256, bytes: t.bytes, stamp: await stampFile(outcome.path) };
+    }
+    return outcome;
+  });
+  if (options.record) {
+    try {
+      await writeGetRecord(options.record.folder, dir, sealed.caseId, recorded, options.record.now());
+    } catch (error) {
+      // Without a record, verify --dir reads every file again: slower, never wrong.
+      options.record.onError?.(error);
+    }
+  }
   return [...artifacts, ...outcomes];
 }

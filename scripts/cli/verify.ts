@@ -38,6 +38,7 @@ import {
   readSignatureObject,
   signatureName,
 } from './evidence.js';
+import { type GetRecord, readGetRecord, sameStamp, stampFile } from './get-record.js';
 import { safe } from './output.js';
 
 export type VerdictStatus = 'pass' | 'fail' | 'unchecked';
@@ -60,6 +61,11 @@ export interface ArtifactVerdict {
   /** In the bucket: whether a read without a version id still gets the sealed version. */
   version?: Verdict;
   lock: Verdict;
+  /**
+   * In a folder: `file` when the file was read and hashed now, `get record` when the record `evidence
+   * get` left vouches for it (the file unchanged since get hashed it) and it was not read again.
+   */
+  hashSource?: 'file' | 'get record';
   ok: boolean;
 }
 
@@ -98,6 +104,13 @@ export interface VerifyDeps {
   publicKeyDer?: Uint8Array;
   /** Verify a downloaded folder instead of the bucket's objects. */
   dir?: string;
+  /**
+   * With `dir`: where `evidence get` keeps its records (get-record.ts). A file the record vouches for
+   * (same inode, size, modification and change time as when get hashed it) is not read again.
+   */
+  getRecords?: string;
+  /** With `dir`: read and hash every file, whatever the record says. */
+  rehash?: boolean;
   now: Date;
   concurrency?: number;
 }
@@ -555,6 +568,7 @@ async function checkArtifact(
   caseId: string,
   deps: VerifyDeps,
   a: Manifest['artifacts'][number],
+  record: GetRecord | undefined,
 ): Promise<ArtifactVerdict> {
   let name: string;
   try {
@@ -564,10 +578,21 @@ async function checkArtifact(
     return { name: safe(a.key), key: a.key, versionId: a.versionId, hash: v, lock: v, ok: false };
   }
   let hash: Verdict;
+  let hashSource: ArtifactVerdict['hashSource'];
   let sealedGone = false;
   if (deps.dir) {
     try {
-      hash = hashVerdict(name, a, await hashFile(pathInside(deps.dir, name)));
+      const path = pathInside(deps.dir, name);
+      if (record && (await vouchedFor(record, name, a, path))) {
+        hashSource = 'get record';
+        hash = pass(
+          'sha256',
+          `${a.sha256} (${a.bytes} bytes): hashed by cordon evidence get at ${record.writtenAt}, and the file is unchanged since (same inode, size, modification and change time); not read again (--rehash reads it)`,
+        );
+      } else {
+        hashSource = 'file';
+        hash = hashVerdict(name, a, await hashFile(path));
+      }
     } catch (error) {
       hash =
         (error as NodeJS.ErrnoException).code === 'ENOENT'
@@ -602,8 +627,25 @@ async function checkArtifact(
     hash,
     ...(version ? { version } : {}),
     lock,
+    ...(hashSource ? { hashSource } : {}),
     ok: hash.status === 'pass' && version?.status !== 'fail' && lock.status !== 'fail',
   };
+}
+
+/**
+ * Whether the record `evidence get` left vouches for the file at `path` being the manifest's bytes: it
+ * names this file with the manifest's SHA-256 and size, and the file's stamp is still the one recorded.
+ */
+async function vouchedFor(
+  record: GetRecord,
+  name: string,
+  a: Manifest['artifacts'][number],
+  path: string,
+): Promise<boolean> {
+  const entry = record.files[name];
+  if (!entry || entry.sha256 !== a.sha256 || entry.bytes !== a.bytes) return false;
+  const now = await stampFile(path).catch(() => undefined);
+  return now !== undefined && sameStamp(entry.stamp, now);
 }
 
 /** Every file under `dir`, as paths relative to it with `/` separators. */
@@ -858,8 +900,12 @@ export async function verifyCase(caseId: string, deps: VerifyDeps): Promise<Veri
 
   const signature = await signatureVerdicts(caseId, deps, loaded.manifestBytes, loaded.signature);
 
+  const record =
+    deps.dir && deps.getRecords && !deps.rehash
+      ? await readGetRecord(deps.getRecords, deps.dir, caseId)
+      : undefined;
   const artifacts = await mapLimit(manifest?.artifacts ?? [], deps.concurrency ?? 4, (a) =>
-    checkArtifact(caseId, deps, a),
+    checkArtifact(caseId, deps, a, record),
   );
 
   // The manifest and its signature are evidence too: vouched for by the signature, and locked.

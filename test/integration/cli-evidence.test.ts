@@ -8,6 +8,7 @@ import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type DownloadTarget, downloadArtifact } from '../../scripts/cli/download.js';
 import { runCli } from '../../scripts/cli/main.js';
+import type { VerifyReport } from '../../scripts/cli/verify.js';
 import { resetMoto } from '../../scripts/local/moto.js';
 import { repoRoot } from '../../scripts/local/runner.js';
 import { capturedIo, cordon, demoCase, emulator } from '../support/cli-fixtures.js';
@@ -312,6 +313,75 @@ describe('cordon evidence verify', () => {
     const report = JSON.parse(stdout) as { ok: boolean; source: string; artifacts: { ok: boolean }[] };
     expect(report).toMatchObject({ ok: true, source: 'folder' });
     expect(report.artifacts.every((a) => a.ok)).toBe(true);
+  });
+
+  it('does not read again, right after get, the files get hashed, and says which', async () => {
+    const dir = await downloaded('after-get');
+
+    const { code, stdout } = await cordon(endpoint, [
+      'evidence',
+      'verify',
+      demo.caseId,
+      '--dir',
+      dir,
+      '--json',
+    ]);
+
+    expect(code, stdout).toBe(0);
+    const report = JSON.parse(stdout) as VerifyReport;
+    const artifacts = report.artifacts.filter((a) => !a.name.startsWith('manifest.'));
+    expect(artifacts.length).toBeGreaterThan(0);
+    for (const a of artifacts) {
+      expect(a, a.name).toMatchObject({
+        ok: true,
+        hashSource: 'get record',
+        hash: { status: 'pass', detail: expect.stringContaining('not read again (--rehash reads it)') },
+      });
+    }
+  });
+
+  it('reads every file again with --rehash', async () => {
+    const dir = await downloaded('rehash');
+
+    const { code, stdout } = await cordon(endpoint, [
+      'evidence',
+      'verify',
+      demo.caseId,
+      '--dir',
+      dir,
+      '--rehash',
+      '--json',
+    ]);
+
+    expect(code, stdout).toBe(0);
+    const report = JSON.parse(stdout) as VerifyReport;
+    for (const a of report.artifacts.filter((x) => !x.name.startsWith('manifest.'))) {
+      expect(a.hashSource, a.name).toBe('file');
+    }
+  });
+
+  it('refuses --rehash without --dir', async () => {
+    const { code, stderr } = await cordon(endpoint, ['evidence', 'verify', demo.caseId, '--rehash']);
+
+    expect(code).toBe(2);
+    expect(stderr).toContain('--rehash needs --dir');
+  });
+
+  it('still fails a file changed in the folder get wrote, its size and times put back', async () => {
+    const dir = await downloaded('changed-after-get');
+    const file = join(dir, 'triage.json');
+    const times = join(work, 'changed-after-get.times');
+    await writeFile(times, '');
+    expect(spawnSync('touch', ['-r', file, times]).status).toBe(0);
+    const bytes = await readFile(file);
+    bytes[100] = (bytes[100] ?? 0) ^ 0x01;
+
+    await writeFile(file, bytes);
+    expect(spawnSync('touch', ['-r', times, file]).status).toBe(0);
+    const { code, stdout } = await cordon(endpoint, ['evidence', 'verify', demo.caseId, '--dir', dir]);
+
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/FAILED: triage\.json: content changed\./);
   });
 
   it('fails naming the artifact after one byte of a downloaded file is changed', async () => {

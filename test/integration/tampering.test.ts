@@ -1,13 +1,15 @@
 /**
  * The tampering reliability suite: one case sealed by the real workflow on the emulator, then one
- * tamper per row, each on a fresh copy of it (a copy of the downloaded folder, or a fresh sealed copy
- * of the case in the bucket), and `cordon evidence verify` must exit 1 with a message that names the
- * file and is that tamper's own.
+ * tamper per row, each on a fresh copy of it (a copy of the downloaded folder, a folder `cordon
+ * evidence get` wrote for that row alone, or a fresh sealed copy of the case in the bucket), and
+ * `cordon evidence verify` must exit 1 with a message that names the file and is that tamper's own.
  */
+
+import { spawnSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
-import { cp, mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, open, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import {
   DeleteObjectCommand,
@@ -144,6 +146,20 @@ async function sealedCopy(signingKeyId = stack.signingKeyId): Promise<string> {
   return copyId;
 }
 
+/** A fresh download of the case, by `cordon evidence get`. */
+async function downloaded(name: string): Promise<string> {
+  const dir = join(work, name);
+  const got = await cordon(endpoint, ['evidence', 'get', caseId, '--out', dir]);
+  if (got.code !== 0) throw new Error(`cordon evidence get failed: ${got.stderr}`);
+  return dir;
+}
+
+/** `touch -r`: gives `path` the times of `reference`, to the nanosecond. */
+function touchLike(reference: string, path: string) {
+  const run = spawnSync('touch', ['-r', reference, path]);
+  if (run.status !== 0) throw new Error(`touch -r failed: ${run.stderr}`);
+}
+
 /** A fresh copy of the downloaded folder. */
 async function folderCopy(name: string): Promise<string> {
   const dir = join(work, name);
@@ -166,6 +182,11 @@ async function flipByte(path: string, at = 100): Promise<void> {
 interface Tamper {
   name: string;
   where: 'folder' | 'bucket';
+  /**
+   * Folder tampers: in the folder `cordon evidence get` wrote (a get of its own), not in a copy, so that
+   * the record get left of what it hashed is there to be fooled.
+   */
+  inPlace?: boolean;
   /** Bucket tampers: seal the copy with a KMS key other than the stack's. */
   sealWith?: 'another key';
   /** Applies the tamper to a fresh copy: a folder, or (bucket tampers) a sealed copy in the bucket. */
@@ -185,6 +206,26 @@ const tampers: Tamper[] = [
     apply: ({ dir }) => flipByte(join(dir, 'triage.json')),
     names: 'triage.json',
     message: new RegExp(`^FAILED: ${t}: content changed\\.$`),
+  },
+  {
+    name: 'one byte of the memory image flipped in the folder get wrote, its size and times put back',
+    where: 'folder',
+    inPlace: true,
+    apply: async ({ dir }) => {
+      const image = join(dir, 'memory', 'image.lime');
+      const times = join(dir, '..', `${basename(dir)}.times`);
+      await writeFile(times, '');
+      touchLike(image, times);
+      const file = await open(image, 'r+');
+      const byte = Buffer.alloc(1);
+      await file.read(byte, 0, 1, 1000);
+      byte[0] = (byte[0] ?? 0) ^ 0x01;
+      await file.write(byte, 0, 1, 1000);
+      await file.close();
+      touchLike(times, image);
+    },
+    names: 'memory/image.lime',
+    message: /^FAILED: memory\/image\.lime: content changed\.$/,
   },
   {
     name: 'a new version of an artifact, one byte changed, written over the sealed one',
@@ -480,7 +521,7 @@ const messages = new Map<string, string>();
 
 async function verifyAfter(tamper: Tamper, index: number) {
   if (tamper.where === 'folder') {
-    const dir = await folderCopy(`t${index}`);
+    const dir = tamper.inPlace ? await downloaded(`t${index}`) : await folderCopy(`t${index}`);
     await tamper.apply({ dir, copyId: '' });
     return cordon(endpoint, ['evidence', 'verify', caseId, '--dir', dir]);
   }
@@ -490,6 +531,16 @@ async function verifyAfter(tamper: Tamper, index: number) {
 }
 
 describe('cordon evidence verify on untouched evidence', () => {
+  it('passes the folder get wrote without reading its files again, and says so', async () => {
+    const { code, stdout } = await cordon(endpoint, ['evidence', 'verify', caseId, '--dir', pristine]);
+
+    expect(code, stdout).toBe(0);
+    expect(stdout).toMatch(/^VERIFIED: .* and are locked\.$/m);
+    expect(stdout).toMatch(
+      /^\d+ file\(s\) were not read again: cordon evidence get hashed them and they are unchanged since \(--rehash reads them\)\.$/m,
+    );
+  });
+
   it('passes the downloaded folder', async () => {
     const { code, stdout } = await cordon(endpoint, [
       'evidence',

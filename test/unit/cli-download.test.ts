@@ -1,14 +1,15 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdtemp, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { parsePartSize } from '../../scripts/cli/commands/evidence.js';
 import {
   type DownloadTarget,
   downloadArtifact,
+  downloadCase,
   FolderInUseError,
   folderLockName,
   isDownloadLeftover,
@@ -16,10 +17,11 @@ import {
   pathInside,
 } from '../../scripts/cli/download.js';
 import { UsageError } from '../../scripts/cli/errors.js';
-import { nameInCase } from '../../scripts/cli/evidence.js';
+import { nameInCase, readSealedCase } from '../../scripts/cli/evidence.js';
+import { readGetRecord, stampFile } from '../../scripts/cli/get-record.js';
 import { formatDuration, ProgressBar, progressLine, RateMeter } from '../../scripts/cli/output.js';
 import { capturedIo } from '../support/cli-fixtures.js';
-import { type StoredObject, serveObjects } from '../support/cli-mocks.js';
+import { objectBody, type StoredObject, sealedCase, serveObjects } from '../support/cli-mocks.js';
 
 const s3 = mockClient(S3Client);
 const key = 'cases/c/memory/image.lime';
@@ -37,6 +39,29 @@ function serve(body: Buffer = image) {
   serveObjects(s3, new Map<string, StoredObject>([[key, { versionId: 'v-1', body }]]), {});
 }
 const ranges = () => s3.commandCalls(GetObjectCommand).map((c) => c.args[0].input.Range);
+
+/** Serves the image by ranges, part `late` only after every other part has been served. */
+function servePartsLate(late: number) {
+  let served = 0;
+  const parts = Math.ceil(image.byteLength / partSize);
+  s3.on(GetObjectCommand).callsFake(async (input: { Range?: string }) => {
+    const [, from, to] = /^bytes=(\d+)-(\d+)$/.exec(input.Range ?? '') ?? [];
+    const start = Number(from);
+    if (start === late * partSize) while (served < parts - 1) await new Promise((r) => setTimeout(r, 5));
+    else served += 1;
+    return {
+      Body: objectBody(image.subarray(start, Number(to) + 1)),
+      ContentRange: `bytes ${from}-${to}/${image.byteLength}`,
+    };
+  });
+}
+
+/** FileHandle is not exported: its prototype, from a handle, for a spy on its reads. */
+async function fileHandlePrototype(): Promise<FileHandle> {
+  const handle = await open(import.meta.filename, 'r');
+  await handle.close();
+  return Object.getPrototypeOf(handle) as FileHandle;
+}
 
 let dir: string;
 beforeEach(async () => {
@@ -89,6 +114,40 @@ describe('downloadArtifact', () => {
     expect(await readdir(join(dir, 'memory'))).toEqual(['image.lime']);
   });
 
+  it('hashes parts that arrive out of order once, from memory, without reading the file back', async () => {
+    servePartsLate(0);
+    const read = vi.spyOn(await fileHandlePrototype(), 'read');
+    const stored: number[] = [];
+
+    const outcome = await downloadArtifact(new S3Client({}), 'evidence', target, dir, {
+      partSize,
+      partConcurrency: 5,
+      onPart: (_t, i) => {
+        stored.push(i);
+      },
+    });
+
+    expect(outcome.status).toBe('downloaded');
+    expect(stored.at(-1)).toBe(0);
+    expect(read).not.toHaveBeenCalled();
+    expect(await readFile(join(dir, 'memory/image.lime'))).toEqual(image);
+  });
+
+  it('reads back from disk only the parts that could not wait in memory for their turn', async () => {
+    servePartsLate(0);
+    const read = vi.spyOn(await fileHandlePrototype(), 'read');
+
+    const outcome = await downloadArtifact(new S3Client({}), 'evidence', target, dir, {
+      partSize,
+      partConcurrency: 5,
+      holdBytes: 0,
+    });
+
+    expect(outcome.status).toBe('downloaded');
+    expect(read).toHaveBeenCalled();
+    expect(await readFile(join(dir, 'memory/image.lime'))).toEqual(image);
+  });
+
   it('deletes a file whose bytes do not hash to the manifest, and reports it', async () => {
     const altered = Buffer.from(image);
     altered[5000] = (altered[5000] ?? 0) ^ 0xff;
@@ -133,6 +192,62 @@ describe('downloadArtifact', () => {
     });
     expect(await readFile(join(dir, 'memory/image.lime'), 'utf8')).toBe('an analyst note');
     expect(s3).toHaveReceivedCommandTimes(GetObjectCommand, 0);
+  });
+});
+
+describe('the record a case download leaves', () => {
+  const caseId = '20261127T201003Z-i-0123456789abcdef0-3fa9';
+  const bucket = 'cordon-evidence-dev';
+  const record = () => ({ folder: join(dir, '..', `${basename(dir)}-state`), now: () => new Date(0) });
+
+  it("names each file it hashed with the manifest's SHA-256 and the file's stamp once complete", async () => {
+    const sealed = sealedCase({
+      caseId,
+      bucket,
+      keyId: 'k',
+      artifacts: { 'triage.json': '{"a":1}', 'memory/capture-report.json': '{"b":2}' },
+    });
+    serveObjects(s3, sealed.objects, {});
+    const out = join(dir, 'case');
+    const options = { record: record() };
+
+    await downloadCase(
+      new S3Client({}),
+      await readSealedCase(new S3Client({}), bucket, caseId),
+      out,
+      options,
+    );
+
+    const got = await readGetRecord(options.record.folder, out, caseId);
+    expect(Object.keys(got?.files ?? {}).sort()).toEqual(['memory/capture-report.json', 'triage.json']);
+    for (const a of sealed.artifacts) {
+      const name = a.key.split('/').slice(2).join('/');
+      expect(got?.files[name]).toEqual({
+        sha256: a.sha256,
+        bytes: a.bytes,
+        stamp: await stampFile(join(out, name)),
+      });
+    }
+    expect((await readdir(out)).sort()).toEqual(['manifest.json', 'manifest.sig', 'memory', 'triage.json']);
+  });
+
+  it('leaves out a file that did not match the manifest', async () => {
+    const sealed = sealedCase({ caseId, bucket, keyId: 'k', artifacts: { 'triage.json': '{"a":1}' } });
+    const key = `cases/${caseId}/triage.json`;
+    sealed.objects.set(key, { versionId: 'v-0', body: Buffer.from('{"a":2}') });
+    serveObjects(s3, sealed.objects, {});
+    const out = join(dir, 'case');
+    const options = { record: record() };
+
+    const outcomes = await downloadCase(
+      new S3Client({}),
+      await readSealedCase(new S3Client({}), bucket, caseId),
+      out,
+      options,
+    );
+
+    expect(outcomes.find((o) => o.name === 'triage.json')?.status).toBe('failed');
+    expect((await readGetRecord(options.record.folder, out, caseId))?.files).toEqual({});
   });
 });
 

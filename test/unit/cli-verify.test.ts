@@ -1,10 +1,15 @@
+import { spawnSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { cp, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { GetPublicKeyCommand, KMSClient, VerifyCommand } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { signatureShape, signingStatement } from '../../functions/core/manifest.js';
-import { verifyCase } from '../../scripts/cli/verify.js';
+import { stampFile, writeGetRecord } from '../../scripts/cli/get-record.js';
+import { type VerifyReport, verifyCase } from '../../scripts/cli/verify.js';
 import { type StoredObject, sealedCase, serveObjects } from '../support/cli-mocks.js';
 
 const s3 = mockClient(S3Client);
@@ -19,6 +24,12 @@ const locked = {
   ObjectLockLegalHoldStatus: 'OFF' as const,
 };
 const deps = () => ({ s3: new S3Client({}), kms: new KMSClient({}), bucket, signingKeyArn: keyArn, now });
+
+/** `touch -r`: gives `path` the times of `reference`, to the nanosecond, as a tamperer would. */
+function touchLike(reference: string, path: string) {
+  const run = spawnSync('touch', ['-r', reference, path]);
+  if (run.status !== 0) throw new Error(`touch -r failed: ${run.stderr}`);
+}
 
 beforeEach(() => {
   s3.reset();
@@ -179,6 +190,116 @@ describe("verifyCase and signatures that are genuine, but not this case's", () =
       expect.objectContaining({ check: 'signature (KMS)', status: 'fail' }),
     );
     expect(report.problems).toEqual([`manifest.sig: another case's signature (${otherCase})`]);
+  });
+});
+
+describe('verifyCase on a folder that cordon evidence get wrote', () => {
+  const triage = '{"observed":"the instance as Triage saw it"}\n';
+  let work: string;
+  let dir: string;
+  let records: string;
+  let sealed: ReturnType<typeof sealedCase>;
+  const folderDeps = (extra: { rehash?: boolean; dir?: string } = {}) => ({
+    dir,
+    getRecords: records,
+    publicKeyDer: sealed.publicKeyDer,
+    now,
+    ...extra,
+  });
+  /** What get records once the file is complete: the manifest's hash, and the file's stamp now. */
+  const recordGet = async () => {
+    const a = sealed.artifacts[0] as (typeof sealed.artifacts)[number];
+    const stamp = await stampFile(join(dir, 'triage.json'));
+    await writeGetRecord(
+      records,
+      dir,
+      caseId,
+      { 'triage.json': { sha256: a.sha256, bytes: a.bytes, stamp } },
+      now,
+    );
+  };
+  const triageVerdict = (report: VerifyReport) => report.artifacts.find((a) => a.name === 'triage.json');
+
+  beforeEach(async () => {
+    work = await mkdtemp(join(tmpdir(), 'cordon-verify-'));
+    dir = join(work, 'case');
+    records = join(work, 'state');
+    sealed = sealedCase({ caseId, bucket, keyId: keyArn, artifacts: { 'triage.json': triage } });
+    await mkdir(dir);
+    for (const [key, o] of sealed.objects)
+      await writeFile(join(dir, key.split('/').slice(2).join('/')), o.body);
+  });
+  afterEach(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('does not read again a file unchanged since get hashed it, and says so', async () => {
+    await recordGet();
+    const read = vi.spyOn(await import('../../scripts/cli/download.js'), 'hashFile');
+
+    const report = await verifyCase(caseId, folderDeps());
+
+    expect(report.ok).toBe(true);
+    expect(triageVerdict(report)).toMatchObject({
+      hashSource: 'get record',
+      hash: {
+        status: 'pass',
+        detail: expect.stringContaining('hashed by cordon evidence get at 2026-11-27T21:00:00.000Z'),
+      },
+    });
+    expect(read).not.toHaveBeenCalled();
+  });
+
+  it('takes the record at its word for an unchanged file: only --rehash reads the bytes', async () => {
+    // Bytes changed before get recorded the file's stamp: what the record cannot see (while get runs).
+    await writeFile(join(dir, 'triage.json'), triage.toUpperCase());
+    await recordGet();
+
+    const trusting = await verifyCase(caseId, folderDeps());
+    const rehashed = await verifyCase(caseId, folderDeps({ rehash: true }));
+
+    expect(trusting.ok).toBe(true);
+    expect(rehashed.ok).toBe(false);
+    expect(rehashed.problems).toEqual(['triage.json: content changed']);
+    expect(triageVerdict(rehashed)?.hashSource).toBe('file');
+  });
+
+  it('reads a file written after get, even with its size and modification time put back', async () => {
+    await recordGet();
+    const times = join(work, 'times');
+    await writeFile(times, '');
+    touchLike(join(dir, 'triage.json'), times);
+    await new Promise((r) => setTimeout(r, 20));
+
+    await writeFile(join(dir, 'triage.json'), triage.toUpperCase());
+    touchLike(times, join(dir, 'triage.json'));
+    const report = await verifyCase(caseId, folderDeps());
+
+    expect(report.ok).toBe(false);
+    expect(report.problems).toEqual(['triage.json: content changed']);
+    expect(triageVerdict(report)?.hashSource).toBe('file');
+  });
+
+  it('reads a file replaced after get by another with the same bytes, and passes it', async () => {
+    await recordGet();
+
+    await writeFile(join(dir, 'copy'), triage);
+    await rename(join(dir, 'copy'), join(dir, 'triage.json'));
+    const report = await verifyCase(caseId, folderDeps());
+
+    expect(report.ok).toBe(true);
+    expect(triageVerdict(report)?.hashSource).toBe('file');
+  });
+
+  it('reads every file of a copy of the folder: the record is of the folder get wrote', async () => {
+    await recordGet();
+    const copy = join(work, 'copy');
+
+    await cp(dir, copy, { recursive: true });
+    const report = await verifyCase(caseId, folderDeps({ dir: copy }));
+
+    expect(report.ok).toBe(true);
+    expect(triageVerdict(report)?.hashSource).toBe('file');
   });
 });
 

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { paintVerdict } from '../colour.js';
 import { type CommandSpec, parseCaseId, stringValue } from '../context.js';
 import type { DownloadOutcome } from '../download.js';
-import { UsageError } from '../errors.js';
+import { explain, UsageError } from '../errors.js';
 import type { EvidenceEntry } from '../evidence.js';
 import { formatBytes, jsonDocument, ProgressBar, safe, table } from '../output.js';
 import type { Verdict } from '../verify.js';
@@ -78,11 +78,15 @@ Downloads manifest.json, manifest.sig and every artifact the manifest names, by 
 records, into DIR (default ./CASE). Large objects come in ranged parts of MIB MiB (default 8, at most
 1024), a few at a time, into NAME.part with a NAME.part.json progress file: run the same command again
 (with the same part size) after an interruption and it resumes from the parts already on disk. Each
-file is hashed while it downloads and gets its final name only if its SHA-256 and size are the
-manifest's; otherwise it is deleted and the command fails, naming it. A file already present with other
-content is never overwritten: it is reported and left as it was. One download at a time writes into a
-folder (DIR/.cordon-get.lock); a second one into the same folder is refused. On a terminal, a progress
-line on stderr shows the bytes, the rate and the time left. Then run cordon evidence verify CASE --dir DIR.`,
+file is hashed once, in order, as its parts arrive (it is not read back), and gets its final name only
+if its SHA-256 and size are the manifest's; otherwise it is deleted and the command fails, naming it.
+What it hashed is recorded in your own state folder ($XDG_STATE_HOME/cordon, else
+~/.local/state/cordon; %LOCALAPPDATA%\\cordon on Windows), with each file's inode, size and times:
+cordon evidence verify --dir then does not read again a file unchanged since (see its --rehash). A
+file already present with other content is never overwritten: it is reported and left as it was. One
+download at a time writes into a folder (DIR/.cordon-get.lock); a second one into the same folder is
+refused. On a terminal, a progress line on stderr shows the bytes, the rate and the time left. Then run
+cordon evidence verify CASE --dir DIR.`,
   async run(ctx, values, positionals) {
     const caseId = parseCaseId(positionals[0]);
     const dir = resolve(stringValue(values, 'out') ?? caseId);
@@ -91,6 +95,7 @@ line on stderr shows the bytes, the rate and the time left. Then run cordon evid
     const s3 = await ctx.aws.s3();
     const { readSealedCase } = await import('../evidence.js');
     const { downloadCase, folderLockName, targetsOf } = await import('../download.js');
+    const { recordFolder } = await import('../get-record.js');
     const sealed = await readSealedCase(s3, stack.evidenceBucket, caseId);
     const targets = targetsOf(sealed);
     const total =
@@ -116,6 +121,14 @@ line on stderr shows the bytes, the rate and the time left. Then run cordon evid
     try {
       outcomes = await downloadCase(s3, sealed, dir, {
         ...(partSize ? { partSize } : {}),
+        record: {
+          folder: recordFolder(),
+          now: ctx.now,
+          onError: (error) =>
+            ctx.io.err(
+              `Could not record what was hashed (${safe(explain(error).message, 200)}): cordon evidence verify --dir will read every file again.\n`,
+            ),
+        },
         onProgress: (bytes) => {
           done += bytes;
           bar.update(done);
@@ -180,8 +193,13 @@ export const evidenceVerifyCommand: CommandSpec = {
   path: ['evidence', 'verify'],
   summary: "prove a case's evidence intact: signature, hashes, locks",
   positionals: ['CASE'],
-  options: { dir: { type: 'string' }, 'public-key': { type: 'string' }, offline: { type: 'boolean' } },
-  help: `usage: cordon evidence verify CASE [--dir DIR] [--public-key FILE] [--offline]
+  options: {
+    dir: { type: 'string' },
+    'public-key': { type: 'string' },
+    offline: { type: 'boolean' },
+    rehash: { type: 'boolean' },
+  },
+  help: `usage: cordon evidence verify CASE [--dir DIR [--rehash]] [--public-key FILE] [--offline]
 
 Checks, and prints a verdict for each:
   - the manifest's signature, offline with the signing key's public key (from KMS GetPublicKey on the
@@ -198,7 +216,13 @@ Checks, and prints a verdict for each:
     signed by the stack's addendum key, beside this manifest, and locked.
 Exits 1 if any check fails; the last line names each file that failed and what is wrong with it.
 
-  --dir DIR          verify a folder written by cordon evidence get instead of the bucket's objects
+  --dir DIR          verify a folder written by cordon evidence get instead of the bucket's objects;
+                     a file that get hashed, and that is unchanged since (same inode, size,
+                     modification and change time, as get recorded them in your state folder), is
+                     not read again: its verdict says so
+  --rehash           with --dir: read and hash every file, whatever get recorded. Use it for a folder
+                     others could write to while get ran, on a file system that keeps no change time
+                     (FAT, exFAT), or whenever the evidence must be proven from its bytes alone
   --public-key FILE  the signing key's public key (PEM or DER) kept by the investigator
   --offline          with --dir and --public-key: make no AWS call at all (locks are then not checked)`,
   async run(ctx, values, positionals) {
@@ -206,8 +230,11 @@ Exits 1 if any check fails; the last line names each file that failed and what i
     const dir = stringValue(values, 'dir');
     const keyFile = stringValue(values, 'public-key');
     const offline = values.offline === true;
+    const rehash = values.rehash === true;
     if (offline && (!dir || !keyFile)) throw new UsageError('--offline needs --dir and --public-key');
+    if (rehash && !dir) throw new UsageError('--rehash needs --dir: in the bucket every object is read');
     const { publicKeyFromFile, verifyCase } = await import('../verify.js');
+    const { recordFolder } = await import('../get-record.js');
     let publicKeyDer: Uint8Array | undefined;
     if (keyFile) {
       const bytes = await readFile(keyFile).catch(() => {
@@ -230,7 +257,7 @@ Exits 1 if any check fails; the last line names each file that failed and what i
     const report = await verifyCase(caseId, {
       ...online,
       ...(publicKeyDer ? { publicKeyDer } : {}),
-      ...(dir ? { dir: resolve(dir) } : {}),
+      ...(dir ? { dir: resolve(dir), getRecords: recordFolder(), rehash } : {}),
       now: ctx.now(),
     });
     if (ctx.json) {
@@ -265,6 +292,12 @@ Exits 1 if any check fails; the last line names each file that failed and what i
         ? `\n${paintVerdict(colour, 'VERIFIED')}: the signature is valid and all ${report.artifacts.length} objects match the manifest${report.artifacts.every((a) => a.lock.status === 'pass') ? ' and are locked' : ''}.\n`
         : `\n${paintVerdict(colour, 'FAILED')}: ${report.problems.map((p) => safe(p, 200)).join('; ')}.\n`,
     );
+    const trusted = report.artifacts.filter((a) => a.hashSource === 'get record').length;
+    if (trusted > 0) {
+      out(
+        `${trusted} file(s) were not read again: cordon evidence get hashed them and they are unchanged since (--rehash reads them).\n`,
+      );
+    }
     return report.ok ? 0 : 1;
   },
 };
