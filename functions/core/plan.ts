@@ -93,16 +93,21 @@ export interface Assessment {
   unavailable: TriageResult['unavailable'];
 }
 
+/** Why no plan could be made at the first look; the case goes on to Triage. */
+export interface NoAssessment {
+  failed: string;
+}
+
 /**
  * The instance, its SSM registration and the VPC endpoints of the region, read at once; then the
  * plan. The endpoints are read for every VPC and filtered here, so that they need not wait for the
- * instance's VPC id. Undefined when the instance cannot be read (missing, terminated, or the read
- * refused): Triage then decides, and fails by name if the instance is gone.
+ * instance's VPC id. When the instance cannot be read (missing, terminated, outside a VPC, or the read
+ * refused) the answer says why: Triage then decides, and fails by name if the instance is gone.
  */
 export async function assessInstance(
   c: Pick<Case, 'instanceId' | 'region'>,
   deps: { ec2: EC2Client; ssm: SSMClient },
-): Promise<Assessment | undefined> {
+): Promise<Assessment | NoAssessment> {
   const unavailable: TriageResult['unavailable'] = [];
   const optional = <T>(api: string, read: () => Promise<T>) =>
     read().catch((error: unknown) => {
@@ -119,7 +124,12 @@ export async function assessInstance(
     ),
     optional('ec2:DescribeVpcEndpoints', () => availableEndpoints(deps.ec2)),
   ]);
-  if (!instance || instance.State?.Name === 'terminated' || !instance.VpcId) return undefined;
+  if (!instance) {
+    const refused = unavailable.find((u) => u.api === 'ec2:DescribeInstances');
+    return { failed: refused ? `ec2:DescribeInstances: ${refused.reason}` : 'the instance was not found' };
+  }
+  if (instance.State?.Name === 'terminated') return { failed: 'the instance is terminated' };
+  if (!instance.VpcId) return { failed: 'the instance is in no VPC' };
   const vpcEndpoints = endpointsOf(endpoints ?? [], instance.VpcId);
   const info = ssm?.InstanceInformationList?.find((i) => i.InstanceId === c.instanceId);
   const plan = choosePlan({

@@ -194,7 +194,7 @@ describe('a case that fails after Intake opened it', () => {
     expect(report.caseId).toMatch(caseIdPattern);
     expect(report.caseId).toContain(run.seeded.instanceId);
     expect(report.instanceId).toBe(run.seeded.instanceId);
-    expect(report.reason).toMatch(/^contain: ContainmentError: .*UnauthorizedOperation/);
+    expect(report.reason).toMatch(/^isolate: ContainmentError: .*UnauthorizedOperation/);
     expect(report.evidence.map((e) => e.key)).toContain(`cases/${report.caseId}/trigger.json`);
   });
 

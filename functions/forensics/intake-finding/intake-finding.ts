@@ -6,7 +6,7 @@ import { isTransient } from '../../core/containment.js';
 import { type CordonError, describeError, normaliseError } from '../../core/errors.js';
 import { emitCaseEvent } from '../../core/events.js';
 import { type EvidenceStore, evidenceJson } from '../../core/evidence.js';
-import type { Assessment } from '../../core/plan.js';
+import type { Assessment, NoAssessment } from '../../core/plan.js';
 import { type SecurityHubDeps, securityHubFindingOf, tellSecurityHub } from '../../core/securityhub.js';
 import type { IntakeResult } from '../../core/state.js';
 import { oneLine } from '../../core/text.js';
@@ -33,7 +33,7 @@ export interface IntakeDeps {
   /** Where the case's "opened" event goes; one that cannot be sent is recorded and the case goes on. */
   events: EventBridgeClient;
   /** The first look at the instance (functions/core/plan.ts `assessInstance`), in its own account. */
-  assess: (c: Case) => Promise<Assessment | undefined>;
+  assess: (c: Case) => Promise<Assessment | NoAssessment>;
   /** Where the trigger's finding is marked NOTIFIED (functions/core/securityhub.ts); never fails Intake. */
   securityHub?: SecurityHubDeps;
 }
@@ -177,10 +177,10 @@ async function lookAt(deps: IntakeDeps, c: Case, recorder: Recorder): Promise<As
     const e = describeError(error);
     return { failed: `${e.name}: ${e.message}` };
   });
-  if (!assessment || 'failed' in assessment) {
+  if ('failed' in assessment) {
     await recorder.note('first look at the instance', 'skipped', {
       target: c.instanceId,
-      detail: `the plan is left to Triage: ${assessment ? assessment.failed : 'the instance could not be read'}`,
+      detail: `the plan is left to Triage: ${assessment.failed}`,
     });
     return undefined;
   }

@@ -88,6 +88,7 @@ const phases = {
   volumes: 'EBS volumes kept on termination',
   autoScaling: 'out of its Auto Scaling group',
   balancers: 'out of its load balancers',
+  recorded: 'actions recorded on the case timeline',
 } as const;
 
 /**
@@ -297,6 +298,8 @@ export async function protectInstance(input: ProtectInput, deps: ProtectDeps): P
 
     for (const u of unavailable) note(u.api, 'skipped', { detail: `unavailable: ${u.reason}` });
     await Promise.all(notes);
+    // A lost record fails the step as a phase, so that the failure still says what was applied.
+    await steps.phase(phases.recorded, () => recorder.flush());
     return {
       instanceId: c.instanceId,
       ...(changes.previousCaseId ? { previousCaseId: changes.previousCaseId } : {}),

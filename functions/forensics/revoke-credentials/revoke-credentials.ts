@@ -72,6 +72,7 @@ const phases = {
   deny: 'deny on the role',
   swap: 'instance profile replaced by the quarantine profile',
   imdsv2: 'IMDSv2 required',
+  recorded: 'actions recorded on the case timeline',
 } as const;
 
 /**
@@ -235,6 +236,8 @@ export async function revokeCredentials(input: RevokeInput, deps: RevokeDeps): P
       : []),
   ];
   await steps.together(work);
+  // A lost record fails the step as a phase, so that the failure still says what was applied.
+  await steps.phase(phases.recorded, () => recorder.flush());
 
   // The case's "contained" event waits for Isolate too: the first step after both sends it.
   return {

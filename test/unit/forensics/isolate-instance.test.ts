@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { changeKeys, type IsolateChanges } from '../../../functions/core/containment.js';
 import {
   AwsServiceError,
@@ -679,6 +679,20 @@ describe('isolateInstance', () => {
       'Not applied: isolation group applied; isolation verified; instance tagged isolated.',
     );
     expect((cases.changes(c.caseId, changeKeys.isolate) as IsolateChanges).enis).toHaveLength(3);
+  });
+
+  it('fails naming everything it applied when the case timeline cannot record it', async () => {
+    const denied = awsError('AccessDeniedException', 400);
+    vi.spyOn(cases, 'recordMany').mockRejectedValue(denied);
+
+    const error = await isolateInstance({ case: c, triage: picture() }, deps()).catch((e: unknown) => e);
+
+    const message = (error as Error).message;
+    expect(message).toMatch(/^Isolation stopped at "actions recorded on the case timeline": /);
+    expect(message).toContain('could not record it: AwsAccessDeniedError: AccessDeniedException');
+    expect(message).toContain('isolation group applied; isolation verified; instance tagged isolated.');
+    expect(message).toMatch(/Not applied: actions recorded on the case timeline\.$/);
+    expect(fake.interfaces.get(eni[0] as string)?.groups).toEqual([groupIdOf(isolation)]);
   });
 
   it('fails with an IsolationVerificationError when an interface does not read back isolated', async () => {
