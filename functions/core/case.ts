@@ -65,6 +65,20 @@ export const securityHubFindingSchema = z.strictObject({
 });
 export type SecurityHubFinding = z.infer<typeof securityHubFindingSchema>;
 
+/**
+ * What the response policy (functions/core/policy.ts) decided for the case at Intake, with the rule that
+ * chose it: `contain` at once, `approve` (evidence and triage at once, containment after a person
+ * approves) or `evidence-only` (the network, credentials and profile left as they are). An `exempt`
+ * instance gets no case: Intake refuses the trigger, naming the rule.
+ */
+export const responseActions = ['contain', 'approve', 'evidence-only'] as const;
+export const responseSchema = z.object({
+  action: z.enum(responseActions),
+  /** The rule's name, or `default` when no rule matched. */
+  rule: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/, 'not a policy rule name'),
+});
+export type CaseResponse = z.infer<typeof responseSchema>;
+
 export const caseSchema = z.object({
   caseId: caseIdSchema,
   instanceId: instanceIdSchema,
@@ -76,6 +90,8 @@ export const caseSchema = z.object({
   trigger: triggerSchema,
   /** The trigger's finding in Security Hub, when it is one Cordon can update there. */
   securityHub: securityHubFindingSchema.optional(),
+  /** The response policy's decision; a case without one (opened before the policy existed) is contained. */
+  response: responseSchema.optional(),
 });
 export type Case = z.infer<typeof caseSchema>;
 
