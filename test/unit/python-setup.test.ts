@@ -75,7 +75,8 @@ describe('which Python the tests and the demo run with', () => {
   });
 });
 
-describe('ensurePython', () => {
+// Each case starts real processes (the system's cfn-lint --version alone takes seconds on a busy machine).
+describe('ensurePython', { timeout: 60_000 }, () => {
   let root: string;
   let log: string[];
 
