@@ -1,6 +1,7 @@
 import {
   type Address,
   DescribeNetworkInterfacesCommand,
+  DescribePrefixListsCommand,
   DescribeSecurityGroupsCommand,
   type EC2Client,
   type GroupIdentifier,
@@ -11,6 +12,7 @@ import {
 import { tagKeys } from './case.js';
 import { cordonGroupNames } from './containment.js';
 import { serviceOf, ssmEndpointServices, ssmSurvivesIsolation } from './endpoints.js';
+import { describeError } from './errors.js';
 import type { TriageResult } from './state.js';
 
 /**
@@ -264,4 +266,31 @@ export async function cordonGroups(
     }),
   );
   return out.SecurityGroups ?? [];
+}
+
+/**
+ * The prefix list of each S3 gateway endpoint the picture lists without one (AWS-managed, one per
+ * region). A refused read is added to `unavailable`: the isolation group then has no S3 egress.
+ */
+export async function s3PrefixLists(
+  ec2: EC2Client,
+  endpoints: readonly Endpoint[],
+  region: string,
+  unavailable: { api: string; reason: string }[],
+): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  const names = gatewayPrefixListsNeeded(endpoints, region);
+  if (names.length === 0) return found;
+  try {
+    const out = await ec2.send(
+      new DescribePrefixListsCommand({ Filters: [{ Name: 'prefix-list-name', Values: names }] }),
+    );
+    for (const l of out.PrefixLists ?? []) {
+      if (l.PrefixListName && l.PrefixListId) found.set(l.PrefixListName, l.PrefixListId);
+    }
+  } catch (error) {
+    const e = describeError(error);
+    unavailable.push({ api: 'ec2:DescribePrefixLists', reason: `${e.name}: ${e.message}` });
+  }
+  return found;
 }

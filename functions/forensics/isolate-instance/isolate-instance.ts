@@ -7,7 +7,6 @@ import {
   CreateTagsCommand,
   DescribeAddressesCommand,
   DescribeNetworkAclsCommand,
-  DescribePrefixListsCommand,
   DescribeSecurityGroupsCommand,
   DescribeVpcsCommand,
   DisassociateAddressCommand,
@@ -47,7 +46,6 @@ import {
   conversionRules,
   cordonGroups,
   cordonPairIn,
-  gatewayPrefixListsNeeded,
   isCordonGroup,
   isolationRules,
   type Rule,
@@ -55,6 +53,7 @@ import {
   ruleKey,
   rulesKeepSsm,
   rulesOf,
+  s3PrefixLists,
   toIpPermissions,
   unmanagedCordonGroup,
 } from '../../core/isolation-groups.js';
@@ -777,30 +776,6 @@ async function tagIsolated(run: IsolationRun): Promise<void> {
       new CreateTagsCommand({ Resources: [instanceId], Tags: [{ Key: tagKeys.status, Value: 'isolated' }] }),
     ),
   );
-}
-
-/** The prefix list of each S3 gateway endpoint Triage listed without one (AWS-managed, one per region). */
-async function s3PrefixLists(
-  ec2: EC2Client,
-  endpoints: IsolateInput['triage']['instance']['vpcEndpoints'],
-  region: string,
-  unavailable: IsolateResult['unavailable'],
-): Promise<Map<string, string>> {
-  const found = new Map<string, string>();
-  const names = gatewayPrefixListsNeeded(endpoints, region);
-  if (names.length === 0) return found;
-  try {
-    const out = await ec2.send(
-      new DescribePrefixListsCommand({ Filters: [{ Name: 'prefix-list-name', Values: names }] }),
-    );
-    for (const l of out.PrefixLists ?? []) {
-      if (l.PrefixListName && l.PrefixListId) found.set(l.PrefixListName, l.PrefixListId);
-    }
-  } catch (error) {
-    const e = describeError(error);
-    unavailable.push({ api: 'ec2:DescribePrefixLists', reason: `${e.name}: ${e.message}` });
-  }
-  return found;
 }
 
 /** Whether the VPC has an IPv6 block: a group created in it then starts with IPv6 egress too. */
