@@ -12,7 +12,7 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import { DescribeInstanceInformationCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand } from '@aws-sdk/client-sts';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
+import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { isolateInstance } from '../../functions/forensics/isolate-instance/isolate-instance.js';
 import { revokeCredentials } from '../../functions/forensics/revoke-credentials/revoke-credentials.js';
