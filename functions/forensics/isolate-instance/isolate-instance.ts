@@ -7,8 +7,6 @@ import {
   CreateTagsCommand,
   DescribeAddressesCommand,
   DescribeNetworkAclsCommand,
-  DescribeNetworkInterfacesCommand,
-  DescribePrefixListsCommand,
   DescribeSecurityGroupsCommand,
   DescribeVpcsCommand,
   DisassociateAddressCommand,
@@ -42,18 +40,24 @@ import {
   describeError,
   IsolationVerificationError,
 } from '../../core/errors.js';
-import { aclView, hostCidr, planDenies } from '../../core/nacl.js';
 import {
+  associatedElasticIps,
+  attachedInterfaces,
   conversionRules,
-  gatewayPrefixListsNeeded,
+  cordonGroups,
+  cordonPairIn,
+  isCordonGroup,
   isolationRules,
   type Rule,
   ruleChanges,
   ruleKey,
   rulesKeepSsm,
   rulesOf,
+  s3PrefixLists,
   toIpPermissions,
-} from './isolation-groups.js';
+  unmanagedCordonGroup,
+} from '../../core/isolation-groups.js';
+import { aclView, hostCidr, planDenies } from '../../core/nacl.js';
 
 export const isolateInputSchema = containInputSchema;
 export type IsolateInput = ContainInput;
@@ -257,7 +261,7 @@ async function startRun(input: IsolateInput, deps: IsolateDeps): Promise<Isolati
       detail: `case ${previous.caseId} still holds its changes on this instance; its originals are kept`,
     });
   }
-  const ids = new Set(interfaces.map((n) => n.NetworkInterfaceId));
+  const ids = new Set(interfaces.map((n) => n.NetworkInterfaceId as string));
   // One save at a time, each sending the record as it is then: a later save never loses an earlier one.
   let saving: Promise<void> = Promise.resolve();
   const save = () => {
@@ -279,9 +283,7 @@ async function startRun(input: IsolateInput, deps: IsolateDeps): Promise<Isolati
     found,
     prefixLists,
     ipv6,
-    addresses: (addresses.Addresses ?? []).filter(
-      (a) => a.NetworkInterfaceId && ids.has(a.NetworkInterfaceId),
-    ),
+    addresses: associatedElasticIps(addresses.Addresses ?? [], ids),
     desired: new Map(),
     ssmEgress: false,
     pending: [],
@@ -318,9 +320,7 @@ function prepare(
   denyRemote: boolean,
 ): { recorded: Promise<void>; groupsReady: Promise<void> } {
   // A group with Cordon's name that is not Cordon's: refused before anything is written or created.
-  const squatter = run.found.find(
-    (g) => !g.Tags?.some((t) => t.Key === tagKeys.managed && t.Value === 'true'),
-  );
+  const squatter = unmanagedCordonGroup(run.found);
   if (squatter) {
     const refused = Promise.reject(
       new ContainmentError(
@@ -382,8 +382,7 @@ function readyPair(
   if (vpcId === picture.vpcId) run.ssmEgress = rulesKeepSsm(rules.isolation, settings);
   const conversion = readyGroup(run, vpcId, names.conversion, 'conversion', rules.conversion);
   const isolation = readyGroup(run, vpcId, names.isolation, 'isolation', rules.isolation);
-  const found = (name: string) => run.found.find((g) => g.GroupName === name && g.VpcId === vpcId)?.GroupId;
-  const [conversionGroupId, isolationGroupId] = [found(names.conversion), found(names.isolation)];
+  const { conversionGroupId, isolationGroupId } = cordonPairIn(run.found, vpcId, deps.config.CORDON_STAGE);
   return {
     known: conversionGroupId && isolationGroupId ? { vpcId, conversionGroupId, isolationGroupId } : undefined,
     ids: Promise.all([conversion.id, isolation.id]).then(([conversionGroupId, isolationGroupId]) => ({
@@ -580,16 +579,12 @@ async function noteIfPlanLosesSsm(run: IsolationRun): Promise<void> {
  */
 function recordOriginals(run: IsolationRun): void {
   const { changes } = run;
-  const names = cordonGroupNames(run.deps.config.CORDON_STAGE);
+  const stage = run.deps.config.CORDON_STAGE;
   const cordonIds = new Set([
     ...changes.groups.flatMap((g) => [g.conversionGroupId, g.isolationGroupId]),
     ...run.found.map((g) => g.GroupId ?? ''),
   ]);
-  const isCordon = (g: { GroupId?: string; GroupName?: string }) =>
-    cordonIds.has(g.GroupId ?? '') ||
-    g.GroupName === names.conversion ||
-    g.GroupName === names.isolation ||
-    /^cordon-[a-z0-9-]+-(?:untrack|isolation)$/.test(g.GroupName ?? '');
+  const isCordon = (g: { GroupId?: string; GroupName?: string }) => isCordonGroup(g, cordonIds, stage);
   for (const n of run.interfaces) {
     const id = n.NetworkInterfaceId as string;
     if (changes.enis.some((e) => e.networkInterfaceId === id)) continue;
@@ -781,53 +776,6 @@ async function tagIsolated(run: IsolationRun): Promise<void> {
       new CreateTagsCommand({ Resources: [instanceId], Tags: [{ Key: tagKeys.status, Value: 'isolated' }] }),
     ),
   );
-}
-
-async function attachedInterfaces(ec2: EC2Client, instanceId: string): Promise<NetworkInterface[]> {
-  const out = await ec2.send(
-    new DescribeNetworkInterfacesCommand({
-      Filters: [{ Name: 'attachment.instance-id', Values: [instanceId] }],
-    }),
-  );
-  return (out.NetworkInterfaces ?? []).filter((n) => n.NetworkInterfaceId && n.VpcId);
-}
-
-/** The prefix list of each S3 gateway endpoint Triage listed without one (AWS-managed, one per region). */
-async function s3PrefixLists(
-  ec2: EC2Client,
-  endpoints: IsolateInput['triage']['instance']['vpcEndpoints'],
-  region: string,
-  unavailable: IsolateResult['unavailable'],
-): Promise<Map<string, string>> {
-  const found = new Map<string, string>();
-  const names = gatewayPrefixListsNeeded(endpoints, region);
-  if (names.length === 0) return found;
-  try {
-    const out = await ec2.send(
-      new DescribePrefixListsCommand({ Filters: [{ Name: 'prefix-list-name', Values: names }] }),
-    );
-    for (const l of out.PrefixLists ?? []) {
-      if (l.PrefixListName && l.PrefixListId) found.set(l.PrefixListName, l.PrefixListId);
-    }
-  } catch (error) {
-    const e = describeError(error);
-    unavailable.push({ api: 'ec2:DescribePrefixLists', reason: `${e.name}: ${e.message}` });
-  }
-  return found;
-}
-
-/** Cordon's groups of this stage in the given VPCs, with their rules and tags: one call. */
-async function cordonGroups(ec2: EC2Client, vpcIds: string[], stage: string): Promise<SecurityGroup[]> {
-  const names = cordonGroupNames(stage);
-  const out = await ec2.send(
-    new DescribeSecurityGroupsCommand({
-      Filters: [
-        { Name: 'vpc-id', Values: vpcIds },
-        { Name: 'group-name', Values: [names.conversion, names.isolation] },
-      ],
-    }),
-  );
-  return out.SecurityGroups ?? [];
 }
 
 /** Whether the VPC has an IPv6 block: a group created in it then starts with IPv6 egress too. */

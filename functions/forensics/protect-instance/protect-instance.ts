@@ -43,6 +43,13 @@ import {
   readAttribute,
   readInstance,
 } from '../../core/instance.js';
+import {
+  autoScalingLeaving,
+  ebsMappings,
+  outOfService,
+  volumesToKeep,
+  protectedAttributes as wanted,
+} from '../../core/protection.js';
 
 export type { ProtectInput };
 export { protectInputSchema };
@@ -70,16 +77,6 @@ export interface ProtectResult {
   unavailable: { api: string; reason: string }[];
   done: string[];
 }
-
-/** What Protect sets, and why: nothing the instance or an API caller does may destroy the evidence. */
-const wanted: { name: InstanceAttribute; value: boolean | 'stop' }[] = [
-  { name: 'disableApiTermination', value: true },
-  { name: 'disableApiStop', value: true },
-  { name: 'instanceInitiatedShutdownBehavior', value: 'stop' },
-];
-
-/** Auto Scaling states in which the instance is already out of service by Cordon's hand. */
-const outOfService = new Set(['Standby', 'EnteringStandby', 'Detaching', 'Detached']);
 
 const phases = {
   read: 'instance read',
@@ -174,13 +171,13 @@ export async function protectInstance(input: ProtectInput, deps: ProtectDeps): P
         changes.attributes.push({ name, original: value });
       }
     });
-    const mappings = (instance.BlockDeviceMappings ?? []).filter((b) => b.Ebs?.VolumeId && b.DeviceName);
+    const mappings = ebsMappings(instance);
     for (const b of mappings) {
-      if (changes.volumes.some((v) => v.volumeId === b.Ebs?.VolumeId)) continue;
+      if (changes.volumes.some((v) => v.volumeId === b.Ebs.VolumeId)) continue;
       changes.volumes.push({
-        volumeId: b.Ebs?.VolumeId as string,
-        deviceName: b.DeviceName as string,
-        originalDeleteOnTermination: b.Ebs?.DeleteOnTermination ?? false,
+        volumeId: b.Ebs.VolumeId,
+        deviceName: b.DeviceName,
+        originalDeleteOnTermination: b.Ebs.DeleteOnTermination ?? false,
       });
     }
     for (const t of balancers?.targetGroups ?? []) {
@@ -200,15 +197,7 @@ export async function protectInstance(input: ProtectInput, deps: ProtectDeps): P
     };
     const recordLeaving = (group: AutoScalingGroup | undefined) => {
       if (!member?.AutoScalingGroupName) return;
-      const desired = group?.DesiredCapacity ?? 0;
-      const minSize = group?.MinSize ?? 0;
-      changes.autoScaling = {
-        groupName: member.AutoScalingGroupName,
-        mode: deps.config.ASG_MODE,
-        decremented: desired > minSize,
-        desiredBefore: desired,
-        minSize,
-      };
+      changes.autoScaling = autoScalingLeaving(member.AutoScalingGroupName, deps.config.ASG_MODE, group);
     };
 
     // On a tagged instance the changes wait for nothing but the save, which then waits for the group's
@@ -259,7 +248,7 @@ export async function protectInstance(input: ProtectInput, deps: ProtectDeps): P
         label: phases.volumes,
         work: async () => {
           await granted;
-          const toKeep = mappings.filter((b) => b.Ebs?.DeleteOnTermination !== false);
+          const toKeep = volumesToKeep(mappings);
           if (toKeep.length === 0) return;
           await recorder.run('ec2:ModifyInstanceAttribute BlockDeviceMappings', c.instanceId, () =>
             ec2.send(

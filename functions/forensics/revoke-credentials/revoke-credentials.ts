@@ -1,14 +1,11 @@
 import {
-  DescribeIamInstanceProfileAssociationsCommand,
   DescribeInstancesCommand,
   type EC2Client,
-  type IamInstanceProfileAssociation,
   type Instance,
   ModifyInstanceMetadataOptionsCommand,
   ReplaceIamInstanceProfileAssociationCommand,
 } from '@aws-sdk/client-ec2';
-import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { GetInstanceProfileCommand, type IAMClient } from '@aws-sdk/client-iam';
+import type { IAMClient } from '@aws-sdk/client-iam';
 import { z } from 'zod';
 import { type Case, caseIdSchema, caseSchema, tagKeys } from '../../core/case.js';
 import type { CaseRecord, CaseStore, Recorder } from '../../core/cases.js';
@@ -17,18 +14,23 @@ import {
   type Change,
   changeKeys,
   changesOf,
-  denyPolicyName,
-  issuedBeforeDenyPolicyName,
-  longestRoleSessionMs,
   progress,
   protectChangesSchema,
   type RevokeChanges,
   revokeChangesSchema,
-  roleNameSchema,
   settledAll,
 } from '../../core/containment.js';
-import { denyPolicies, instanceArnOf, putDeny } from '../../core/denies.js';
+import { instanceArnOf, putDeny } from '../../core/denies.js';
 import { RevocationError } from '../../core/errors.js';
+import {
+  type Imdsv2Outcome,
+  imdsv2Outcome,
+  liveAssociation,
+  ownProfileArn,
+  profileNameOf,
+  roleDenies,
+  rolesOf,
+} from '../../core/revocation.js';
 
 /**
  * Revoke reads what it changes itself (the live profile association, the profile's roles, the
@@ -58,13 +60,11 @@ export interface RevokeResult {
   /** The roles that now carry a Cordon deny for this case (names, not ARNs). */
   revokedRoles: string[];
   profile: { originalArn?: string; quarantineProfile?: string; replaced: boolean };
-  imdsv2: 'required by Cordon' | 'already required' | 'not requested';
+  imdsv2: Imdsv2Outcome;
   done: string[];
   /** When the step finished: the end of containment, with Isolate's, for the time-to-containment metric. */
   finishedAt: string;
 }
-
-const profileName = (arn: string) => arn.split('/').pop() ?? '';
 
 const phases = {
   read: 'instance read',
@@ -106,12 +106,11 @@ export async function revokeCredentials(input: RevokeInput, deps: RevokeDeps): P
       liveAssociation(ec2, c.instanceId),
       describeInstance(ec2, c.instanceId),
     ]);
-    const arn = association?.IamInstanceProfile?.Arn;
-    const live = arn && profileName(arn) !== quarantine ? arn : undefined;
+    const live = ownProfileArn(association, quarantine);
     const own = changesOf(record, changeKeys.revoke, revokeChangesSchema);
     const [liveRoles, previous] = await settledAll([
       // The roles of the profile the instance holds now, unless it is the one already recorded.
-      live && live !== own?.profile?.originalArn ? rolesOf(iam, profileName(live)) : undefined,
+      live && live !== own?.profile?.originalArn ? rolesOf(iam, profileNameOf(live)) : undefined,
       own ? undefined : earlierContainment(deps.cases, c, record, instance),
     ]);
     return { own, previous, association, instance, live, liveRoles: liveRoles ?? [] };
@@ -140,26 +139,14 @@ export async function revokeCredentials(input: RevokeInput, deps: RevokeDeps): P
   // Every role whose sessions reached the instance: the recorded original profile's, and the live
   // profile's when that is another (the instance holds its credentials now).
   const roleNames = [...new Set([...(changes.profile?.roleNames ?? []), ...liveRoles])];
-  const instanceArn = instanceArnOf(c);
-  const documents = denyPolicies(changes.scope, instanceArn, changes.cutoff);
-  const until = new Date(Date.parse(changes.cutoff) + longestRoleSessionMs).toISOString();
-  // Each deny named, in a failure, by its role and (for the second) what it denies: the policy names
-  // carry the case id, which the notification already says.
-  const denies = roleNames.flatMap((roleName) => [
-    {
-      roleName,
-      target: roleName,
-      policyName: denyPolicyName(c.caseId),
-      document: documents.containment,
-    },
-    {
-      roleName,
-      target: `${roleName}, sessions issued before ${changes.cutoff}`,
-      policyName: issuedBeforeDenyPolicyName(c.caseId),
-      document: documents.issuedBefore,
-      until,
-    },
-  ]);
+  // Each deny named, in a failure, by its role and (for the second) what it denies.
+  const denies = roleDenies({
+    caseId: c.caseId,
+    roleNames,
+    scope: changes.scope,
+    instanceArn: instanceArnOf(c),
+    cutoff: changes.cutoff,
+  });
   for (const { roleName, policyName, until: keptUntil } of denies) {
     if (!changes.denies.some((d) => d.roleName === roleName && d.policyName === policyName)) {
       changes.denies.push({ roleName, policyName, ...(keptUntil ? { until: keptUntil } : {}) });
@@ -174,11 +161,7 @@ export async function revokeCredentials(input: RevokeInput, deps: RevokeDeps): P
 
   const isQuarantine = association?.IamInstanceProfile?.Arn !== undefined && !live;
   const replaced = Boolean(association?.AssociationId);
-  const imdsv2: RevokeResult['imdsv2'] = !requireImdsv2
-    ? 'not requested'
-    : tokens === 'required'
-      ? 'already required'
-      : 'required by Cordon';
+  const imdsv2 = imdsv2Outcome(requireImdsv2, tokens);
   const noRole = !association?.IamInstanceProfile?.Arn
     ? 'the instance has no instance profile'
     : isQuarantine && !changes.profile
@@ -289,29 +272,8 @@ async function earlierContainment(
   return same && previous.status !== 'released' ? previous : undefined;
 }
 
-async function liveAssociation(
-  ec2: EC2Client,
-  instanceId: string,
-): Promise<IamInstanceProfileAssociation | undefined> {
-  const out = await ec2.send(
-    new DescribeIamInstanceProfileAssociationsCommand({
-      Filters: [{ Name: 'instance-id', Values: [instanceId] }],
-    }),
-  );
-  return out.IamInstanceProfileAssociations?.find(
-    (a) => a.State === 'associated' || a.State === 'associating',
-  );
-}
-
 /** The instance's metadata options, and its case tag (which case held it before this one). */
 async function describeInstance(ec2: EC2Client, instanceId: string): Promise<Instance | undefined> {
   const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
   return out.Reservations?.[0]?.Instances?.[0];
-}
-
-async function rolesOf(iam: IAMClient, name: string): Promise<string[]> {
-  const out = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: name }));
-  return (out.InstanceProfile?.Roles ?? [])
-    .map((r) => r.RoleName ?? '')
-    .filter((n) => roleNameSchema.safeParse(n).success);
 }

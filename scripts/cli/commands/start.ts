@@ -7,8 +7,9 @@ import {
   stringValue,
   type Values,
 } from '../context.js';
-import { UsageError } from '../errors.js';
+import { CliError, UsageError } from '../errors.js';
 import { jsonDocument, safe } from '../output.js';
+import type { StackInfo } from '../stack.js';
 import type { ManualStart, RunResult, StepLine } from '../workflow.js';
 
 // The AWS clients' packages take seconds to load: commands load their logic when they run, so that
@@ -100,6 +101,129 @@ async function caseOfManualStart(
   return rows.find((r) => String(r.openedAt) >= since.toISOString().slice(0, 19))?.caseId;
 }
 
+/** The account of an ARN (`arn:aws:sns:us-east-1:111122223333:topic`), if it names one. */
+const accountOfArn = (arn: string) => /^arn:[\w-]+:[\w-]+:[\w-]*:(\d{12}):/.exec(arn)?.[1];
+
+/**
+ * The settings of Isolate, Revoke and Protect that the plan depends on, as the functions have them:
+ * the emulated stack publishes its functions' environment, a deployed one declares it in its template.
+ */
+async function containmentSettings(ctx: CommandContext, stack: StackInfo) {
+  const [{ configSlice, loadConfig }, { functionEnvironment }] = await Promise.all([
+    import('../../../functions/core/config.js'),
+    import('../stack.js'),
+  ]);
+  const envOf = async (fn: string) =>
+    (stack.local
+      ? stack.local.env
+      : await functionEnvironment(
+          await ctx.aws.cloudformation(),
+          stack.stackName,
+          `${stack.stackName}-${fn}`,
+        )) as Record<string, string | undefined>;
+  const [isolate, revoke, protect] = await Promise.all([
+    envOf('isolate-instance'),
+    envOf('revoke-credentials'),
+    envOf('protect-instance'),
+  ]);
+  try {
+    const i = loadConfig(configSlice('isolate-instance', ['FORENSIC_CIDR']), isolate);
+    const r = loadConfig(
+      configSlice('revoke-credentials', ['REVOKE_SCOPE', 'REQUIRE_IMDSV2', 'QUARANTINE_PROFILE_NAME']),
+      revoke,
+    );
+    const p = loadConfig(configSlice('protect-instance', ['ASG_MODE', 'MEMBER_ROLE_NAME']), protect);
+    return {
+      stage: stack.stage,
+      forensicCidr: i.FORENSIC_CIDR,
+      revokeScope: r.REVOKE_SCOPE,
+      requireImdsv2: r.REQUIRE_IMDSV2,
+      quarantineProfileName: r.QUARANTINE_PROFILE_NAME,
+      asgMode: p.ASG_MODE,
+      memberRoleName: p.MEMBER_ROLE_NAME,
+    };
+  } catch (error) {
+    throw new CliError(
+      `The ${stack.local ? 'LocalStackJson output' : 'template'} of ${stack.stackName} does not show the containment functions' settings: ${safe((error as Error).message, 300)}`,
+      'Deploy the stack again from this version of Cordon.',
+    );
+  }
+}
+
+/**
+ * `start --dry-run`: the plan, from reads only. In the stack's own account with the CLI's credentials;
+ * in another account through the member role of Triage (the Read capability: Describe and Get only).
+ */
+async function dryRun(ctx: CommandContext, values: Values): Promise<number> {
+  if (stringValue(values, 'finding') !== undefined) {
+    throw new UsageError('--dry-run goes with --instance; a finding is planned for once Intake has read it');
+  }
+  if (values.wait !== undefined) throw new UsageError('--wait has nothing to follow with --dry-run');
+  const instance = stringValue(values, 'instance');
+  if (!instance) throw new UsageError('pass --instance i-… with --dry-run');
+  const { manualStartInput } = await workflow();
+  const fields = manualStartInput({
+    instanceId: instance,
+    accountId: stringValue(values, 'account'),
+    region: stringValue(values, 'instance-region'),
+    reason: stringValue(values, 'reason') ?? 'dry run',
+    requestedBy: 'dry-run',
+  });
+  const stack = await ctx.stack();
+  const settings = await containmentSettings(ctx, stack);
+  const home =
+    stack.local?.env.CORDON_ACCOUNT_ID ??
+    accountOfArn(stack.alertTopicArn) ??
+    (await ctx.aws.identity()).account;
+  const target = {
+    instanceId: fields.instanceId,
+    accountId: fields.accountId ?? home,
+    region: fields.region ?? stack.region,
+  };
+  const [
+    { AutoScalingClient },
+    { EC2Client },
+    { IAMClient },
+    { SSMClient },
+    { clientsFactory },
+    { planContainment, planText },
+  ] = await Promise.all([
+    import('@aws-sdk/client-auto-scaling'),
+    import('@aws-sdk/client-ec2'),
+    import('@aws-sdk/client-iam'),
+    import('@aws-sdk/client-ssm'),
+    import('../../../functions/core/clients.js'),
+    import('../dry-run.js'),
+  ]);
+  const member =
+    target.accountId === home
+      ? undefined
+      : clientsFactory(
+          {
+            homeAccountId: home,
+            homeRegion: stack.region,
+            memberRoleName: settings.memberRoleName,
+            functionKey: 'triage-instance',
+            maxAttempts: 5,
+            ...(ctx.aws.endpoint ? { endpoint: ctx.aws.endpoint } : {}),
+          },
+          await ctx.aws.sts(),
+        )({ accountId: target.accountId, region: target.region });
+  const plan = await planContainment(
+    target,
+    {
+      ec2: member ? member(EC2Client) : ctx.aws.clientOf(EC2Client, target.region),
+      ssm: member ? member(SSMClient) : ctx.aws.clientOf(SSMClient, target.region),
+      iam: member ? member(IAMClient) : ctx.aws.clientOf(IAMClient, target.region),
+      autoscaling: member ? member(AutoScalingClient) : ctx.aws.clientOf(AutoScalingClient, target.region),
+    },
+    settings,
+    ctx.now(),
+  );
+  ctx.io.out(ctx.json ? jsonDocument(plan) : planText(plan));
+  return 0;
+}
+
 export const startCommand: CommandSpec = {
   path: ['start'],
   summary: 'start a case by hand, for an instance or from a finding file',
@@ -111,9 +235,11 @@ export const startCommand: CommandSpec = {
     reason: { type: 'string' },
     finding: { type: 'string' },
     wait: { type: 'boolean' },
+    'dry-run': { type: 'boolean' },
   },
   help: `usage: cordon start --instance i-… [--account ID] [--instance-region REGION] --reason "…" [--wait]
        cordon start --finding FILE [--wait]
+       cordon start --dry-run --instance i-… [--account ID] [--instance-region REGION]
 
 Starts the forensic workflow on one instance: contain it, preserve its evidence, seal the manifest.
 
@@ -125,12 +251,18 @@ Starts the forensic workflow on one instance: contain it, preserve its evidence,
                             finding or event, a Security Hub finding or custom action, a manual start)
   --wait                    follow the case live, one line per step as it finishes, ending with the
                             outcome
+  --dry-run                 print what containment would do to the instance (each interface and the
+                            group it would get, the Elastic IPs, the role and its denies, the profile,
+                            IMDSv2, the protection, the volumes), decided by the code a real run uses,
+                            from reads only: no case, no execution, nothing written. With --json, the
+                            plan as a document, the deny policies included. Not with --finding
 
 Against AWS the workflow runs in Step Functions: start waits for Intake's decision, prints the case id
 and returns, or with --wait follows the execution to its end. With --endpoint the emulator's Step
 Functions stores workflows but does not run them, so the same workflow (the real ASL and handlers)
 runs in this process, and start always follows it to the end.`,
   async run(ctx, values) {
+    if (values['dry-run'] === true) return dryRun(ctx, values);
     const trigger = await triggerFrom(ctx, values);
     const { followExecution, forensicOutcome, manualExecutionName, runLocally, startExecution } =
       await workflow();

@@ -21,17 +21,17 @@ import {
   IsolationVerificationError,
 } from '../../../functions/core/errors.js';
 import {
-  type IsolateDeps,
-  isolateInstance,
-} from '../../../functions/forensics/isolate-instance/isolate-instance.js';
-import {
   conversionRules,
   isolationRules,
   ruleChanges,
   ruleKey,
   rulesKeepSsm,
   ssmSurvivesIsolation,
-} from '../../../functions/forensics/isolate-instance/isolation-groups.js';
+} from '../../../functions/core/isolation-groups.js';
+import {
+  type IsolateDeps,
+  isolateInstance,
+} from '../../../functions/forensics/isolate-instance/isolate-instance.js';
 import {
   aclA,
   adminGroup,

@@ -1,10 +1,25 @@
-import type { IpPermission, SecurityGroup } from '@aws-sdk/client-ec2';
-import { serviceOf, ssmEndpointServices, ssmSurvivesIsolation } from '../../core/endpoints.js';
-import type { TriageResult } from '../../core/state.js';
+import {
+  type Address,
+  DescribeNetworkInterfacesCommand,
+  DescribePrefixListsCommand,
+  DescribeSecurityGroupsCommand,
+  type EC2Client,
+  type GroupIdentifier,
+  type IpPermission,
+  type NetworkInterface,
+  type SecurityGroup,
+} from '@aws-sdk/client-ec2';
+import { tagKeys } from './case.js';
+import { cordonGroupNames } from './containment.js';
+import { serviceOf, ssmEndpointServices, ssmSurvivesIsolation } from './endpoints.js';
+import { describeError } from './errors.js';
+import type { TriageResult } from './state.js';
 
 /**
  * The two security groups Isolate puts on every network interface, as plain data: the rules each must
- * hold, how to compare them with what EC2 reports, and how to send them. No AWS calls here.
+ * hold, how to compare them with what EC2 reports, and how to send them; which group each interface
+ * ends with, and which Elastic IPs leave it. Isolate and `cordon start --dry-run` decide with these
+ * same functions; the only AWS calls here are the two reads both make (at the end).
  */
 
 type Endpoint = TriageResult['instance']['vpcEndpoints'][number];
@@ -175,4 +190,107 @@ export function ruleChanges(
     revoke: actual.filter((r) => !want.has(ruleKey(r))),
     add: desired.filter((r) => !have.has(ruleKey(r))),
   };
+}
+
+/** Whether a group belongs to Cordon (either of its pairs, in any stage), not to the instance. */
+export function isCordonGroup(
+  group: Pick<GroupIdentifier, 'GroupId' | 'GroupName'>,
+  cordonIds: ReadonlySet<string>,
+  stage: string,
+): boolean {
+  const names = cordonGroupNames(stage);
+  return (
+    cordonIds.has(group.GroupId ?? '') ||
+    group.GroupName === names.conversion ||
+    group.GroupName === names.isolation ||
+    /^cordon-[a-z0-9-]+-(?:untrack|isolation)$/.test(group.GroupName ?? '')
+  );
+}
+
+/** The ids of Cordon's pair of groups in one VPC, as read: undefined for one that does not exist yet. */
+export function cordonPairIn(
+  found: readonly SecurityGroup[],
+  vpcId: string,
+  stage: string,
+): { conversionGroupId: string | undefined; isolationGroupId: string | undefined } {
+  const names = cordonGroupNames(stage);
+  const id = (name: string) => found.find((g) => g.GroupName === name && g.VpcId === vpcId)?.GroupId;
+  return { conversionGroupId: id(names.conversion), isolationGroupId: id(names.isolation) };
+}
+
+/** A group bearing Cordon's name without Cordon's managed tag: Isolate refuses to use it. */
+export function unmanagedCordonGroup(found: readonly SecurityGroup[]): SecurityGroup | undefined {
+  return found.find((g) => !g.Tags?.some((t) => t.Key === tagKeys.managed && t.Value === 'true'));
+}
+
+/** The Elastic IPs associated with these interfaces, each with what disassociating and restoring it needs. */
+export function associatedElasticIps(addresses: readonly Address[], interfaceIds: ReadonlySet<string>) {
+  return addresses.filter(
+    (
+      a,
+    ): a is Address & {
+      AssociationId: string;
+      AllocationId: string;
+      NetworkInterfaceId: string;
+      PrivateIpAddress: string;
+      PublicIp: string;
+    } =>
+      Boolean(a.AssociationId && a.AllocationId && a.PrivateIpAddress && a.PublicIp) &&
+      interfaceIds.has(a.NetworkInterfaceId ?? ''),
+  );
+}
+
+/** The interfaces attached to the instance (each with an id and a VPC): the ones Isolate moves. */
+export async function attachedInterfaces(ec2: EC2Client, instanceId: string): Promise<NetworkInterface[]> {
+  const out = await ec2.send(
+    new DescribeNetworkInterfacesCommand({
+      Filters: [{ Name: 'attachment.instance-id', Values: [instanceId] }],
+    }),
+  );
+  return (out.NetworkInterfaces ?? []).filter((n) => n.NetworkInterfaceId && n.VpcId);
+}
+
+/** Cordon's groups of this stage in the given VPCs, with their rules and tags: one call. */
+export async function cordonGroups(
+  ec2: EC2Client,
+  vpcIds: string[],
+  stage: string,
+): Promise<SecurityGroup[]> {
+  const names = cordonGroupNames(stage);
+  const out = await ec2.send(
+    new DescribeSecurityGroupsCommand({
+      Filters: [
+        { Name: 'vpc-id', Values: vpcIds },
+        { Name: 'group-name', Values: [names.conversion, names.isolation] },
+      ],
+    }),
+  );
+  return out.SecurityGroups ?? [];
+}
+
+/**
+ * The prefix list of each S3 gateway endpoint the picture lists without one (AWS-managed, one per
+ * region). A refused read is added to `unavailable`: the isolation group then has no S3 egress.
+ */
+export async function s3PrefixLists(
+  ec2: EC2Client,
+  endpoints: readonly Endpoint[],
+  region: string,
+  unavailable: { api: string; reason: string }[],
+): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  const names = gatewayPrefixListsNeeded(endpoints, region);
+  if (names.length === 0) return found;
+  try {
+    const out = await ec2.send(
+      new DescribePrefixListsCommand({ Filters: [{ Name: 'prefix-list-name', Values: names }] }),
+    );
+    for (const l of out.PrefixLists ?? []) {
+      if (l.PrefixListName && l.PrefixListId) found.set(l.PrefixListName, l.PrefixListId);
+    }
+  } catch (error) {
+    const e = describeError(error);
+    unavailable.push({ api: 'ec2:DescribePrefixLists', reason: `${e.name}: ${e.message}` });
+  }
+  return found;
 }
