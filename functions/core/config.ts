@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigurationError } from './errors.js';
+import { defaultPolicyText, parseResponsePolicy, type ResponsePolicy } from './policy.js';
 
 const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
 const seconds = z.coerce.number().int().min(0).max(86_400);
@@ -22,6 +23,22 @@ const settings = {
   ACCEPT_SAMPLE_FINDINGS: flag,
   ACCEPT_SECURITYHUB_IMPORTED: flag,
   SECURITYHUB_ACTION_ID: z.string().regex(/^[A-Za-z0-9]{1,20}$/),
+  /**
+   * The response policy (functions/core/policy.ts), a JSON document; unset or empty, every case is
+   * contained, as before the policy existed. Set only on Intake, the one function that decides it.
+   */
+  RESPONSE_POLICY: z
+    .string()
+    .max(16_384)
+    .default(defaultPolicyText)
+    .transform((text, ctx): ResponsePolicy => {
+      try {
+        return parseResponsePolicy(text.trim() === '' ? defaultPolicyText : text, 'the policy');
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
   FORENSIC_CIDR: z.union([z.literal(''), z.cidrv4(), z.cidrv6()]),
   ASG_MODE: z.enum(['standby', 'detach']),
   CONNTRACK_WAIT_SECONDS: seconds,
@@ -150,6 +167,7 @@ export const configSlices = {
     'ACCEPT_SAMPLE_FINDINGS',
     'ACCEPT_SECURITYHUB_IMPORTED',
     'SECURITYHUB_ACTION_ID',
+    'RESPONSE_POLICY',
   ]),
   protect: withCommon('protect-instance', ['ASG_MODE']),
   isolate: withCommon('isolate-instance', [

@@ -1,6 +1,7 @@
 /**
  * The order of the response, and the first look at the instance that decides it. Intake takes that
- * look as soon as the case is open (`assessInstance`: one round of reads), so that containment starts
+ * look before the case opens (`assessInstance`: one round of reads; the response policy may need the
+ * instance's tags it reads), so that containment starts
  * at once, in the same shape Triage's full inventory has (functions/core/containment.ts `triageSchema`):
  * Isolate writes the isolation group's egress from the same VPC endpoints the plan was chosen from.
  */
@@ -99,6 +100,13 @@ export interface NoAssessment {
 }
 
 /**
+ * A first look with the instance's tags as it read them, for the response policy
+ * (functions/core/policy.ts): `tags` is absent when the instance could not be read. The tags stay out
+ * of the Assessment that the workflow carries.
+ */
+export type FirstLook = (Assessment | NoAssessment) & { tags?: Record<string, string> };
+
+/**
  * The instance, its SSM registration and the VPC endpoints of the region, read at once; then the
  * plan. The endpoints are read for every VPC and filtered here, so that they need not wait for the
  * instance's VPC id. When the instance cannot be read (missing, terminated, outside a VPC, or the read
@@ -107,7 +115,7 @@ export interface NoAssessment {
 export async function assessInstance(
   c: Pick<Case, 'instanceId' | 'region'>,
   deps: { ec2: EC2Client; ssm: SSMClient },
-): Promise<Assessment | NoAssessment> {
+): Promise<FirstLook> {
   const unavailable: TriageResult['unavailable'] = [];
   const optional = <T>(api: string, read: () => Promise<T>) =>
     read().catch((error: unknown) => {
@@ -128,8 +136,11 @@ export async function assessInstance(
     const refused = unavailable.find((u) => u.api === 'ec2:DescribeInstances');
     return { failed: refused ? `ec2:DescribeInstances: ${refused.reason}` : 'the instance was not found' };
   }
-  if (instance.State?.Name === 'terminated') return { failed: 'the instance is terminated' };
-  if (!instance.VpcId) return { failed: 'the instance is in no VPC' };
+  const tags = Object.fromEntries(
+    (instance.Tags ?? []).flatMap((t) => (t.Key === undefined ? [] : [[t.Key, t.Value ?? '']])),
+  );
+  if (instance.State?.Name === 'terminated') return { failed: 'the instance is terminated', tags };
+  if (!instance.VpcId) return { failed: 'the instance is in no VPC', tags };
   const vpcEndpoints = endpointsOf(endpoints ?? [], instance.VpcId);
   const info = ssm?.InstanceInformationList?.find((i) => i.InstanceId === c.instanceId);
   const plan = choosePlan({
@@ -150,6 +161,7 @@ export async function assessInstance(
       classicLoadBalancers: [],
     },
     unavailable,
+    tags,
   };
 }
 

@@ -21,6 +21,7 @@ import { checkRoot } from './doctor/root-user.js';
 import { checkSecurityHub, type StageTriggers } from './doctor/security-hub.js';
 import { checkSigningKey } from './doctor/signing-key.js';
 import { checkSsmCoverage } from './doctor/ssm-coverage.js';
+import { checkTagKeys, type PolicyTagKeys } from './doctor/tag-keys.js';
 import { checkVpcEndpoints } from './doctor/vpc-endpoints.js';
 import { mapLimit } from './evidence.js';
 import type { StackInfo } from './stack.js';
@@ -66,6 +67,8 @@ export interface DoctorDeps {
     | { error: string; fix: string };
   /** What a deploy of the stage turns on; its services are checked in the stack's region. */
   triggers: StageTriggers;
+  /** The tag keys the stage's response policy reads: checked when given (the command always gives them). */
+  policyTagKeys?: PolicyTagKeys;
   concurrency?: number;
 }
 
@@ -138,6 +141,7 @@ export async function runDoctor(deps: DoctorDeps): Promise<Check[]> {
     // The trigger rules live in the stack's region, whichever regions were asked for.
     await checkSecurityHub(home, deps.homeRegion, deps.triggers),
     ...(await stackChecks(deps)),
+    ...(deps.policyTagKeys ? [await checkTagKeys(deps.iam, deps.homeRegion, deps.policyTagKeys)] : []),
     ...(await checkRoot(deps.iam)),
   ];
 }

@@ -17,6 +17,7 @@ import type { Case } from '../../functions/core/case.js';
 import { CaseStore, Recorder } from '../../functions/core/cases.js';
 import { EvidenceStore, evidenceJson } from '../../functions/core/evidence.js';
 import type { Assessment } from '../../functions/core/plan.js';
+import { defaultPolicyText, parseResponsePolicy } from '../../functions/core/policy.js';
 import type { IntakeDeps } from '../../functions/forensics/intake-finding/intake-finding.js';
 import type { IntakeConfig, IntakeSettings } from '../../functions/forensics/intake-finding/normalise.js';
 
@@ -66,6 +67,7 @@ export const devConfig: IntakeConfig = {
   ACCEPT_SAMPLE_FINDINGS: true,
   ACCEPT_SECURITYHUB_IMPORTED: false,
   SECURITYHUB_ACTION_ID: 'ForensicTriageAction',
+  RESPONSE_POLICY: parseResponsePolicy(defaultPolicyText),
 };
 
 /** The defaults every other stage gets. */
@@ -75,7 +77,7 @@ export const productionConfig: IntakeConfig = {
   ACCEPT_SAMPLE_FINDINGS: false,
 };
 
-export function settingsOf(config: IntakeConfig): IntakeSettings {
+export function settingsOf(config: Omit<IntakeConfig, 'RESPONSE_POLICY'>): IntakeSettings {
   return {
     homeAccountId: config.CORDON_ACCOUNT_ID,
     homeRegion: config.AWS_REGION,

@@ -6,7 +6,8 @@ import { isTransient } from '../../core/containment.js';
 import { type CordonError, describeError, normaliseError } from '../../core/errors.js';
 import { emitCaseEvent } from '../../core/events.js';
 import { type EvidenceStore, evidenceJson } from '../../core/evidence.js';
-import type { Assessment, NoAssessment } from '../../core/plan.js';
+import type { Assessment, FirstLook } from '../../core/plan.js';
+import { decideResponse, type PolicyDecision, type PolicyInput, readsTags } from '../../core/policy.js';
 import { type SecurityHubDeps, securityHubFindingOf, tellSecurityHub } from '../../core/securityhub.js';
 import type { IntakeResult } from '../../core/state.js';
 import { oneLine } from '../../core/text.js';
@@ -32,15 +33,21 @@ export interface IntakeDeps {
   now: () => Date;
   /** Where the case's "opened" event goes; one that cannot be sent is recorded and the case goes on. */
   events: EventBridgeClient;
-  /** The first look at the instance (functions/core/plan.ts `assessInstance`), in its own account. */
-  assess: (c: Case) => Promise<Assessment | NoAssessment>;
+  /**
+   * The first look at the instance (functions/core/plan.ts `assessInstance`), in its own account, with
+   * the tags it read: reads only, so it is taken before the case opens.
+   */
+  assess: (c: Case) => Promise<FirstLook>;
   /** Where the trigger's finding is marked NOTIFIED (functions/core/securityhub.ts); never fails Intake. */
   securityHub?: SecurityHubDeps;
 }
 
 /**
- * Turns the trigger into a case, or refuses it without a single AWS call. An instance that already has
- * an open case gets no second one: the trigger joins the open case and is recorded on its timeline.
+ * Turns the trigger into a case, or refuses it without a single mutating AWS call. The response policy
+ * (functions/core/policy.ts) is decided before the case opens, from the trigger and, when a rule reads
+ * tags, the instance's tags as the first look read them: an `exempt` instance gets no case. An
+ * instance that already has an open case gets no second one: the trigger joins the open case and is
+ * recorded on its timeline, and the case keeps the response it opened with.
  */
 export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promise<IntakeResult> {
   const now = deps.now();
@@ -58,6 +65,17 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
     ...(input.executionArn ? { executionArn: input.executionArn } : {}),
     ...(inSecurityHub ? { securityHub: inSecurityHub } : {}),
   };
+  // A policy without tag rules decides from the trigger alone, and the case opens while the first look
+  // is still under way; one with tag rules waits for the look (reads only) before anything is written.
+  const policy = deps.config.RESPONSE_POLICY;
+  const tagFree = !readsTags(policy);
+  let decision = tagFree ? decideFor(candidate, { known: {} }, deps) : undefined;
+  if (decision?.response === 'exempt') return exempt(candidate, decision);
+  const look = firstLook(deps, candidate);
+  if (!decision) decision = decideFor(candidate, tagsOf(await look), deps);
+  if (decision.response === 'exempt') return exempt(candidate, decision);
+  candidate.response = { action: decision.response, rule: decision.rule };
+
   let opened: OpenResult;
   try {
     opened = await deps.cases.open(candidate);
@@ -70,7 +88,11 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
   if (opened.opened) {
     const recorder = deps.recorder(candidate.caseId, intakeStep);
     await recorder.note('case opened', 'info', { target: candidate.instanceId, detail: summary(candidate) });
-    const assessment = await finishOpening(deps, candidate, recorder, input.event, 'opened');
+    await recorder.note('response policy', 'info', {
+      target: candidate.instanceId,
+      detail: oneLine(`${decision.response} by rule "${decision.rule}": ${decision.reason}`, 900),
+    });
+    const assessment = await finishOpening(deps, candidate, recorder, input.event, look);
     return {
       intake: {
         decision: 'accepted',
@@ -91,7 +113,7 @@ export async function intakeFinding(input: IntakeInput, deps: IntakeDeps): Promi
       target: own.instanceId,
       detail: 'same execution; trigger.json checked',
     });
-    const assessment = await finishOpening(deps, own, recorder, input.event, 'opened');
+    const assessment = await finishOpening(deps, own, recorder, input.event, look);
     return {
       intake: {
         decision: 'accepted',
@@ -142,9 +164,9 @@ function renamed(error: unknown, what: string): CordonError {
 
 /**
  * What follows the opening, all at once (one round): the trigger stored as the first piece of evidence,
- * the case's "opened" event and the first look at the instance that lets containment start in the
- * next step (functions/core/plan.ts); then, beside the timeline write, the finding marked NOTIFIED in
- * Security Hub. Then the timeline is written: the case is not opened until its
+ * the case's "opened" event and what the first look found (functions/core/plan.ts: it lets containment
+ * start in the next step), that look having started before the case opened; then, beside the timeline
+ * write, the finding marked NOTIFIED in Security Hub. Then the timeline is written: the case is not opened until its
  * record is. A store or timeline failure abandons the case as `abandon` says; the event and the look
  * never fail the intake (a look that cannot be taken leaves the plan to Triage).
  */
@@ -153,12 +175,13 @@ async function finishOpening(
   c: Case,
   recorder: Recorder,
   event: unknown,
-  kind: 'opened',
+  look: Promise<FirstLook>,
 ): Promise<Assessment | undefined> {
+  const kind = 'opened';
   const [stored, , assessment] = await Promise.allSettled([
     storeTrigger(deps, recorder, event),
     emitCaseEvent(c, 'opened', { events: deps.events, recorder, now: deps.now }),
-    lookAt(deps, c, recorder),
+    look.then((found) => recordLook(c, recorder, found)),
   ]);
   try {
     if (stored.status === 'rejected') throw stored.reason;
@@ -171,19 +194,54 @@ async function finishOpening(
   return assessment.status === 'fulfilled' ? assessment.value : undefined;
 }
 
-/** The first look at the instance, recorded either way; never throws. */
-async function lookAt(deps: IntakeDeps, c: Case, recorder: Recorder): Promise<Assessment | undefined> {
-  const assessment = await deps.assess(c).catch((error: unknown) => {
+/** The first look at the instance; never throws (a client that cannot be made included): a failed look says why. */
+async function firstLook(deps: IntakeDeps, c: Case): Promise<FirstLook> {
+  try {
+    return await deps.assess(c);
+  } catch (error) {
     const e = describeError(error);
     return { failed: `${e.name}: ${e.message}` };
-  });
-  if ('failed' in assessment) {
+  }
+}
+
+/** The tags the look read, or why there are none to judge by. */
+function tagsOf(look: FirstLook): PolicyInput['tags'] {
+  if (look.tags) return { known: look.tags };
+  return { unread: 'failed' in look ? look.failed : 'the first look returned no tags' };
+}
+
+function decideFor(c: Case, tags: PolicyInput['tags'], deps: IntakeDeps): PolicyDecision {
+  return decideResponse(
+    { accountId: c.accountId, findingType: c.trigger.findingType, severity: c.trigger.severity, tags },
+    deps.config.RESPONSE_POLICY,
+  );
+}
+
+/** The refusal of an exempt instance: no case, no mutating call; the workflow notifies it. */
+function exempt(c: Case, decision: PolicyDecision): IntakeResult {
+  const by =
+    decision.rule === 'default' ? "the response policy's default" : `response policy rule "${decision.rule}"`;
+  return {
+    intake: {
+      decision: 'rejected',
+      reason: oneLine(
+        `EXEMPT: ${c.instanceId} in ${c.accountId} ${c.region} is exempt by ${by}${findingOf(c)}; no case was opened and nothing was done to the instance (${decision.reason})`,
+        1800,
+      ),
+    },
+  };
+}
+
+/** What the first look found, on the case's timeline; the Assessment for containment, without the tags. */
+async function recordLook(c: Case, recorder: Recorder, look: FirstLook): Promise<Assessment | undefined> {
+  if ('failed' in look) {
     await recorder.note('first look at the instance', 'skipped', {
       target: c.instanceId,
-      detail: `the plan is left to Triage: ${assessment.failed}`,
+      detail: `the plan is left to Triage: ${look.failed}`,
     });
     return undefined;
   }
+  const { tags: _, ...assessment } = look;
   for (const u of assessment.unavailable) {
     await recorder.note(u.api, 'skipped', { detail: `unavailable: ${u.reason}` });
   }

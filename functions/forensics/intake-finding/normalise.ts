@@ -51,6 +51,7 @@ export type IntakeConfig = Pick<
   | 'ACCEPT_SAMPLE_FINDINGS'
   | 'ACCEPT_SECURITYHUB_IMPORTED'
   | 'SECURITYHUB_ACTION_ID'
+  | 'RESPONSE_POLICY'
 >;
 
 export function intakeSettings(config: IntakeConfig): IntakeSettings {

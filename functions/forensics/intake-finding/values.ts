@@ -17,6 +17,8 @@ export const refusalCodes = [
   'FINDING_ARCHIVED',
   'SAMPLE_FINDING',
   'SEVERITY_BELOW_MINIMUM',
+  // The response policy exempts the instance (functions/core/policy.ts): Intake refuses it, naming the rule.
+  'EXEMPT',
 ] as const;
 export type RefusalCode = (typeof refusalCodes)[number];
 

@@ -69,6 +69,8 @@ Checks that Cordon can do its job when an incident comes:
   - the evidence bucket: versioning, Object Lock and a default retention
   - the signing key: ECC_NIST_P256, SIGN_VERIFY, enabled
   - the memory tools (tools/avml, tools/winpmem.exe) uploaded with the SHA-256 the stack pins
+  - protected tag keys: no role of an instance profile may create or delete the tag keys the stage's
+    response policy reads (responsePolicy tagKeys), as IAM's policy simulator decides
   - the root user: no access keys, MFA on
 Each check prints PASS, FAIL or UNKNOWN (could not be checked, e.g. a missing permission or an API the
 emulator lacks), a one-line detail and, for gaps, how to fix them. Exits 1 if any check fails.
@@ -83,12 +85,17 @@ emulator lacks), a one-line detail and, for gaps, how to fix them. Exits 1 if an
     if (only.length && values['all-regions'] === true)
       throw new UsageError('pass --check-region or --all-regions, not both');
     const overrides = parseParams(values.param);
-    const [{ enabledRegions, runDoctor, stageParams }, { pinnedToolsFromTemplate }, { triggersOf }] =
-      await Promise.all([
-        import('../doctor.js'),
-        import('../doctor/memory-tools.js'),
-        import('../doctor/security-hub.js'),
-      ]);
+    const [
+      { enabledRegions, runDoctor, stageParams },
+      { pinnedToolsFromTemplate },
+      { triggersOf },
+      { policyTagKeysOf },
+    ] = await Promise.all([
+      import('../doctor.js'),
+      import('../doctor/memory-tools.js'),
+      import('../doctor/security-hub.js'),
+      import('../doctor/tag-keys.js'),
+    ]);
     const homeRegion = await ctx.aws.region();
     const regions =
       values['all-regions'] === true
@@ -123,6 +130,7 @@ emulator lacks), a one-line detail and, for gaps, how to fix them. Exits 1 if an
       iam: await ctx.aws.iam(),
       stack,
       triggers: triggersOf(ctx.stage, stageParams(ctx.stage, overrides)),
+      policyTagKeys: policyTagKeysOf(ctx.stage, stageParams(ctx.stage, overrides)),
     });
     if (ctx.json) ctx.io.out(jsonDocument({ ok: checks.every((c) => c.status !== 'fail'), checks }));
     else ctx.io.out(renderChecks(checks, ctx.io.colour?.out));

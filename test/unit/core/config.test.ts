@@ -152,6 +152,62 @@ describe('a malformed playbook setting', () => {
   });
 });
 
+describe('a malformed response policy', () => {
+  beforeEach(async () => {
+    await useStepEnvironment();
+    vi.stubEnv(
+      'RESPONSE_POLICY',
+      '{"default":"contain","rules":[{"name":"db","response":"approve","tags":{"Tier":["db"]}}]}',
+    );
+  });
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  it('stops intake-finding, naming RESPONSE_POLICY, the rule and the tag key', () => {
+    expect(() => stepContext(sliceOf('intake-finding'))).toThrow(ConfigurationError);
+    expect(() => stepContext(sliceOf('intake-finding'))).toThrow(
+      /RESPONSE_POLICY: the policy is refused: rules\.0\.tags: rule "db" reads the tag "Tier", which is not in tagKeys/,
+    );
+  });
+
+  it.each(forensicWorkflow.filter((fn) => fn !== 'intake-finding'))('does not stop %s', (fn) => {
+    expect(() => stepContext(sliceOf(fn))).not.toThrow();
+  });
+});
+
+describe('the response policy setting', () => {
+  it('contains everything when unset or empty', () => {
+    for (const env of [stepEnvironment, { ...stepEnvironment, RESPONSE_POLICY: ' ' }]) {
+      expect(loadConfig(configSlices.intake, env).RESPONSE_POLICY).toEqual({
+        default: 'contain',
+        tagKeys: [],
+        rules: [],
+      });
+    }
+  });
+
+  it('reads a policy document into its rules', () => {
+    const document = {
+      default: 'approve',
+      rules: [{ name: 'sandbox', response: 'contain', accounts: ['123456789012'] }],
+    };
+
+    const cfg = loadConfig(configSlices.intake, {
+      ...stepEnvironment,
+      RESPONSE_POLICY: JSON.stringify(document),
+    });
+
+    expect(cfg.RESPONSE_POLICY).toEqual({ ...document, tagKeys: [] });
+  });
+
+  it('refuses text that is not JSON, naming the setting', () => {
+    expect(() => loadConfig(configSlices.intake, { ...stepEnvironment, RESPONSE_POLICY: 'contain' })).toThrow(
+      /RESPONSE_POLICY: the policy is not JSON/,
+    );
+  });
+});
+
 describe('loadConfig', () => {
   it('fails loudly on a missing setting of the slice, naming it and whose it is', () => {
     const { MEMORY_DOCUMENT_LINUX: _, ...env } = stepEnvironment;

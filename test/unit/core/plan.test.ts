@@ -74,15 +74,34 @@ describe('assessInstance', () => {
     });
   });
 
+  it('says the instance was not found, with no tags', async () => {
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+    ec2.on(DescribeVpcEndpointsCommand).resolves({ VpcEndpoints: [] });
+    ssm.on(DescribeInstanceInformationCommand).resolves({ InstanceInformationList: [] });
+
+    expect(await assess()).toEqual({ failed: 'the instance was not found' });
+  });
+
   it.each([
-    ['the instance was not found', { Reservations: [] }],
     ['the instance is terminated', running({ VpcId: 'vpc-1', State: { Name: 'terminated' } })],
     ['the instance is in no VPC', running()],
-  ])('says %s', async (reason, answer) => {
+  ])('says %s, with the tags it read', async (reason, answer) => {
     ec2.on(DescribeInstancesCommand).resolves(answer);
     ec2.on(DescribeVpcEndpointsCommand).resolves({ VpcEndpoints: [] });
     ssm.on(DescribeInstanceInformationCommand).resolves({ InstanceInformationList: [] });
 
-    expect(await assess()).toEqual({ failed: reason });
+    expect(await assess()).toEqual({ failed: reason, tags: {} });
+  });
+
+  it('returns the instance tags beside the assessment, a tag without a value as empty', async () => {
+    ec2
+      .on(DescribeInstancesCommand)
+      .resolves(
+        running({ VpcId: 'vpc-1', Tags: [{ Key: 'cordon:response', Value: 'approve' }, { Key: 'Bare' }] }),
+      );
+    ec2.on(DescribeVpcEndpointsCommand).resolves({ VpcEndpoints: [] });
+    ssm.on(DescribeInstanceInformationCommand).resolves({ InstanceInformationList: [] });
+
+    expect(await assess()).toMatchObject({ tags: { 'cordon:response': 'approve', Bare: '' } });
   });
 });

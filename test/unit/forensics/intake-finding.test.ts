@@ -82,6 +82,7 @@ const realEventOutcomes: Record<string, Expected> = {
         reason: 'Command and Control server domain name queried by EC2 instance i-99999999.',
         receivedAt: at,
       },
+      response: { action: 'contain', rule: 'default' },
     },
   },
   [files.apiTrojan]: {
@@ -104,6 +105,7 @@ const realEventOutcomes: Record<string, Expected> = {
         reason: 'Drive-by source domain name queried by EC2 instance i-99999999.',
         receivedAt: at,
       },
+      response: { action: 'contain', rule: 'default' },
     },
   },
   [files.asffDocs]: {
@@ -127,6 +129,7 @@ const realEventOutcomes: Record<string, Expected> = {
         reason: '199.241.229.197 is performing SSH brute force attacks against i-0c10c2c7863d1a356.',
         receivedAt: at,
       },
+      response: { action: 'contain', rule: 'default' },
     },
   },
   [files.accessKey]: { refused: 'RESOURCE_NOT_INSTANCE' },
@@ -152,6 +155,7 @@ const realEventOutcomes: Record<string, Expected> = {
         reason: 'Canary:EC2/Stateless.IntegTest',
         receivedAt: at,
       },
+      response: { action: 'contain', rule: 'default' },
       // The finding as GuardDuty's integration imports it into Security Hub: its ARN is the Id.
       securityHub: {
         id: 'arn:aws:guardduty:us-east-1:123456789012:detector/123456789012/finding/16afba5c5c43e07c9e3e5e2e544e95df',
@@ -180,6 +184,7 @@ const realEventOutcomes: Record<string, Expected> = {
         reason: '198.51.100.0 is performing SSH brute force attacks against i-99999999.',
         receivedAt: at,
       },
+      response: { action: 'contain', rule: 'default' },
     },
   },
   [files.foreignAction]: { refused: 'FOREIGN_CUSTOM_ACTION' },
@@ -204,6 +209,7 @@ const realEventOutcomes: Record<string, Expected> = {
         reason: 'EC2.8 EC2 instances should use Instance Metadata Service Version 2 (IMDSv2)',
         receivedAt: at,
       },
+      response: { action: 'contain', rule: 'default' },
       securityHub: {
         id: 'arn:aws:securityhub:ap-southeast-2:123456789012:subscription/aws-foundational-security-best-practices/v/1.0.0/EC2.8/finding/482e8524-4f22-4a27-9dba-b8a582f24529',
         productArn: 'arn:aws:securityhub:ap-southeast-2::product/aws/securityhub',
