@@ -23,7 +23,8 @@ import { oneLine } from './text.js';
  *   pk DUE#<queue>         sk <iso time>#<caseId>   something due for a case at a time (a block's expiry)
  * and the index `byInstance` (instanceKey, openedAt) over case items.
  */
-export type CaseStatus = 'open' | 'contained' | 'partial' | 'failed' | 'released';
+/** `evidence-only`: the case ended with its evidence and, by decision, without containment. */
+export type CaseStatus = 'open' | 'contained' | 'partial' | 'failed' | 'released' | 'evidence-only';
 
 export interface CaseRecord extends Case {
   status: CaseStatus;

@@ -97,6 +97,24 @@ export class NetworkBlockError extends CordonError {
   override readonly name = 'NetworkBlockError';
 }
 
+/** An approval answer Cordon refuses (functions/core/approval.ts): each says why. */
+export class ApprovalNotWaitingError extends CordonError {
+  override readonly name = 'ApprovalNotWaitingError';
+}
+export class ApprovalWindowClosedError extends CordonError {
+  override readonly name = 'ApprovalWindowClosedError';
+}
+export class ApprovalAlreadyDecidedError extends CordonError {
+  override readonly name = 'ApprovalAlreadyDecidedError';
+}
+export class ApprovalTokenMismatchError extends CordonError {
+  override readonly name = 'ApprovalTokenMismatchError';
+}
+/** The decision was refused by the workflow's side (Step Functions) after it was recorded; it is undone. */
+export class ApprovalDeliveryError extends CordonError {
+  override readonly name = 'ApprovalDeliveryError';
+}
+
 /** AWS answered "slow down"; the SDK's own retries are spent. The ASL retries these with backoff. */
 export class AwsThrottlingError extends CordonError {
   override readonly name = 'AwsThrottlingError';
@@ -136,6 +154,11 @@ export const errorNames = [
   'SigningError',
   'NotificationError',
   'NetworkBlockError',
+  'ApprovalNotWaitingError',
+  'ApprovalWindowClosedError',
+  'ApprovalAlreadyDecidedError',
+  'ApprovalTokenMismatchError',
+  'ApprovalDeliveryError',
   'AwsThrottlingError',
   'AwsAccessDeniedError',
   'AwsServiceError',

@@ -98,6 +98,9 @@ export function stepMetrics(step: string, input: unknown, output: unknown, now: 
       case?: { openedAt?: unknown };
       containment?: Record<string, { status?: unknown; result?: { finishedAt?: unknown } } | undefined>;
     };
+    // An approved case's containment waited for a person: its time measures the person, not Cordon.
+    if ((c?.case as { response?: { action?: unknown } } | undefined)?.response?.action === 'approve')
+      return [];
     const held = ['isolate', 'revoke'].map((k) => c?.containment?.[k]);
     if (!held.every((b) => b?.status === 'succeeded')) return [];
     const ends = held.map((b) => Date.parse(String(b?.result?.finishedAt)));

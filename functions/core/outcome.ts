@@ -20,8 +20,26 @@ interface Branch {
   result?: { warnings?: string[] };
 }
 
+/**
+ * Whether and why a case whose response was `approve` or `evidence-only` went on to containment
+ * (`$.approval`, from Evidence Before Containment): a person's answer (functions/core/approval.ts), the
+ * policy's, or the stage's `approvalTimeoutAction` when nobody answered or nobody could be asked.
+ */
+export interface ApprovalOutcome {
+  decision?: string;
+  goesOn?: string;
+  by?: string;
+  at?: string;
+  reason?: string;
+  rule?: string;
+  seconds?: number;
+  error?: ErrorInfo;
+}
+
 /** The parts of the workflow state that decide the outcome (see state.ts for where each lands). */
 export interface OutcomeState {
+  case?: { response?: { action?: string; rule?: string } };
+  approval?: ApprovalOutcome;
   triage?: { plan?: { memory?: string; reason?: string } };
   containment?: { protect?: Branch; isolate?: Branch; revoke?: Branch };
   response?: { loadBalancers?: Branch; disk?: Branch };
@@ -49,13 +67,68 @@ export function why(error: ErrorInfo | undefined): string {
 }
 
 /**
+ * Why a case was not contained, when that was the decision (the policy's, a person's rejection, the
+ * timeout's action): one sentence naming the rule and who decided. Undefined when containment was meant.
+ */
+export function notContainedBecause(state: OutcomeState): string | undefined {
+  const a = state.approval;
+  if (!a || a.goesOn !== 'evidence-only') return undefined;
+  const rule = a.rule ?? state.case?.response?.rule ?? 'default';
+  switch (a.decision) {
+    case 'not-asked':
+      return `the response policy (rule ${rule}) asks for evidence only`;
+    case 'rejected':
+      return `containment was rejected by ${a.by ?? 'an unrecorded caller'} at ${a.at ?? 'an unrecorded time'} (rule ${rule})${a.reason ? `: ${a.reason}` : ''}`;
+    case 'timed-out':
+      return `nobody answered the approval request within ${a.seconds ?? 'its'} seconds (rule ${rule}); the stage's approvalTimeoutAction is evidence-only`;
+    default:
+      return `the approval request could not be made (${why(a.error)}); the stage's approvalTimeoutAction is evidence-only`;
+  }
+}
+
+/** The approval as a step of the case: who decided what, and when. */
+function approvalStep(a: ApprovalOutcome): StepSummary {
+  switch (a.decision) {
+    case 'approved':
+    case 'rejected':
+      return {
+        name: 'approval',
+        status: 'succeeded',
+        reason: oneLine(
+          `${a.decision} by ${a.by ?? 'an unrecorded caller'} at ${a.at ?? 'an unrecorded time'}${a.reason ? `: ${a.reason}` : ''}`,
+          reasonLength,
+        ),
+      };
+    case 'timed-out':
+      return {
+        name: 'approval',
+        status: 'skipped',
+        reason: `timed out after ${a.seconds ?? '?'} s without an answer; went on as ${a.goesOn ?? 'evidence-only'}`,
+      };
+    case 'not-asked':
+      return { name: 'approval', status: 'skipped', reason: 'not asked: the policy says evidence only' };
+    default:
+      return {
+        name: 'approval',
+        status: 'failed',
+        reason: `could not be requested (${why(a.error)}); went on as ${a.goesOn ?? 'evidence-only'}`,
+      };
+  }
+}
+
+/**
  * Summarises what the workflow did, step by step, and decides the outcome: `failed` when the instance
  * is not known to be contained (isolation or revocation failed, or never ran), `partial` when it is
  * contained but something else is missing (protection, triage, the load balancers, a snapshot, the
- * memory), `completed` when everything planned was done.
+ * memory), `completed` when everything planned was done. A case not to be contained (evidence only, by
+ * policy, a person's rejection or the approval timeout's action) is judged on its evidence alone:
+ * `completed` when triage, snapshots and memory are all there, `failed` when triage failed, `partial`
+ * otherwise; its `contain` step is `skipped`, saying why.
  */
 export function summarise(state: OutcomeState): { outcome: Outcome; steps: StepSummary[] } {
   const steps: StepSummary[] = [];
+  if (state.approval) steps.push(approvalStep(state.approval));
+  const notContained = notContainedBecause(state);
   const branch = (name: string, b: Branch | undefined): StepSummary | undefined => {
     if (!b) return undefined;
     if (b.status !== 'succeeded') return { name, status: 'failed', reason: why(b.error) };
@@ -84,7 +157,9 @@ export function summarise(state: OutcomeState): { outcome: Outcome; steps: StepS
       ? { name: 'triage', status: 'succeeded' }
       : { name: 'triage', status: 'failed', reason: why(state.error) },
   );
-  if (!containment) {
+  if (notContained) {
+    steps.push({ name: 'contain', status: 'skipped', reason: `not contained: ${notContained}` });
+  } else if (!containment) {
     steps.push({
       name: 'contain',
       status: 'failed',
@@ -107,10 +182,16 @@ export function summarise(state: OutcomeState): { outcome: Outcome; steps: StepS
       });
     } else steps.push({ name: 'memory', status: 'succeeded' });
   }
+  // The approval is a decision, not an action: it never makes a case partial.
+  const actions = steps.filter((s) => s.name !== 'approval' && !(notContained && s.name === 'contain'));
+  const complete =
+    actions.every((s) => s.status === 'succeeded') && memory?.status !== undefined && disk !== undefined;
+  if (notContained) {
+    if (!state.triage) return { outcome: 'failed', steps };
+    return { outcome: complete ? 'completed' : 'partial', steps };
+  }
   const contained =
     containment?.isolate?.status === 'succeeded' && containment.revoke?.status === 'succeeded';
   if (!contained) return { outcome: 'failed', steps };
-  const complete =
-    steps.every((s) => s.status === 'succeeded') && memory?.status !== undefined && disk !== undefined;
   return { outcome: complete ? 'completed' : 'partial', steps };
 }

@@ -122,7 +122,13 @@ export function securityHubRegion(finding: SecurityHubFinding): string {
 export type CaseNews =
   | { kind: 'opened' }
   | { kind: 'joined' }
-  | { kind: 'outcome'; outcome: Extract<Outcome, 'completed' | 'partial' | 'failed'>; resolve: boolean };
+  | {
+      kind: 'outcome';
+      outcome: Extract<Outcome, 'completed' | 'partial' | 'failed'>;
+      resolve: boolean;
+      /** The case was not to be contained (evidence only, by policy or a person's decision). */
+      notContained?: boolean;
+    };
 
 export interface FindingUpdate {
   caseId: string;
@@ -133,13 +139,21 @@ export type WorkflowStatus = 'NOTIFIED' | 'RESOLVED';
 
 /** RESOLVED only for a completed case on a stage that resolves; NOTIFIED for everything else. */
 export function workflowFor(news: CaseNews): WorkflowStatus {
-  return news.kind === 'outcome' && news.outcome === 'completed' && news.resolve ? 'RESOLVED' : 'NOTIFIED';
+  // An instance left uncontained stays in someone's hands: its findings are never resolved by Cordon.
+  return news.kind === 'outcome' && news.outcome === 'completed' && news.resolve && !news.notContained
+    ? 'RESOLVED'
+    : 'NOTIFIED';
 }
 
 const outcomeWords: Record<Extract<CaseNews, { kind: 'outcome' }>['outcome'], string> = {
   completed: 'completed: contained, evidence sealed',
   partial: 'partial: contained, some evidence missing',
   failed: 'failed: containment may be incomplete, check the instance or principal now',
+};
+const notContainedWords: typeof outcomeWords = {
+  completed: 'completed: evidence sealed, the instance NOT contained (evidence only)',
+  partial: 'partial: some evidence missing, the instance NOT contained (evidence only)',
+  failed: 'failed: no evidence gathered, the instance NOT contained (evidence only)',
 };
 
 /** The note: the case id and what became of the case, in Cordon's own words only. */
@@ -153,7 +167,7 @@ export function noteFor(update: FindingUpdate): string {
       ? 'opened on this finding: containment and evidence collection under way'
       : news.kind === 'joined'
         ? 'already open on the same instance, took in this finding'
-        : `${outcomeWords[news.outcome]}${workflowFor(news) === 'RESOLVED' ? '; resolved by Cordon' : ''}`;
+        : `${(news.notContained ? notContainedWords : outcomeWords)[news.outcome]}${workflowFor(news) === 'RESOLVED' ? '; resolved by Cordon' : ''}`;
   return `Cordon case ${caseId} ${what}. Details: cordon status ${caseId}`.slice(0, maxNoteText);
 }
 

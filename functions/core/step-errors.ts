@@ -77,6 +77,16 @@ export const stepErrors = {
   'verify-memory': [...everyStep, 'MemoryCaptureError', 'EvidenceConflictError', 'EvidenceIntegrityError'],
   'archive-evidence': [...everyStep, 'SigningError', 'EvidenceConflictError', 'EvidenceIntegrityError'],
   'notify-outcome': [...everyStep, 'NotificationError'],
+  'request-approval': [
+    ...everyStep,
+    'NotificationError',
+    'CaseNotFoundError',
+    'ApprovalNotWaitingError',
+    'ApprovalWindowClosedError',
+    'ApprovalAlreadyDecidedError',
+    'ApprovalTokenMismatchError',
+    'ApprovalDeliveryError',
+  ],
   'hold-trigger': [...everyStep],
   'release-instance': [
     ...everyStep,

@@ -5,6 +5,7 @@ import {
   type SFNClient,
 } from '@aws-sdk/client-sfn';
 import { type DynamoDBDocumentClient, GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { type ApprovalRecord, isWaiting } from '../../functions/core/approval.js';
 import { type CaseRecord, CaseStore, instanceKey, type TimelineEvent } from '../../functions/core/cases.js';
 import { awsErrorCode } from '../../functions/core/errors.js';
 import { explain, UnknownCaseError } from './errors.js';
@@ -30,7 +31,12 @@ const newestFirst = (a: CaseRecord, b: CaseRecord) => String(b.openedAt).localeC
 export async function listCases(
   ddb: DynamoDBDocumentClient,
   table: string,
-  filter: { open?: boolean; instance?: { instanceId: string; accountId: string; region: string } } = {},
+  filter: {
+    open?: boolean;
+    /** Only the cases whose containment waits for a person, at `waiting` (functions/core/approval.ts). */
+    waiting?: Date;
+    instance?: { instanceId: string; accountId: string; region: string };
+  } = {},
 ): Promise<CaseRow[]> {
   let rows: CaseRow[];
   if (filter.instance) {
@@ -66,6 +72,10 @@ export async function listCases(
     rows = cases.map((c) => ({ ...c, holdsInstance: holders.has(c.caseId) }));
   }
   rows.sort(newestFirst);
+  if (filter.waiting) {
+    const at = filter.waiting;
+    rows = rows.filter((r) => isWaiting((r as { approval?: ApprovalRecord }).approval, at));
+  }
   return filter.open ? rows.filter((r) => r.holdsInstance) : rows;
 }
 

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { regionSchema } from '../../functions/core/case.js';
 import { Aws } from './aws.js';
 import { paint } from './colour.js';
+import { approveCommand, rejectCommand } from './commands/approve.js';
 import { blockIpCommand } from './commands/block-ip.js';
 import { casesCommand, statusCommand } from './commands/cases.js';
 import { evidenceDiskCommand } from './commands/disk.js';
@@ -61,6 +62,8 @@ export const commands: CommandSpec[] = [
   evidenceVerifyCommand,
   evidenceDiskCommand,
   releaseCommand,
+  approveCommand,
+  rejectCommand,
   redriveCommand,
   blockIpCommand,
   unblockCommand,

@@ -9,6 +9,7 @@ import { type Moto, startMoto } from './moto.js';
 import { realHandlers, runStateMachine, type StepRecord } from './runner.js';
 import { type SeededAccount, seedAccount } from './seed.js';
 import { deployLocalStack, type LocalStack, localAccountId, localRegion } from './stack.js';
+import { localTaskTokens } from './task-tokens.js';
 
 export interface CaseReport {
   caseId: string | null;
@@ -171,6 +172,8 @@ export async function runWorkflowLocally(
     stopAfter?: (step: StepRecord) => boolean;
     /** The folder `osls package` wrote: bind each Task to its packaged bundle instead of the sources. */
     bundles?: string;
+    /** Stage parameters the ASL names (`approvalTimeoutSeconds`...), beside serverless.yml's defaults. */
+    params?: Record<string, string>;
   } = {},
 ): Promise<Awaited<ReturnType<typeof runStateMachine>>> {
   const endpoint = stack.env.AWS_ENDPOINT_URL as string;
@@ -180,6 +183,8 @@ export async function runWorkflowLocally(
   const handlers = await realHandlers(options.bundles);
   return runStateMachine(`statemachines/${machine}.asl.yml`, input, {
     handlers,
+    taskTokens: localTaskTokens(endpoint, localRegion, String(stack.env.CASES_TABLE)),
+    ...(options.params ? { params: options.params } : {}),
     executionArn:
       options.executionArn ??
       `${(machine === 'forensics' ? stack.forensicsStateMachineArn : stack.releaseStateMachineArn).replace(':stateMachine:', ':execution:')}:${randomUUID()}`,

@@ -46,6 +46,79 @@ export interface RunSettings {
   realRetryIntervals?: boolean;
   /** Stops the execution once a Task finishes for which this returns true (benchmarks that need only part of a case). */
   stopAfter?: (step: StepRecord) => boolean;
+  /**
+   * Where a `.waitForTaskToken` Task's answer comes from (the Step Functions service is not here to
+   * receive SendTaskSuccess): by default a store in this process (`memoryTaskTokens`); the emulated
+   * stack's is the Cases table (scripts/local/task-tokens.ts), which another process can answer.
+   */
+  taskTokens?: TaskTokens;
+  /**
+   * Milliseconds a `.waitForTaskToken` Task waits before it fails with States.Timeout, instead of its
+   * TimeoutSeconds(Path): tests shorten the approval window as `waitMs` shortens Wait states.
+   */
+  taskTimeoutMs?: number;
+  /** The stage parameters `${param:NAME}` in the ASL stand for (serverless.yml's defaults otherwise). */
+  params?: Record<string, string>;
+}
+
+/**
+ * The answer to a task token, as the local runner receives it: `answer` is what SendTaskSuccess
+ * (output) or SendTaskFailure (error, cause) is on AWS; `wait` resolves with the output, or rejects with
+ * the error named as given, once the token is answered.
+ */
+export interface TaskTokens {
+  answer(token: string, result: TaskTokenResult): Promise<void>;
+  wait(token: string, signal: AbortSignal): Promise<unknown>;
+}
+export type TaskTokenResult = { output: unknown } | { error: string; cause?: string };
+
+/** Raises the error a SendTaskFailure named, as Step Functions reports it to the waiting Task. */
+export function taskTokenOutcome(result: TaskTokenResult): unknown {
+  if ('output' in result) return result.output;
+  const e = new Error(result.cause ?? result.error);
+  e.name = result.error;
+  throw e;
+}
+
+/** Task tokens answered within this process: what workflow tests and a single-process demo need. */
+export function memoryTaskTokens(): TaskTokens {
+  const answers = new Map<string, TaskTokenResult>();
+  const waiting = new Map<string, (result: TaskTokenResult) => void>();
+  return {
+    async answer(token, result) {
+      const waiter = waiting.get(token);
+      if (waiter) waiter(result);
+      else answers.set(token, result);
+    },
+    wait(token, signal) {
+      const ready = answers.get(token);
+      if (ready) return Promise.resolve().then(() => taskTokenOutcome(ready));
+      return new Promise((resolve, reject) => {
+        const abort = () => {
+          waiting.delete(token);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', abort, { once: true });
+        waiting.set(token, (result) => {
+          waiting.delete(token);
+          signal.removeEventListener('abort', abort);
+          try {
+            resolve(taskTokenOutcome(result));
+          } catch (error) {
+            reject(error);
+          }
+        });
+      });
+    },
+  };
+}
+
+/** A `.waitForTaskToken` Task that ran out of time: the name Step Functions gives it. */
+class TaskTimedOut extends Error {
+  constructor(ms: number) {
+    super(`the task was not answered within ${ms} ms`);
+    this.name = 'States.Timeout';
+  }
 }
 
 type Json = Record<string, unknown>;
@@ -62,21 +135,44 @@ export const repoRoot = resolve(import.meta.dirname, '..', '..');
  * Loads an ASL file exactly as deployed and replaces each Task's `Fn::GetAtt: [function, Arn]` with a
  * local ARN, returning the function each Task state calls, Parallel branches included.
  */
-export function loadDefinition(file: string): {
+export function loadDefinition(
+  file: string,
+  params: Record<string, string> = {},
+): {
   definition: Json;
   tasks: Map<string, string>;
+  /** The Tasks that wait for their task token to be answered (`.waitForTaskToken`). */
+  tokenTasks: Set<string>;
   waits: string[];
 } {
-  const definition = parse(readFileSync(resolve(repoRoot, file), 'utf8'), { merge: true }) as Json;
+  const text = readFileSync(resolve(repoRoot, file), 'utf8').replace(
+    /\$\{param:(\w+)\}/g,
+    (_, name: string) => {
+      const value = params[name] ?? stageParams()[name];
+      if (value === undefined)
+        throw new Error(`${file} names the stage parameter ${name}, which has no value`);
+      return value;
+    },
+  );
+  const definition = parse(text, { merge: true }) as Json;
   const tasks = new Map<string, string>();
+  const tokenTasks = new Set<string>();
   const waits: string[] = [];
   const visit = (states: Record<string, Json>) => {
     for (const [name, state] of Object.entries(states)) {
-      if (state.Type === 'Task') {
+      if (state.Type === 'Task' && state.Resource === waitForTaskToken) {
+        // A Lambda invoked with a task token: the function is the Parameters' FunctionName.
+        const parameters = state.Parameters as { FunctionName?: { 'Fn::GetAtt'?: [string, string] } };
+        const getAtt = parameters?.FunctionName?.['Fn::GetAtt'];
+        if (!getAtt) throw new Error(`Task ${name} does not invoke a Cordon function`);
+        tasks.set(name, getAtt[0]);
+        tokenTasks.add(name);
+        (state.Parameters as Json).FunctionName = localArn(getAtt[0]);
+      } else if (state.Type === 'Task') {
         const getAtt = (state.Resource as { 'Fn::GetAtt'?: [string, string] } | undefined)?.['Fn::GetAtt'];
         if (!getAtt) throw new Error(`Task ${name} does not call a Cordon function`);
         tasks.set(name, getAtt[0]);
-        state.Resource = `arn:aws:lambda:us-east-1:000000000000:function:cordon-local-${getAtt[0]}`;
+        state.Resource = localArn(getAtt[0]);
       }
       if (state.Type === 'Wait') waits.push(name);
       for (const branch of (state.Branches as { States: Record<string, Json> }[] | undefined) ?? []) {
@@ -85,7 +181,24 @@ export function loadDefinition(file: string): {
     }
   };
   visit(definition.States as Record<string, Json>);
-  return { definition, tasks, waits };
+  return { definition, tasks, tokenTasks, waits };
+}
+
+const waitForTaskToken = 'arn:aws:states:::lambda:invoke.waitForTaskToken';
+const localArn = (fn: string) => `arn:aws:lambda:us-east-1:000000000000:function:cordon-local-${fn}`;
+
+let paramsRead: { text: string; params: Record<string, string> } | undefined;
+/** serverless.yml's default stage parameters, as text (what `${param:NAME}` resolves to when deployed). */
+export function stageParams(): Record<string, string> {
+  const text = readFileSync(resolve(repoRoot, 'serverless.yml'), 'utf8');
+  if (paramsRead?.text !== text) {
+    const doc = parse(text, { logLevel: 'error' }) as { params?: { default?: Record<string, unknown> } };
+    paramsRead = {
+      text,
+      params: Object.fromEntries(Object.entries(doc.params?.default ?? {}).map(([k, v]) => [k, String(v)])),
+    };
+  }
+  return paramsRead.params;
 }
 
 function stepStatus(output: unknown): { status: StepRecord['status']; reason?: string } {
@@ -102,10 +215,11 @@ const machines = new Map<
   string,
   ReturnType<typeof loadDefinition> & { machine: StateMachine; timeoutSeconds?: number }
 >();
-function compiled(file: string) {
-  let found = machines.get(file);
+function compiled(file: string, params: Record<string, string> = {}) {
+  const key = `${file}\n${JSON.stringify(params)}`;
+  let found = machines.get(key);
   if (!found) {
-    const loaded = loadDefinition(file);
+    const loaded = loadDefinition(file, params);
     // aws-local-stepfunctions 3.0.0 arms a timer for the execution's TimeoutSeconds before it copies the
     // input, and clears it only once the run has started: an input it cannot copy (JSON nested 10,000
     // levels deep overflows the stack) leaves 4 hours of timer that keep a CLI from exiting after it
@@ -117,7 +231,7 @@ function compiled(file: string) {
       machine,
       ...(typeof TimeoutSeconds === 'number' ? { timeoutSeconds: TimeoutSeconds } : {}),
     };
-    machines.set(file, found);
+    machines.set(key, found);
   }
   return found;
 }
@@ -139,19 +253,56 @@ export async function runStateMachine(
   input: unknown,
   settings: RunSettings,
 ): Promise<Execution> {
-  const { tasks, waits, machine, timeoutSeconds } = compiled(file);
+  const { tasks, tokenTasks, waits, machine, timeoutSeconds } = compiled(file, settings.params);
   const executionArn =
     settings.executionArn ?? `arn:aws:states:us-east-1:000000000000:execution:cordon-local:${randomUUID()}`;
+  // One task token per execution ($$.Task.Token; Step Functions issues one per Task attempt), and every
+  // wait for one ends with the run.
+  const taskToken = `local-${randomUUID()}`;
+  const tokens = settings.taskTokens ?? memoryTaskTokens();
+  const ended = new AbortController();
   const steps: StepRecord[] = [];
   let stopped = false;
   const local: Record<string, (input: unknown) => Promise<unknown>> = {};
   for (const [stateName, fn] of tasks) {
     const handler = settings.handlers[fn];
     if (!handler) throw new Error(`No local handler for function ${fn} (state ${stateName})`);
+    const invoke: TaskHandler = tokenTasks.has(stateName)
+      ? async (taskInput) => {
+          // lambda:invoke.waitForTaskToken: the function gets the Payload, and the Task's result is
+          // the token's answer, not what the function returned.
+          const payload = (taskInput as { Payload?: unknown }).Payload;
+          await handler(payload);
+          const token = (payload as { taskToken?: unknown } | undefined)?.taskToken;
+          if (typeof token !== 'string')
+            throw new Error(`Task ${stateName} passed its function no taskToken`);
+          const waiting = new AbortController();
+          const stop = () => waiting.abort(ended.signal.reason);
+          ended.signal.addEventListener('abort', stop, { once: true });
+          let timer: NodeJS.Timeout | undefined;
+          try {
+            const answered = tokens.wait(token, waiting.signal);
+            if (settings.taskTimeoutMs === undefined) return await answered;
+            const ms = settings.taskTimeoutMs;
+            const timedOut = new Promise<never>((_, reject) => {
+              timer = setTimeout(() => reject(new TaskTimedOut(ms)), ms);
+            });
+            return await Promise.race([answered, timedOut]);
+          } catch (error) {
+            // The run ended (aborted, timed out, its Task's own timeout fired): nobody reads this Task.
+            if (ended.signal.aborted) return undefined;
+            throw error;
+          } finally {
+            clearTimeout(timer);
+            waiting.abort(new Error('the wait ended'));
+            ended.signal.removeEventListener('abort', stop);
+          }
+        }
+      : handler;
     local[stateName] = async (taskInput) => {
       const started = performance.now();
       try {
-        const output = await taskScope.run({ stateName, executionArn, fn }, () => handler(taskInput));
+        const output = await taskScope.run({ stateName, executionArn, fn }, () => invoke(taskInput));
         const step = { name: stateName, ...stepStatus(output), ms: Math.round(performance.now() - started) };
         steps.push(step);
         settings.onStep?.(step);
@@ -192,6 +343,7 @@ export async function runStateMachine(
         Name: executionArn.split(':').pop(),
         StartTime: new Date().toISOString(),
       },
+      Task: { Token: taskToken },
     } as never,
   });
   let transitions = 0;
@@ -247,6 +399,7 @@ export async function runStateMachine(
     };
   } finally {
     clearTimeout(timer);
+    ended.abort(new Error('the execution ended'));
   }
 }
 
@@ -303,6 +456,7 @@ export const functionKeys = [
   'archive-evidence',
   'notify-outcome',
   'release-instance',
+  'request-approval',
 ] as const;
 
 export function lambdaContext(fn: string) {

@@ -50,9 +50,19 @@ function allStates(machine: AslMachine, prefix = ''): [string, AslState][] {
   });
 }
 
+/**
+ * The function a Task names: its Resource, or for a Lambda invoked with a task token
+ * (`lambda:invoke.waitForTaskToken`) its Parameters' FunctionName.
+ */
+function functionRef(state: AslState): string | undefined {
+  return state.Resource === 'arn:aws:states:::lambda:invoke.waitForTaskToken'
+    ? (state.Parameters?.FunctionName as string | undefined)
+    : state.Resource;
+}
+
 /** The serverless.yml key of the function a Task invokes, read from the deployed template. */
 function functionKeyOf(state: AslState, placeholders: Record<string, unknown>): string | undefined {
-  const placeholder = /^\$\{(\w+)\}$/.exec(state.Resource ?? '')?.[1];
+  const placeholder = /^\$\{(\w+)\}$/.exec(functionRef(state) ?? '')?.[1];
   const ref = placeholder ? (placeholders[placeholder] as { 'Fn::GetAtt'?: [string, string] }) : undefined;
   const logicalId = ref?.['Fn::GetAtt']?.[0];
   const fn = logicalId ? template.Resources[logicalId] : undefined;
@@ -102,6 +112,14 @@ const leftToStatesAll: Record<string, string> = {
   SigningError: 'the manifest could not be signed: Archive fails, Notify says the evidence is unsealed',
   CaseNotFoundError: 'no such case to release: Release Failed ends the execution with this name',
   ReleaseRefusedError: 'the case is not one to release: Release Failed ends the execution with this name',
+  NotificationError:
+    'the approval request could not be sent: nobody can answer, so the timeout action applies (Approval Not Requested)',
+  ApprovalAlreadyDecidedError:
+    'a retried request found the approval decided: Approval Not Requested, and the notification says why',
+  ApprovalNotWaitingError: 'thrown only when an answer is refused (cordon approve), never by the request',
+  ApprovalWindowClosedError: 'thrown only when an answer is refused (cordon approve), never by the request',
+  ApprovalTokenMismatchError: 'thrown only when an answer is refused (cordon approve), never by the request',
+  ApprovalDeliveryError: 'thrown only when an answer is refused (cordon approve), never by the request',
 };
 
 /** Task states without a Catch: any error their Retry does not name fails the execution, on purpose. */
@@ -218,7 +236,7 @@ describe.each(machines.map((id) => [id]))('%s', (machineId) => {
   it('has every Task invoke a Lambda function that serverless.yml defines', () => {
     const tasks = states.filter(([, state]) => state.Type === 'Task');
     const targets = tasks.map(([path, state]) => {
-      const placeholder = /^\$\{(\w+)\}$/.exec(state.Resource ?? '')?.[1];
+      const placeholder = /^\$\{(\w+)\}$/.exec(functionRef(state) ?? '')?.[1];
       const ref = placeholder
         ? (placeholders[placeholder] as { 'Fn::GetAtt'?: [string, string] })
         : undefined;

@@ -31,6 +31,7 @@ import {
   type notifyOutcome,
 } from '../../functions/forensics/notify-outcome/notify-outcome.js';
 import type { protectInstance } from '../../functions/forensics/protect-instance/protect-instance.js';
+import type { requestApproval } from '../../functions/forensics/request-approval/request-approval.js';
 import type { revokeCredentials } from '../../functions/forensics/revoke-credentials/revoke-credentials.js';
 import type { snapshotVolumes } from '../../functions/forensics/snapshot-volumes/snapshot-volumes.js';
 import type { triageInstance } from '../../functions/forensics/triage-instance/triage-instance.js';
@@ -57,6 +58,7 @@ export interface StepResults {
   'verify-memory': ResultOf<typeof verifyMemory>;
   'archive-evidence': ResultOf<typeof archiveEvidence>;
   'notify-outcome': ResultOf<typeof notifyOutcome>;
+  'request-approval': ResultOf<typeof requestApproval>;
   'release-instance': ResultOf<typeof releaseInstance>;
   'credential-intake': ResultOf<typeof credentialIntake>;
   'deactivate-access-key': ResultOf<typeof deactivateAccessKey>;
@@ -331,6 +333,7 @@ export function forensicDoubles(
       return notified(message.outcome, message.steps);
     },
     'release-instance': async () => released,
+    'request-approval': async () => ({ caseId: sampleCase.caseId, deadline: '2026-11-27T21:15:00.000Z' }),
   };
 }
 

@@ -6,7 +6,14 @@ import type { CaseStatus, CaseStore, Recorder } from '../../core/cases.js';
 import { type ChatNotification, chatText, structuredMessage } from '../../core/chat.js';
 import { type CordonError, describeError, NotificationError, normaliseError } from '../../core/errors.js';
 import { type EmitResult, emitCaseEvent } from '../../core/events.js';
-import { type OutcomeState, reasonLength, type StepSummary, summarise, why } from '../../core/outcome.js';
+import {
+  notContainedBecause,
+  type OutcomeState,
+  reasonLength,
+  type StepSummary,
+  summarise,
+  why,
+} from '../../core/outcome.js';
 import {
   type SecurityHubDeps,
   type SecurityHubFinding,
@@ -83,8 +90,10 @@ export interface Message {
 export function composeMessage(input: NotifyInput): Message {
   const c = input.case;
   let { outcome, steps } = summarise(input);
-  // Once the instance is contained its evidence is always sealed: a case without a seal lost it.
-  if (c && input.containment && !input.archive) {
+  const notContained = c ? notContainedBecause(input) : undefined;
+  // Once the instance is contained (or evidence is all it was to get) its evidence is always sealed: a
+  // case without a seal lost it.
+  if (c && (input.containment || notContained) && !input.archive) {
     steps = [...steps, { name: 'archive', status: 'failed', reason: why(input.archiveError) }];
     if (outcome === 'completed') outcome = 'partial';
   } else if (input.archive) {
@@ -146,25 +155,37 @@ export function composeMessage(input: NotifyInput): Message {
       },
     };
   }
-  const headline: Record<Outcome, string> = {
-    completed: 'CONTAINED',
-    partial: 'CONTAINED, EVIDENCE INCOMPLETE',
-    failed: 'FAILED, CHECK THE INSTANCE NOW',
-    rejected: 'REJECTED',
-    duplicate: 'DUPLICATE',
-  };
+  const headline: Record<Outcome, string> = notContained
+    ? {
+        completed: 'EVIDENCE SEALED, NOT CONTAINED',
+        partial: 'EVIDENCE INCOMPLETE, NOT CONTAINED',
+        failed: 'FAILED, NOT CONTAINED',
+        rejected: 'REJECTED',
+        duplicate: 'DUPLICATE',
+      }
+    : {
+        completed: 'CONTAINED',
+        partial: 'CONTAINED, EVIDENCE INCOMPLETE',
+        failed: 'FAILED, CHECK THE INSTANCE NOW',
+        rejected: 'REJECTED',
+        duplicate: 'DUPLICATE',
+      };
+  const decision = approvalLines(input);
   const lines = [
     `Case ${c.caseId}: ${headline[outcome]}`,
     `Instance ${c.instanceId} in account ${c.accountId}, ${c.region}`,
     `Trigger: ${c.trigger.source} ${oneLine(c.trigger.findingType ?? '', 300)} ${c.trigger.findingId ? `(finding ${oneLine(c.trigger.findingId, 300)})` : ''}`.trim(),
     `Requested by: ${oneLine(c.trigger.requestedBy, 300)}`,
+    ...(decision.length ? ['', ...decision] : []),
     '',
     'Steps:',
     ...steps.map(
       (s) => `  ${s.status.padEnd(9)} ${s.name}${s.reason ? `: ${oneLine(s.reason, reasonLength)}` : ''}`,
     ),
   ];
-  if (outcome === 'failed') {
+  if (outcome === 'failed' && notContained) {
+    lines.push('', 'No evidence could be gathered without the inventory; the case timeline says why.');
+  } else if (outcome === 'failed') {
     lines.push(
       '',
       'The instance may be only partly contained. The case timeline lists every change that was made;',
@@ -184,9 +205,11 @@ export function composeMessage(input: NotifyInput): Message {
     rejected: ':no_entry:',
     duplicate: ':information_source:',
   };
+  const containNext = notContained ? ['It was NOT contained: contain it by hand if that is now wanted.'] : [];
   const next: Record<Outcome, string[]> = {
-    completed: [`Verify the evidence: \`cordon evidence verify ${c.caseId}\`.`],
+    completed: [`Verify the evidence: \`cordon evidence verify ${c.caseId}\`.`, ...containNext],
     partial: [
+      ...containNext,
       `See what is missing: \`cordon status ${c.caseId}\`.`,
       `Verify what was kept: \`cordon evidence verify ${c.caseId}\`.`,
     ],
@@ -206,6 +229,7 @@ export function composeMessage(input: NotifyInput): Message {
       title: `${icon[outcome]} Cordon case ${c.caseId}: ${headline[outcome]}`,
       description: [
         `Instance \`${c.instanceId}\` in account ${c.accountId}, ${c.region}`,
+        ...decision.map((line) => chatText(line, 600)),
         ...steps.map((s) => chatStep(s)),
       ].join('\n'),
       nextSteps: next[outcome],
@@ -219,6 +243,35 @@ export function composeMessage(input: NotifyInput): Message {
     },
   };
   return { outcome, subject, body: `${lines.join('\n')}\n`, steps, chat };
+}
+
+/**
+ * What the case's response decided, said plainly: that the instance was NOT contained and why (the
+ * policy's rule, a person's rejection, the approval timeout), or who approved its containment.
+ */
+function approvalLines(input: NotifyInput): string[] {
+  const a = input.approval;
+  const notContained = notContainedBecause(input);
+  if (notContained) {
+    return [
+      `The instance was NOT contained, by policy: ${oneLine(notContained, 800)}.`,
+      'Its network, credentials, instance profile, Auto Scaling group and load balancers were left as they were.',
+    ];
+  }
+  if (!a) return [];
+  if (a.decision === 'approved') {
+    return [
+      `Containment approved by ${oneLine(a.by ?? 'an unrecorded caller', 300)} at ${oneLine(a.at ?? 'an unrecorded time', 40)} (rule ${oneLine(a.rule ?? 'default', 64)}).`,
+    ];
+  }
+  if (a.decision === 'timed-out') {
+    return [
+      `Nobody answered the approval request within ${a.seconds ?? '?'} s: contained, as the stage's approvalTimeoutAction says.`,
+    ];
+  }
+  return [
+    `The approval request could not be made (${why(a.error)}): contained, as the stage's approvalTimeoutAction says.`,
+  ];
 }
 
 /** One step on the chat card: its status and name, and where it did not succeed, why (made inert). */
@@ -255,6 +308,15 @@ export async function notifyOutcome(
       const e = describeError((error as Error).cause ?? error);
       unrecorded ??= `the case timeline could not record the outcome: ${e.name}: ${e.message}`;
     });
+  // A person's answer is on the timeline already (functions/core/approval.ts); a timeout has no one
+  // to write it but the end of the case.
+  const timedOut = input.approval?.decision === 'timed-out' || input.approval?.decision === 'not-requested';
+  if (c && timedOut) {
+    await note('approval', 'info', {
+      target: c.caseId,
+      detail: `${input.approval?.decision === 'timed-out' ? `not answered within ${input.approval?.seconds ?? '?'} s` : `not requested: ${why(input.approval?.error)}`}; the case went on as ${input.approval?.goesOn ?? 'evidence-only'}`,
+    });
+  }
   await note('case outcome', message.outcome === 'completed' ? 'ok' : 'failed', {
     target: c?.instanceId,
     detail: outcomeLine(message),
@@ -300,7 +362,12 @@ export async function notifyOutcome(
   }
   if (c) {
     try {
-      await deps.cases.setStatus(c.caseId, statusFor[message.outcome], message.outcome);
+      const notContained = notContainedBecause(input) !== undefined;
+      await deps.cases.setStatus(
+        c.caseId,
+        notContained && message.outcome !== 'failed' ? 'evidence-only' : statusFor[message.outcome],
+        message.outcome,
+      );
       // A case that failed releases the instance so that a responder, or the next finding, can start again.
       if (message.outcome === 'failed') await deps.cases.unlock(c);
     } catch (error) {
@@ -331,7 +398,7 @@ export async function notifyOutcome(
         recorder: deps.recorder,
         ...(deps.now ? { now: deps.now } : {}),
       }),
-      closeFindings(c, o, deps, note),
+      closeFindings(c, o, deps, note, notContainedBecause(input) !== undefined),
     ]);
   }
   await settleTimeline();
@@ -354,6 +421,7 @@ async function closeFindings(
   outcome: 'completed' | 'partial' | 'failed',
   deps: NotifyDeps,
   note: Note,
+  notContained: boolean,
 ): Promise<SecurityHubStatus[]> {
   const sh = deps.securityHub;
   if (!sh) return [];
@@ -367,7 +435,15 @@ async function closeFindings(
   });
   const results = await tellSecurityHub(
     [c.securityHub, ...joined],
-    { caseId: c.caseId, news: { kind: 'outcome', outcome, resolve: sh.resolveOnComplete } },
+    {
+      caseId: c.caseId,
+      news: {
+        kind: 'outcome',
+        outcome,
+        resolve: sh.resolveOnComplete,
+        ...(notContained ? { notContained: true } : {}),
+      },
+    },
     { ...sh, recorder: deps.recorder },
   );
   return results.map((r) => r.status);

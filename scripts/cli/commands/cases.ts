@@ -1,3 +1,4 @@
+import type { ApprovalRecord } from '../../../functions/core/approval.js';
 import { accountIdSchema, instanceIdSchema, regionSchema } from '../../../functions/core/case.js';
 import type { CaseRecord } from '../../../functions/core/cases.js';
 import type { listCases } from '../cases.js';
@@ -134,15 +135,18 @@ export const casesCommand: CommandSpec = {
   positionals: [],
   options: {
     open: { type: 'boolean' },
+    waiting: { type: 'boolean' },
     instance: { type: 'string' },
     account: { type: 'string' },
     'instance-region': { type: 'string' },
   },
-  help: `usage: cordon cases [--open] [--instance i-… [--account ID] [--instance-region REGION]]
+  help: `usage: cordon cases [--open] [--waiting] [--instance i-… [--account ID] [--instance-region REGION]]
 
 Lists the cases in the Cases table, newest first.
 
   --open                    only cases that still hold their instance (contained, not released)
+  --waiting                 only cases whose containment waits for approval (cordon approve / reject),
+                            with the deadline
   --instance ID             only this instance's cases (the table's byInstance index)
   --account ID              the instance's account (default: the caller's account)
   --instance-region REGION  the instance's region (default: the stack's region)
@@ -153,7 +157,10 @@ Without --instance the whole table is scanned (dynamodb:Scan).`,
     if (!instance && (values.account !== undefined || values['instance-region'] !== undefined)) {
       throw new UsageError('--account and --instance-region go with --instance');
     }
-    let filter: Parameters<typeof listCases>[2] = { open: values.open === true };
+    let filter: Parameters<typeof listCases>[2] = {
+      open: values.open === true,
+      ...(values.waiting === true ? { waiting: ctx.now() } : {}),
+    };
     if (instance) {
       const id = instanceIdSchema.safeParse(instance);
       if (!id.success) throw new UsageError('--instance is not an EC2 instance id');
@@ -183,7 +190,21 @@ Without --instance the whole table is scanned (dynamodb:Scan).`,
       return 0;
     }
     if (!rows.length) {
-      ctx.io.out('No cases.\n');
+      ctx.io.out(values.waiting === true ? 'No case waits for approval.\n' : 'No cases.\n');
+      return 0;
+    }
+    if (values.waiting === true) {
+      ctx.io.out(
+        table(
+          ['CASE', 'INSTANCE', 'ACCOUNT', 'REGION', 'RULE', 'DEADLINE', 'THEN'],
+          rows.map((r) => {
+            const a = (r as { approval?: ApprovalRecord }).approval;
+            return [r.caseId, r.instanceId, r.accountId, r.region, a?.rule, a?.deadline, a?.timeoutAction];
+          }),
+          80,
+        ),
+      );
+      ctx.io.out('Answer with: cordon approve CASE   or   cordon reject CASE --reason TEXT\n');
       return 0;
     }
     ctx.io.out(
