@@ -122,6 +122,29 @@ describe('forensic workflow', () => {
     expect(names(run.steps)).toEqual(['Intake Finding']);
   });
 
+  it('notifies, and touches nothing, when the response policy exempts the instance', async () => {
+    let notified: unknown;
+    const handlers = doubles({
+      'intake-finding': async () => ({
+        intake: {
+          decision: 'rejected',
+          reason:
+            'EXEMPT: i-0123456789abcdef0 in 123456789012 us-east-1 is exempt by response policy rule "payments"',
+        },
+      }),
+      'notify-outcome': async (input) => {
+        notified = input;
+        return { outcome: 'rejected', steps: [] };
+      },
+    });
+    const run = await runStateMachine(asl, { any: 'event' }, { handlers });
+    expect(run.status, JSON.stringify(run.error)).toBe('SUCCEEDED');
+    expect(names(run.steps)).toEqual(['Intake Finding', 'Notify Outcome']);
+    expect(notified).toMatchObject({
+      intake: { decision: 'rejected', reason: expect.stringMatching(/^EXEMPT: /) },
+    });
+  });
+
   it('ends without a second response when the finding joins an open case', async () => {
     const handlers = doubles({
       'intake-finding': async () => ({

@@ -99,6 +99,7 @@ export function composeMessage(input: NotifyInput): Message {
   } else if (input.archive) {
     steps = [...steps, { name: 'archive', status: 'succeeded' }];
   }
+  if (!c && input.intake?.decision === 'rejected') return exemptMessage(input.intake);
   if (!c) {
     const reason = why(input.error);
     const lines = [
@@ -275,6 +276,41 @@ function approvalLines(input: NotifyInput): string[] {
 }
 
 /** One step on the chat card: its status and name, and where it did not succeed, why (made inert). */
+/**
+ * A trigger the response policy exempts (functions/core/policy.ts): refused at Intake with no case, and
+ * said, since an instance a finding named is left as it is on purpose. Other refusals (input that is not
+ * a trigger) never reach Notify.
+ */
+function exemptMessage(intake: { decision: string; reason?: unknown }): Message {
+  const reason = oneLine(String(intake.reason ?? 'EXEMPT'), 1000);
+  const subject = '[Cordon] EXEMPT: a finding was not actioned, by response policy';
+  const steps: StepSummary[] = [{ name: 'intake', status: 'skipped', reason }];
+  return {
+    outcome: 'rejected',
+    subject,
+    body: `${[
+      'Cordon opened no case for a trigger: the response policy exempts its instance.',
+      'Nothing was done to the instance and no evidence was taken.',
+      `Reason: ${reason}`,
+      '',
+      'If the instance must be contained or its evidence kept after all, change the policy rule and',
+      'start the case again (cordon start --finding FILE, with the execution input as FILE).',
+    ].join('\n')}\n`,
+    steps,
+    chat: {
+      version: '1.0',
+      source: 'custom',
+      content: {
+        textType: 'client-markdown',
+        title: ':no_entry_sign: Cordon did not act on a finding (exempt by policy)',
+        description: ['Nothing was done to the instance.', chatStep(steps[0] as StepSummary)].join('\n'),
+        nextSteps: ['To act after all: change the policy rule, then `cordon start --finding FILE`.'],
+      },
+      metadata: { summary: subject, eventType: 'cordon.trigger.exempt' },
+    },
+  };
+}
+
 function chatStep(s: StepSummary): string {
   return `• ${s.status} ${s.name}${s.reason ? `: ${chatText(s.reason, 300)}` : ''}`;
 }

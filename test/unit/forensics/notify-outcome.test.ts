@@ -126,6 +126,24 @@ describe('notifyOutcome', () => {
     expect(cases.setStatus).not.toHaveBeenCalled();
   });
 
+  it('says an exempt instance was left alone on purpose, naming the rule, and is no failure', () => {
+    const message = composeMessage({
+      intake: {
+        decision: 'rejected',
+        reason:
+          'EXEMPT: i-0123456789abcdef0 in 123456789012 us-east-1 is exempt by response policy rule "payments"\u001b[31m',
+      },
+    });
+    expect(message.outcome).toBe('rejected');
+    expect(message.subject).toBe('[Cordon] EXEMPT: a finding was not actioned, by response policy');
+    expect(message.body).toContain('Nothing was done to the instance and no evidence was taken.');
+    expect(message.body).toContain('rule "payments"');
+    expect(message.body).not.toContain('\u001b');
+    expect(message.steps).toEqual([
+      { name: 'intake', status: 'skipped', reason: expect.stringMatching(/^EXEMPT: /) },
+    ]);
+  });
+
   it('says a trigger Intake could not take in waits for cordon redrive, and on which message', () => {
     const message = composeMessage({
       error: { Error: 'AwsServiceError', Cause: 'DynamoDB unavailable' },
