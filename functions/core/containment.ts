@@ -183,6 +183,12 @@ export type ContainInput = z.infer<typeof containInputSchema>;
  */
 export const protectInputSchema = z.object({
   case: caseSchema,
+  /**
+   * Only put the case on the instance (its `cordon:case-id` tag), nothing of its availability: for a
+   * case that gathers evidence without containment, whose snapshots and memory capture IAM grants only
+   * on an instance under a case.
+   */
+  markOnly: z.boolean().optional(),
   triage: z
     .object({
       instance: triageSchema.shape.instance.pick({ targetGroups: true, classicLoadBalancers: true }),

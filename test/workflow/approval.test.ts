@@ -80,6 +80,7 @@ const finalState = (run: Execution) => (run.output ?? run.failedState) as Final;
 const names = (run: Execution) => run.steps.map((s) => s.name);
 const containment = ['Protect Instance', 'Isolate Instance', 'Revoke Credentials', 'Leave Load Balancers'];
 const evidence = [
+  'Mark For Evidence',
   'Triage For Evidence',
   'Snapshot Evidence',
   'Check Evidence Snapshots',
@@ -332,6 +333,9 @@ describe('forensic workflow: approval and evidence only', () => {
       unknown
     >;
     expect(snapshotInput).not.toHaveProperty('containment');
+    // Protect's function runs only to put the case's tag on the instance, under which IAM grants the evidence.
+    const marked = r.inputs.find((i) => i.state === 'Mark For Evidence')?.input;
+    expect(marked).toEqual({ case: caseWith('evidence-only', 'domain-controllers'), markOnly: true });
   });
 
   it('contains at once a case whose response is contain, or that has none, as before the policy', async () => {

@@ -104,6 +104,7 @@ const phases = {
  * already tagged, in no Auto Scaling group, with no earlier case to read.
  */
 export async function protectInstance(input: ProtectInput, deps: ProtectDeps): Promise<ProtectResult> {
+  if (input.markOnly) return markForEvidence(input, deps);
   const c = input.case;
   const balancers = input.triage?.instance;
   const { ec2, autoscaling, recorder } = deps;
@@ -338,6 +339,66 @@ function valuesOf<const T extends readonly PromiseSettledResult<unknown>[]>(
  * The first round: the case record, the instance with its tags, volumes and interfaces, the three
  * attributes Protect sets and the instance's Auto Scaling membership, all at once.
  */
+/**
+ * Puts the case on an instance whose evidence is gathered without containment: the `cordon:case-id`
+ * tag, under which IAM grants the snapshots and the memory capture (resources/member-account.yml,
+ * resources/roles/capture-memory.yml), and nothing else: no attribute, group, load balancer or status
+ * tag changes. An instance that carries a case tag already (an earlier case's) is left as it is: the
+ * grant holds, and the earlier case keeps its mark. The tag's original is saved before it goes on, so
+ * that Release takes it off again.
+ */
+async function markForEvidence(input: ProtectInput, deps: ProtectDeps): Promise<ProtectResult> {
+  const c = input.case;
+  const steps = progress('Marking', [phases.read, phases.tagged]);
+  const { record, instance } = await steps.phase(phases.read, async () => {
+    const [record, instance] = await settleAll([
+      deps.cases.get(c.caseId),
+      readInstance(deps.ec2, c.instanceId),
+    ]);
+    const state = instance?.State?.Name;
+    if (!instance || state === 'terminated' || state === 'shutting-down') {
+      throw new InstanceNotFoundError(`${c.instanceId} is gone or terminating: there is no instance to mark`);
+    }
+    return { record, instance };
+  });
+  const heldBy = instance.Tags?.find((t) => t.Key === tagKeys.caseId)?.Value;
+  await steps.phase(phases.tagged, async () => {
+    if (heldBy) {
+      await deps.recorder.note('mark for evidence', 'info', {
+        target: c.instanceId,
+        detail:
+          heldBy === c.caseId
+            ? 'the instance carries this case already'
+            : `the instance carries case ${heldBy}, which is kept; the evidence is this case's`,
+      });
+      return;
+    }
+    const changes = changesOf(record, changeKeys.protect, protectChangesSchema) ?? inherit(undefined);
+    if (!changes.tags.some((t) => t.key === tagKeys.caseId)) {
+      changes.tags.push({ key: tagKeys.caseId, original: null });
+    }
+    await deps.cases.saveChanges(c.caseId, changeKeys.protect, changes);
+    await deps.recorder.run('ec2:CreateTags', c.instanceId, () =>
+      deps.ec2.send(
+        new CreateTagsCommand({
+          Resources: [c.instanceId],
+          Tags: [{ Key: tagKeys.caseId, Value: c.caseId }],
+        }),
+      ),
+    );
+  });
+  await steps.phase(phases.recorded, () => deps.recorder.flush());
+  return {
+    instanceId: c.instanceId,
+    attributes: [],
+    volumes: [],
+    targetGroups: [],
+    classicLoadBalancers: [],
+    unavailable: [],
+    done: steps.done,
+  };
+}
+
 async function readEverything(deps: ProtectDeps, instanceId: string, caseId: string) {
   const { ec2, autoscaling } = deps;
   const settled = await Promise.allSettled([

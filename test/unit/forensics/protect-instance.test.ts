@@ -776,3 +776,49 @@ describe('the rounds of AWS calls Protect takes', () => {
     expect(result.previousCaseId).toBe(earlierId);
   });
 });
+
+describe('protectInstance marking an instance for evidence only', () => {
+  it('puts only the case tag on the instance, its original saved first, and nothing of its availability', async () => {
+    inGroup();
+
+    const result = await protectInstance({ case: c, markOnly: true }, deps());
+
+    expect(ec2Mock.commandCalls(CreateTagsCommand).map((call) => call.args[0].input)).toEqual([
+      { Resources: [c.instanceId], Tags: [{ Key: 'cordon:case-id', Value: c.caseId }] },
+    ]);
+    expect(ec2Mock).not.toHaveReceivedCommand(ModifyInstanceAttributeCommand);
+    expect(asMock).not.toHaveReceivedCommand(EnterStandbyCommand);
+    expect(asMock).not.toHaveReceivedCommand(DetachInstancesCommand);
+    expect(elbv2Mock).not.toHaveReceivedCommand(DeregisterTargetsCommand);
+    expect(cases.changes(c.caseId, changeKeys.protect)).toMatchObject({
+      tags: [{ key: 'cordon:case-id', original: null }],
+      attributes: [],
+      volumes: [],
+    });
+    expect(result.done).toEqual([
+      'instance read',
+      'instance tagged with the case',
+      'actions recorded on the case timeline',
+    ]);
+  });
+
+  it('leaves an instance that carries an earlier case as it is, and says so', async () => {
+    fake.instance.tags = { 'cordon:case-id': earlierId };
+
+    await protectInstance({ case: c, markOnly: true }, deps());
+
+    expect(ec2Mock).not.toHaveReceivedCommand(CreateTagsCommand);
+    expect(ec2Mock).not.toHaveReceivedCommand(ModifyInstanceAttributeCommand);
+    expect(cases.changes(c.caseId, changeKeys.protect)).toBeUndefined();
+    expect(cases.events).toContainEqual(
+      expect.objectContaining({ action: 'mark for evidence', detail: expect.stringContaining(earlierId) }),
+    );
+  });
+
+  it('fails by name when the instance is gone', async () => {
+    fake.instanceState = 'terminated';
+
+    await expect(protectInstance({ case: c, markOnly: true }, deps())).rejects.toThrow(/no instance to mark/);
+    expect(ec2Mock).not.toHaveReceivedCommand(CreateTagsCommand);
+  });
+});
