@@ -95,7 +95,9 @@ describe('cordon completion', () => {
     expect(await bashCompletes(['cordon', 'st'])).toEqual(['start', 'status']);
     expect(await bashCompletes(['cordon', 're'])).toEqual(['release', 'reject', 'redrive']);
     expect(await bashCompletes(['cordon', 'app'])).toEqual(['approve']);
-    expect(await bashCompletes(['cordon', 'reject', 'CASE', '--r'])).toEqual(expect.arrayContaining(['--reason']));
+    expect(await bashCompletes(['cordon', 'reject', 'CASE', '--r'])).toEqual(
+      expect.arrayContaining(['--reason']),
+    );
     expect(await bashCompletes(['cordon', 'evidence', ''])).toEqual(['ls', 'get', 'verify', 'disk']);
     expect(await bashCompletes(['cordon', 'completion', ''])).toEqual(['bash', 'zsh']);
   });
