@@ -1,6 +1,7 @@
 #!/usr/bin/env -S npx tsx
 /**
- * `npm run demo [-- --event FILE] [--json] [--endpoint URL] [--no-vpc-endpoints] [--bundled]`
+ * `npm run demo [-- --event FILE] [--json] [--endpoint URL] [--no-vpc-endpoints] [--bundled]
+ *   [--response contain|approve|evidence-only|exempt [--approve]]`
  * Sends a real finding through the real forensic workflow on an emulated AWS account and shows what
  * Cordon did: containment, evidence in the locked bucket with its hashes, and the notification.
  */
@@ -8,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { type PolicyResponse, policyResponses } from '../functions/core/policy.js';
 import { jsonDocument, safe } from './cli/output.js';
 import { packagedArtefact } from './local/artefact.js';
 import { type LocalCase, runLocalCase } from './local/case.js';
@@ -16,11 +18,36 @@ import { ensurePython, PythonSetupError } from './local/python.js';
 import { repoRoot } from './local/runner.js';
 
 const usage = `usage: npm run demo -- [--event FILE] [--json] [--endpoint URL] [--no-vpc-endpoints] [--bundled]
+                    [--response contain|approve|evidence-only|exempt [--approve]]
   --event FILE         a finding or trigger in any shape Intake accepts (default: a bundled GuardDuty finding)
   --json               print only the case as JSON on stdout (logs go to stderr)
   --endpoint URL       use this running emulator and leave its state for inspection
   --no-vpc-endpoints   seed a VPC without SSM endpoints: memory is then captured before isolation
-  --bundled            run the packaged bundles (osls package, cached by its inputs), not the sources`;
+  --bundled            run the packaged bundles (osls package, cached by its inputs), not the sources
+  --response ACTION    seed a response policy whose rule gives the demo's instance this response, through
+                       a protected tag on it (without it, no policy: the instance is contained)
+  --approve            with --response approve: approve once the workflow waits, as \`cordon approve\` does`;
+
+/** The protected tag key the demo's policy reads, and that the demo sets on its instance. */
+export const demoTagKey = 'cordon:response';
+
+/**
+ * The response policy the demo seeds for `response`: contain by default, and one rule naming the demo's
+ * instance by a tag key listed in `tagKeys` (the kind an organisation protects from its instances).
+ */
+export function demoPolicy(response: PolicyResponse): {
+  policy: string;
+  rule: string;
+  tags: Record<string, string>;
+} {
+  const rule = `demo-${response}`;
+  const policy = {
+    default: 'contain',
+    tagKeys: [demoTagKey],
+    rules: [{ name: rule, response, tags: { [demoTagKey]: [response] } }],
+  };
+  return { policy: JSON.stringify(policy), rule, tags: { [demoTagKey]: response } };
+}
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`demo: ${message}\n`);
@@ -89,12 +116,13 @@ function mappingLines(mapping: Mapping): string[] {
 }
 
 /** The report as a person reads it: every value that came from the trigger, AWS or a step, escaped. */
-export function humanReport(run: LocalCase): string[] {
+export function humanReport(run: LocalCase, policyLine?: string): string[] {
   const { report } = run;
   const lines: string[] = [];
   const out = (line = '') => lines.push(line);
   out(`Cordon demo on an emulated AWS account (${safe(report.endpoint)})`);
   for (const line of mappingLines(run.mapping)) out(line);
+  if (policyLine) out(policyLine);
   out();
   out(`Case      ${safe(report.caseId) || '(none)'}`);
   out(`Outcome   ${safe(report.outcome).toUpperCase()}`);
@@ -102,8 +130,27 @@ export function humanReport(run: LocalCase): string[] {
   out(
     `Instance  ${safe(report.instanceId) || '-'}  account ${safe(report.accountId) || '-'}  ${safe(report.region)}`,
   );
+  if (report.response) {
+    out(
+      `Response  ${safe(report.response.action)} (rule ${safe(report.response.rule)})${report.contained ? '' : ': the instance was NOT contained'}`,
+    );
+  }
+  const a = report.approval;
+  if (a?.by) {
+    out(
+      `Approval  ${safe(a.decision)} by ${safe(a.by, 300)} at ${safe(a.at)}${a.reason ? `: ${safe(a.reason, 500)}` : ''}; went on as ${safe(a.goesOn)}`,
+    );
+  } else if (a && a.decision !== 'not-asked') {
+    out(`Approval  ${safe(a.decision)}; went on as ${safe(a.goesOn)}`);
+  }
+  if (run.approval && 'refused' in run.approval) {
+    out(`Approval  refused: ${safe(run.approval.refused.name)}: ${safe(run.approval.refused.message, 500)}`);
+  }
   if (report.revokedRoles.length) {
     out(`Revoked   sessions of role ${report.revokedRoles.map((r) => safe(r)).join(', ')}`);
+  }
+  if (report.caseId && report.response && !report.contained && report.outcome !== 'failed') {
+    out('Untouched ENI security groups, instance role and instance profile, left as they were');
   }
   out();
   out('Steps');
@@ -141,6 +188,14 @@ export function humanReport(run: LocalCase): string[] {
       );
     }
   }
+  if (report.outcome === 'awaiting-approval' && report.caseId) {
+    const id = safe(report.caseId);
+    out();
+    out('Containment waits for a person. Against the emulator the demo ran on (--endpoint URL):');
+    out(`  npx cordon approve ${id} --endpoint URL`);
+    out(`  npx cordon reject ${id} --reason TEXT --endpoint URL`);
+    out('Or let the demo approve as soon as the wait begins: npm run demo -- --response approve --approve');
+  }
   if (report.caseId && report.evidence.length) {
     out();
     out('Check it yourself against a running emulator:');
@@ -159,6 +214,8 @@ async function main(): Promise<void> {
         endpoint: { type: 'string' },
         'no-vpc-endpoints': { type: 'boolean', default: false },
         bundled: { type: 'boolean', default: false },
+        response: { type: 'string' },
+        approve: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -169,6 +226,12 @@ async function main(): Promise<void> {
     process.stdout.write(`${usage}\n`);
     return;
   }
+  const response = args.response;
+  if (response !== undefined && !policyResponses.includes(response as PolicyResponse)) {
+    fail(`--response must be one of ${policyResponses.join(', ')}\n${usage}`);
+  }
+  if (args.approve === true && response !== 'approve') fail(`--approve needs --response approve\n${usage}`);
+  const seeded = typeof response === 'string' ? demoPolicy(response as PolicyResponse) : undefined;
   const file =
     typeof args.event === 'string'
       ? resolve(args.event)
@@ -199,14 +262,20 @@ async function main(): Promise<void> {
       fail(error.message, 1);
     }
   }
+  const policyLine = seeded
+    ? `Response policy seeded for this run: rule ${seeded.rule} gives ${response} to instances tagged ${demoTagKey}=${response} (a key in tagKeys, which an organisation protects from its instances), default contain; the demo's instance carries that tag.`
+    : undefined;
+  if (policyLine && json) log(policyLine);
   const run = await runLocalCase(event, {
+    ...(seeded ? { responsePolicy: seeded.policy, instanceTags: seeded.tags } : {}),
+    ...(args.approve === true ? { approval: { decision: 'approved' as const } } : {}),
     ...(typeof args.endpoint === 'string' ? { endpoint: args.endpoint } : {}),
     vpcEndpoints: args['no-vpc-endpoints'] !== true,
     ...(bundles ? { bundles } : {}),
     log,
   });
   if (json) process.stdout.write(jsonDocument(run.report));
-  else process.stdout.write(`${humanReport(run).join('\n')}\n`);
+  else process.stdout.write(`${humanReport(run, policyLine).join('\n')}\n`);
   process.exitCode = run.report.outcome === 'failed' ? 1 : 0;
 }
 

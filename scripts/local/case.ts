@@ -1,20 +1,34 @@
 import { randomUUID } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { ApprovalAnswer } from '../../functions/core/approval.js';
+import type { CaseResponse } from '../../functions/core/case.js';
 import { resetConfig } from '../../functions/core/config.js';
 import type { Artifact } from '../../functions/core/evidence.js';
 import { resetStepContext } from '../../functions/core/handler.js';
+import { defaultPolicyText } from '../../functions/core/policy.js';
+import { decide } from '../cli/approval.js';
 import { runEmulatedSsmAgent } from './emulated-ssm-agent.js';
 import { type Mapping, mapEvent } from './map-event.js';
 import { type Moto, startMoto } from './moto.js';
-import { realHandlers, runStateMachine, type StepRecord } from './runner.js';
+import { realHandlers, runStateMachine, type StepRecord, type TaskTokens } from './runner.js';
 import { type SeededAccount, seedAccount } from './seed.js';
 import { deployLocalStack, type LocalStack, localAccountId, localRegion } from './stack.js';
 import { localTaskTokens } from './task-tokens.js';
 
 export interface CaseReport {
   caseId: string | null;
-  outcome: 'completed' | 'partial' | 'failed' | 'rejected' | 'duplicate';
+  /** `awaiting-approval`: the run stopped once its evidence was gathered and containment waited for a person. */
+  outcome: 'completed' | 'partial' | 'failed' | 'rejected' | 'duplicate' | 'awaiting-approval';
   reason: string;
+  /** What the response policy decided at Intake, and the rule that decided it (none for a refused trigger). */
+  response: CaseResponse | null;
+  /** The approval's decision when the case's response asked for one, or evidence-only said no. */
+  approval: { decision: string; goesOn: string; by?: string; at?: string; reason?: string } | null;
+  /** Whether the workflow ran containment (isolation and revocation). */
+  contained: boolean;
   instanceId: string | null;
   accountId: string | null;
   region: string | null;
@@ -36,6 +50,8 @@ export interface LocalCase {
   output: unknown;
   /** States entered by the execution, as Step Functions bills them. */
   transitions: number;
+  /** The answer `options.approval` gave, or its refusal. */
+  approval?: LocalApproval;
 }
 
 export interface LocalCaseOptions {
@@ -58,13 +74,27 @@ export interface LocalCaseOptions {
   log?: (line: string) => void;
   /** The folder `osls package` wrote: run the packaged bundles instead of the sources. */
   bundles?: string;
+  /** RESPONSE_POLICY for this run's Intake (default: the stack's, serverless.yml's `responsePolicy`). */
+  responsePolicy?: string;
+  /** Tags on the seeded instance besides its Name. */
+  instanceTags?: Record<string, string>;
+  /**
+   * For a case that waits for approval: answer it once the wait begins, through the path `cordon
+   * approve`/`cordon reject` take (scripts/cli/approval.ts), as the emulated account's caller. Without
+   * it the run stops once the evidence is gathered, its outcome `awaiting-approval`.
+   */
+  approval?: { decision: 'approved' | 'rejected'; reason?: string };
 }
+
+/** The answer taken for a case waiting for approval, or why it was refused. */
+export type LocalApproval = { answer: ApprovalAnswer } | { refused: { name: string; message: string } };
 
 interface FinalState {
   intake?: { decision: string; reason: string; caseId?: string };
-  case?: { caseId: string; instanceId: string; accountId: string; region: string };
+  case?: { caseId: string; instanceId: string; accountId: string; region: string; response?: CaseResponse };
+  approval?: { decision: string; goesOn: string; by?: string; at?: string; reason?: string };
   triage?: { plan?: { reason?: string } };
-  containment?: { revoke?: { result?: { revokedRoles?: string[] } } };
+  containment?: { isolate?: unknown; revoke?: { result?: { revokedRoles?: string[] } } };
   archive?: {
     outcome: CaseReport['outcome'];
     manifest: Artifact;
@@ -165,7 +195,7 @@ export async function runWorkflowLocally(
     /** The execution's ARN (default: a fresh one under the stack's state machine). */
     executionArn?: string;
     /**
-     * Plays the instance's part once "Capture Memory" has started a capture (its output is given);
+     * Plays the instance's part once "Capture Memory" (or "Capture Evidence Memory") has started a capture (its output is given);
      * by default the emulated SSM agent, which runs the real capture script.
      */
     host?: (capture: unknown) => Promise<void>;
@@ -174,6 +204,11 @@ export async function runWorkflowLocally(
     bundles?: string;
     /** Stage parameters the ASL names (`approvalTimeoutSeconds`...), beside serverless.yml's defaults. */
     params?: Record<string, string>;
+    /** Called when a `.waitForTaskToken` Task starts waiting for its token's answer. */
+    onTaskTokenWait?: (token: string) => void;
+    onStateEntered?: (stateName: string, input: unknown) => void;
+    /** Stops the execution when aborted (the result is ABORTED). */
+    signal?: AbortSignal;
   } = {},
 ): Promise<Awaited<ReturnType<typeof runStateMachine>>> {
   const endpoint = stack.env.AWS_ENDPOINT_URL as string;
@@ -181,10 +216,20 @@ export async function runWorkflowLocally(
   resetConfig();
   resetStepContext();
   const handlers = await realHandlers(options.bundles);
+  const store = localTaskTokens(endpoint, localRegion, String(stack.env.CASES_TABLE));
+  const taskTokens: TaskTokens = {
+    answer: (token, result) => store.answer(token, result),
+    wait(token, signal) {
+      options.onTaskTokenWait?.(token);
+      return store.wait(token, signal);
+    },
+  };
   return runStateMachine(`statemachines/${machine}.asl.yml`, input, {
     handlers,
-    taskTokens: localTaskTokens(endpoint, localRegion, String(stack.env.CASES_TABLE)),
+    taskTokens,
     ...(options.params ? { params: options.params } : {}),
+    ...(options.onStateEntered ? { onStateEntered: options.onStateEntered } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
     executionArn:
       options.executionArn ??
       `${(machine === 'forensics' ? stack.forensicsStateMachineArn : stack.releaseStateMachineArn).replace(':stateMachine:', ':execution:')}:${randomUUID()}`,
@@ -192,7 +237,8 @@ export async function runWorkflowLocally(
     ...(options.realRetryIntervals ? { realRetryIntervals: true } : {}),
     ...(options.stopAfter ? { stopAfter: options.stopAfter } : {}),
     afterTask: async (state, output, taskInput) => {
-      if (state !== 'Capture Memory' || (output as { status?: string }).status !== 'running') return;
+      const captures = state === 'Capture Memory' || state === 'Capture Evidence Memory';
+      if (!captures || (output as { status?: string }).status !== 'running') return;
       if (options.host) return options.host(output);
       const instanceId = (taskInput as { case: { instanceId: string } }).case.instanceId;
       const commandId = (output as { commandId?: string }).commandId;
@@ -225,6 +271,7 @@ export async function runLocalCase(event: unknown, options: LocalCaseOptions = {
       vpcEndpoints: options.vpcEndpoints ?? true,
       ...(options.enis ? { enis: options.enis } : {}),
       ...(options.volumes ? { volumes: options.volumes } : {}),
+      ...(options.instanceTags ? { tags: options.instanceTags } : {}),
     });
     log(
       `seeded instance ${seeded.instanceId} with ${seeded.networkInterfaceIds.length} ENIs and ${seeded.volumeIds.length} volumes`,
@@ -234,8 +281,15 @@ export async function runLocalCase(event: unknown, options: LocalCaseOptions = {
       accountId: localAccountId,
       region: localRegion,
     });
-    const execution = await runWorkflowLocally(stack, 'forensics', mapped, {
+    // Every run sets the policy, so that one run's never stays in the environment for the next.
+    const responsePolicy = options.responsePolicy ?? stack.env.RESPONSE_POLICY ?? defaultPolicyText;
+    const running = { ...stack, env: { ...stack.env, RESPONSE_POLICY: responsePolicy } };
+    const waiting = waitForApproval(stack, endpoint, options.approval, log);
+    const execution = await runWorkflowLocally(running, 'forensics', mapped, {
       log,
+      onTaskTokenWait: waiting.onTaskTokenWait,
+      onStateEntered: waiting.onStateEntered,
+      signal: waiting.signal,
       ...(options.onStep ? { onStep: options.onStep } : {}),
       ...(options.stopAfter ? { stopAfter: options.stopAfter } : {}),
       ...(options.host ? { host: options.host } : {}),
@@ -243,9 +297,11 @@ export async function runLocalCase(event: unknown, options: LocalCaseOptions = {
       ...(options.bundles ? { bundles: options.bundles } : {}),
     });
     // A failed case ends in a Fail state, which has no output: its input still holds the case.
-    const state = (execution.output ?? execution.failedState ?? {}) as FinalState;
+    const state = (execution.output ?? execution.failedState ?? waiting.evidence() ?? {}) as FinalState;
+    const approval = await waiting.answered();
     const notification = await readNotification(stack, endpoint);
-    const report = toReport(state, execution, stack, endpoint);
+    const awaiting = waiting.awaiting() && execution.status === 'ABORTED';
+    const report = toReport(state, execution, stack, endpoint, awaiting);
     const events = report.caseId ? await readCaseEvents(stack, endpoint, report.caseId) : [];
     return {
       report,
@@ -256,10 +312,82 @@ export async function runLocalCase(event: unknown, options: LocalCaseOptions = {
       events,
       output: execution.output,
       transitions: execution.transitions,
+      ...(approval ? { approval } : {}),
     };
   } finally {
     await moto?.stop();
   }
+}
+
+/**
+ * What a run does about the approval its case may wait for. Once the Await Approval task waits: with
+ * `decision`, answer as `cordon approve`/`cordon reject` do (scripts/cli/approval.ts); without, stop
+ * the run as soon as the evidence branch has also ended, since nobody will answer in this process.
+ */
+function waitForApproval(
+  stack: LocalStack,
+  endpoint: string,
+  decision: LocalCaseOptions['approval'],
+  log: (line: string) => void,
+) {
+  const stop = new AbortController();
+  let caseId: string | undefined;
+  let token: string | undefined;
+  let evidence: unknown;
+  let answering: Promise<LocalApproval> | undefined;
+  const maybeStop = () => {
+    if (!decision && token && evidence !== undefined) stop.abort(new Error('awaiting approval'));
+  };
+  const answer = async (id: string): Promise<LocalApproval> => {
+    const base = {
+      endpoint,
+      region: localRegion,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    };
+    const identity = await new STSClient(base).send(new GetCallerIdentityCommand({}));
+    const by = identity.Arn ?? 'unknown';
+    log(`${decision?.decision === 'approved' ? 'approving' : 'rejecting'} case ${id} as ${by}`);
+    try {
+      const answer = await decide(
+        {
+          caseId: id,
+          decision: decision?.decision ?? 'approved',
+          by,
+          ...(decision?.reason ? { reason: decision.reason } : {}),
+        },
+        {
+          ddb: DynamoDBDocumentClient.from(new DynamoDBClient(base)),
+          table: stack.table,
+          transport: { local: localTaskTokens(endpoint, localRegion, stack.table) },
+        },
+      );
+      return { answer };
+    } catch (error) {
+      // Refused: nobody else will answer, so the run stops where it waits.
+      stop.abort(error);
+      const e = error as Error;
+      return { refused: { name: e.name, message: e.message } };
+    }
+  };
+  return {
+    signal: stop.signal,
+    onStateEntered(name: string, input: unknown) {
+      if (name === 'Approval Window') caseId = (input as FinalState).case?.caseId;
+      if (name === 'Evidence Gathered' || name === 'Evidence Triage Failed') {
+        evidence = input;
+        maybeStop();
+      }
+    },
+    onTaskTokenWait(waitingToken: string) {
+      token = waitingToken;
+      if (decision && caseId && !answering) answering = answer(caseId);
+      maybeStop();
+    },
+    /** The evidence branch's state, for a run stopped while it waited. */
+    evidence: () => (stop.signal.aborted ? evidence : undefined),
+    answered: async () => answering,
+    awaiting: () => !decision && stop.signal.aborted,
+  };
 }
 
 function toReport(
@@ -267,18 +395,28 @@ function toReport(
   execution: Awaited<ReturnType<typeof runStateMachine>>,
   stack: LocalStack,
   endpoint: string,
+  awaiting = false,
 ): CaseReport {
   const c = state.case;
   const decision = state.intake?.decision;
+  const contained = state.containment !== undefined;
   let outcome: CaseReport['outcome'];
   let reason: string;
   if (decision === 'rejected' || decision === 'duplicate') {
     outcome = decision;
     reason = state.intake?.reason ?? '';
+  } else if (awaiting) {
+    outcome = 'awaiting-approval';
+    reason = `the evidence is gathered; containment waits for a person (rule ${c?.response?.rule ?? 'unknown'}), and nothing of the instance's network or credentials has changed`;
   } else if (state.notify) {
     outcome = state.notify.outcome;
     const problems = (state.notify.steps ?? []).filter((s) => s.reason).map((s) => `${s.name}: ${s.reason}`);
-    reason = problems.length ? problems.join('; ') : (state.triage?.plan?.reason ?? 'contained');
+    const plan = state.triage?.plan?.reason ?? 'contained';
+    reason = problems.length
+      ? problems.join('; ')
+      : contained
+        ? plan
+        : `evidence only (rule ${c?.response?.rule ?? 'unknown'}): the instance was NOT contained`;
   } else {
     outcome = 'failed';
     reason = execution.error
@@ -291,6 +429,9 @@ function toReport(
     caseId: c?.caseId ?? state.intake?.caseId ?? null,
     outcome,
     reason,
+    response: c?.response ?? null,
+    approval: state.approval ?? null,
+    contained,
     instanceId: c?.instanceId ?? null,
     accountId: c?.accountId ?? null,
     region: c?.region ?? null,

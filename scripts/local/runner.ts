@@ -59,6 +59,10 @@ export interface RunSettings {
   taskTimeoutMs?: number;
   /** The stage parameters `${param:NAME}` in the ASL stand for (serverless.yml's defaults otherwise). */
   params?: Record<string, string>;
+  /** Called as each state is entered, nested ones included, with the state's input. */
+  onStateEntered?: (stateName: string, input: unknown) => void;
+  /** Stops the execution when aborted, as StopExecution does (the result is ABORTED). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -303,6 +307,8 @@ export async function runStateMachine(
       const started = performance.now();
       try {
         const output = await taskScope.run({ stateName, executionArn, fn }, () => invoke(taskInput));
+        // The execution was stopped meanwhile (a wait for a token ends so): nothing ran to record.
+        if (stopped) return output;
         const step = { name: stateName, ...stepStatus(output), ms: Math.round(performance.now() - started) };
         steps.push(step);
         settings.onStep?.(step);
@@ -353,8 +359,15 @@ export async function runStateMachine(
       if (event.type !== 'StateEntered') continue;
       transitions += 1;
       lastEntered = event.state.input;
+      settings.onStateEntered?.(event.state.name, event.state.input);
     }
   })();
+  const stop = () => {
+    stopped = true;
+    run.abort();
+  };
+  if (settings.signal?.aborted) stop();
+  else settings.signal?.addEventListener('abort', stop, { once: true });
   let timer: NodeJS.Timeout | undefined;
   const timeout =
     timeoutSeconds === undefined
@@ -399,6 +412,7 @@ export async function runStateMachine(
     };
   } finally {
     clearTimeout(timer);
+    settings.signal?.removeEventListener('abort', stop);
     ended.abort(new Error('the execution ended'));
   }
 }

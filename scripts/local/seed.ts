@@ -116,6 +116,8 @@ export interface SeedOptions {
   enis?: number;
   /** EBS volumes on the instance (default 2): the root volume and data volumes. */
   volumes?: number;
+  /** Tags on the instance besides its Name (the demo's protected response tag). */
+  tags?: Record<string, string>;
 }
 
 /**
@@ -269,7 +271,15 @@ export async function seedAccount(endpoint: string, options: SeedOptions = {}): 
           DeleteOnTermination: true,
         },
       })),
-      TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'Name', Value: 'web-1' }] }],
+      TagSpecifications: [
+        {
+          ResourceType: 'instance',
+          Tags: [
+            { Key: 'Name', Value: 'web-1' },
+            ...Object.entries(options.tags ?? {}).map(([Key, Value]) => ({ Key, Value })),
+          ],
+        },
+      ],
     }),
   );
   const instance = run.Instances?.[0];

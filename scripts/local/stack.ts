@@ -348,6 +348,8 @@ async function createLocalStack(
     OBJECT_LOCK_MODE: params.objectLockMode as string,
     OBJECT_LOCK_DAYS: params.objectLockDays as string,
     MIN_SEVERITY: params.minSeverity as string,
+    // serverless.yml sets it on Intake only; the other functions never read it.
+    RESPONSE_POLICY: params.responsePolicy as string,
     ACCEPT_SAMPLE_FINDINGS: params.acceptSampleFindings as string,
     ACCEPT_SECURITYHUB_IMPORTED: params.acceptSecurityHubImported as string,
     SECURITYHUB_ACTION_ID: params.securityHubActionId as string,
