@@ -168,13 +168,27 @@ async function readNotification(stack: LocalStack, endpoint: string) {
     region: localRegion,
     credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
   });
-  const out = await sqs.send(
-    new ReceiveMessageCommand({ QueueUrl: stack.alertQueueUrl, MaxNumberOfMessages: 1 }),
-  );
-  const raw = out.Messages?.[0]?.Body;
-  if (!raw) return undefined;
-  const envelope = JSON.parse(raw) as { Subject?: string; Message?: string };
-  return { ...(envelope.Subject ? { subject: envelope.Subject } : {}), body: envelope.Message ?? raw };
+  // Every message the run published, taken off the queue so that the next run reads only its own; the
+  // last is the case's outcome (a case that waited for approval published its request first).
+  let last: string | undefined;
+  for (;;) {
+    const out = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: stack.alertQueueUrl, MaxNumberOfMessages: 10 }),
+    );
+    const messages = out.Messages ?? [];
+    if (messages.length === 0) break;
+    for (const m of messages) {
+      last = m.Body ?? last;
+      if (m.ReceiptHandle) {
+        await sqs.send(
+          new DeleteMessageCommand({ QueueUrl: stack.alertQueueUrl, ReceiptHandle: m.ReceiptHandle }),
+        );
+      }
+    }
+  }
+  if (!last) return undefined;
+  const envelope = JSON.parse(last) as { Subject?: string; Message?: string };
+  return { ...(envelope.Subject ? { subject: envelope.Subject } : {}), body: envelope.Message ?? last };
 }
 
 /**

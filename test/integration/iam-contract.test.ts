@@ -17,6 +17,7 @@ import { resetConfig } from '../../functions/core/config.js';
 import { agentChannelActions } from '../../functions/core/denies.js';
 import { resetStepContext } from '../../functions/core/handler.js';
 import { memberCapabilities } from '../../functions/core/member-roles.js';
+import { demoPolicy } from '../../scripts/demo.js';
 import { templateOf } from '../../scripts/local/artefact.js';
 import { type LocalCase, runLocalCase, runWorkflowLocally } from '../../scripts/local/case.js';
 import { startEmulatedEbs } from '../../scripts/local/emulated-ebs.js';
@@ -292,6 +293,24 @@ beforeAll(async () => {
       vpcEndpoints: false,
     }),
   );
+  // The responses that do not contain at once: an instance marked for its evidence only, and a case
+  // whose Request Approval records its wait and asks a person (the run stops there, its evidence taken).
+  for (const response of ['evidence-only', 'approve'] as const) {
+    const { policy, tags } = demoPolicy(response);
+    const run = await recorded(`response ${response}`, () =>
+      runLocalCase(readRealEvent('gd_detail_canary_ec2_stateless_integtest.json'), {
+        endpoint,
+        responsePolicy: policy,
+        instanceTags: tags,
+      }),
+    );
+    const expected = response === 'approve' ? 'awaiting-approval' : 'completed';
+    if (run.report.outcome !== expected) {
+      throw new Error(
+        `The ${response} case ended ${run.report.outcome}, not ${expected}: ${run.report.reason}`,
+      );
+    }
+  }
   await recorded('release', () =>
     runWorkflowLocally(contained.stack, 'release', { caseId: contained.report.caseId }),
   );

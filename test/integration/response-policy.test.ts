@@ -148,7 +148,7 @@ describe('approve, approved', () => {
 
     expect(run.approval).toMatchObject({ answer: { decision: 'approved', goesOn: 'contain' } });
     expect(run.report.contained).toBe(true);
-    expect(run.report.outcome).not.toBe('failed');
+    expect(run.report.outcome).toBe('completed');
     expect(item?.approval).toMatchObject({
       status: 'approved',
       by: 'arn:aws:sts::123456789012:user/moto',
@@ -182,7 +182,7 @@ describe('approve, rejected', () => {
 });
 
 describe('exempt', () => {
-  it('is rejected naming the rule, opens no case and changes nothing', async () => {
+  it('is rejected naming the rule and notified, opens no case and changes nothing', async () => {
     const run = runs.exempt as LocalCase;
 
     const cases = await ddb.send(new ScanCommand({ TableName: run.stack.table }));
@@ -193,7 +193,10 @@ describe('exempt', () => {
     expect(run.report.outcome).toBe('rejected');
     expect(run.report.reason).toMatch(/^EXEMPT: .*rule "demo-exempt"/);
     expect(run.report.caseId).toBeNull();
-    expect(run.report.steps.map((s) => s.name)).toEqual(['Intake Finding']);
+    // Refused, and said: the only step after Intake is the notification.
+    expect(run.report.steps.map((s) => s.name)).toEqual(['Intake Finding', 'Notify Outcome']);
+    expect(run.notification?.subject).toBe('[Cordon] EXEMPT: a finding was not actioned, by response policy');
+    expect(run.notification?.body).toContain('rule "demo-exempt"');
     expect((cases.Items ?? []).filter((i) => JSON.stringify(i).includes(run.seeded.instanceId))).toEqual([]);
     expect(
       (snapshots.Snapshots ?? []).filter((s) => s.Tags?.some((t) => t.Key?.startsWith('cordon'))),

@@ -10,7 +10,7 @@ import { type Case, caseSchema, tagKeys } from '../../core/case.js';
 import type { Recorder } from '../../core/cases.js';
 import type { Config } from '../../core/config.js';
 import { describeError, SnapshotError, SnapshotTimeoutError } from '../../core/errors.js';
-import { type Artifact, type EvidenceStore, evidenceJson } from '../../core/evidence.js';
+import { type Artifact, type EvidenceStore, evidenceJson, putObservation } from '../../core/evidence.js';
 import { nextWaitSeconds, snapshotWait } from '../../core/memory.js';
 import { lockSnapshot, snapshotIdSchema, volumeIdSchema } from '../../core/snapshots.js';
 import type { DiskState, SnapshotCopy, SnapshotRecord } from '../../core/state.js';
@@ -303,7 +303,11 @@ export async function checkSnapshots(
   };
 }
 
-/** `snapshots.json`: every volume, its snapshot, size, state, lock and copy, and when each was seen. */
+/**
+ * `snapshots.json`: every volume, its snapshot, size, state, lock and copy, and when each was seen. An
+ * observation: a case that checks its snapshots again (after an approval, the containment path checks
+ * the snapshots its evidence branch took) keeps the first beside the later one, never replacing it.
+ */
 async function writeSnapshotsJson(
   c: Case,
   disk: DiskState,
@@ -321,7 +325,7 @@ async function writeSnapshotsJson(
     ...(disk.note ? { note: disk.note } : {}),
     snapshots: disk.snapshots,
   };
-  return deps.evidence.put(deps.recorder, 'snapshots.json', evidenceJson(document), {
+  return putObservation(deps.evidence, deps.recorder, 'snapshots.json', evidenceJson(document), {
     contentType: 'application/json',
   });
 }
