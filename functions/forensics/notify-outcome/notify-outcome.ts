@@ -404,8 +404,10 @@ export async function notifyOutcome(
         notContained && message.outcome !== 'failed' ? 'evidence-only' : statusFor[message.outcome],
         message.outcome,
       );
-      // A case that failed releases the instance so that a responder, or the next finding, can start again.
-      if (message.outcome === 'failed') await deps.cases.unlock(c);
+      // A case that failed releases the instance so that a responder, or the next finding, can start
+      // again; so does a case that gathered evidence without containing it: a later finding (a worse
+      // one, another rule) opens a case of its own instead of joining one that is over.
+      if (message.outcome === 'failed' || notContained) await deps.cases.unlock(c);
     } catch (error) {
       const e = normaliseError(error);
       await note('case status', 'failed', {

@@ -113,6 +113,23 @@ describe('notifyOutcome', () => {
     expect(cases.unlock).toHaveBeenCalledWith(sampleCase);
   });
 
+  it('frees the instance of a case that gathered its evidence without containing it', async () => {
+    const { deps: d, cases } = deps();
+    const theCase = { ...sampleCase, response: { action: 'evidence-only' as const, rule: 'databases' } };
+    const state = {
+      case: theCase,
+      triage: {},
+      approval: { decision: 'not-asked', goesOn: 'evidence-only', rule: 'databases' },
+      response: { disk: ok },
+      memory: { status: 'verified' },
+      archive,
+    };
+    const result = await notifyOutcome(state as never, d);
+    expect(result.outcome).toBe('completed');
+    expect(cases.setStatus).toHaveBeenCalledWith(sampleCase.caseId, 'evidence-only', 'completed');
+    expect(cases.unlock).toHaveBeenCalledWith(theCase);
+  });
+
   it('reports a trigger that Intake could not take in, without a case', async () => {
     const { deps: d, cases } = deps();
     const result = await notifyOutcome(
