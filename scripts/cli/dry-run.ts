@@ -28,6 +28,7 @@ import {
   unmanagedCordonGroup,
 } from '../../functions/core/isolation-groups.js';
 import { assessInstance } from '../../functions/core/plan.js';
+import { decideResponse, type PolicyResponse, type ResponsePolicy } from '../../functions/core/policy.js';
 import {
   autoScalingLeaving,
   ebsMappings,
@@ -56,6 +57,8 @@ export interface DryRunSettings {
   requireImdsv2: boolean;
   quarantineProfileName: string;
   asgMode: 'standby' | 'detach';
+  /** Intake's response policy (functions/core/policy.ts): whether a case would contain at all. */
+  responsePolicy: ResponsePolicy;
 }
 
 /** Read-only clients for the instance's account and region. */
@@ -79,6 +82,12 @@ export interface ContainmentPlan {
   /** The case that holds the instance now (its tag), whose recorded originals a real run would keep. */
   heldByCase: string | null;
   plan: Pick<Plan, 'order' | 'memory' | 'reason' | 'platform' | 'ssmManaged' | 'ssmSurvivesIsolation'>;
+  /**
+   * What the response policy would decide for a case started by hand on this instance (by its account
+   * and tags; a finding's type and severity may decide otherwise): the plan below applies as it stands
+   * to `contain`, after an approval to `approve`, and not at all to `evidence-only` or `exempt`.
+   */
+  response: { action: PolicyResponse; rule: string; reason: string };
   isolation: {
     /** Why Isolate would refuse to go on (a group with Cordon's name that is not Cordon's), or null. */
     refused: string | null;
@@ -177,6 +186,14 @@ export async function planContainment(
     throw new CliError(`No containment plan for ${instanceId}: ${assessment.failed}.`);
   }
   unavailable.push(...assessment.unavailable);
+  const decided = decideResponse(
+    {
+      accountId: target.accountId,
+      tags: assessment.tags ? { known: assessment.tags } : { unread: 'the first look returned no tags' },
+    },
+    settings.responsePolicy,
+  );
+  const response = { action: decided.response, rule: decided.rule, reason: decided.reason };
   const picture = assessment.instance;
   const vpcIds = [...new Set(interfaces.map((n) => n.VpcId as string))];
   const own = ownProfileArn(association, settings.quarantineProfileName);
@@ -264,6 +281,7 @@ export async function planContainment(
       ssmManaged: assessment.plan.ssmManaged,
       ssmSurvivesIsolation: assessment.plan.ssmSurvivesIsolation,
     },
+    response,
     isolation: {
       refused: squatter
         ? `a security group named ${squatter.GroupName} exists in ${squatter.VpcId} without Cordon's ${tagKeys.managed} tag; Isolate would refuse to use it`
@@ -363,6 +381,15 @@ export function planText(p: ContainmentPlan): string {
   add();
   add(
     `Plan: ${p.plan.order}, memory ${p.plan.memory === 'capture' ? 'captured' : 'skipped'} (${safe(p.plan.reason, 300)})`,
+  );
+  const contains: Record<PolicyResponse, string> = {
+    contain: 'containment at once, as below',
+    approve: 'evidence at once; what follows only once a person approves',
+    'evidence-only': 'evidence only: nothing below would be changed',
+    exempt: 'no case at all: nothing below would be changed',
+  };
+  add(
+    `Response policy: ${p.response.action} by ${p.response.rule === 'default' ? 'its default' : `rule "${safe(p.response.rule, 64)}"`}, ${contains[p.response.action]} (${safe(p.response.reason, 300)}; a finding's type and severity may decide otherwise)`,
   );
   add();
   add('Isolate');

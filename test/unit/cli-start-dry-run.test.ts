@@ -49,26 +49,35 @@ const settings = {
   MEMBER_ROLE_NAME: 'cordon-member-dev',
 };
 const dryRun = ['start', '--dry-run', '--instance', c.instanceId, '--account', c.accountId];
+/** Intake's RESPONSE_POLICY in the deployed template; a test may set another before it runs. */
+let responsePolicy = '{"default":"contain"}';
 
 let fake: FakeEc2;
 let stubs: { calls(): { args: unknown[] }[] }[];
 
 beforeEach(() => {
+  responsePolicy = '{"default":"contain"}';
   for (const m of [ec2Mock, ssmMock, iamMock, asgMock, ddbMock, docMock, s3Mock, sfnMock]) m.reset();
   const { cfn, sts } = mockDeployedStack();
-  cfn.on(GetTemplateCommand).resolves({
+  // Built at each call, so that a test may set the response policy before it runs the CLI.
+  cfn.on(GetTemplateCommand).callsFake(() => ({
     TemplateBody: JSON.stringify({
       Resources: Object.fromEntries(
-        ['isolate-instance', 'revoke-credentials', 'protect-instance'].map((fn) => [
+        ['isolate-instance', 'revoke-credentials', 'protect-instance', 'intake-finding'].map((fn) => [
           fn,
           {
             Type: 'AWS::Lambda::Function',
-            Properties: { FunctionName: `cordon-dev-${fn}`, Environment: { Variables: settings } },
+            Properties: {
+              FunctionName: `cordon-dev-${fn}`,
+              Environment: {
+                Variables: fn === 'intake-finding' ? { RESPONSE_POLICY: responsePolicy } : settings,
+              },
+            },
           },
         ]),
       ),
     }),
-  });
+  }));
   sts.on(AssumeRoleCommand).resolves({
     Credentials: {
       AccessKeyId: 'ASIA',
@@ -273,6 +282,7 @@ describe('cordon start --dry-run', () => {
     expect(code).toBe(0);
     expect(stdout).toContain('nothing was changed');
     expect(stdout).toContain('Plan: contain-first, memory captured');
+    expect(stdout).toContain('Response policy: contain by its default, containment at once, as below');
     expect(stdout).toContain(`${eni[0]}: ${appGroup} (app) -> cordon-dev-isolation (to be created)`);
     expect(stdout).toContain(`would be created: cordon-dev-isolation in ${vpcId}`);
     expect(stdout).toContain('Elastic IPs disassociated: 203.0.113.9');
@@ -285,6 +295,19 @@ describe('cordon start --dry-run', () => {
     expect(stdout).toContain('would be kept on termination');
     expect(stdout).toContain('Auto Scaling: standby from web, desired capacity 3 -> 2');
     expect(stdout).toMatch(/Snapshot: vol-0+1 \(\/dev\/xvda\), vol-0+2 \(\/dev\/sdf\)/);
+  });
+
+  it('says what the response policy would decide, by the same decision as Intake', async () => {
+    responsePolicy = JSON.stringify({
+      default: 'contain',
+      tagKeys: ['tier'],
+      rules: [{ name: 'databases', response: 'approve', tags: { tier: ['db'] } }],
+    });
+    fake.instance.tags = { ...fake.instance.tags, tier: 'db' };
+    const { code, stdout } = await cordonOnAws([...dryRun, '--json']);
+
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout).response).toMatchObject({ action: 'approve', rule: 'databases' });
   });
 
   it('shows a hostile group name escaped, never raw', async () => {

@@ -121,10 +121,11 @@ async function containmentSettings(ctx: CommandContext, stack: StackInfo) {
           stack.stackName,
           `${stack.stackName}-${fn}`,
         )) as Record<string, string | undefined>;
-  const [isolate, revoke, protect] = await Promise.all([
+  const [isolate, revoke, protect, intake] = await Promise.all([
     envOf('isolate-instance'),
     envOf('revoke-credentials'),
     envOf('protect-instance'),
+    envOf('intake-finding'),
   ]);
   try {
     const i = loadConfig(configSlice('isolate-instance', ['FORENSIC_CIDR']), isolate);
@@ -133,6 +134,7 @@ async function containmentSettings(ctx: CommandContext, stack: StackInfo) {
       revoke,
     );
     const p = loadConfig(configSlice('protect-instance', ['ASG_MODE', 'MEMBER_ROLE_NAME']), protect);
+    const policy = loadConfig(configSlice('intake-finding', ['RESPONSE_POLICY']), intake);
     return {
       stage: stack.stage,
       forensicCidr: i.FORENSIC_CIDR,
@@ -141,6 +143,7 @@ async function containmentSettings(ctx: CommandContext, stack: StackInfo) {
       quarantineProfileName: r.QUARANTINE_PROFILE_NAME,
       asgMode: p.ASG_MODE,
       memberRoleName: p.MEMBER_ROLE_NAME,
+      responsePolicy: policy.RESPONSE_POLICY,
     };
   } catch (error) {
     throw new CliError(
