@@ -32,21 +32,18 @@ import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { DeleteRolePolicyCommand, type IAMClient } from '@aws-sdk/client-iam';
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { z } from 'zod';
+import { type IsolateChanges, isolateAction } from '../../core/actions/isolate.js';
+import { type ProtectChanges, protectAction } from '../../core/actions/protect.js';
+import { type RevokeChanges, revokeAction } from '../../core/actions/revoke.js';
 import { caseIdSchema, tagKeys } from '../../core/case.js';
 import type { CaseRecord, CaseStore, Recorder } from '../../core/cases.js';
 import {
   changeKeys,
   changesOf,
   codeOf,
-  type IsolateChanges,
-  isolateChangesSchema,
   isTransient,
   longestRoleSessionMs,
-  type ProtectChanges,
-  protectChangesSchema,
-  type RevokeChanges,
   releaseProgressSchema,
-  revokeChangesSchema,
 } from '../../core/containment.js';
 import { instanceArnOf, putDeny, releasedDeny } from '../../core/denies.js';
 import {
@@ -120,9 +117,9 @@ export async function releaseInstance(input: ReleaseInput, deps: ReleaseDeps): P
   }
   const clients = deps.clientsFor({ accountId: record.accountId, region: record.region, caseId });
   const { recorder } = deps;
-  const protect = changesOf(record, changeKeys.protect, protectChangesSchema);
-  const isolate = changesOf(record, changeKeys.isolate, isolateChangesSchema);
-  const revoke = changesOf(record, changeKeys.revoke, revokeChangesSchema);
+  const protect = protectAction.read(record);
+  const isolate = isolateAction.read(record);
+  const revoke = revokeAction.read(record);
   const live = await readInstance(clients.ec2, record.instanceId);
   const instance = live?.State?.Name === 'terminated' ? undefined : live;
   const holder = instance?.Tags?.find((t) => t.Key === tagKeys.caseId)?.Value;
