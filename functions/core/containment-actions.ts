@@ -11,6 +11,14 @@ import { protectAction } from './actions/protect.js';
 import { revokeAction } from './actions/revoke.js';
 import type { CaseRecord, CaseStore } from './cases.js';
 
+/**
+ * Release's order. Credentials first, so that by the time the interfaces reach anything again the
+ * instance holds its own profile and containment's deny is narrowed to the sessions issued before the
+ * release: what runs on it comes back with working credentials of its own role. Protection last: it
+ * puts the instance back in its Auto Scaling group and its load balancers, which must find it
+ * answering; an instance still in the isolation group fails their health checks, and the group would
+ * replace and terminate it.
+ */
 export const containmentActions: readonly ContainmentAction[] = [revokeAction, isolateAction, protectAction];
 
 /**
