@@ -221,6 +221,14 @@ export const changeKeys = {
   release: 'release-instance',
 } as const;
 
+/**
+ * The keys the containment steps save their changes under: every key but Release's own. Each is one
+ * containment action's (`functions/core/containment-actions.ts`).
+ */
+export const containmentKeys: readonly string[] = Object.values(changeKeys).filter(
+  (k) => k !== changeKeys.release,
+);
+
 /** Reads one step's saved changes from a case record; a record that does not parse counts as none. */
 export function changesOf<S extends z.ZodType>(
   record: Pick<CaseRecord, 'changes'> | undefined,

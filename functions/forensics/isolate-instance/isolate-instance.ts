@@ -31,7 +31,6 @@ import {
   progress,
   type Sleep,
 } from '../../core/containment.js';
-import { previousContainment } from '../../core/containment-actions.js';
 import {
   ConfigurationError,
   ContainmentError,
@@ -56,6 +55,7 @@ import {
   unmanagedCordonGroup,
 } from '../../core/isolation-groups.js';
 import { aclView, hostCidr, planDenies } from '../../core/nacl.js';
+import { previousContainment } from '../../core/takeover.js';
 
 export const isolateInputSchema = containInputSchema;
 export type IsolateInput = ContainInput;

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { changeKeys } from '../../../functions/core/containment.js';
+import { changeKeys, containmentKeys } from '../../../functions/core/containment.js';
 import { containmentActions } from '../../../functions/core/containment-actions.js';
 
 const root = resolve(import.meta.dirname, '../../..');
@@ -12,6 +12,10 @@ describe('the containment actions', () => {
     const { release: _release, ...containment } = changeKeys;
 
     expect(containmentActions.map((a) => a.key).sort()).toEqual(Object.values(containment).sort());
+  });
+
+  it('are the keys by which a later case finds an earlier one that recorded containment', () => {
+    expect([...containmentKeys].sort()).toEqual(containmentActions.map((a) => a.key).sort());
   });
 
   it('are listed in the order Release restores them: credentials, network, protection', () => {
