@@ -1,11 +1,12 @@
 /**
- * What Protect, Isolate and Revoke change on an instance, in the shape they save on the case
- * (`cases.saveChanges`) and Release reads back. One module so that the steps that apply containment
- * and the step that undoes it cannot drift apart.
+ * What the containment steps and Release share: the ids and Triage's picture they read, the keys under
+ * which each step saves its changes on the case (`cases.saveChanges`), and how a step reports its
+ * progress. What each step changes, and how Release restores it, is its containment action
+ * (`functions/core/actions/`, listed in `containment-actions.ts`).
  */
 import { z } from 'zod';
-import { caseIdSchema, caseSchema, instanceIdSchema, ipSchema } from './case.js';
-import type { CaseRecord, CaseStore } from './cases.js';
+import { caseSchema, instanceIdSchema, ipSchema } from './case.js';
+import type { CaseRecord } from './cases.js';
 import {
   AwsServiceError,
   AwsThrottlingError,
@@ -198,113 +199,9 @@ export const protectInputSchema = z.object({
 export type ProtectInput = z.infer<typeof protectInputSchema>;
 
 // ---------------------------------------------------------------------------------------------------
-// What each step changed. Every entry is written BEFORE the change it describes is made, so that a
-// step that dies half-way still leaves Release a record of everything it may have applied; Release
-// compares each entry with the live state and only restores what still differs.
+// What each step changed lives with its containment action (functions/core/actions/), listed in
+// functions/core/containment-actions.ts. Release keeps its own progress here.
 // ---------------------------------------------------------------------------------------------------
-
-export const protectChangesSchema = z.object({
-  /** The case that held the instance before this one and had not released it: its originals are ours. */
-  previousCaseId: caseIdSchema.optional(),
-  /** The values the instance's Cordon tags had before (null: the tag was absent). */
-  tags: z.array(z.object({ key: z.string(), original: z.string().nullable() })),
-  attributes: z.array(
-    z.object({
-      name: z.enum(['disableApiTermination', 'disableApiStop', 'instanceInitiatedShutdownBehavior']),
-      original: z.union([z.boolean(), z.enum(['stop', 'terminate'])]),
-    }),
-  ),
-  volumes: z.array(
-    z.object({
-      volumeId: volumeIdSchema,
-      deviceName: deviceNameSchema,
-      originalDeleteOnTermination: z.boolean(),
-    }),
-  ),
-  autoScaling: z
-    .object({
-      groupName: autoScalingGroupNameSchema,
-      mode: z.enum(['standby', 'detach']),
-      /** Whether the group's desired capacity went down by one (false: the group launched a replacement). */
-      decremented: z.boolean(),
-      desiredBefore: z.number().int().min(0),
-      minSize: z.number().int().min(0),
-    })
-    .optional(),
-  targetGroups: z.array(targetSchema),
-  classicLoadBalancers: z.array(classicLoadBalancerNameSchema),
-});
-export type ProtectChanges = z.infer<typeof protectChangesSchema>;
-
-const conntrackSchema = z.object({
-  tcpEstablishedTimeout: z.number().int().optional(),
-  udpStreamTimeout: z.number().int().optional(),
-  udpTimeout: z.number().int().optional(),
-});
-export type Conntrack = z.infer<typeof conntrackSchema>;
-
-export const isolateChangesSchema = z.object({
-  previousCaseId: caseIdSchema.optional(),
-  groups: z.array(
-    z.object({ vpcId: vpcIdSchema, conversionGroupId: groupIdSchema, isolationGroupId: groupIdSchema }),
-  ),
-  enis: z.array(
-    z.object({
-      networkInterfaceId: eniIdSchema,
-      vpcId: vpcIdSchema,
-      /** null when the ENI already held Cordon's groups and no earlier record named its own. */
-      originalGroups: z.array(groupIdSchema).nullable(),
-      /** Connection-tracking timeouts before Cordon shortened them; null: the interface's defaults. */
-      originalConntrack: conntrackSchema.nullable().optional(),
-      convertedAt: z.string().optional(),
-    }),
-  ),
-  elasticIps: z.array(
-    z.object({
-      allocationId: allocationIdSchema,
-      publicIp: z.ipv4(),
-      networkInterfaceId: eniIdSchema,
-      privateIpAddress: z.ipv4(),
-    }),
-  ),
-  naclEntries: z.array(
-    z.object({
-      networkAclId: networkAclIdSchema,
-      ruleNumber: z.number().int().min(1).max(32766),
-      egress: z.boolean(),
-      cidr: z.string().regex(/^[0-9a-f:.]+\/\d{1,3}$/),
-    }),
-  ),
-});
-export type IsolateChanges = z.infer<typeof isolateChangesSchema>;
-
-export const revokeChangesSchema = z.object({
-  previousCaseId: caseIdSchema.optional(),
-  scope: z.enum(['instance', 'role']),
-  /** Sessions issued before this instant are denied (role scope). */
-  // Goes into the deny's aws:TokenIssueTime condition: a date, never a policy variable.
-  cutoff: z.iso.datetime(),
-  denies: z.array(
-    z.object({
-      roleName: roleNameSchema,
-      policyName: z.string().regex(/^[\w+=,.@-]{1,128}$/),
-      /**
-       * Kept by Release until this instant: the deny on sessions issued before containment, each of
-       * which has expired by then. Without it, the deny is containment's, which Release narrows to the
-       * sessions issued before the release.
-       */
-      until: z.iso.datetime().optional(),
-    }),
-  ),
-  profile: z
-    .object({
-      originalArn: instanceProfileArnSchema,
-      roleNames: z.array(roleNameSchema),
-    })
-    .optional(),
-  metadata: z.object({ originalHttpTokens: z.enum(['optional', 'required']) }).optional(),
-});
-export type RevokeChanges = z.infer<typeof revokeChangesSchema>;
 
 export const releaseProgressSchema = z.object({
   restored: z.array(z.string()),
@@ -324,6 +221,14 @@ export const changeKeys = {
   release: 'release-instance',
 } as const;
 
+/**
+ * The keys the containment steps save their changes under: every key but Release's own. Each is one
+ * containment action's (`functions/core/containment-actions.ts`).
+ */
+export const containmentKeys: readonly string[] = Object.values(changeKeys).filter(
+  (k) => k !== changeKeys.release,
+);
+
 /** Reads one step's saved changes from a case record; a record that does not parse counts as none. */
 export function changesOf<S extends z.ZodType>(
   record: Pick<CaseRecord, 'changes'> | undefined,
@@ -334,33 +239,6 @@ export function changesOf<S extends z.ZodType>(
   if (raw === undefined) return undefined;
   const parsed = schema.safeParse(raw);
   return parsed.success ? parsed.data : undefined;
-}
-
-/**
- * The earlier case whose containment this case takes over, provided it was never released: the one
- * named on the instance before Protect re-tagged it (saved by Protect), or else the latest earlier case
- * of the same instance that recorded containment changes (`recent`: the instance's cases, newest first,
- * as `CaseStore.byInstance` lists them). The second is what Isolate and Revoke go by when they run
- * beside Protect and read the case before Protect has saved. Its recorded originals are the instance's
- * true originals; what the instance shows now is Cordon's own work.
- */
-export async function previousContainment(
-  cases: Pick<CaseStore, 'get'>,
-  own: (Pick<CaseRecord, 'changes'> & Partial<Pick<CaseRecord, 'caseId' | 'openedAt'>>) | undefined,
-  recent: readonly CaseRecord[] = [],
-): Promise<CaseRecord | undefined> {
-  const previousCaseId = changesOf(own, changeKeys.protect, protectChangesSchema)?.previousCaseId;
-  if (previousCaseId) {
-    const previous = await cases.get(previousCaseId);
-    return previous && previous.status !== 'released' ? previous : undefined;
-  }
-  const contained = (r: CaseRecord) =>
-    [changeKeys.protect, changeKeys.isolate, changeKeys.revoke].some((k) => r.changes?.[k] !== undefined);
-  const earlier = recent.find(
-    (r) =>
-      r.caseId !== own?.caseId && (own?.openedAt === undefined || r.openedAt < own.openedAt) && contained(r),
-  );
-  return earlier && earlier.status !== 'released' ? earlier : undefined;
 }
 
 /** The Cordon groups' names in a VPC: one pair per stage, shared by every case in that VPC. */

@@ -9,7 +9,7 @@ import {
   type Instance,
   type ModifyInstanceAttributeCommandInput,
 } from '@aws-sdk/client-ec2';
-import type { ProtectChanges } from './containment.js';
+import type { ProtectChanges } from './actions/protect.js';
 import { awsErrorCode } from './errors.js';
 
 /** The instance in whatever state it is in; undefined when EC2 does not know the id, or no longer does. */

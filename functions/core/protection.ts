@@ -5,7 +5,7 @@
  */
 import type { AutoScalingGroup } from '@aws-sdk/client-auto-scaling';
 import type { Instance, InstanceBlockDeviceMapping } from '@aws-sdk/client-ec2';
-import type { ProtectChanges } from './containment.js';
+import type { ProtectChanges } from './actions/protect.js';
 import type { InstanceAttribute } from './instance.js';
 
 /** What Protect sets, and why: nothing the instance or an API caller does may destroy the evidence. */

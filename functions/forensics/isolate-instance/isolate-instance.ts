@@ -17,20 +17,17 @@ import {
   RevokeSecurityGroupIngressCommand,
   type SecurityGroup,
 } from '@aws-sdk/client-ec2';
+import { type IsolateChanges, isolateAction } from '../../core/actions/isolate.js';
 import { tagKeys } from '../../core/case.js';
 import { type CaseStore, instanceKey, type Recorder } from '../../core/cases.js';
 import type { Config } from '../../core/config.js';
 import {
   type ContainInput,
   changeKeys,
-  changesOf,
   codeOf,
   containInputSchema,
   cordonGroupNames,
-  type IsolateChanges,
-  isolateChangesSchema,
   isTransient,
-  previousContainment,
   progress,
   type Sleep,
 } from '../../core/containment.js';
@@ -58,6 +55,7 @@ import {
   unmanagedCordonGroup,
 } from '../../core/isolation-groups.js';
 import { aclView, hostCidr, planDenies } from '../../core/nacl.js';
+import { previousContainment } from '../../core/takeover.js';
 
 export const isolateInputSchema = containInputSchema;
 export type IsolateInput = ContainInput;
@@ -241,13 +239,13 @@ async function startRun(input: IsolateInput, deps: IsolateDeps): Promise<Isolati
   const found = others.length
     ? [...groups, ...(await cordonGroups(ec2, others, deps.config.CORDON_STAGE))]
     : groups;
-  const own = changesOf(record, changeKeys.isolate, isolateChangesSchema);
+  const own = isolateAction.read(record);
   const previous = await previousContainment(
     deps.cases,
     record ?? { caseId: c.caseId, openedAt: c.openedAt },
     recent,
   );
-  const inherited = changesOf(previous, changeKeys.isolate, isolateChangesSchema);
+  const inherited = isolateAction.read(previous);
   const changes: IsolateChanges = own ?? {
     ...(previous ? { previousCaseId: previous.caseId } : {}),
     groups: [],

@@ -21,17 +21,15 @@ import {
   DeregisterTargetsCommand,
   type ElasticLoadBalancingV2Client,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { type ProtectChanges, protectAction } from '../../core/actions/protect.js';
 import { tagKeys } from '../../core/case.js';
 import type { CaseRecord, CaseStore, Recorder } from '../../core/cases.js';
 import type { Config } from '../../core/config.js';
 import {
   changeKeys,
-  changesOf,
   codeOf,
-  type ProtectChanges,
   type ProtectInput,
   progress,
-  protectChangesSchema,
   protectInputSchema,
   type Target,
 } from '../../core/containment.js';
@@ -131,7 +129,7 @@ export async function protectInstance(input: ProtectInput, deps: ProtectDeps): P
     const { live, earlier, groupRead } = await steps.phase(phases.read, async () => {
       const live = await readEverything(deps, c.instanceId, c.caseId);
       const heldBy = live.instance.Tags?.find((t) => t.Key === tagKeys.caseId)?.Value;
-      const own = changesOf(live.record, changeKeys.protect, protectChangesSchema);
+      const own = protectAction.read(live.record);
       // The second round: the case named on the instance, when it is not this one and this case has
       // no record yet; and the group's capacity, when the instance is in service in one.
       const member = live.member;
@@ -155,7 +153,7 @@ export async function protectInstance(input: ProtectInput, deps: ProtectDeps): P
     const heldBy = tagOf(tagKeys.caseId);
     // Any case tag, this case's or an earlier one's, is what the protection attributes are granted on.
     const caseTagged = heldBy !== null;
-    const changes = changesOf(live.record, changeKeys.protect, protectChangesSchema) ?? inherit(earlier);
+    const changes = protectAction.read(live.record) ?? inherit(earlier);
     if (earlier) {
       note('take over earlier containment', 'info', {
         target: c.instanceId,
@@ -373,7 +371,7 @@ async function markForEvidence(input: ProtectInput, deps: ProtectDeps): Promise<
       });
       return;
     }
-    const changes = changesOf(record, changeKeys.protect, protectChangesSchema) ?? inherit(undefined);
+    const changes = protectAction.read(record) ?? inherit(undefined);
     if (!changes.tags.some((t) => t.key === tagKeys.caseId)) {
       changes.tags.push({ key: tagKeys.caseId, original: null });
     }
@@ -433,7 +431,7 @@ async function describeGroup(autoscaling: AutoScalingClient, groupName: string) 
 
 /** A fresh record, or the earlier case's originals, which are the instance's true ones. */
 function inherit(earlier: CaseRecord | undefined): ProtectChanges {
-  const inherited = changesOf(earlier, changeKeys.protect, protectChangesSchema);
+  const inherited = protectAction.read(earlier);
   return {
     ...(earlier ? { previousCaseId: earlier.caseId } : {}),
     tags: inherited?.tags ?? [],

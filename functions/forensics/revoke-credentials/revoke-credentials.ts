@@ -7,19 +7,12 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import { z } from 'zod';
+import { protectAction } from '../../core/actions/protect.js';
+import { type RevokeChanges, revokeAction } from '../../core/actions/revoke.js';
 import { type Case, caseIdSchema, caseSchema, tagKeys } from '../../core/case.js';
 import type { CaseRecord, CaseStore, Recorder } from '../../core/cases.js';
 import type { Config } from '../../core/config.js';
-import {
-  type Change,
-  changeKeys,
-  changesOf,
-  progress,
-  protectChangesSchema,
-  type RevokeChanges,
-  revokeChangesSchema,
-  settledAll,
-} from '../../core/containment.js';
+import { type Change, changeKeys, progress, settledAll } from '../../core/containment.js';
 import { instanceArnOf, putDeny } from '../../core/denies.js';
 import { RevocationError } from '../../core/errors.js';
 import {
@@ -107,7 +100,7 @@ export async function revokeCredentials(input: RevokeInput, deps: RevokeDeps): P
       describeInstance(ec2, c.instanceId),
     ]);
     const live = ownProfileArn(association, quarantine);
-    const own = changesOf(record, changeKeys.revoke, revokeChangesSchema);
+    const own = revokeAction.read(record);
     const [liveRoles, previous] = await settledAll([
       // The roles of the profile the instance holds now, unless it is the one already recorded.
       live && live !== own?.profile?.originalArn ? rolesOf(iam, profileNameOf(live)) : undefined,
@@ -117,7 +110,7 @@ export async function revokeCredentials(input: RevokeInput, deps: RevokeDeps): P
   });
   const { association, instance, live, liveRoles } = read;
 
-  const inherited = changesOf(read.previous, changeKeys.revoke, revokeChangesSchema);
+  const inherited = revokeAction.read(read.previous);
   const changes: RevokeChanges = structuredClone(
     read.own ?? {
       ...(read.previous ? { previousCaseId: read.previous.caseId } : {}),
@@ -253,10 +246,10 @@ async function earlierContainment(
   record: CaseRecord | undefined,
   instance: Instance | undefined,
 ): Promise<CaseRecord | undefined> {
-  let protect = changesOf(record, changeKeys.protect, protectChangesSchema);
+  let protect = protectAction.read(record);
   const tag = instance?.Tags?.find((t) => t.Key === tagKeys.caseId)?.Value;
   if (!protect && tag === c.caseId) {
-    protect = changesOf(await cases.get(c.caseId), changeKeys.protect, protectChangesSchema);
+    protect = protectAction.read(await cases.get(c.caseId));
   }
   const heldBy = protect
     ? protect.previousCaseId

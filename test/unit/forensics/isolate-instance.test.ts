@@ -12,7 +12,8 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { changeKeys, type IsolateChanges } from '../../../functions/core/containment.js';
+import type { IsolateChanges } from '../../../functions/core/actions/isolate.js';
+import { changeKeys } from '../../../functions/core/containment.js';
 import {
   AwsServiceError,
   AwsThrottlingError,

@@ -16,7 +16,8 @@ import {
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { changeKeys, type ProtectChanges } from '../../../functions/core/containment.js';
+import type { ProtectChanges } from '../../../functions/core/actions/protect.js';
+import { changeKeys } from '../../../functions/core/containment.js';
 import { AwsServiceError, ContainmentError, InstanceNotFoundError } from '../../../functions/core/errors.js';
 import {
   type ProtectDeps,

@@ -15,8 +15,9 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
 import { beforeEach, describe, expect, it } from 'vitest';
+import type { RevokeChanges } from '../../../functions/core/actions/revoke.js';
 import { tagKeys } from '../../../functions/core/case.js';
-import { changeKeys, type RevokeChanges } from '../../../functions/core/containment.js';
+import { changeKeys } from '../../../functions/core/containment.js';
 import { agentChannelActions, denyPolicies } from '../../../functions/core/denies.js';
 import { AwsThrottlingError, RevocationError } from '../../../functions/core/errors.js';
 import {

@@ -36,8 +36,9 @@ import {
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
+import type { IsolateChanges } from '../../../functions/core/actions/isolate.js';
 import type { CaseStatus } from '../../../functions/core/cases.js';
-import { changeKeys, type IsolateChanges } from '../../../functions/core/containment.js';
+import { changeKeys } from '../../../functions/core/containment.js';
 import { denyPolicies, releasedDeny } from '../../../functions/core/denies.js';
 import {
   AwsServiceError,
