@@ -194,7 +194,7 @@ export function stepHandler<S extends z.ZodType, O, K extends SettingName>(
         const out = await logic(parsed.data, ctx);
         await Promise.all(recorders.map((r) => r.flush()));
         logger.info('step finished', { step: name, ms: Date.now() - started });
-        emitSafely(() => stepMetrics(name, parsed.data, out, ctx.now()));
+        emitSafely(() => stepMetrics(name, parsed.data, out));
         return out;
       } catch (error) {
         // What the step recorded before it failed is written (or known lost) before it reports.

@@ -91,7 +91,7 @@ export function emfDocument(stage: string, metrics: readonly Metric[], now: Date
 }
 
 /** What a step's result says about the case, as metrics: nothing for most steps. */
-export function stepMetrics(step: string, input: unknown, output: unknown, now: Date): Metric[] {
+export function stepMetrics(step: string, input: unknown, output: unknown): Metric[] {
   if (step === 'snapshot-volumes') {
     // The first step after containment: the Contain state's branches say when each finished.
     const c = input as {

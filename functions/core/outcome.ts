@@ -72,7 +72,7 @@ export function why(error: ErrorInfo | undefined): string {
  */
 export function notContainedBecause(state: OutcomeState): string | undefined {
   const a = state.approval;
-  if (!a || a.goesOn !== 'evidence-only') return undefined;
+  if (a?.goesOn !== 'evidence-only') return undefined;
   const rule = a.rule ?? state.case?.response?.rule ?? 'default';
   switch (a.decision) {
     case 'not-asked':

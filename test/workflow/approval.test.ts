@@ -49,7 +49,7 @@ function caseTable() {
         }
         if (v[':by']) {
           const a = approval;
-          if (!a || a.status !== 'waiting' || a.token !== v[':t'] || a.deadline <= String(v[':at'])) {
+          if (a?.status !== 'waiting' || a.token !== v[':t'] || a.deadline <= String(v[':at'])) {
             throw conditionFailed();
           }
           Object.assign(a, {

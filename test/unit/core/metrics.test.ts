@@ -27,7 +27,7 @@ describe('an EMF document', () => {
   it('holds the timestamp, one directive per dimension set, and every value as a top-level member', () => {
     // Prepare
     const metrics: Metric[] = [
-      ...stepMetrics('notify-outcome', {}, { outcome: 'partial' }, now),
+      ...stepMetrics('notify-outcome', {}, { outcome: 'partial' }),
       { name: metricNames.evidenceBytes, unit: 'Bytes', value: 1024 },
     ];
 
@@ -112,10 +112,10 @@ describe('the metrics of a step', () => {
     const isolatedAt = '2026-11-27T20:14:03.000Z';
     const revokedAt = '2026-11-27T20:13:33.000Z';
 
-    expect(stepMetrics('snapshot-volumes', afterContainment(isolatedAt, revokedAt), {}, now)).toEqual([
+    expect(stepMetrics('snapshot-volumes', afterContainment(isolatedAt, revokedAt), {})).toEqual([
       { name: 'TimeToContainment', unit: 'Seconds', value: 240 },
     ]);
-    expect(stepMetrics('snapshot-volumes', afterContainment(revokedAt, isolatedAt), {}, now)).toEqual([
+    expect(stepMetrics('snapshot-volumes', afterContainment(revokedAt, isolatedAt), {})).toEqual([
       { name: 'TimeToContainment', unit: 'Seconds', value: 240 },
     ]);
   });
@@ -125,21 +125,21 @@ describe('the metrics of a step', () => {
     const failed = afterContainment(at, at, 'failed');
     const { revoke: _, ...withoutRevoke } = afterContainment(at, at).containment;
 
-    expect(stepMetrics('snapshot-volumes', failed, {}, now)).toEqual([]);
-    expect(
-      stepMetrics('snapshot-volumes', { case: { openedAt }, containment: withoutRevoke }, {}, now),
-    ).toEqual([]);
-    expect(stepMetrics('snapshot-volumes', { case: { openedAt } }, {}, now)).toEqual([]);
+    expect(stepMetrics('snapshot-volumes', failed, {})).toEqual([]);
+    expect(stepMetrics('snapshot-volumes', { case: { openedAt }, containment: withoutRevoke }, {})).toEqual(
+      [],
+    );
+    expect(stepMetrics('snapshot-volumes', { case: { openedAt } }, {})).toEqual([]);
   });
 
   it('are no time to containment where the case has no usable opening time or a branch no usable end', () => {
     const at = '2026-11-27T20:14:03.000Z';
     for (const opened of [undefined, 'yesterday', '2026-11-27T20:20:03.000Z']) {
       const input = { ...afterContainment(at, at), case: { openedAt: opened } };
-      expect(stepMetrics('snapshot-volumes', input, {}, now)).toEqual([]);
+      expect(stepMetrics('snapshot-volumes', input, {})).toEqual([]);
     }
     for (const end of [undefined, 'later']) {
-      expect(stepMetrics('snapshot-volumes', afterContainment(at, end), {}, now)).toEqual([]);
+      expect(stepMetrics('snapshot-volumes', afterContainment(at, end), {})).toEqual([]);
     }
   });
 
@@ -147,7 +147,7 @@ describe('the metrics of a step', () => {
     const at = '2026-11-27T20:14:03.000Z';
 
     for (const step of ['protect-instance', 'isolate-instance', 'revoke-credentials']) {
-      expect(stepMetrics(step, { case: { openedAt } }, { finishedAt: at }, now)).toEqual([]);
+      expect(stepMetrics(step, { case: { openedAt } }, { finishedAt: at })).toEqual([]);
     }
   });
 
@@ -158,7 +158,7 @@ describe('the metrics of a step', () => {
       artifacts: [{ bytes: 1_000_000 }, { bytes: 500 }],
     };
 
-    expect(stepMetrics('archive-evidence', {}, archive, now)).toEqual([
+    expect(stepMetrics('archive-evidence', {}, archive)).toEqual([
       { name: 'EvidenceBytes', unit: 'Bytes', value: 1_002_572 },
     ]);
   });
@@ -166,23 +166,23 @@ describe('the metrics of a step', () => {
   it('are no evidence bytes where a size is not a byte count', () => {
     const archive = { manifest: { bytes: 1 }, signature: { bytes: '72' }, artifacts: [] };
 
-    expect(stepMetrics('archive-evidence', {}, archive, now)).toEqual([]);
-    expect(stepMetrics('archive-evidence', {}, { ...archive, artifacts: { bytes: 1 } }, now)).toEqual([]);
-    expect(stepMetrics('archive-evidence', {}, undefined, now)).toEqual([]);
+    expect(stepMetrics('archive-evidence', {}, archive)).toEqual([]);
+    expect(stepMetrics('archive-evidence', {}, { ...archive, artifacts: { bytes: 1 } })).toEqual([]);
+    expect(stepMetrics('archive-evidence', {}, undefined)).toEqual([]);
   });
 
   it('are one case by outcome for each outcome Notify reports, and none for anything else', () => {
     for (const outcome of ['completed', 'partial', 'failed']) {
-      expect(stepMetrics('notify-outcome', {}, { outcome }, now)).toEqual([
+      expect(stepMetrics('notify-outcome', {}, { outcome })).toEqual([
         { name: 'Cases', unit: 'Count', value: 1, dimension: { name: 'Outcome', value: outcome } },
       ]);
     }
-    expect(stepMetrics('notify-outcome', {}, { outcome: 'Completed' }, now)).toEqual([]);
-    expect(stepMetrics('notify-outcome', {}, undefined, now)).toEqual([]);
+    expect(stepMetrics('notify-outcome', {}, { outcome: 'Completed' })).toEqual([]);
+    expect(stepMetrics('notify-outcome', {}, undefined)).toEqual([]);
   });
 
   it('are none for the other steps', () => {
-    expect(stepMetrics('triage-instance', { case: { openedAt } }, { outcome: 'completed' }, now)).toEqual([]);
+    expect(stepMetrics('triage-instance', { case: { openedAt } }, { outcome: 'completed' })).toEqual([]);
   });
 });
 
