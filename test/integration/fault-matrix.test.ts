@@ -294,7 +294,10 @@ describe('a call failing for good', () => {
       const note = run.notifications[0];
       if (run.outcome) expect.soft(note?.outcome, pairKey(p)).toBe(run.outcome);
       // The failure is named in the message: the step that failed, with the answer AWS gave.
-      const failedStep = run.execution.steps.find(
+      // A step that failed for good: its last attempt failed (an attempt that failed on an emulator
+      // hiccup and then succeeded on its retry is not the failure this row injects).
+      const lastOf = new Map(run.execution.steps.map((s) => [s.name, s]));
+      const failedStep = [...lastOf.values()].find(
         (s) => s.status === 'failed' && s.name !== 'Notify Outcome',
       );
       if (failedStep)
