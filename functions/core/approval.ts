@@ -20,6 +20,13 @@ import { oneLine } from './text.js';
  * CLI and the demo share: a conditional update of the case item, then the token's answer.
  */
 export const approvalTimeoutActions = ['contain', 'evidence-only'] as const;
+
+/**
+ * The longest approval window: two hours, half the forensic execution's four. A longer wait would let the
+ * execution time out while it waits, and an execution that times out ends without its notification.
+ * Request Approval refuses a longer window, and the case then goes on at once as the timeout's action says.
+ */
+export const maxApprovalWindowSeconds = 7200;
 export type ApprovalTimeoutAction = (typeof approvalTimeoutActions)[number];
 
 /** What the case item holds under `approval`. */

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import {
   type ApprovalRecord,
   approvalTimeoutActions,
+  maxApprovalWindowSeconds,
   recordApprovalRequest,
   taskTokenSchema,
 } from '../../core/approval.js';
@@ -17,7 +18,7 @@ import { oneLine } from '../../core/text.js';
 export const requestApprovalInputSchema = z.object({
   taskToken: taskTokenSchema,
   case: caseSchema,
-  timeoutSeconds: z.number().int().min(1).max(31_536_000),
+  timeoutSeconds: z.number().int().min(1).max(maxApprovalWindowSeconds),
   timeoutAction: z.enum(approvalTimeoutActions),
 });
 export type RequestApprovalInput = z.infer<typeof requestApprovalInputSchema>;

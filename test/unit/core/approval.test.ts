@@ -1,11 +1,21 @@
+import { readFileSync } from 'node:fs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type ApprovalRecord, decideApproval } from '../../../functions/core/approval.js';
+import { parse } from 'yaml';
+import {
+  type ApprovalRecord,
+  decideApproval,
+  maxApprovalWindowSeconds,
+} from '../../../functions/core/approval.js';
 import { composeMessage } from '../../../functions/forensics/notify-outcome/notify-outcome.js';
-import { requestApproval } from '../../../functions/forensics/request-approval/request-approval.js';
+import {
+  requestApproval,
+  requestApprovalInputSchema,
+} from '../../../functions/forensics/request-approval/request-approval.js';
+import { repoRoot } from '../../../scripts/local/runner.js';
 import { MemoryTimeline, sampleCase } from '../../support/core-fakes.js';
 
 const ddb = mockClient(DynamoDBDocumentClient);
@@ -227,5 +237,29 @@ describe('the notification of a case not contained', () => {
     expect(m.body).toContain(
       `containment was rejected by ${by} at ${now.toISOString()} (rule payments): change window`,
     );
+  });
+});
+
+describe('the approval window', () => {
+  const yamlOf = (file: string) => parse(readFileSync(`${repoRoot}/${file}`, 'utf8'), { merge: true });
+
+  it('ends, at its longest, well inside the forensic execution, so that a case that waits is still notified', () => {
+    const asl = yamlOf('statemachines/forensics.asl.yml') as { TimeoutSeconds: number };
+    const stage = yamlOf('serverless.yml') as { params: { default: { approvalTimeoutSeconds: number } } };
+
+    expect(asl.TimeoutSeconds).toBeGreaterThanOrEqual(2 * maxApprovalWindowSeconds);
+    expect(stage.params.default.approvalTimeoutSeconds).toBeLessThanOrEqual(maxApprovalWindowSeconds);
+  });
+
+  it('is refused by Request Approval when longer, so that the case goes on at once as the timeout says', () => {
+    const input = { taskToken: 'token', case: sampleCase, timeoutAction: 'evidence-only' };
+
+    expect(
+      requestApprovalInputSchema.safeParse({ ...input, timeoutSeconds: maxApprovalWindowSeconds }).success,
+    ).toBe(true);
+    expect(
+      requestApprovalInputSchema.safeParse({ ...input, timeoutSeconds: maxApprovalWindowSeconds + 1 })
+        .success,
+    ).toBe(false);
   });
 });
