@@ -75,9 +75,10 @@ export const evidenceGetCommand: CommandSpec = {
   help: `usage: cordon evidence get CASE [--out DIR] [--part-size MIB]
 
 Downloads manifest.json, manifest.sig and every artifact the manifest names, by the version ids it
-records, into DIR (default ./CASE). Large objects come in ranged parts of MIB MiB (default 8, at most
-1024), a few at a time, into NAME.part with a NAME.part.json progress file: run the same command again
-(with the same part size) after an interruption and it resumes from the parts already on disk. Each
+records, into DIR (default ./CASE). Large objects come in ranged parts of MIB MiB (default 8, and 16
+for an object of 512 MiB or more; at most 1024), a few at a time, into NAME.part with a NAME.part.json
+progress file: run the same command again after an interruption and it resumes from the parts already
+on disk (with the part size it started with, unless given another, which starts the file over). Each
 file is hashed once, in order, as its parts arrive (it is not read back), and gets its final name only
 if its SHA-256 and size are the manifest's; otherwise it is deleted and the command fails, naming it.
 What it hashed is recorded in your own state folder ($XDG_STATE_HOME/cordon, else
