@@ -92,11 +92,15 @@ cordon evidence verify CASE --dir DIR.`,
     const caseId = parseCaseId(positionals[0]);
     const dir = resolve(stringValue(values, 'out') ?? caseId);
     const partSize = parsePartSize(stringValue(values, 'part-size'));
-    const stack = await ctx.stack();
-    const s3 = await ctx.aws.s3();
-    const { readSealedCase } = await import('../evidence.js');
-    const { downloadCase, folderLockName, targetsOf } = await import('../download.js');
-    const { recordFolder } = await import('../get-record.js');
+    // The stack's lookup (a call to CloudFormation) while the modules load: both come before the first byte.
+    const [stack, s3, { readSealedCase }, { downloadCase, folderLockName, targetsOf }, { recordFolder }] =
+      await Promise.all([
+        ctx.stack(),
+        ctx.aws.s3(),
+        import('../evidence.js'),
+        import('../download.js'),
+        import('../get-record.js'),
+      ]);
     const sealed = await readSealedCase(s3, stack.evidenceBucket, caseId);
     const targets = targetsOf(sealed);
     const total =
