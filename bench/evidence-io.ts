@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { partSizeFor } from '../scripts/cli/download.js';
 import { runLocalCase } from '../scripts/local/case.js';
 import { freePort } from '../scripts/local/moto.js';
 import { quickHost } from '../scripts/local/quick-host.js';
@@ -218,7 +219,7 @@ function installPackage(into: string): string {
  * CLI installed from its package, and the two commands an investigator runs on the case.
  *
  * The download reads from s3rver, not moto: moto reads the whole object for every ranged GET, so a
- * download of 1 GiB in the default 8 MiB parts would measure 128 whole-object reads by the emulator.
+ * download of 1 GiB in 8 MiB parts would measure 128 whole-object reads by the emulator.
  * s3rver answers a ranged GET by reading only that range from its file (`createReadStream` with
  * `start`/`end`), as S3 serves a range without reading the rest of the object; its figure is what the
  * CLI costs on this machine, with the server's own work (on the same cores) included. The case's
@@ -344,7 +345,8 @@ export async function evidenceIo(endpoint: string, bytes: number, runs: number) 
       bytes,
       runs,
       server: 's3rver',
-      partSizeMiB: 8,
+      // The part size `evidence get` picks for an object of this size (it is given none).
+      partSizeMiB: partSizeFor(bytes) / 2 ** 20,
       caseId: bench.caseId,
       caseMs: bench.caseMs,
       cli: 'installed package' as const,

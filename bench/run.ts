@@ -170,7 +170,7 @@ try {
     `\n5. Evidence I/O: a ${io.bytes / 2 ** 20} MiB memory image (its case took ${io.caseMs} ms to run), median of ${io.runs} run(s),`,
   );
   out(
-    `   downloaded from ${io.server} in the default ${io.partSizeMiB} MiB parts (s3rver reads only the requested range from disk, as S3 serves a range; moto reads the whole object)`,
+    `   downloaded from ${io.server} in the ${io.partSizeMiB} MiB parts it picks (s3rver reads only the requested range from disk, as S3 serves a range; moto reads the whole object)`,
   );
   out(
     `   the CLI as installed from its package: cordon evidence get ${io.getMs} ms, cordon evidence verify --dir ${io.verifyMs} ms, both ${io.getVerifyMs} ms`,

@@ -21,7 +21,10 @@ export interface DownloadTarget {
 }
 
 export interface DownloadOptions {
-  /** Bytes per ranged GET: large objects come in parts, a few at a time, and resume by part. */
+  /**
+   * Bytes per ranged GET: large objects come in parts, a few at a time, and resume by part. Absent:
+   * the part size an interrupted download of the file recorded, else `partSizeFor` its size.
+   */
   partSize?: number;
   partConcurrency?: number;
   fileConcurrency?: number;
@@ -114,6 +117,19 @@ export async function lockFolder(dir: string, pid = process.pid): Promise<() => 
 }
 
 export const defaultPartSize = 8 * MiB;
+/** From this size on, an object comes in parts of `largePartSize`. */
+export const largeObjectBytes = 512 * MiB;
+/**
+ * Parts of a large object (a memory image): half the ranged GETs of the default, each a request S3
+ * (and the client) pays for whatever its size. Three such parts waiting for the one before them still
+ * fit in the 64 MiB held in memory (`defaultHoldBytes`), so the file is still not read back.
+ */
+export const largePartSize = 16 * MiB;
+
+/** The part size of a download not given one: the default, or `largePartSize` for a large object. */
+export function partSizeFor(bytes: number): number {
+  return bytes >= largeObjectBytes ? largePartSize : defaultPartSize;
+}
 
 const progressSchema = z.object({
   schema: z.literal('cordon.download/1'),
@@ -153,11 +169,8 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-async function readProgress(
-  path: string,
-  target: DownloadTarget,
-  partSize: number,
-): Promise<Progress | undefined> {
+/** The progress an earlier run recorded for this very object, whatever its part size. */
+async function readProgress(path: string, target: DownloadTarget): Promise<Progress | undefined> {
   try {
     const parsed = progressSchema.safeParse(JSON.parse(await readFile(path, 'utf8')));
     if (!parsed.success) return undefined;
@@ -167,7 +180,7 @@ async function readProgress(
       p.versionId === target.versionId &&
       p.bytes === target.bytes &&
       p.sha256 === target.sha256 &&
-      p.partSize === partSize;
+      p.partSize > 0;
     return same ? p : undefined;
   } catch {
     return undefined;
@@ -296,7 +309,6 @@ export async function downloadArtifact(
   dir: string,
   options: DownloadOptions = {},
 ): Promise<DownloadOutcome> {
-  const partSize = options.partSize ?? defaultPartSize;
   const finalPath = pathInside(dir, target.name);
   const base = { name: target.name, path: finalPath, bytes: target.bytes, sha256: target.sha256 };
   const present = await alreadyThere(finalPath, target);
@@ -314,9 +326,13 @@ export async function downloadArtifact(
   await mkdir(dirname(finalPath), { recursive: true });
   const partPath = `${finalPath}.part`;
   const progressPath = `${finalPath}.part.json`;
+  const recorded = await readProgress(progressPath, target);
+  // Not given a part size, a download resumes with the one it started with (an earlier version's
+  // default included); given one, it resumes only with that one.
+  const partSize = options.partSize ?? recorded?.partSize ?? partSizeFor(target.bytes);
   const parts = target.bytes === 0 ? 0 : Math.ceil(target.bytes / partSize);
 
-  let progress = await readProgress(progressPath, target, partSize);
+  let progress = recorded?.partSize === partSize ? recorded : undefined;
   if (
     progress &&
     (await stat(partPath).then(

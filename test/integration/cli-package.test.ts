@@ -51,11 +51,14 @@ afterAll(async () => {
 });
 
 describe('the cordon package', () => {
-  it('is named cordon-VERSION.tgz and holds the launcher, the bundle and its licences, nothing else', () => {
+  it('is named cordon-VERSION.tgz and holds the launcher, the bundle (its entry and the chunks it loads) and its licences, nothing else', () => {
     expect(tarball.endsWith(`cordon-${version}.tgz`)).toBe(true);
     const listed = run('tar', ['tzf', tarball], work).stdout.split('\n').filter(Boolean).sort();
+    const chunks = listed.filter((f) => f.startsWith('package/dist/chunks/'));
 
-    expect(listed).toEqual([
+    expect(chunks.length).toBeGreaterThan(0);
+    for (const chunk of chunks) expect(chunk).toMatch(/^package\/dist\/chunks\/[\w-]+\.mjs$/);
+    expect(listed.filter((f) => !chunks.includes(f))).toEqual([
       'package/README.md',
       'package/bin/cordon.js',
       'package/dist/THIRD-PARTY-LICENSES.txt',

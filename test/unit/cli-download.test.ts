@@ -14,6 +14,7 @@ import {
   folderLockName,
   isDownloadLeftover,
   lockFolder,
+  partSizeFor,
   pathInside,
 } from '../../scripts/cli/download.js';
 import { UsageError } from '../../scripts/cli/errors.js';
@@ -112,6 +113,48 @@ describe('downloadArtifact', () => {
     expect(ranges().sort()).toEqual(['bytes=6144-8191', 'bytes=8192-9999']);
     expect(await readFile(join(dir, 'memory/image.lime'))).toEqual(image);
     expect(await readdir(join(dir, 'memory'))).toEqual(['image.lime']);
+  });
+
+  it('resumes with the part size it started with when run again without one', async () => {
+    serve();
+    let stored = 0;
+    await expect(
+      downloadArtifact(new S3Client({}), 'evidence', target, dir, {
+        partSize,
+        partConcurrency: 1,
+        onPart: () => {
+          stored += 1;
+          if (stored === 3) throw new Error('network gone');
+        },
+      }),
+    ).rejects.toThrow('network gone');
+    s3.resetHistory();
+
+    const outcome = await downloadArtifact(new S3Client({}), 'evidence', target, dir);
+
+    expect(outcome.status).toBe('resumed');
+    expect(ranges().sort()).toEqual(['bytes=6144-8191', 'bytes=8192-9999']);
+    expect(await readFile(join(dir, 'memory/image.lime'))).toEqual(image);
+  });
+
+  it('starts the file over when run again with another part size', async () => {
+    serve();
+    await expect(
+      downloadArtifact(new S3Client({}), 'evidence', target, dir, {
+        partSize,
+        partConcurrency: 1,
+        onPart: () => {
+          throw new Error('network gone');
+        },
+      }),
+    ).rejects.toThrow('network gone');
+    s3.resetHistory();
+
+    const outcome = await downloadArtifact(new S3Client({}), 'evidence', target, dir, { partSize: 4096 });
+
+    expect(outcome.status).toBe('downloaded');
+    expect(ranges().sort()).toEqual(['bytes=0-4095', 'bytes=4096-8191', 'bytes=8192-9999']);
+    expect(await readFile(join(dir, 'memory/image.lime'))).toEqual(image);
   });
 
   it('hashes parts that arrive out of order once, from memory, without reading the file back', async () => {
@@ -339,6 +382,15 @@ describe('names from a manifest', () => {
     expect(() => nameInCase('c', 'cases/c/../../etc/passwd')).toThrow('unsafe name');
     expect(() => pathInside('/tmp/out', '../escape')).toThrow('outside /tmp/out');
     expect(nameInCase('c', 'cases/c/memory/image.lime')).toBe('memory/image.lime');
+  });
+});
+
+describe('partSizeFor', () => {
+  it('takes parts of 8 MiB below 512 MiB and of 16 MiB from there on', () => {
+    expect(partSizeFor(10_000)).toBe(8 * 2 ** 20);
+    expect(partSizeFor(512 * 2 ** 20 - 1)).toBe(8 * 2 ** 20);
+    expect(partSizeFor(512 * 2 ** 20)).toBe(16 * 2 ** 20);
+    expect(partSizeFor(64 * 2 ** 30)).toBe(16 * 2 ** 20);
   });
 });
 

@@ -75,9 +75,10 @@ export const evidenceGetCommand: CommandSpec = {
   help: `usage: cordon evidence get CASE [--out DIR] [--part-size MIB]
 
 Downloads manifest.json, manifest.sig and every artifact the manifest names, by the version ids it
-records, into DIR (default ./CASE). Large objects come in ranged parts of MIB MiB (default 8, at most
-1024), a few at a time, into NAME.part with a NAME.part.json progress file: run the same command again
-(with the same part size) after an interruption and it resumes from the parts already on disk. Each
+records, into DIR (default ./CASE). Large objects come in ranged parts of MIB MiB (default 8, and 16
+for an object of 512 MiB or more; at most 1024), a few at a time, into NAME.part with a NAME.part.json
+progress file: run the same command again after an interruption and it resumes from the parts already
+on disk (with the part size it started with, unless given another, which starts the file over). Each
 file is hashed once, in order, as its parts arrive (it is not read back), and gets its final name only
 if its SHA-256 and size are the manifest's; otherwise it is deleted and the command fails, naming it.
 What it hashed is recorded in your own state folder ($XDG_STATE_HOME/cordon, else
@@ -91,11 +92,15 @@ cordon evidence verify CASE --dir DIR.`,
     const caseId = parseCaseId(positionals[0]);
     const dir = resolve(stringValue(values, 'out') ?? caseId);
     const partSize = parsePartSize(stringValue(values, 'part-size'));
-    const stack = await ctx.stack();
-    const s3 = await ctx.aws.s3();
-    const { readSealedCase } = await import('../evidence.js');
-    const { downloadCase, folderLockName, targetsOf } = await import('../download.js');
-    const { recordFolder } = await import('../get-record.js');
+    // The stack's lookup (a call to CloudFormation) while the modules load: both come before the first byte.
+    const [stack, s3, { readSealedCase }, { downloadCase, folderLockName, targetsOf }, { recordFolder }] =
+      await Promise.all([
+        ctx.stack(),
+        ctx.aws.s3(),
+        import('../evidence.js'),
+        import('../download.js'),
+        import('../get-record.js'),
+      ]);
     const sealed = await readSealedCase(s3, stack.evidenceBucket, caseId);
     const targets = targetsOf(sealed);
     const total =
