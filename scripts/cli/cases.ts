@@ -76,7 +76,7 @@ export async function listCases(
     const at = filter.waiting;
     rows = rows.filter((r) => isWaiting((r as { approval?: ApprovalRecord }).approval, at));
   }
-  return filter.open ? rows.filter((r) => r.holdsInstance) : rows;
+  return (filter.open ? rows.filter((r) => r.holdsInstance) : rows).map(shown);
 }
 
 export interface ExecutionView {
@@ -139,6 +139,18 @@ export interface CaseStatus {
   execution?: ExecutionView;
 }
 
+/**
+ * A case record as the CLI shows it: without the task token of an approval, which with
+ * states:SendTaskSuccess answers the waiting workflow directly, past the checks `cordon approve` makes.
+ * A terminal, a ticket or a CI log never gets it.
+ */
+export function shown<T extends object>(record: T): T {
+  const approval = (record as { approval?: Record<string, unknown> }).approval;
+  if (!approval || !('token' in approval)) return record;
+  const { token: _token, ...rest } = approval;
+  return { ...record, approval: rest };
+}
+
 /** A case with its timeline and its execution's history. An unknown case is an error, named. */
 export async function caseStatus(
   deps: { ddb: DynamoDBDocumentClient; sfn: SFNClient; table: string },
@@ -156,5 +168,5 @@ export async function caseStatus(
   const timeline = [...(await store.timeline(caseId)), ...(await store.timeline(caseId, 'investigator'))];
   timeline.sort((a, b) => String(a.at).localeCompare(String(b.at)));
   const execution = record.executionArn ? await executionView(deps.sfn, record.executionArn) : undefined;
-  return { case: record, timeline, ...(execution ? { execution } : {}) };
+  return { case: shown(record), timeline, ...(execution ? { execution } : {}) };
 }

@@ -81,6 +81,38 @@ describe('cordon cases', () => {
   });
 });
 
+describe('a case waiting for approval, as the CLI shows it', () => {
+  const approval = {
+    status: 'waiting',
+    token: 'AQB8AAAAKgAAAAMAAAAAAAAAAW-live-task-token',
+    deadline: '2099-01-01T00:00:00.000Z',
+    rule: 'databases',
+  };
+
+  it('never prints the task token, in the list or in the status, with or without --json', async () => {
+    const waiting = { ...newer, approval };
+    ddb.on(ScanCommand).resolves({ Items: [lock, waiting] });
+    ddb.on(GetCommand).resolves({ Item: waiting });
+    ddb.on(QueryCommand).resolves({ Items: [] });
+
+    for (const args of [
+      ['cases', '--json'],
+      ['cases', '--waiting'],
+      ['status', newer.caseId, '--json'],
+      ['status', newer.caseId],
+    ]) {
+      const { stdout } = await cordonOnAws(args);
+      expect(stdout, args.join(' ')).not.toContain(approval.token);
+    }
+    const { stdout } = await cordonOnAws(['cases', '--waiting', '--json']);
+    expect(JSON.parse(stdout)[0].approval).toEqual({
+      status: 'waiting',
+      deadline: approval.deadline,
+      rule: 'databases',
+    });
+  });
+});
+
 describe('cordon status', () => {
   it("shows the execution's steps from its Step Functions history", async () => {
     ddb.on(GetCommand).resolves({ Item: newer });
