@@ -179,6 +179,35 @@ describe('forensic workflow: approval and evidence only', () => {
     expect(r.timeline).toEqual([expect.stringMatching(/^approval approved: approved by .*alice/)]);
   });
 
+  it('contains an approved case with Intake’s first look when Triage failed in the evidence branch', async () => {
+    const theCase = caseWith('approve');
+    const r = approvalRun(theCase, { decision: 'approved' });
+    r.handlers['intake-finding'] = async () => ({ ...looked('contain-first'), case: theCase });
+    r.handlers['triage-instance'] = async () => {
+      throw Object.assign(new Error('the instance could not be read'), { name: 'AwsAccessDeniedError' });
+    };
+    const run = await runStateMachine(asl, {}, { handlers: r.handlers, taskTokens: r.tokens });
+    expect(names(run)).toEqual(
+      expect.arrayContaining(['Protect Instance', 'Isolate Instance', 'Revoke Credentials']),
+    );
+  });
+
+  it('contains, failing closed, when the answer goes on as something it does not know', async () => {
+    const theCase = caseWith('approve');
+    const r = approvalRun(theCase);
+    // A stage whose approvalTimeoutAction is misspelt: Request Approval refuses its input, and the
+    // case goes on as that unknown action.
+    r.handlers['request-approval'] = async () => {
+      throw Object.assign(new Error('timeoutAction: invalid'), { name: 'InvalidStepInputError' });
+    };
+    const run = await runStateMachine(
+      asl,
+      {},
+      { handlers: r.handlers, taskTokens: r.tokens, params: { approvalTimeoutAction: 'contained' } },
+    );
+    expect(names(run)).toEqual(expect.arrayContaining(['Isolate Instance', 'Revoke Credentials']));
+  });
+
   it('runs the evidence while the approval waits: triage, snapshots and memory before any answer', async () => {
     const r = approvalRun(caseWith('approve'));
     const running = runStateMachine(asl, {}, { handlers: r.handlers, taskTokens: r.tokens });
