@@ -198,9 +198,26 @@ function checkRule(rule: PolicyRule, input: PolicyInput): Check[] {
 /**
  * The response for one trigger: the first rule whose every condition holds (a condition holds when
  * any of its values does), else the policy's default. The reason says which conditions chose it, and,
- * when the instance's tags could not be read, that the tag rules were passed over for that.
+ * when the instance's tags could not be read, that the tag rules were passed over for that; a decision
+ * that passed over a tag rule it could not judge is never weaker than `contain`.
  */
 export function decideResponse(input: PolicyInput, policy: ResponsePolicy): PolicyDecision {
+  const decision = firstMatch(input, policy);
+  const unread = 'unread' in input.tags ? input.tags.unread : undefined;
+  // A tag rule that could not be judged might have chosen containment: an unread tag never weakens.
+  if (unread !== undefined && decision.passedOver.length && decision.response !== 'contain') {
+    const rules = decision.passedOver.map((n) => `"${n}"`).join(', ');
+    return {
+      response: 'contain',
+      rule: 'default',
+      reason: `the instance's tags could not be read (${unread}) and the tag conditions of ${rules}, which come first, might have decided otherwise: contain, the strictest response, rather than ${decision.response} by ${decision.rule === 'default' ? "the policy's default" : `rule "${decision.rule}"`}`,
+    };
+  }
+  const { passedOver: _, ...decided } = decision;
+  return decided;
+}
+
+function firstMatch(input: PolicyInput, policy: ResponsePolicy): PolicyDecision & { passedOver: string[] } {
   const unread = 'unread' in input.tags ? input.tags.unread : undefined;
   const passedOver: string[] = [];
   for (const rule of policy.rules) {
@@ -211,6 +228,7 @@ export function decideResponse(input: PolicyInput, policy: ResponsePolicy): Poli
         response: rule.response,
         rule: rule.name,
         reason: `rule "${rule.name}" matched (${said.length ? said.join(', ') : 'it has no condition'})${unreadNote(passedOver, unread)}`,
+        passedOver,
       };
     }
     if (checks.some((c) => !c.holds && c.unreadTags)) passedOver.push(rule.name);
@@ -219,6 +237,7 @@ export function decideResponse(input: PolicyInput, policy: ResponsePolicy): Poli
     response: policy.default,
     rule: 'default',
     reason: `no rule matched: the policy's default${unreadNote(passedOver, unread)}`,
+    passedOver,
   };
 }
 

@@ -264,6 +264,26 @@ describe('deciding', () => {
     });
   });
 
+  it('contains when a tag rule it could not judge comes before a weaker decision', () => {
+    const p = policy({
+      default: 'approve',
+      tagKeys: ['tier'],
+      rules: [
+        { name: 'crown-jewels', response: 'contain', tags: { tier: ['critical'] } },
+        { name: 'acct', response: 'exempt', accounts: [manualStart.accountId] },
+      ],
+    });
+
+    const decision = decideResponse({ ...manualStart, tags: { unread: 'Throttling' } }, p);
+
+    expect(decision.response).toBe('contain');
+    expect(decision.reason).toContain('"crown-jewels"');
+    expect(decision.reason).toContain('rather than exempt by rule "acct"');
+    // A rule decided before any tag rule is not second-guessed.
+    const first = policy({ ...p, rules: [...p.rules].reverse() } as never);
+    expect(decideResponse({ ...manualStart, tags: { unread: 'Throttling' } }, first).response).toBe('exempt');
+  });
+
   it('does not take a tag named "unread" for tags that could not be read', () => {
     const p = policy({
       default: 'contain',
