@@ -15,6 +15,14 @@ import { containmentKeys } from './containment.js';
  * beside Protect and read the case before Protect has saved. Its recorded originals are the instance's
  * true originals; what the instance shows now is Cordon's own work.
  */
+/**
+ * Whether a case may still hold containment of its instance: not once released, and never a case that
+ * gathered evidence without containing (its only change is the case tag Mark For Evidence put on).
+ */
+export function mayHoldContainment(r: Pick<CaseRecord, 'status'>): boolean {
+  return r.status !== 'released' && r.status !== 'evidence-only';
+}
+
 export async function previousContainment(
   cases: Pick<CaseStore, 'get'>,
   own: (Pick<CaseRecord, 'changes'> & Partial<Pick<CaseRecord, 'caseId' | 'openedAt'>>) | undefined,
@@ -23,12 +31,14 @@ export async function previousContainment(
   const previousCaseId = protectAction.read(own)?.previousCaseId;
   if (previousCaseId) {
     const previous = await cases.get(previousCaseId);
-    return previous && previous.status !== 'released' ? previous : undefined;
+    return previous && mayHoldContainment(previous) ? previous : undefined;
   }
-  const contained = (r: CaseRecord) => containmentKeys.some((k) => r.changes?.[k] !== undefined);
+  // A case that only marked the instance for its evidence is passed over: an earlier one may still hold it.
+  const contained = (r: CaseRecord) =>
+    r.status !== 'evidence-only' && containmentKeys.some((k) => r.changes?.[k] !== undefined);
   const earlier = recent.find(
     (r) =>
       r.caseId !== own?.caseId && (own?.openedAt === undefined || r.openedAt < own.openedAt) && contained(r),
   );
-  return earlier && earlier.status !== 'released' ? earlier : undefined;
+  return earlier && mayHoldContainment(earlier) ? earlier : undefined;
 }

@@ -48,6 +48,7 @@ import {
   volumesToKeep,
   protectedAttributes as wanted,
 } from '../../core/protection.js';
+import { mayHoldContainment } from '../../core/takeover.js';
 
 export type { ProtectInput };
 export { protectInputSchema };
@@ -145,7 +146,7 @@ export async function protectInstance(input: ProtectInput, deps: ProtectDeps): P
       if (previous.status === 'rejected') throw previous.reason;
       // The case named on the instance, if it was never released, contained the instance before:
       // what the instance shows now is its work, and its record holds the originals.
-      const unreleased = previous.value && previous.value.status !== 'released' ? previous.value : undefined;
+      const unreleased = previous.value && mayHoldContainment(previous.value) ? previous.value : undefined;
       return { live, earlier: unreleased, groupRead };
     });
     const { instance, member } = live;

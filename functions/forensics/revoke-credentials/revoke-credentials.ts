@@ -24,6 +24,7 @@ import {
   roleDenies,
   rolesOf,
 } from '../../core/revocation.js';
+import { mayHoldContainment } from '../../core/takeover.js';
 
 /**
  * Revoke reads what it changes itself (the live profile association, the profile's roles, the
@@ -262,7 +263,7 @@ async function earlierContainment(
     previous?.instanceId === c.instanceId &&
     previous.accountId === c.accountId &&
     previous.region === c.region;
-  return same && previous.status !== 'released' ? previous : undefined;
+  return same && mayHoldContainment(previous) ? previous : undefined;
 }
 
 /** The instance's metadata options, and its case tag (which case held it before this one). */
