@@ -94,6 +94,30 @@ export async function recordApprovalRequest(
   }
 }
 
+/**
+ * Closes the window of a request nobody was told of (its message could not be published): the deadline
+ * becomes `at`, so that the case is no longer listed as waiting and an answer is refused as late, which
+ * it is: the workflow goes on at once as the timeout's action says. Only this request's (its token).
+ */
+export async function closeApprovalWindow(
+  ddb: DynamoDBDocumentClient,
+  table: string,
+  caseId: string,
+  token: string,
+  at: string,
+): Promise<void> {
+  await ddb.send(
+    new UpdateCommand({
+      TableName: table,
+      Key: caseKey(caseId),
+      UpdateExpression: 'SET approval.#dl = :at, updatedAt = :at',
+      ConditionExpression: 'approval.#s = :waiting AND approval.#t = :t',
+      ExpressionAttributeNames: { '#dl': 'deadline', '#s': 'status', '#t': 'token' },
+      ExpressionAttributeValues: { ':at': at, ':waiting': 'waiting', ':t': token },
+    }),
+  );
+}
+
 /** The case's approval as stored, if any. */
 export async function readApproval(
   ddb: DynamoDBDocumentClient,

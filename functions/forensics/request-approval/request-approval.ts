@@ -4,6 +4,7 @@ import { z } from 'zod';
 import {
   type ApprovalRecord,
   approvalTimeoutActions,
+  closeApprovalWindow,
   maxApprovalWindowSeconds,
   recordApprovalRequest,
   taskTokenSchema,
@@ -130,11 +131,22 @@ export async function requestApproval(
     return { caseId: c.caseId, deadline, ...(out.MessageId ? { messageId: out.MessageId } : {}) };
   } catch (error) {
     const e = describeError(error);
+    // Nobody was told: the request must not stay listed as waiting for an answer that would be refused.
+    const closed = await closeApprovalWindow(
+      deps.ddb,
+      deps.table,
+      c.caseId,
+      input.taskToken,
+      deps.now().toISOString(),
+    )
+      .then(() => '')
+      .catch((failure: unknown) => {
+        const f = describeError(failure);
+        return `; its window could not be closed either (${f.name}: ${f.message})`;
+      });
     throw new NotificationError(
-      `Cannot publish the approval request of case ${c.caseId}: ${e.name}: ${e.message}`,
-      {
-        cause: error,
-      },
+      `Cannot publish the approval request of case ${c.caseId}: ${e.name}: ${e.message}${closed}`,
+      { cause: error },
     );
   }
 }

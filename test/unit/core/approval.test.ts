@@ -174,6 +174,28 @@ describe('requestApproval', () => {
     expect(body).toContain('Answer before 2026-11-27T20:40:00.000Z');
   });
 
+  it('closes the window of a request it could not publish, so that nobody is told to answer it', async () => {
+    ddb.on(UpdateCommand).resolves({});
+    sns.on(PublishCommand).rejects(Object.assign(new Error('topic gone'), { name: 'NotFoundException' }));
+    await expect(
+      requestApproval(
+        { taskToken: 'token-2', case: sampleCase, timeoutSeconds: 600, timeoutAction: 'evidence-only' },
+        {
+          ddb: client,
+          table: 'cases',
+          sns: new SNSClient({ region: 'us-east-1' }),
+          topicArn: 'arn:aws:sns:us-east-1:123456789012:alerts',
+          recorder: new MemoryTimeline().recorder(sampleCase.caseId, 'request-approval'),
+          now: () => now,
+        },
+      ),
+    ).rejects.toMatchObject({ name: 'NotificationError' });
+    const close = ddb.commandCalls(UpdateCommand)[1]?.args[0].input;
+    expect(close?.UpdateExpression).toBe('SET approval.#dl = :at, updatedAt = :at');
+    expect(close?.ConditionExpression).toBe('approval.#s = :waiting AND approval.#t = :t');
+    expect(close?.ExpressionAttributeValues).toMatchObject({ ':at': now.toISOString(), ':t': 'token-2' });
+  });
+
   it('publishes nothing when the approval was already decided', async () => {
     ddb.on(UpdateCommand).rejects(conditionFailed);
     await expect(
