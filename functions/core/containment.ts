@@ -282,6 +282,12 @@ export interface Progress {
    * one named error that lists every failed change with its error, and what was and was not applied.
    */
   together(changes: readonly Change[]): Promise<void>;
+  /**
+   * The last phase of a step: everything it recorded is on the case timeline. A lost record fails the
+   * step as this phase, so that the failure still says what was applied; it is never listed as pending
+   * in another phase's failure.
+   */
+  recorded(recorder: { flush(): Promise<void> }): Promise<void>;
 }
 
 type ForGood = new (message: string, options?: ErrorOptions) => CordonError;
@@ -376,6 +382,9 @@ export function progress(step: string, planned: string[], forGood: ForGood = Con
         );
         throw named(reportedAs(error, forGood), message, error);
       }
+    },
+    recorded(recorder) {
+      return this.phase('actions recorded on the case timeline', () => recorder.flush());
     },
     async together(changes) {
       // Started inside the promise chain, so that one that throws at once still lets the others run.

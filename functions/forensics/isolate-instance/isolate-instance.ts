@@ -163,12 +163,8 @@ export async function isolateInstance(input: IsolateInput, deps: IsolateDeps): P
     isolation: 'isolation group applied',
     verified: 'isolation verified',
     tagged: 'instance tagged isolated',
-    recorded: 'actions recorded on the case timeline',
   };
-  // The timeline's phase is not listed as pending in another failure: it is only ever its own.
-  const planned = Object.values(labels).filter(
-    (l) => (denyRemote || l !== labels.nacl) && l !== labels.recorded,
-  );
+  const planned = Object.values(labels).filter((l) => denyRemote || l !== labels.nacl);
   const steps = progress('Isolation', planned);
   const run = await steps.phase(labels.read, () => startRun(input, deps));
   const prepared = prepare(run, denyRemote);
@@ -191,8 +187,7 @@ export async function isolateInstance(input: IsolateInput, deps: IsolateDeps): P
   for (const u of run.unavailable) {
     await deps.recorder.note(u.api, 'skipped', { detail: `unavailable: ${u.reason}` });
   }
-  // A lost record fails the step as a phase, so that the failure still says what was applied.
-  await steps.phase(labels.recorded, () => deps.recorder.flush());
+  await steps.recorded(deps.recorder);
   const { changes } = run;
   return {
     instanceId: run.case.instanceId,

@@ -84,7 +84,6 @@ const phases = {
   volumes: 'EBS volumes kept on termination',
   autoScaling: 'out of its Auto Scaling group',
   balancers: 'out of its load balancers',
-  recorded: 'actions recorded on the case timeline',
 } as const;
 
 /**
@@ -287,8 +286,7 @@ export async function protectInstance(input: ProtectInput, deps: ProtectDeps): P
 
     for (const u of unavailable) note(u.api, 'skipped', { detail: `unavailable: ${u.reason}` });
     await Promise.all(notes);
-    // A lost record fails the step as a phase, so that the failure still says what was applied.
-    await steps.phase(phases.recorded, () => recorder.flush());
+    await steps.recorded(recorder);
     return {
       instanceId: c.instanceId,
       ...(changes.previousCaseId ? { previousCaseId: changes.previousCaseId } : {}),
@@ -386,7 +384,7 @@ async function markForEvidence(input: ProtectInput, deps: ProtectDeps): Promise<
       ),
     );
   });
-  await steps.phase(phases.recorded, () => deps.recorder.flush());
+  await steps.recorded(deps.recorder);
   return {
     instanceId: c.instanceId,
     attributes: [],

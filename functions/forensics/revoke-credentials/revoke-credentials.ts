@@ -66,7 +66,6 @@ const phases = {
   deny: 'deny on the role',
   swap: 'instance profile replaced by the quarantine profile',
   imdsv2: 'IMDSv2 required',
-  recorded: 'actions recorded on the case timeline',
 } as const;
 
 /**
@@ -213,8 +212,7 @@ export async function revokeCredentials(input: RevokeInput, deps: RevokeDeps): P
       : []),
   ];
   await steps.together(work);
-  // A lost record fails the step as a phase, so that the failure still says what was applied.
-  await steps.phase(phases.recorded, () => recorder.flush());
+  await steps.recorded(recorder);
 
   // The case's "contained" event waits for Isolate too: the first step after both sends it.
   return {

@@ -138,6 +138,16 @@ describe('decideApproval', () => {
   });
 });
 
+/** Request Approval's dependencies: the mocked table and topic, a timeline of its own. */
+const requestDeps = () => ({
+  ddb: client,
+  table: 'cases',
+  sns: new SNSClient({ region: 'us-east-1' }),
+  topicArn: 'arn:aws:sns:us-east-1:123456789012:alerts',
+  recorder: new MemoryTimeline().recorder(sampleCase.caseId, 'request-approval'),
+  now: () => now,
+});
+
 describe('requestApproval', () => {
   it('records the waiting approval and publishes what waits, the deadline and the exact commands', async () => {
     ddb.on(UpdateCommand).resolves({});
@@ -145,14 +155,7 @@ describe('requestApproval', () => {
     const theCase = { ...sampleCase, response: { action: 'approve' as const, rule: 'payments' } };
     const result = await requestApproval(
       { taskToken: 'token-1', case: theCase, timeoutSeconds: 600, timeoutAction: 'contain' },
-      {
-        ddb: client,
-        table: 'cases',
-        sns: new SNSClient({ region: 'us-east-1' }),
-        topicArn: 'arn:aws:sns:us-east-1:123456789012:alerts',
-        recorder: new MemoryTimeline().recorder(sampleCase.caseId, 'request-approval'),
-        now: () => now,
-      },
+      requestDeps(),
     );
     expect(result).toEqual({
       caseId: sampleCase.caseId,
@@ -180,14 +183,7 @@ describe('requestApproval', () => {
     await expect(
       requestApproval(
         { taskToken: 'token-2', case: sampleCase, timeoutSeconds: 600, timeoutAction: 'evidence-only' },
-        {
-          ddb: client,
-          table: 'cases',
-          sns: new SNSClient({ region: 'us-east-1' }),
-          topicArn: 'arn:aws:sns:us-east-1:123456789012:alerts',
-          recorder: new MemoryTimeline().recorder(sampleCase.caseId, 'request-approval'),
-          now: () => now,
-        },
+        requestDeps(),
       ),
     ).rejects.toMatchObject({ name: 'NotificationError' });
     const close = ddb.commandCalls(UpdateCommand)[1]?.args[0].input;
@@ -201,14 +197,7 @@ describe('requestApproval', () => {
     await expect(
       requestApproval(
         { taskToken: 't', case: sampleCase, timeoutSeconds: 60, timeoutAction: 'evidence-only' },
-        {
-          ddb: client,
-          table: 'cases',
-          sns: new SNSClient({ region: 'us-east-1' }),
-          topicArn: 'arn:aws:sns:us-east-1:123456789012:alerts',
-          recorder: new MemoryTimeline().recorder(sampleCase.caseId, 'request-approval'),
-          now: () => now,
-        },
+        requestDeps(),
       ),
     ).rejects.toMatchObject({ name: 'ApprovalAlreadyDecidedError' });
     expect(sns.commandCalls(PublishCommand)).toHaveLength(0);
